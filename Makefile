@@ -1,0 +1,52 @@
+# modelfleet: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+include hack/envtest.versions
+export KUBERNETES_VERSION ETCD_VERSION
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install modelfleet with its dev extras
+
+envtest: ## build etcd, kube-apiserver and kubectl from Go modules (cached under ~/.cache/modelfleet)
+	@if [ "$${USE_EXISTING_CLUSTER:-}" = "true" ] || [ -n "$${KUBEBUILDER_ASSETS:-}" ]; then \
+	  echo "envtest: using $${KUBEBUILDER_ASSETS:-the current kubeconfig}"; \
+	else bash hack/envtest.sh >/dev/null; fi
+
+test: install envtest ## run the whole test suite (unit, integration on a real API server, e2e)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: install ## run only the fast unit tests
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: install ## ruff + mypy --strict on the package
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff format --check operator tests bench
+	$(VENV)/bin/mypy
+
+fmt: install ## format the code
+	$(VENV)/bin/ruff format operator tests bench
+	$(VENV)/bin/ruff check --fix operator tests bench
+
+demo: install envtest ## the whole loop in one command: Git commit -> verified rollout -> revert
+	$(PY) -m modelfleet demo
+
+kind-e2e: install ## run the e2e suite on a kind cluster (needs Docker; not run in CI)
+	bash hack/kind-e2e.sh
+
+clean: ## remove the venv and caches inside the clone
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help install envtest test unit lint fmt demo kind-e2e clean

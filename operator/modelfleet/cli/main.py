@@ -1,0 +1,80 @@
+"""The ``modelfleet`` command: a table of subcommands, each in its own module.
+
+Each command module exposes ``register(subparsers) -> None`` that adds its parser(s) and sets
+``func`` (``(argparse.Namespace) -> int``) as the parser default. Modules are imported only when
+listed here, so ``--help`` lists exactly the subcommands that exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from modelfleet import __version__
+from modelfleet.errors import ModelfleetError
+
+#: Modules under ``modelfleet.cli`` that register subcommands, in ``--help`` order.
+COMMAND_MODULES: tuple[str, ...] = (
+    "devcluster",
+)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelfleet",
+        description=(
+            "Ship signed ML models to fleets of edge gateways: verified before any device sees "
+            "them, rolled out in cohorts behind health gates, rolled back by reverting a commit."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"modelfleet {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"modelfleet.cli.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    func: Handler | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return func(args)
+    except ModelfleetError as exc:
+        print(f"modelfleet {args.command}: {exc.diagnostics()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"modelfleet {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line, not a traceback; MODELFLEET_DEBUG=1 shows it
+        if os.environ.get("MODELFLEET_DEBUG"):
+            raise
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        print(
+            f"modelfleet {args.command}: unexpected {type(exc).__name__}: {detail} "
+            "(set MODELFLEET_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
