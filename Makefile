@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-include hack/envtest.versions
+include operator/modelfleet/devcluster/envtest.versions
 export KUBERNETES_VERSION ETCD_VERSION
 
 .DEFAULT_GOAL := help
@@ -23,7 +23,7 @@ install: $(STAMP) ## create .venv and install modelfleet with its dev extras
 envtest: ## build etcd, kube-apiserver and kubectl from Go modules (cached under ~/.cache/modelfleet)
 	@if [ "$${USE_EXISTING_CLUSTER:-}" = "true" ] || [ -n "$${KUBEBUILDER_ASSETS:-}" ]; then \
 	  echo "envtest: using $${KUBEBUILDER_ASSETS:-the current kubeconfig}"; \
-	else bash hack/envtest.sh >/dev/null; fi
+	else bash operator/modelfleet/devcluster/build-envtest.sh >/dev/null; fi
 
 test: install envtest ## run the whole test suite (unit, integration on a real API server, e2e)
 	$(PY) -m pytest $(PYTEST_ARGS)
