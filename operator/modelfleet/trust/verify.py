@@ -1,0 +1,359 @@
+"""The entry points: verify an artifact (operator, agent) or a model on disk (CLI) against a policy.
+
+Order of checks (cheapest and most decisive first): policy → denylist (expected digest) → digest
+of the artifact bytes, streamed → signature and signer → pinned hashing → denylist (model digest)
+→ unpacking (archives, safely) and the model's files against the signed manifest → required
+attestations. Any exception that is not a :class:`VerificationError` is turned into one (check
+``internal``): nothing but a fully successful run yields a :class:`VerifiedArtifact`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from modelfleet.trust.archive import ArchiveLimits, extract_archive, is_archive
+from modelfleet.trust.bundle import parse_json, verify_key_bundle, verify_keyless_bundle
+from modelfleet.trust.digest import compute_manifest, digest_file, root_digest
+from modelfleet.trust.errors import VerificationError
+from modelfleet.trust.material import load_public_key
+from modelfleet.trust.modelsig import (
+    SignedManifest,
+    check_hashing,
+    is_model_signing,
+    verify_model_signature,
+)
+from modelfleet.trust.policy import DIGEST_RE, Authority, Policy
+from modelfleet.trust.provenance import Provenance, check_attestations
+from modelfleet.trust.verified import _TOKEN, VerifiedArtifact
+
+log = logging.getLogger(__name__)
+MAX_SIGNATURE_BYTES = 16 * 1024 * 1024
+T = TypeVar("T")
+
+
+def _guarded(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except VerificationError:
+        raise
+    except Exception as exc:  # fail closed, with the cause in one line
+        log.debug("verification crashed", exc_info=True)
+        detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise VerificationError("internal", f"unexpected {type(exc).__name__}: {detail}") from exc
+
+
+def _read_signature(path: Path | None) -> bytes:
+    if path is None:
+        raise VerificationError("input", "no signature given: unsigned models are never accepted")
+    try:
+        if path.stat().st_size > MAX_SIGNATURE_BYTES:
+            raise VerificationError("bundle", f"signature {path.name} is larger than 16 MiB")
+        return path.read_bytes()
+    except OSError as exc:
+        raise VerificationError("input", f"cannot read signature {path}: {exc.strerror}") from None
+
+
+def _check_denied(policy: Policy, digest: str, what: str) -> None:
+    if digest in policy.denied_digests:
+        raise VerificationError("denylist", f"{what} {digest} is revoked by policy {policy.name!r}")
+
+
+def compare_manifests(expected: dict[str, str], actual: dict[str, str]) -> None:
+    """Rejects any change, addition, removal or rename, naming the first files concerned."""
+    if expected == actual:
+        return
+    added = sorted(set(actual) - set(expected))
+    removed = sorted(set(expected) - set(actual))
+    changed = sorted(k for k in set(actual) & set(expected) if actual[k] != expected[k])
+    by_digest = {expected[k]: k for k in removed}
+    renamed = [(by_digest[actual[k]], k) for k in added if actual[k] in by_digest]
+    if renamed:
+        old, new = renamed[0]
+        raise VerificationError("integrity", f"file {old!r} was renamed to {new!r}")
+    if changed:
+        raise VerificationError(
+            "integrity", f"file {changed[0]!r} was modified ({len(changed)} changed)"
+        )
+    if added:
+        raise VerificationError(
+            "integrity", f"file {added[0]!r} is not covered by the signature ({len(added)} added)"
+        )
+    raise VerificationError(
+        "integrity", f"signed file {removed[0]!r} is missing ({len(removed)} removed)"
+    )
+
+
+def _ignore_list(
+    policy: Policy, model: Path, signature: Path | None, extra: Sequence[str]
+) -> tuple[str, ...]:
+    ignore = list(policy.hashing.ignore_paths) + [str(p) for p in extra]
+    if signature is not None and model.is_dir():
+        try:  # a signature kept inside the model folder is not part of the model
+            ignore.append(signature.resolve().relative_to(model.resolve()).as_posix())
+        except ValueError:
+            pass
+    return tuple(ignore)
+
+
+def _bundle_signers(
+    raw: bytes, policy: Policy, artifact_sha256: bytes
+) -> tuple[Authority, str, str | None, int | None, datetime | None]:
+    """A plain Sigstore bundle over the artifact: message signature or DSSE naming its digest."""
+    import json
+
+    doc = parse_json(raw)
+    material = doc.get("verificationMaterial") or {}
+    failures: list[VerificationError] = []
+    for auth in policy.authorities:
+        try:
+            if auth.key is not None and "publicKey" in material:
+                key = load_public_key(auth.key.pem, f"authority {auth.name!r} key")
+                ev = verify_key_bundle(
+                    raw,
+                    key=key,
+                    artifact_sha256=artifact_sha256,
+                    trusted_root_json=None,
+                    require_tlog=False,
+                )
+            elif auth.keyless is not None and "publicKey" not in material:
+                ev = verify_keyless_bundle(
+                    raw,
+                    trusted_root_json=auth.keyless.trusted_root_json,
+                    identities=auth.keyless.identities,
+                    authority=auth.name,
+                    artifact_sha256=artifact_sha256,
+                )
+            else:
+                continue
+            if ev.payload is not None:
+                statement: Any = json.loads(ev.payload)
+                subjects = [
+                    s.get("digest", {}).get("sha256") for s in statement.get("subject") or []
+                ]
+                if artifact_sha256.hex() not in subjects:
+                    raise VerificationError(
+                        "integrity", "the signed statement's subject is not this artifact"
+                    )
+            return auth, ev.signer, ev.issuer, ev.tlog_index, ev.integrated_time
+        except VerificationError as exc:
+            failures.append(exc)
+    if not failures:
+        raise VerificationError(
+            "authority", "no authority of the policy can verify this kind of bundle"
+        )
+    best = max(failures, key=lambda e: e.stage)
+    if len(failures) > 1:
+        raise VerificationError(best.check, "; ".join(f.reason for f in failures))
+    raise best
+
+
+def _result(
+    policy: Policy,
+    digest: str,
+    signed: SignedManifest | None,
+    signers: tuple[Authority, str, str | None, int | None, datetime | None],
+    provenance: tuple[Provenance, ...],
+    now: datetime,
+    model_path: Path | None,
+) -> VerifiedArtifact:
+    auth, signer, issuer, index, when = signers
+    return VerifiedArtifact(
+        digest=digest,
+        model_digest=signed.root_digest if signed else None,
+        policy=policy.name,
+        authority=auth.name,
+        authority_kind=auth.kind,
+        signature_format="model-signing" if signed else "sigstore-bundle",
+        signer=signer,
+        issuer=issuer,
+        tlog_index=index,
+        integrated_time=when,
+        provenance=provenance,
+        verified_at=now,
+        model_path=model_path,
+        _token=_TOKEN,
+    )
+
+
+def verify_artifact(
+    policy: Policy,
+    artifact: Path,
+    *,
+    expected_digest: str,
+    signature: Path | None,
+    attestations: Sequence[Path] = (),
+    ignore_paths: Sequence[str] = (),
+    now: datetime | None = None,
+    unpack_to: Path | None = None,
+    limits: ArchiveLimits = ArchiveLimits(),
+) -> VerifiedArtifact:
+    """Verifies the artifact at ``artifact`` (a model file or a tar archive of the model folder).
+
+    ``expected_digest`` is ``"sha256:<hex>"`` of the artifact bytes (from the ModelRelease). An
+    archive is unpacked into a temporary folder, or into ``unpack_to`` (empty or missing), which is
+    kept on success and removed on failure. Raises :class:`VerificationError`.
+    """
+    return _guarded(
+        lambda: _verify_artifact(
+            policy,
+            artifact,
+            expected_digest,
+            signature,
+            attestations,
+            ignore_paths,
+            now,
+            unpack_to,
+            limits,
+        )
+    )
+
+
+def _verify_artifact(
+    policy: Policy,
+    artifact: Path,
+    expected_digest: str,
+    signature: Path | None,
+    attestations: Sequence[Path],
+    ignore_paths: Sequence[str],
+    now: datetime | None,
+    unpack_to: Path | None,
+    limits: ArchiveLimits,
+) -> VerifiedArtifact:
+    now = now or datetime.now(UTC)
+    if not DIGEST_RE.match(expected_digest):
+        raise VerificationError(
+            "digest", f"expected digest {expected_digest!r} is not sha256:<64 hex>"
+        )
+    _check_denied(policy, expected_digest, "artifact")
+    raw = _read_signature(signature)
+    if not artifact.is_file():
+        raise VerificationError("input", f"artifact {artifact} is not a file")
+    digest = digest_file(artifact)
+    if digest != expected_digest:
+        raise VerificationError(
+            "digest", f"artifact is {digest}, the release expects {expected_digest}"
+        )
+    doc = parse_json(raw, "signature")
+    if not is_model_signing(doc):
+        signers = _bundle_signers(raw, policy, bytes.fromhex(digest.removeprefix("sha256:")))
+        provenance = check_attestations(policy, attestations, frozenset({digest}), now)
+        return _result(policy, digest, None, signers, provenance, now, None)
+    signed = verify_model_signature(raw, policy, now=now)
+    check_hashing(signed, policy.hashing)
+    _check_denied(policy, signed.root_digest, "model")
+    ignore = tuple(policy.hashing.ignore_paths) + tuple(ignore_paths)
+    kept: Path | None = None
+    if is_archive(artifact):
+        scratch = (
+            None if unpack_to is not None else Path(tempfile.mkdtemp(prefix="modelfleet-verify-"))
+        )
+        folder = unpack_to if unpack_to is not None else scratch
+        assert folder is not None
+        ok = False
+        try:
+            actual = extract_archive(artifact, folder, policy.hashing, ignore=ignore, limits=limits)
+            if actual is None:
+                actual = compute_manifest(folder, policy.hashing, ignore)
+            compare_manifests(signed.items, actual)
+            ok = True
+        finally:
+            if scratch is not None or not ok:
+                shutil.rmtree(folder, ignore_errors=True)
+        kept = unpack_to
+    else:
+        known = None
+        if policy.hashing.method == "sha256" and policy.hashing.serialization == "files":
+            known = {".": digest.removeprefix("sha256:")}  # the file's digest is its manifest entry
+        compare_manifests(
+            signed.items, compute_manifest(artifact, policy.hashing, ignore, known=known)
+        )
+    provenance = check_attestations(
+        policy, attestations, frozenset({digest, signed.root_digest}), now
+    )
+    signers = (
+        signed.authority,
+        signed.signer,
+        signed.issuer,
+        signed.tlog_index,
+        signed.integrated_time,
+    )
+    return _result(policy, digest, signed, signers, provenance, now, kept)
+
+
+def verify_model(
+    policy: Policy,
+    model: Path,
+    *,
+    signature: Path | None,
+    attestations: Sequence[Path] = (),
+    ignore_paths: Sequence[str] = (),
+    now: datetime | None = None,
+) -> VerifiedArtifact:
+    """Verifies a model on disk (a folder, or one file) or a single artifact with a bundle.
+
+    A model-signing signature is checked over the model's files; a plain Sigstore bundle over the
+    bytes of ``model`` (which must then be a file). ``digest`` of the result is the artifact's
+    SHA-256 for a file and the model-signing root digest for a folder.
+    """
+    return _guarded(
+        lambda: _verify_model(policy, model, signature, attestations, ignore_paths, now)
+    )
+
+
+def _verify_model(
+    policy: Policy,
+    model: Path,
+    signature: Path | None,
+    attestations: Sequence[Path],
+    ignore_paths: Sequence[str],
+    now: datetime | None,
+) -> VerifiedArtifact:
+    now = now or datetime.now(UTC)
+    raw = _read_signature(signature)
+    if not model.exists():
+        raise VerificationError("input", f"model {model} does not exist")
+    doc = parse_json(raw, "signature")
+    if model.is_file() and not model.is_symlink():
+        digest = digest_file(model)
+        _check_denied(policy, digest, "artifact")
+        if not is_model_signing(doc):
+            signers = _bundle_signers(raw, policy, bytes.fromhex(digest.removeprefix("sha256:")))
+            provenance = check_attestations(policy, attestations, frozenset({digest}), now)
+            return _result(policy, digest, None, signers, provenance, now, None)
+    elif not is_model_signing(doc):
+        raise VerificationError(
+            "bundle", "a folder needs a model-signing signature, not a plain bundle"
+        )
+    else:
+        digest = ""
+    signed = verify_model_signature(raw, policy, now=now)
+    check_hashing(signed, policy.hashing)
+    _check_denied(policy, signed.root_digest, "model")
+    ignore = _ignore_list(policy, model, signature, ignore_paths)
+    known = None
+    if digest and policy.hashing.method == "sha256" and policy.hashing.serialization == "files":
+        known = {".": digest.removeprefix("sha256:")}
+    actual = compute_manifest(model, policy.hashing, ignore, known=known)
+    compare_manifests(signed.items, actual)
+    digest = digest or root_digest(actual)
+    subjects = frozenset({digest, signed.root_digest})
+    provenance = check_attestations(policy, attestations, subjects, now)
+    signers = (
+        signed.authority,
+        signed.signer,
+        signed.issuer,
+        signed.tlog_index,
+        signed.integrated_time,
+    )
+    return _result(policy, digest, signed, signers, provenance, now, None)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"
