@@ -1,0 +1,325 @@
+"""The gateway agent's main loop, independent of how it talks and measures.
+
+:class:`GatewayAgent` polls the fleet API for the desired state, runs one
+:class:`~modelfleet.agent.installer.ModelInstaller` task per model, samples health telemetry once
+per window and reports: at once on a state change, and every ``report_interval`` with health.
+Everything with side effects outside the data dir is injected (:class:`AgentDeps`): the fleet
+transport, the fetcher, the verifier, the health check, the health source and the clock; the real
+agent (:mod:`modelfleet.agent.runtime`) and the simulator wire different ones into this same code.
+
+Offline, the agent keeps running its active models and retries with exponential backoff and
+jitter; reports are snapshots, so only the newest one and the unsent health windows are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modelfleet import __version__
+from modelfleet.agent.clock import Backoff, Clock
+from modelfleet.agent.healthcheck import HealthCheck
+from modelfleet.agent.installer import Fetcher, InstallerContext, ModelInstaller
+from modelfleet.agent.protocol import (
+    DesiredModel,
+    DesiredState,
+    HealthWindow,
+    ModelReport,
+    ModelState,
+    Report,
+)
+from modelfleet.agent.slots import ModelSlots
+from modelfleet.agent.state import StateStore
+from modelfleet.agent.telemetry import HealthSource, RunningModel
+from modelfleet.agent.transport import FleetError, FleetTransport
+from modelfleet.agent.verifier import Verifier
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING_WINDOWS = 120
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """Plain settings of one agent (from ``agent.yaml`` or the simulator)."""
+
+    gateway: str
+    data_dir: Path
+    poll_interval: float = 30.0
+    report_interval: float = 60.0
+    window_seconds: float = 60.0
+    max_artifact_bytes: int = 16 * 1024**3
+    long_poll: float | None = None
+    max_backoff: float = 300.0
+    agent_version: str = __version__
+
+
+@dataclass(frozen=True)
+class AgentDeps:
+    """The swappable parts: transport, fetcher, verifier, health check and source, clock."""
+
+    transport: FleetTransport
+    fetcher: Fetcher
+    verifier: Verifier
+    health_check: HealthCheck
+    clock: Clock
+    health_source: HealthSource | None = None
+    rng: random.Random = field(default_factory=random.Random)
+
+
+class GatewayAgent:
+    """One gateway: ``await agent.run()`` until cancelled."""
+
+    def __init__(self, settings: AgentSettings, deps: AgentDeps) -> None:
+        self.settings = settings
+        self.deps = deps
+        self.state = StateStore(settings.data_dir, settings.gateway)
+        self._changed = asyncio.Event()
+        self._installers: dict[str, ModelInstaller] = {}
+        self._tasks: dict[str, tuple[DesiredModel, asyncio.Task[None]]] = {}
+        self._pending_health: collections.deque[HealthWindow] = collections.deque(
+            maxlen=MAX_PENDING_WINDOWS
+        )
+        self.desired: DesiredState | None = None
+        self.online = False
+        self.reports_sent = 0
+        self._ctx = InstallerContext(
+            gateway=settings.gateway,
+            data_dir=settings.data_dir,
+            fetcher=deps.fetcher,
+            verifier=deps.verifier,
+            health_check=deps.health_check,
+            clock=deps.clock,
+            state=self.state,
+            notify=self._changed.set,
+            max_artifact_bytes=settings.max_artifact_bytes,
+            retry_cap=settings.max_backoff,
+        )
+
+    @property
+    def gateway(self) -> str:
+        return self.settings.gateway
+
+    # -- start-up ---------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Restore the slot invariant of every model found on disk and load ``state.json``."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.state.load()
+        for child in sorted(self.settings.data_dir.iterdir()):
+            if not (child / "slots").is_dir():
+                continue
+            slots = ModelSlots(child, child.name)
+            for action in slots.recover():
+                log.warning("gateway %s model %s: recovery: %s", self.gateway, child.name, action)
+            rec = self.state.get(child.name)
+            active = slots.active_slot()
+            marker = slots.marker(active) if active else None
+            healthy = {
+                s: d for s, d in rec.healthy.items() if (m := slots.marker(s)) and m.digest == d
+            }
+            if healthy != rec.healthy:
+                self.state.update(child.name, healthy=healthy)
+            if marker is not None:
+                log.info(
+                    "gateway %s model %s: running %s (%s) from slot %s",
+                    self.gateway, child.name, marker.version, marker.digest, active,
+                )  # fmt: skip
+
+    def installer(self, model: str) -> ModelInstaller:
+        if model not in self._installers:
+            self._installers[model] = ModelInstaller(self._ctx, model)
+        return self._installers[model]
+
+    # -- desired state ----------------------------------------------------------------------
+
+    def apply(self, desired: DesiredState) -> None:
+        """Start, restart or keep one installer task per desired model."""
+        if desired.gateway != self.gateway and (
+            self.desired is None or self.desired.gateway != desired.gateway
+        ):
+            log.warning(
+                "gateway %s: the fleet API knows this gateway as %r", self.gateway, desired.gateway
+            )
+        self.desired = desired
+        for d in desired.models:
+            current = self._tasks.get(d.model)
+            if current is not None and current[0] == d:
+                continue  # running or done for this very desired model
+            if current is not None and not current[1].done():
+                log.info(
+                    "gateway %s model %s: desired changed to %s; abandoning %s",
+                    self.gateway, d.model, d.version, current[0].version,
+                )  # fmt: skip
+                current[1].cancel()
+            task = asyncio.create_task(self._run_installer(d), name=f"{self.gateway}/{d.model}")
+            self._tasks[d.model] = (d, task)
+        for model in set(self._tasks) - {d.model for d in desired.models}:
+            d_old, task = self._tasks.pop(model)
+            if not task.done():
+                log.info(
+                    "gateway %s model %s: no longer desired; stopping install of %s, keeping the "
+                    "active model",
+                    self.gateway, model, d_old.version,
+                )  # fmt: skip
+                task.cancel()
+
+    async def _run_installer(self, d: DesiredModel) -> None:
+        backoff = Backoff(base=2.0, cap=self.settings.max_backoff, rng=self.deps.rng)
+        while True:
+            try:
+                await self.installer(d.model).reconcile(d)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # log with context, then retry: the invariant holds
+                delay = backoff.next_delay()
+                log.exception(
+                    "gateway %s model %s: unexpected error installing %s (%s); retrying in %.0fs",
+                    self.gateway, d.model, d.version, exc, delay,
+                )  # fmt: skip
+                await self.deps.clock.sleep(delay)
+
+    async def wait_idle(self) -> None:
+        """Wait until every installer task has finished (tests, simulator)."""
+        while pending := [t for _, t in self._tasks.values() if not t.done()]:
+            await asyncio.wait(pending)
+
+    # -- reporting --------------------------------------------------------------------------
+
+    def running_models(self) -> list[RunningModel]:
+        out = []
+        for model in sorted(self._known_models()):
+            slots = self.installer(model).slots
+            active = slots.active_slot()
+            marker = slots.marker(active) if active else None
+            if marker is not None:
+                out.append(RunningModel(model=model, version=marker.version))
+        return out
+
+    def _known_models(self) -> set[str]:
+        models = set(self.state.models)
+        if self.desired is not None:
+            models |= {d.model for d in self.desired.models}
+        return models
+
+    def build_report(self, health: tuple[HealthWindow, ...] = ()) -> Report:
+        models = []
+        for name in sorted(self.state.models):
+            rec = self.state.get(name)
+            if rec.state is ModelState.IDLE and not rec.digest:
+                continue
+            models.append(
+                ModelReport(
+                    model=name,
+                    version=rec.version,
+                    digest=rec.digest,
+                    slot=rec.slot,
+                    state=rec.state,
+                    message=rec.message,
+                )
+            )
+        return Report(
+            agent_version=self.settings.agent_version, models=tuple(models), health=health
+        )
+
+    async def report_once(self) -> None:
+        """Send the current snapshot and every unsent health window; raises FleetError."""
+        self._changed.clear()
+        health = tuple(self._pending_health)
+        await self.deps.transport.post_report(self.build_report(health))
+        for _ in health:
+            self._pending_health.popleft()
+        self.reports_sent += 1
+
+    # -- loops ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Recover, then poll, report and sample until cancelled."""
+        self.recover()
+        loops = [self._poll_loop(), self._report_loop()]
+        if self.deps.health_source is not None:
+            loops.append(self._telemetry_loop())
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for coro in loops:
+                    tg.create_task(coro)
+        finally:
+            for _, task in self._tasks.values():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*(t for _, t in self._tasks.values()), return_exceptions=True)
+
+    async def poll_once(self, etag: str | None) -> DesiredState | None:
+        desired = await self.deps.transport.get_desired(etag=etag, wait=self.settings.long_poll)
+        if desired is not None:
+            self.apply(desired)
+        return desired
+
+    async def _poll_loop(self) -> None:
+        etag: str | None = None
+        backoff = Backoff(base=1.0, cap=self.settings.max_backoff, rng=self.deps.rng)
+        poll_after = self.settings.poll_interval
+        while True:
+            try:
+                desired = await self.poll_once(etag)
+            except FleetError as exc:
+                delay = backoff.next_delay()
+                level = logging.WARNING if self.online or backoff.attempts == 1 else logging.INFO
+                log.log(
+                    level,
+                    "gateway %s: cannot get desired state (%s); keeping active models, retry in "
+                    "%.1fs",
+                    self.gateway, exc.diagnostics(), delay,
+                )  # fmt: skip
+                self.online = False
+                await self.deps.clock.sleep(delay)
+                continue
+            if not self.online:
+                log.info("gateway %s: connected to the fleet API", self.gateway)
+            self.online = True
+            backoff.reset()
+            if desired is not None:
+                etag = desired.etag
+                if desired.poll_after_seconds is not None:
+                    poll_after = desired.poll_after_seconds
+            await self.deps.clock.sleep(poll_after)
+
+    async def _report_loop(self) -> None:
+        backoff = Backoff(base=1.0, cap=self.settings.max_backoff, rng=self.deps.rng)
+        while True:
+            try:
+                await self.report_once()
+            except FleetError as exc:
+                delay = backoff.next_delay()
+                log.info(
+                    "gateway %s: report not delivered (%s); retry in %.1fs",
+                    self.gateway, exc.diagnostics(), delay,
+                )  # fmt: skip
+                await self.deps.clock.sleep(delay)
+                continue
+            backoff.reset()
+            await self._wait_changed(self.settings.report_interval)
+
+    async def _wait_changed(self, delay: float) -> None:
+        """Sleep ``delay`` on the clock, or less when a state changed."""
+        waiter = asyncio.create_task(self._changed.wait())
+        sleeper = asyncio.create_task(self.deps.clock.sleep(delay))
+        try:
+            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            sleeper.cancel()
+
+    async def _telemetry_loop(self) -> None:
+        source = self.deps.health_source
+        assert source is not None
+        while True:
+            await self.deps.clock.sleep(self.settings.window_seconds)
+            windows = await source.sample(self.running_models())
+            self._pending_health.extend(windows)

@@ -1,0 +1,309 @@
+"""Bringing one model to its desired version: download, verify, activate, health-check, and
+switch back on failure. One :class:`ModelInstaller` per model; :meth:`reconcile` is idempotent
+and safe to cancel at any await (the agent cancels it when the desired version changes).
+
+The order of a reconcile, from what is on disk (slots and markers) and in ``state.json``:
+
+1. the active slot already holds the desired digest: done if it passed its health check,
+   otherwise run the check (a restart interrupted it);
+2. the active slot never passed a health check but the other slot did: switch back first;
+3. the desired digest failed before under the same policy: report that, do not retry;
+4. install into the inactive slot (reusing it when it already holds the verified digest),
+   activate, health-check; on failure switch back to the last healthy slot.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
+
+from modelfleet.agent.clock import Backoff, Clock, isoformat
+from modelfleet.agent.download import DownloadError, Progress
+from modelfleet.agent.healthcheck import HealthCheck, HealthTarget
+from modelfleet.agent.protocol import DesiredModel, ModelState
+from modelfleet.agent.slots import PART_SUFFIX, Marker, ModelSlots
+from modelfleet.agent.state import FailedTarget, StateStore
+from modelfleet.agent.verifier import Verifier, VerifyRequest
+from modelfleet.errors import ModelfleetError
+
+log = logging.getLogger(__name__)
+
+MAX_SIGNATURE_BYTES = 16 * 1024 * 1024
+
+
+class Fetcher(Protocol):
+    """What the installer needs from a downloader (see :class:`~.download.Downloader`)."""
+
+    async def fetch(
+        self, uri: str, dest: Path, *, max_bytes: int, progress: Progress | None = None
+    ) -> int: ...
+
+
+@dataclass(frozen=True)
+class InstallerContext:
+    """What every model installer of one agent shares."""
+
+    gateway: str
+    data_dir: Path
+    fetcher: Fetcher
+    verifier: Verifier
+    health_check: HealthCheck
+    clock: Clock
+    state: StateStore
+    notify: Callable[[], None]
+    max_artifact_bytes: int
+    retry_cap: float = 300.0
+
+
+class ModelInstaller:
+    """Installs desired versions of one model into its A/B slots."""
+
+    def __init__(self, ctx: InstallerContext, model: str) -> None:
+        self.ctx = ctx
+        self.model = model
+        self.slots = ModelSlots(ctx.data_dir / model, model)
+        self.slots.ensure()
+
+    # -- state ------------------------------------------------------------------------------
+
+    def _p(self) -> str:
+        return f"gateway {self.ctx.gateway} model {self.model}"
+
+    def _set(self, d: DesiredModel | Marker | None, state: ModelState, message: str = "") -> None:
+        rec = self.ctx.state.get(self.model)
+        version = d.version if d is not None else ""
+        digest = d.digest if d is not None else ""
+        slot = self.slots.active_slot() or ""
+        if (rec.version, rec.digest, rec.slot, rec.state, rec.message) == (
+            version, digest, slot, state, message,
+        ):  # fmt: skip
+            return
+        since = rec.since if (rec.state, rec.digest) == (state, digest) and rec.since else ""
+        self.ctx.state.put(
+            self.model,
+            replace(
+                rec,
+                version=version,
+                digest=digest,
+                slot=slot,
+                state=state,
+                message=message,
+                since=since or isoformat(self.ctx.clock.now()),
+            ),
+        )
+        self.ctx.notify()
+
+    def _healthy(self, slot: str | None) -> bool:
+        if slot is None:
+            return False
+        marker = self.slots.marker(slot)
+        return marker is not None and self.ctx.state.get(self.model).healthy.get(slot) == (
+            marker.digest
+        )
+
+    def _set_healthy(self, slot: str, digest: str | None) -> None:
+        rec = self.ctx.state.get(self.model)
+        healthy = dict(rec.healthy)
+        if digest is None:
+            healthy.pop(slot, None)
+        else:
+            healthy[slot] = digest
+        if healthy != rec.healthy:
+            self.ctx.state.put(self.model, replace(rec, healthy=healthy))
+
+    # -- reconcile --------------------------------------------------------------------------
+
+    async def reconcile(self, d: DesiredModel) -> None:
+        """Make ``d`` the active, healthy version of this model (or report why not)."""
+        slots = self.slots
+        active = slots.active_slot()
+        marker = slots.marker(active) if active else None
+        if active and marker and marker.digest == d.digest:
+            if self._healthy(active):
+                self._set(d, ModelState.ACTIVE)
+            else:
+                await self._health_gate(d, active, previous=slots.other(active))
+            return
+        if active and not self._healthy(active) and self._healthy(slots.other(active)):
+            back = slots.other(active)
+            back_marker = slots.marker(back)
+            assert back_marker is not None  # _healthy checked it
+            log.warning(
+                "%s: active %s never passed its health check; switching back to %s in slot %s",
+                self._p(), marker.version if marker else "?", back_marker.version, back,
+            )  # fmt: skip
+            slots.activate(back, back_marker.digest)
+            active = back
+        rec = self.ctx.state.get(self.model)
+        failed = rec.failed
+        if (
+            failed is not None
+            and failed.digest == d.digest
+            and failed.policy_digest == self.ctx.verifier.policy_digest
+        ):
+            self._set(d, failed.state, failed.reason)
+            return
+        target = slots.other(active)
+        tmarker = slots.marker(target)
+        if not (
+            tmarker is not None
+            and tmarker.digest == d.digest
+            and tmarker.policy_digest == self.ctx.verifier.policy_digest
+        ):
+            if not await self._install(d, target):
+                return
+        else:
+            log.info("%s: %s already verified in slot %s; reusing it", self._p(), d.version, target)
+        await self._health_gate(d, target, previous=active)
+
+    async def _install(self, d: DesiredModel, slot: str) -> bool:
+        """Download and verify ``d`` into ``slot``; False after reporting a failure."""
+        hexd = d.digest.removeprefix("sha256:")[:16]
+        artifact_name = f"artifact.{hexd}"
+        self._set_healthy(slot, None)
+        slot_dir = self.slots.prepare(slot, keep_part=artifact_name + PART_SUFFIX)
+        self._set(d, ModelState.DOWNLOADING)
+        backoff = Backoff(base=2.0, cap=self.ctx.retry_cap)
+        while True:
+            try:
+                artifact, signature, attestations = await self._download_all(d, slot_dir)
+                break
+            except DownloadError as exc:
+                if not exc.transient:
+                    self._fail(d, ModelState.FAILED, f"download failed: {exc.diagnostics()}")
+                    return False
+                delay = backoff.next_delay()
+                log.warning(
+                    "%s: download of %s failed (%s); retrying in %.1fs",
+                    self._p(), d.version, exc.diagnostics(), delay,
+                )  # fmt: skip
+                self._set(d, ModelState.DOWNLOADING, f"retrying in {delay:.0f}s: {exc}")
+                await self.ctx.clock.sleep(delay)
+        self._set(d, ModelState.DOWNLOADED)
+        self._set(d, ModelState.VERIFYING)
+        request = VerifyRequest(
+            model=self.model,
+            version=d.version,
+            expected_digest=d.digest,
+            slot_dir=slot_dir,
+            artifact=artifact,
+            artifact_name=_file_name(d.artifact_uri, self.model),
+            signature=signature,
+            attestations=attestations,
+        )
+        try:
+            verified = await self.ctx.verifier.verify(request)
+        except ModelfleetError as exc:
+            self.slots.prepare(slot)  # drop the untrusted bytes
+            self._fail(d, ModelState.FAILED, f"verification failed: {exc.diagnostics()}")
+            return False
+        self.slots.write_marker(
+            slot,
+            Marker(
+                digest=verified.digest,
+                version=d.version,
+                model_path=verified.model_path,
+                artifact=artifact.name,
+                signature=signature.name if signature else "",
+                attestations=tuple(a.name for a in attestations),
+                signature_digest=verified.signature_digest,
+                policy_digest=self.ctx.verifier.policy_digest,
+                verified_at=isoformat(self.ctx.clock.now()),
+            ),
+        )
+        log.info(
+            "%s: %s (%s) verified in slot %s%s",
+            self._p(), d.version, d.digest, slot,
+            f", signed by {verified.signer}" if verified.signer else "",
+        )  # fmt: skip
+        return True
+
+    async def _download_all(
+        self, d: DesiredModel, slot_dir: Path
+    ) -> tuple[Path, Path | None, tuple[Path, ...]]:
+        hexd = d.digest.removeprefix("sha256:")[:16]
+        artifact = slot_dir / f"artifact.{hexd}"
+        if not artifact.exists():
+            log.info("%s: downloading %s from %s", self._p(), d.version, d.artifact_uri)
+            await self.ctx.fetcher.fetch(
+                d.artifact_uri, artifact, max_bytes=self.ctx.max_artifact_bytes
+            )
+        signature: Path | None = None
+        if d.signature_uri:
+            signature = slot_dir / "signature.json"
+            if not signature.exists():
+                await self.ctx.fetcher.fetch(
+                    d.signature_uri, signature, max_bytes=MAX_SIGNATURE_BYTES
+                )
+        attestations: list[Path] = []
+        for i, uri in enumerate(d.attestation_uris):
+            path = slot_dir / f"attestation-{i}.json"
+            if not path.exists():
+                await self.ctx.fetcher.fetch(uri, path, max_bytes=MAX_SIGNATURE_BYTES)
+            attestations.append(path)
+        return artifact, signature, tuple(attestations)
+
+    async def _health_gate(self, d: DesiredModel, slot: str, *, previous: str | None) -> None:
+        """Activate ``slot`` (if not already), health-check it, switch back on failure."""
+        slots = self.slots
+        marker = slots.marker(slot)
+        assert marker is not None and marker.digest == d.digest
+        fallback = previous if previous is not None and self._healthy(previous) else None
+        self._set(d, ModelState.ACTIVATING)
+        if slots.active_slot() != slot:
+            slots.activate(slot, d.digest)
+            log.info("%s: activated %s in slot %s", self._p(), d.version, slot)
+            self._set(d, ModelState.ACTIVATING)
+        path = slots.active_link / marker.model_path
+        result = await self.ctx.health_check.check(
+            HealthTarget(model=self.model, version=d.version, digest=d.digest, path=path)
+        )
+        if result.ok:
+            self._set_healthy(slot, d.digest)
+            rec = self.ctx.state.get(self.model)
+            if rec.failed is not None:
+                self.ctx.state.put(self.model, replace(rec, failed=None))
+            self._set(d, ModelState.ACTIVE)
+            log.info("%s: %s is active and healthy in slot %s", self._p(), d.version, slot)
+            return
+        if fallback is not None:
+            fmarker = slots.marker(fallback)
+            assert fmarker is not None
+            slots.activate(fallback, fmarker.digest)
+            reason = (
+                f"{result.reason}; rolled back to {fmarker.version} ({fmarker.digest}) "
+                f"in slot {fallback}"
+            )
+        else:
+            slots.deactivate()
+            reason = f"{result.reason}; no previous healthy model, none active"
+        log.warning("%s: %s failed its health check: %s", self._p(), d.version, reason)
+        self._fail(d, ModelState.ROLLED_BACK, reason)
+
+    def _fail(self, d: DesiredModel, state: ModelState, reason: str) -> None:
+        rec = self.ctx.state.get(self.model)
+        self.ctx.state.put(
+            self.model,
+            replace(
+                rec,
+                failed=FailedTarget(
+                    digest=d.digest,
+                    version=d.version,
+                    state=state,
+                    reason=reason,
+                    policy_digest=self.ctx.verifier.policy_digest,
+                ),
+            ),
+        )
+        if state is ModelState.FAILED:
+            log.warning("%s: %s failed: %s", self._p(), d.version, reason)
+        self._set(d, state, reason)
+
+
+def _file_name(uri: str, model: str) -> str:
+    name = PurePosixPath(unquote(urlsplit(uri).path)).name
+    return name if name and name not in (".", "..") else model
