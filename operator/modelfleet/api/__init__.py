@@ -1,0 +1,90 @@
+"""The Kubernetes-facing API of modelfleet: names, typed views of objects, status helpers.
+
+``parse_release`` / ``parse_gateway`` / ``parse_trust_policy`` turn API dicts into the immutable
+views of :mod:`modelfleet.core` (raising :class:`~modelfleet.errors.ConfigError` naming the field);
+``status_to_dict`` / ``status_patch`` go the other way. Imports only :mod:`modelfleet.core`.
+"""
+
+from __future__ import annotations
+
+from modelfleet.api.constants import (
+    ACTION_ANNOTATION,
+    ACTION_ID_ANNOTATION,
+    API_VERSION,
+    CONDITION_CONFLICT,
+    CONDITION_DEGRADED,
+    CONDITION_PROGRESSING,
+    CONDITION_READY,
+    CONDITION_VERIFIED,
+    EDGEGATEWAY_KIND,
+    EDGEGATEWAY_PLURAL,
+    FIELD_MANAGER_CLI,
+    FIELD_MANAGER_FLEET_API,
+    FIELD_MANAGER_OPERATOR,
+    FIELD_MANAGER_SYNC,
+    GROUP,
+    MODELRELEASE_KIND,
+    MODELRELEASE_PLURAL,
+    SOURCE_PATH_ANNOTATION,
+    SOURCE_REPO_ANNOTATION,
+    SOURCE_REVISION_ANNOTATION,
+    TRUSTPOLICY_KIND,
+    TRUSTPOLICY_PLURAL,
+    VERSION,
+)
+from modelfleet.api.gateway import parse_gateway
+from modelfleet.api.release import (
+    object_name,
+    parse_action,
+    parse_release,
+    parse_selector,
+    parse_source,
+    parse_spec,
+)
+from modelfleet.api.trustpolicy import TrustPolicySpec, parse_trust_policy
+from modelfleet.core.conditions import is_true, set_condition, status_of
+from modelfleet.core.doc import format_time, parse_time
+from modelfleet.core.wire import status_from_dict, status_patch, status_to_dict
+
+__all__ = [
+    "ACTION_ANNOTATION",
+    "ACTION_ID_ANNOTATION",
+    "API_VERSION",
+    "CONDITION_CONFLICT",
+    "CONDITION_DEGRADED",
+    "CONDITION_PROGRESSING",
+    "CONDITION_READY",
+    "CONDITION_VERIFIED",
+    "EDGEGATEWAY_KIND",
+    "EDGEGATEWAY_PLURAL",
+    "FIELD_MANAGER_CLI",
+    "FIELD_MANAGER_FLEET_API",
+    "FIELD_MANAGER_OPERATOR",
+    "FIELD_MANAGER_SYNC",
+    "GROUP",
+    "MODELRELEASE_KIND",
+    "MODELRELEASE_PLURAL",
+    "SOURCE_PATH_ANNOTATION",
+    "SOURCE_REPO_ANNOTATION",
+    "SOURCE_REVISION_ANNOTATION",
+    "TRUSTPOLICY_KIND",
+    "TRUSTPOLICY_PLURAL",
+    "VERSION",
+    "TrustPolicySpec",
+    "format_time",
+    "is_true",
+    "object_name",
+    "parse_action",
+    "parse_gateway",
+    "parse_release",
+    "parse_selector",
+    "parse_source",
+    "parse_spec",
+    "parse_time",
+    "parse_trust_policy",
+    "set_condition",
+    "status_from_dict",
+    "status_of",
+    "status_patch",
+    "status_to_dict",
+]

@@ -1,0 +1,86 @@
+"""Pure rollout logic: cohorts, ``desired_state``, gates and ``decide()``.
+
+No I/O and no clock reads (``now`` is always an argument); imports none of kopf, kubernetes,
+aiohttp, sigstore or yaml. The operator and the fleet API both call :func:`desired_state`, so what
+the operator counts and what gateways are told can never disagree.
+"""
+
+from __future__ import annotations
+
+from modelfleet.core.cohorts import BUCKETS, CohortPlan, bucket, first_step, in_cohort
+from modelfleet.core.desired import Assigner, Assignment, Role, desired_state
+from modelfleet.core.durations import DurationError, format_duration, parse_duration
+from modelfleet.core.phases import ROLLING_PHASES, TARGET_PHASES, TRANSITIONS, Phase
+from modelfleet.core.selectors import LabelSelector, Operator, Requirement
+from modelfleet.core.types import (
+    Action,
+    ActionKind,
+    CohortStatus,
+    Condition,
+    GateResult,
+    Gates,
+    GateStatus,
+    Gateway,
+    HealthReport,
+    HistoryEntry,
+    ModelState,
+    ModelStateKind,
+    Provenance,
+    Release,
+    ReleaseSpec,
+    ReleaseStatus,
+    RollbackMode,
+    RolloutStatus,
+    Source,
+    Step,
+    Verification,
+    VersionSnapshot,
+)
+from modelfleet.core.wire import status_from_dict, status_patch, status_to_dict
+
+__all__ = [
+    "BUCKETS",
+    "ROLLING_PHASES",
+    "TARGET_PHASES",
+    "TRANSITIONS",
+    "Action",
+    "ActionKind",
+    "Assigner",
+    "Assignment",
+    "CohortPlan",
+    "CohortStatus",
+    "Condition",
+    "DurationError",
+    "GateResult",
+    "GateStatus",
+    "Gates",
+    "Gateway",
+    "HealthReport",
+    "HistoryEntry",
+    "LabelSelector",
+    "ModelState",
+    "ModelStateKind",
+    "Operator",
+    "Phase",
+    "Provenance",
+    "Release",
+    "ReleaseSpec",
+    "ReleaseStatus",
+    "Requirement",
+    "Role",
+    "RollbackMode",
+    "RolloutStatus",
+    "Source",
+    "Step",
+    "Verification",
+    "VersionSnapshot",
+    "bucket",
+    "desired_state",
+    "first_step",
+    "format_duration",
+    "in_cohort",
+    "parse_duration",
+    "status_from_dict",
+    "status_patch",
+    "status_to_dict",
+]

@@ -1,0 +1,453 @@
+"""ModelRelease ``status`` as a dict, both ways, and the patch between two statuses.
+
+``decide()`` returns its new status as the dict the CRD schema describes; the operator reads the
+persisted status back with :func:`status_from_dict`, so a restarted operator resumes from exactly
+what was written. :data:`STATUS_FIELDS` declares every status path read or written here; the
+schema-drift test checks each against ``crds/modelrelease.yaml``. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from modelfleet.core.doc import FieldRegistry, Node, format_time
+from modelfleet.core.phases import Phase
+from modelfleet.core.types import (
+    CohortStatus,
+    Condition,
+    GateResult,
+    GateStatus,
+    HistoryEntry,
+    Provenance,
+    ReleaseStatus,
+    RolloutStatus,
+    Source,
+    Verification,
+    VersionSnapshot,
+)
+
+_VERIFICATION = (
+    "verified",
+    "digest",
+    "authority",
+    "signer",
+    "issuer",
+    "keyId",
+    "tlogIndex",
+    "integratedTime",
+    "provenance",
+    "provenance.predicateType",
+    "provenance.builder",
+    "provenance.repo",
+    "provenance.ref",
+    "at",
+    "reason",
+    "generation",
+)
+_SNAPSHOT = ("version", "digest", "uri", "signature", "attestations", "since", "verification")
+
+#: Every ``status`` path this module reads or writes (``[]`` marks array items).
+STATUS_FIELDS = FieldRegistry(
+    "ModelRelease.status",
+    [
+        "status",
+        "status.observedGeneration",
+        "status.phase",
+        "status.reason",
+        "status.message",
+        "status.conditions",
+        *(
+            f"status.conditions[].{k}"
+            for k in (
+                "type",
+                "status",
+                "reason",
+                "message",
+                "observedGeneration",
+                "lastTransitionTime",
+            )
+        ),
+        "status.stable",
+        "status.target",
+        *(f"status.{s}.{k}" for s in ("stable", "target") for k in _SNAPSHOT),
+        *(f"status.{s}.verification.{k}" for s in ("stable", "target") for k in _VERIFICATION),
+        "status.verification",
+        *(f"status.verification.{k}" for k in _VERIFICATION),
+        "status.rollout",
+        *(
+            f"status.rollout.{k}"
+            for k in (
+                "step",
+                "stepName",
+                "stepStartedAt",
+                "convergedAt",
+                "healthySince",
+                "inconclusiveSince",
+                "lastActionId",
+                "cohorts",
+                "gates",
+            )
+        ),
+        *(
+            f"status.rollout.cohorts[].{k}"
+            for k in ("name", "assigned", "active", "failed", "reporting")
+        ),
+        *(
+            f"status.rollout.gates.{k}"
+            for k in (
+                "result",
+                "reason",
+                "failedGateways",
+                "errorRate",
+                "latencyP95Ms",
+                "driftScore",
+                "reportingRatio",
+                "requests",
+                "evaluatedAt",
+            )
+        ),
+        "status.source",
+        *(f"status.source.{k}" for k in ("repoURL", "revision", "path")),
+        "status.history",
+        *(
+            f"status.history[].{k}"
+            for k in (
+                "version",
+                "digest",
+                "outcome",
+                "revision",
+                "startedAt",
+                "finishedAt",
+                "reason",
+            )
+        ),
+    ],
+)
+
+
+def _drop_none(items: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in items.items() if v is not None}
+
+
+def _time(value: Any) -> str | None:
+    return None if value is None else format_time(value)
+
+
+# --------------------------------------------------------------------------- to dict
+
+
+def verification_to_dict(v: Verification) -> dict[str, Any]:
+    """``status.verification`` (and ``stable/target.verification``)."""
+    provenance = None
+    if v.provenance is not None:
+        p = v.provenance
+        provenance = _drop_none(
+            {"predicateType": p.predicate_type, "builder": p.builder, "repo": p.repo, "ref": p.ref}
+        )
+    return _drop_none(
+        {
+            "verified": v.verified,
+            "digest": v.digest,
+            "authority": v.authority,
+            "signer": v.signer,
+            "issuer": v.issuer,
+            "keyId": v.key_id,
+            "tlogIndex": v.tlog_index,
+            "integratedTime": v.integrated_time,
+            "provenance": provenance,
+            "at": _time(v.at),
+            "reason": v.reason or None,
+            "generation": v.generation,
+        }
+    )
+
+
+def snapshot_to_dict(s: VersionSnapshot) -> dict[str, Any]:
+    """``status.stable`` / ``status.target``."""
+    return _drop_none(
+        {
+            "version": s.version,
+            "digest": s.digest,
+            "uri": s.uri,
+            "signature": s.signature,
+            "attestations": list(s.attestations) if s.attestations else None,
+            "since": _time(s.since),
+            "verification": None
+            if s.verification is None
+            else verification_to_dict(s.verification),
+        }
+    )
+
+
+def _rollout_to_dict(r: RolloutStatus) -> dict[str, Any]:
+    gates = None
+    if r.gates is not None:
+        g = r.gates
+        gates = _drop_none(
+            {
+                "result": g.result.value,
+                "reason": g.reason,
+                "failedGateways": g.failed_gateways,
+                "errorRate": g.error_rate,
+                "latencyP95Ms": g.latency_p95_ms,
+                "driftScore": g.drift_score,
+                "reportingRatio": g.reporting_ratio,
+                "requests": g.requests,
+                "evaluatedAt": _time(g.evaluated_at),
+            }
+        )
+    return _drop_none(
+        {
+            "step": r.step,
+            "stepName": r.step_name,
+            "stepStartedAt": _time(r.step_started_at),
+            "convergedAt": _time(r.converged_at),
+            "healthySince": _time(r.healthy_since),
+            "inconclusiveSince": _time(r.inconclusive_since),
+            "lastActionId": r.last_action_id,
+            "cohorts": [
+                {
+                    "name": c.name,
+                    "assigned": c.assigned,
+                    "active": c.active,
+                    "failed": c.failed,
+                    "reporting": c.reporting,
+                }
+                for c in r.cohorts
+            ],
+            "gates": gates,
+        }
+    )
+
+
+def status_to_dict(status: ReleaseStatus) -> dict[str, Any]:
+    """The whole status as the CRD schema spells it (absent values are omitted)."""
+    return _drop_none(
+        {
+            "observedGeneration": status.observed_generation,
+            "phase": status.phase.value,
+            "reason": status.reason,
+            "message": status.message,
+            "conditions": [
+                _drop_none(
+                    {
+                        "type": c.type,
+                        "status": c.status,
+                        "reason": c.reason or None,
+                        "message": c.message or None,
+                        "observedGeneration": c.observed_generation,
+                        "lastTransitionTime": _time(c.last_transition_time),
+                    }
+                )
+                for c in status.conditions
+            ],
+            "stable": None if status.stable is None else snapshot_to_dict(status.stable),
+            "target": None if status.target is None else snapshot_to_dict(status.target),
+            "verification": (
+                None if status.verification is None else verification_to_dict(status.verification)
+            ),
+            "rollout": _rollout_to_dict(status.rollout),
+            "source": (
+                None
+                if status.source is None
+                else _drop_none(
+                    {
+                        "repoURL": status.source.repo_url,
+                        "revision": status.source.revision,
+                        "path": status.source.path,
+                    }
+                )
+            ),
+            "history": [
+                _drop_none(
+                    {
+                        "version": h.version,
+                        "digest": h.digest,
+                        "outcome": h.outcome,
+                        "revision": h.revision,
+                        "startedAt": _time(h.started_at),
+                        "finishedAt": _time(h.finished_at),
+                        "reason": h.reason,
+                    }
+                )
+                for h in status.history
+            ],
+        }
+    )
+
+
+def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch taking status dict ``old`` to ``new``, by top-level field.
+
+    Changed fields are replaced whole (lists and objects alike, so ``conditions`` and
+    ``history`` never merge element-wise); fields gone from ``new`` are set to ``None`` (delete).
+    An empty result means nothing to write.
+    """
+    patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
+    patch.update({k: None for k in old if k not in new and k in _OWNED})
+    return patch
+
+
+#: Top-level status fields that ``decide`` owns (others, if any, are left alone by patches).
+_OWNED = frozenset(
+    {
+        "observedGeneration",
+        "phase",
+        "reason",
+        "message",
+        "conditions",
+        "stable",
+        "target",
+        "verification",
+        "rollout",
+        "source",
+        "history",
+    }
+)
+
+
+# --------------------------------------------------------------------------- from dict
+
+
+def _verification(n: Node | None) -> Verification | None:
+    if n is None:
+        return None
+    p = n.node("provenance")
+    provenance = None
+    if p is not None:
+        provenance = Provenance(
+            predicate_type=p.string("predicateType"),
+            builder=p.string("builder"),
+            repo=p.string("repo"),
+            ref=p.string("ref"),
+        )
+    return Verification(
+        verified=n.boolean("verified"),
+        digest=n.string("digest") or "",
+        reason=n.string("reason") or "",
+        authority=n.string("authority"),
+        signer=n.string("signer"),
+        issuer=n.string("issuer"),
+        key_id=n.string("keyId"),
+        tlog_index=n.integer("tlogIndex"),
+        integrated_time=n.string("integratedTime"),
+        provenance=provenance,
+        at=n.timestamp("at"),
+        generation=n.integer("generation"),
+    )
+
+
+def _snapshot(n: Node | None) -> VersionSnapshot | None:
+    if n is None or not n.string("digest"):
+        return None
+    return VersionSnapshot(
+        version=n.string("version") or "",
+        digest=n.required_string("digest"),
+        uri=n.string("uri") or "",
+        signature=n.string("signature"),
+        attestations=n.strings("attestations"),
+        since=n.timestamp("since"),
+        verification=_verification(n.node("verification")),
+    )
+
+
+def _rollout(n: Node | None) -> RolloutStatus:
+    if n is None:
+        return RolloutStatus()
+    g = n.node("gates")
+    gates = None
+    result_text = None if g is None else g.string("result")
+    if g is not None and result_text:
+        try:
+            result = GateResult(result_text)
+        except ValueError:
+            raise g.error("result", f"unknown gate result {result_text!r}") from None
+        gates = GateStatus(
+            result=result,
+            reason=g.string("reason") or "",
+            failed_gateways=g.integer("failedGateways") or 0,
+            error_rate=g.number("errorRate"),
+            latency_p95_ms=g.number("latencyP95Ms"),
+            drift_score=g.number("driftScore"),
+            reporting_ratio=g.number("reportingRatio"),
+            requests=g.integer("requests") or 0,
+            evaluated_at=g.timestamp("evaluatedAt"),
+        )
+    return RolloutStatus(
+        step=n.integer("step", minimum=0) or 0,
+        step_name=n.string("stepName"),
+        step_started_at=n.timestamp("stepStartedAt"),
+        converged_at=n.timestamp("convergedAt"),
+        healthy_since=n.timestamp("healthySince"),
+        inconclusive_since=n.timestamp("inconclusiveSince"),
+        last_action_id=n.string("lastActionId"),
+        cohorts=tuple(
+            CohortStatus(
+                name=c.string("name") or "",
+                assigned=c.integer("assigned") or 0,
+                active=c.integer("active") or 0,
+                failed=c.integer("failed") or 0,
+                reporting=c.integer("reporting") or 0,
+            )
+            for c in n.nodes("cohorts")
+        ),
+        gates=gates,
+    )
+
+
+def status_from_dict(
+    data: Mapping[str, Any] | None, *, where: str = "ModelRelease"
+) -> ReleaseStatus:
+    """Parse a persisted ``status`` (``None`` or ``{}``: a release never reconciled)."""
+    if not data:
+        return ReleaseStatus()
+    root = Node(data, registry=STATUS_FIELDS, where=where, path="status", schema="status")
+    phase_text = root.string("phase")
+    try:
+        phase = Phase(phase_text) if phase_text else Phase.PENDING
+    except ValueError:
+        raise root.error("phase", f"unknown phase {phase_text!r}") from None
+    src = root.node("source")
+    return ReleaseStatus(
+        phase=phase,
+        observed_generation=root.integer("observedGeneration"),
+        reason=root.string("reason"),
+        message=root.string("message"),
+        conditions=tuple(
+            Condition(
+                type=c.required_string("type"),
+                status=c.string("status") or "Unknown",
+                reason=c.string("reason") or "",
+                message=c.string("message") or "",
+                observed_generation=c.integer("observedGeneration"),
+                last_transition_time=c.timestamp("lastTransitionTime"),
+            )
+            for c in root.nodes("conditions")
+        ),
+        stable=_snapshot(root.node("stable")),
+        target=_snapshot(root.node("target")),
+        verification=_verification(root.node("verification")),
+        rollout=_rollout(root.node("rollout")),
+        source=(
+            None
+            if src is None
+            else Source(
+                repo_url=src.string("repoURL"),
+                revision=src.string("revision"),
+                path=src.string("path"),
+            )
+        ),
+        history=tuple(
+            HistoryEntry(
+                version=h.string("version") or "",
+                digest=h.string("digest") or "",
+                outcome=h.string("outcome") or "",
+                revision=h.string("revision"),
+                started_at=h.timestamp("startedAt"),
+                finished_at=h.timestamp("finishedAt"),
+                reason=h.string("reason"),
+            )
+            for h in root.nodes("history")
+        ),
+    )
