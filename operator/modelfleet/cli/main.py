@@ -18,7 +18,7 @@ from modelfleet import __version__
 from modelfleet.errors import ModelfleetError
 
 #: Modules under ``modelfleet.cli`` that register subcommands, in ``--help`` order.
-COMMAND_MODULES: tuple[str, ...] = ("devcluster", "agent")
+COMMAND_MODULES: tuple[str, ...] = ("devcluster", "agent", "sign", "verify")
 
 Handler = Callable[[argparse.Namespace], int]
 

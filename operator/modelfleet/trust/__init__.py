@@ -1,4 +1,6 @@
-"""modelfleet.trust: signature and provenance verification — the only importer of sigstore/model_signing.
+"""modelfleet.trust: signature and provenance verification; the only importer of sigstore.
+
+It is also the only importer of model_signing.
 
 Nothing reaches a gateway unless it was verified here against a TrustPolicy. The operator calls
 :func:`verify_artifact` before a rollout, the agent calls it again before activation, the CLI calls
@@ -8,10 +10,10 @@ pass; every failure is a :class:`VerificationError` whose ``check`` names what f
 
 Public API::
 
-    # policies (TrustPolicy resource or YAML file; full manifest or bare spec)
+    # policies (TrustPolicy resource or YAML file; a full manifest or a bare spec)
     policy = load_policy(Path("trust.yaml"))                       # agent, CLI
-    policy = parse_policy(body, resolver=my_resolver)              # operator; resolver reads
-                                                                   # Secrets / ConfigMaps
+    policy = parse_policy(body, resolver=my_resolver)  # operator; the resolver reads
+                                                       # Secrets / ConfigMaps
     # verification
     verified = verify_artifact(policy, Path("model.tar"), expected_digest="sha256:…",
                                signature=Path("model.sig"), attestations=[Path("prov.json")],
@@ -26,8 +28,8 @@ Public API::
     sign_model(..., private_key=key, certificate_chain=[leaf, intermediate])
     pack_model(Path("model-dir"), Path("model.tar"))  # reproducible tar -> "sha256:<hex>"
 
-The artifact at a release's ``uri`` is one model file or a ``.tar``/``.tar.gz``/``.tgz`` that unpacks
-into the model folder; its signature is a model-signing signature over the model's files (key,
+The artifact at a release's ``uri`` is one model file or a .tar / .tar.gz / .tgz that unpacks into
+the model folder; its signature is a model-signing signature over the model's files (key,
 certificate or Sigstore keyless) or a plain Sigstore bundle over the artifact bytes (message
 signature, or a DSSE statement whose subject is the artifact's digest; key-signed or keyless).
 """

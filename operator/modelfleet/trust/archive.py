@@ -57,13 +57,14 @@ def extract_archive(
     hashing: Hashing,
     *,
     ignore: tuple[str, ...] = (),
-    limits: ArchiveLimits = ArchiveLimits(),
+    limits: ArchiveLimits | None = None,
 ) -> dict[str, str] | None:
     """Unpacks ``archive`` into the empty folder ``dest`` and returns its manifest.
 
     Returns ``None`` when the manifest could not be computed in the stream (the archive holds
     symbolic links, whose targets are hashed after unpacking).
     """
+    limits = limits or ArchiveLimits()
     dest.mkdir(parents=True, exist_ok=True)
     if any(dest.iterdir()):
         raise VerificationError("archive", f"destination {dest} is not empty")
@@ -93,7 +94,7 @@ def extract_archive(
                     if not hashing.allow_symlinks:
                         raise VerificationError(
                             "archive",
-                            f"member {rel!r} is a symbolic link and the policy does not allow symlinks",
+                            f"member {rel!r} is a symbolic link; the policy allows none",
                         )
                     link = PurePosixPath(rel).parent / member.linkname
                     if (

@@ -10,6 +10,7 @@ serialization one entry per regular file, keyed by its POSIX path relative to th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
@@ -32,10 +33,8 @@ HASH_TYPE_NAMES: dict[str, str] = {"sha256": "sha256", "blake2": "blake2b"}
 
 def _advise_sequential(fd: int) -> None:
     if hasattr(os, "posix_fadvise"):
-        try:
+        with contextlib.suppress(OSError):  # only a hint; some file systems refuse it
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        except OSError:  # not supported on this file system: only a hint
-            pass
 
 
 def _read_chunks(f: BinaryIO, buffer: bytearray, limit: int | None = None) -> Iterable[memoryview]:
@@ -58,7 +57,7 @@ def digest_file(path: Path, *, buffer_size: int = BUFFER_SIZE) -> str:
     try:
         with open(path, "rb", buffering=0) as f:
             _advise_sequential(f.fileno())
-            for chunk in _read_chunks(f, buffer):  # type: ignore[arg-type]
+            for chunk in _read_chunks(f, buffer):
                 hasher.update(chunk)
     except OSError as exc:
         raise VerificationError("input", f"cannot read {path}: {exc.strerror}") from None
@@ -112,7 +111,7 @@ def hash_file(path: Path, identifier: str, hashing: Hashing) -> dict[str, str]:
     buffer = bytearray(BUFFER_SIZE)
     with open(path, "rb", buffering=0) as f:
         _advise_sequential(f.fileno())
-        for chunk in _read_chunks(f, buffer):  # type: ignore[arg-type]
+        for chunk in _read_chunks(f, buffer):
             hasher.update(chunk)
     return hasher.finish()
 

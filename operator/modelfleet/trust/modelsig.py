@@ -13,6 +13,7 @@ only parsed here — hashing is pinned by the policy, never guessed from the sig
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -112,15 +113,11 @@ def check_certificate(
 
     leaf = chain[0]
     if now < leaf.not_valid_before_utc:
-        raise VerificationError(
-            "certificate",
-            f"authority {name!r}: certificate not valid before {leaf.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ}",
-        )
+        start = f"{leaf.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ}"
+        raise VerificationError("certificate", f"authority {name!r}: not valid before {start}")
     if now > leaf.not_valid_after_utc:
-        raise VerificationError(
-            "certificate",
-            f"authority {name!r}: certificate expired at {leaf.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}",
-        )
+        end = f"{leaf.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
+        raise VerificationError("certificate", f"authority {name!r}: certificate expired at {end}")
     try:
         cas = x509.load_pem_x509_certificates(auth.ca_chain_pem)
     except ValueError as exc:
@@ -142,10 +139,8 @@ def check_certificate(
             "certificate", f"authority {name!r}: certificate does not chain to its CA: {exc}"
         ) from None
     usable = False
-    try:
+    with contextlib.suppress(x509.ExtensionNotFound):
         usable = leaf.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
-    except x509.ExtensionNotFound:
-        pass
     if not usable:
         try:
             eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
@@ -285,8 +280,11 @@ def verify_model_signature(raw: bytes, policy: Policy, *, now: datetime) -> Sign
 def check_hashing(signed: SignedManifest, hashing: Hashing) -> None:
     """The signature must use the policy's pinned hashing; nothing is guessed."""
     ser = signed.serialization
-    want = {"method": hashing.serialization, "hash_type": HASH_TYPE_NAMES[hashing.method]}
-    got = {"method": ser.get("method"), "hash_type": ser.get("hash_type")}
+    want: dict[str, Any] = {
+        "method": hashing.serialization,
+        "hash_type": HASH_TYPE_NAMES[hashing.method],
+    }
+    got: dict[str, Any] = {"method": ser.get("method"), "hash_type": ser.get("hash_type")}
     if hashing.serialization == "shards":
         want["shard_size"] = hashing.shard_size
         got["shard_size"] = ser.get("shard_size")

@@ -1,4 +1,4 @@
-"""TrustPolicy: the typed, fully loaded form of the ``TrustPolicy`` resource (crds/trustpolicy.yaml).
+"""TrustPolicy: the typed, fully loaded form of the TrustPolicy resource (crds/trustpolicy.yaml).
 
 One parser serves the cluster resource (the operator) and a YAML file (the agent and the CLI):
 :func:`parse_policy` takes either a full manifest (``apiVersion``/``kind``/``metadata``/``spec``) or
@@ -43,9 +43,16 @@ class MaterialResolver(Protocol):
 
 @dataclass(frozen=True)
 class KeyAuthority:
-    """A PEM public key; signatures made by its private key are trusted."""
+    """A PEM public key; signatures made by its private key are trusted.
+
+    ``require_transparency_log`` (not in the CRD; used by ``modelfleet verify-bundle``) also
+    demands a verified log entry in plain Sigstore bundles, against ``trusted_root_json`` (``None``
+    = the embedded public-good root).
+    """
 
     pem: bytes
+    require_transparency_log: bool = False
+    trusted_root_json: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,9 @@ class Hashing:
     ignore_paths: tuple[str, ...] = ()
 
 
+DEFAULT_HASHING = Hashing()
+
+
 @dataclass(frozen=True)
 class AttestationRule:
     """A required attestation: its predicate type and checks on builder, repository and ref."""
@@ -134,7 +144,7 @@ class Policy:
 
     name: str
     authorities: tuple[Authority, ...]
-    hashing: Hashing = field(default_factory=Hashing)
+    hashing: Hashing = field(default_factory=lambda: DEFAULT_HASHING)
     attestations: tuple[AttestationRule, ...] = ()
     denied_digests: frozenset[str] = frozenset()
 

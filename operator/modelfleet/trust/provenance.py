@@ -167,9 +167,8 @@ def _satisfy(
         if st.predicate_type != rule.predicate_type:
             continue
         if not (st.subject_digests & subjects):
-            reasons.append(
-                f"attestation is for {', '.join(sorted(st.subject_digests)) or 'no digest'}, not this model"
-            )
+            names = ", ".join(sorted(st.subject_digests)) or "no digest"
+            reasons.append(f"attestation is for {names}, not this model")
             continue
         builder, repo, ref = _summary(st.predicate_type, st.predicate)
         if not _matches(builder, rule.builder_ids):

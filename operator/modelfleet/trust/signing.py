@@ -26,14 +26,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from modelfleet.trust.digest import HASH_TYPE_NAMES, compute_manifest, digest_file
 from modelfleet.trust.errors import VerificationError
 from modelfleet.trust.material import ec_hash, pae
-from modelfleet.trust.policy import Hashing
+from modelfleet.trust.policy import DEFAULT_HASHING, Hashing
 
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
 
 def model_statement(
-    model: Path, hashing: Hashing = Hashing(), ignore_paths: Sequence[str] = ()
+    model: Path, hashing: Hashing = DEFAULT_HASHING, ignore_paths: Sequence[str] = ()
 ) -> bytes:
     """The in-toto statement (JSON bytes) model_signing signs for ``model``."""
     from model_signing import manifest as ms_manifest
@@ -59,9 +59,10 @@ def model_statement(
     name = model.resolve().name
     manifest = ms_manifest.Manifest(name, manifest_items, serialization_type)
     payload = ms_signing.Payload(manifest)
-    from google.protobuf import json_format
+    from google.protobuf import json_format  # type: ignore[import-untyped]
 
-    return json_format.MessageToJson(payload.statement.pb).encode("utf-8")
+    text: str = json_format.MessageToJson(payload.statement.pb)
+    return text.encode("utf-8")
 
 
 def _sign(key: PrivateKey, data: bytes) -> bytes:
@@ -122,7 +123,7 @@ def sign_model(
     *,
     private_key: PrivateKey | bytes,
     certificate_chain: Sequence[x509.Certificate] = (),
-    hashing: Hashing = Hashing(),
+    hashing: Hashing = DEFAULT_HASHING,
     ignore_paths: Sequence[str] = (),
 ) -> Path:
     """Signs ``model`` (folder or file) with a key (and its certificate chain, leaf first).
@@ -132,11 +133,8 @@ def sign_model(
     """
     key = load_private_key(private_key) if isinstance(private_key, bytes) else private_key
     ignore = list(ignore_paths)
-    if model.is_dir():
-        try:
-            ignore.append(signature.resolve().relative_to(model.resolve()).as_posix())
-        except ValueError:
-            pass
+    if model.is_dir() and signature.resolve().is_relative_to(model.resolve()):
+        ignore.append(signature.resolve().relative_to(model.resolve()).as_posix())
     statement = model_statement(model, hashing, ignore)
     signature.write_text(
         json.dumps(dsse_bundle(statement, key, certificate_chain), indent=2), encoding="utf-8"
@@ -149,13 +147,13 @@ def sign_model_keyless(
     signature: Path,
     *,
     identity_token: str,
-    hashing: Hashing = Hashing(),
+    hashing: Hashing = DEFAULT_HASHING,
     ignore_paths: Sequence[str] = (),
 ) -> Path:
     """Signs with Sigstore's public-good instance (needs the network and an OIDC token)."""
     import model_signing
 
-    hcfg = model_signing.hashing.Config().set_ignored_paths(
+    hcfg = model_signing.hashing.Config().set_ignored_paths(  # type: ignore[no-untyped-call]
         paths=list(ignore_paths), ignore_git_paths=False
     )
     if hashing.serialization == "files":
@@ -168,16 +166,20 @@ def sign_model_keyless(
             shard_size=hashing.shard_size,
             allow_symlinks=hashing.allow_symlinks,
         )
-    cfg = model_signing.signing.Config().use_sigstore_signer(identity_token=identity_token)
+    cfg = model_signing.signing.Config()  # type: ignore[no-untyped-call]
+    cfg = cfg.use_sigstore_signer(identity_token=identity_token)
     cfg.set_hashing_config(hcfg).sign(model, signature)
     return signature
 
 
-def pack_model(folder: Path, archive: Path) -> str:
-    """Packs a model folder into a reproducible tar (``.tar``/``.tar.gz``/``.tgz``); returns its digest.
+def pack_model(folder: Path, archive: Path, *, exclude: Sequence[str] = ()) -> str:
+    """Packs a model folder into a reproducible tar (.tar, .tar.gz, .tgz); returns its digest.
 
-    Members are relative to the folder, sorted, with fixed owner and mtime.
+    Members are relative to the folder, sorted, with fixed owner and mtime; ``exclude`` lists
+    folder-relative paths to leave out (e.g. a signature kept in the folder).
     """
+    from modelfleet.trust.digest import is_ignored
+
     mode = "w:gz" if archive.name.endswith((".tar.gz", ".tgz")) else "w"
 
     def clean(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -192,5 +194,7 @@ def pack_model(folder: Path, archive: Path) -> str:
             for name in sorted(filenames):
                 path = Path(dirpath) / name
                 arcname = PurePosixPath(path.relative_to(folder).as_posix())
+                if is_ignored(str(arcname), exclude) or path.resolve() == archive.resolve():
+                    continue
                 tar.add(path, arcname=str(arcname), recursive=False, filter=clean)
     return digest_file(archive)

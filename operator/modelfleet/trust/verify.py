@@ -94,11 +94,13 @@ def _ignore_list(
     policy: Policy, model: Path, signature: Path | None, extra: Sequence[str]
 ) -> tuple[str, ...]:
     ignore = list(policy.hashing.ignore_paths) + [str(p) for p in extra]
-    if signature is not None and model.is_dir():
-        try:  # a signature kept inside the model folder is not part of the model
-            ignore.append(signature.resolve().relative_to(model.resolve()).as_posix())
-        except ValueError:
-            pass
+    # a signature kept inside the model folder is not part of the model
+    if (
+        signature is not None
+        and model.is_dir()
+        and signature.resolve().is_relative_to(model.resolve())
+    ):
+        ignore.append(signature.resolve().relative_to(model.resolve()).as_posix())
     return tuple(ignore)
 
 
@@ -119,8 +121,8 @@ def _bundle_signers(
                     raw,
                     key=key,
                     artifact_sha256=artifact_sha256,
-                    trusted_root_json=None,
-                    require_tlog=False,
+                    trusted_root_json=auth.key.trusted_root_json,
+                    require_tlog=auth.key.require_transparency_log,
                 )
             elif auth.keyless is not None and "publicKey" not in material:
                 ev = verify_keyless_bundle(
@@ -156,6 +158,7 @@ def _bundle_signers(
 
 def _result(
     policy: Policy,
+    *,
     digest: str,
     signed: SignedManifest | None,
     signers: tuple[Authority, str, str | None, int | None, datetime | None],
@@ -192,7 +195,7 @@ def verify_artifact(
     ignore_paths: Sequence[str] = (),
     now: datetime | None = None,
     unpack_to: Path | None = None,
-    limits: ArchiveLimits = ArchiveLimits(),
+    limits: ArchiveLimits | None = None,
 ) -> VerifiedArtifact:
     """Verifies the artifact at ``artifact`` (a model file or a tar archive of the model folder).
 
@@ -215,7 +218,7 @@ def verify_artifact(
     )
 
 
-def _verify_artifact(
+def _verify_artifact(  # noqa: PLR0917 - mirrors verify_artifact's parameters
     policy: Policy,
     artifact: Path,
     expected_digest: str,
@@ -224,7 +227,7 @@ def _verify_artifact(
     ignore_paths: Sequence[str],
     now: datetime | None,
     unpack_to: Path | None,
-    limits: ArchiveLimits,
+    limits: ArchiveLimits | None,
 ) -> VerifiedArtifact:
     now = now or datetime.now(UTC)
     if not DIGEST_RE.match(expected_digest):
@@ -244,7 +247,15 @@ def _verify_artifact(
     if not is_model_signing(doc):
         signers = _bundle_signers(raw, policy, bytes.fromhex(digest.removeprefix("sha256:")))
         provenance = check_attestations(policy, attestations, frozenset({digest}), now)
-        return _result(policy, digest, None, signers, provenance, now, None)
+        return _result(
+            policy,
+            digest=digest,
+            signed=None,
+            signers=signers,
+            provenance=provenance,
+            now=now,
+            model_path=None,
+        )
     signed = verify_model_signature(raw, policy, now=now)
     check_hashing(signed, policy.hashing)
     _check_denied(policy, signed.root_digest, "model")
@@ -284,7 +295,15 @@ def _verify_artifact(
         signed.tlog_index,
         signed.integrated_time,
     )
-    return _result(policy, digest, signed, signers, provenance, now, kept)
+    return _result(
+        policy,
+        digest=digest,
+        signed=signed,
+        signers=signers,
+        provenance=provenance,
+        now=now,
+        model_path=kept,
+    )
 
 
 def verify_model(
@@ -307,7 +326,7 @@ def verify_model(
     )
 
 
-def _verify_model(
+def _verify_model(  # noqa: PLR0917 - mirrors verify_model's parameters
     policy: Policy,
     model: Path,
     signature: Path | None,
@@ -326,7 +345,15 @@ def _verify_model(
         if not is_model_signing(doc):
             signers = _bundle_signers(raw, policy, bytes.fromhex(digest.removeprefix("sha256:")))
             provenance = check_attestations(policy, attestations, frozenset({digest}), now)
-            return _result(policy, digest, None, signers, provenance, now, None)
+            return _result(
+                policy,
+                digest=digest,
+                signed=None,
+                signers=signers,
+                provenance=provenance,
+                now=now,
+                model_path=None,
+            )
     elif not is_model_signing(doc):
         raise VerificationError(
             "bundle", "a folder needs a model-signing signature, not a plain bundle"
@@ -352,7 +379,15 @@ def _verify_model(
         signed.tlog_index,
         signed.integrated_time,
     )
-    return _result(policy, digest, signed, signers, provenance, now, None)
+    return _result(
+        policy,
+        digest=digest,
+        signed=signed,
+        signers=signers,
+        provenance=provenance,
+        now=now,
+        model_path=None,
+    )
 
 
 def sha256_bytes(data: bytes) -> str:
