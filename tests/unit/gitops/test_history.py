@@ -21,11 +21,7 @@ def test_lists_only_commits_that_change_version_or_digest_newest_first(repo: Git
     c2 = repo.release("1.1.0", digest_of("2"))
     repo.commit(
         "tune gates only",
-        {
-            "releases/retail/detector.yaml": release_manifest(
-                "1.1.0", digest_of("2"), paused=True
-            )
-        },
+        {"releases/retail/detector.yaml": release_manifest("1.1.0", digest_of("2"), paused=True)},
     )
     c3 = repo.release("1.1.0", digest_of("3"))  # same version, rebuilt artifact
     entries = release_history(git.Repo(repo.path), REF)
