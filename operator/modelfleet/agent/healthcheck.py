@@ -89,10 +89,12 @@ class CommandHealthCheck:
             return HealthResult(False, f"health check command {argv[0]}: {exc.strerror or exc}")
         try:
             out, _ = await asyncio.wait_for(proc.communicate(), self.config.timeout)
-        except TimeoutError:
+        except BaseException as exc:  # timeout or cancellation: never leave it running
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
+            if not isinstance(exc, TimeoutError):
+                raise
             return HealthResult(
                 False, f"health check command timed out after {self.config.timeout:g}s"
             )

@@ -1,0 +1,161 @@
+"""The agent loop with an in-process transport: poll, install, report, offline behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from modelfleet.agent.core import GatewayAgent
+from modelfleet.agent.protocol import DesiredState, ModelState
+
+from .helpers import (
+    FakeTransport,
+    FastClock,
+    ScriptedCheck,
+    StaticHealth,
+    desired,
+    make_agent,
+    versions,
+)
+
+
+async def wait_until(cond: Callable[[], bool], what: str) -> None:
+    for _ in range(2000):
+        if cond():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextlib.asynccontextmanager
+async def running(agent: GatewayAgent) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(agent.run())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def last_state(t: FakeTransport, model: str = "detector") -> tuple[str, str] | None:
+    for report in reversed(t.reports):
+        for m in report.models:
+            if m.model == model:
+                return (m.version, m.state.value)
+    return None
+
+
+async def test_agent_installs_the_desired_model_and_reports_active(tmp_path: Path) -> None:
+    v = versions(tmp_path, "1.0")
+    t = FakeTransport(DesiredState("gw-1", (desired(v["1.0"], "1.0"),), 7.0, etag='"e1"'))
+    clock = FastClock()
+    agent = make_agent(tmp_path / "data", v["1.0"].policy_path, t, clock=clock)
+    async with running(agent):
+        await wait_until(lambda: last_state(t) == ("1.0", "Active"), "Active report")
+        await wait_until(lambda: '"e1"' in t.etags_seen, "conditional poll")
+    assert t.reports[-1].agent_version
+    assert 7.0 in clock.sleeps  # pollAfterSeconds honoured
+    m = t.reports[-1].models[0]
+    assert (m.slot, m.digest) == ("A", v["1.0"].digest)
+
+
+async def test_rollout_and_local_rollback_are_reported(tmp_path: Path) -> None:
+    v = versions(tmp_path, "1.0", "2.0")
+    t = FakeTransport(DesiredState("gw-1", (desired(v["1.0"], "1.0"),), etag="1"))
+    check = ScriptedCheck(failing={"2.0": "probe: HTTP 500"})
+    agent = make_agent(tmp_path / "data", v["1.0"].policy_path, t, check)
+    async with running(agent):
+        await wait_until(lambda: last_state(t) == ("1.0", "Active"), "1.0 Active")
+        t.desired = DesiredState("gw-1", (desired(v["2.0"], "2.0"),), etag="2")
+        await wait_until(lambda: last_state(t) == ("2.0", "RolledBack"), "2.0 RolledBack")
+    report = t.reports[-1].models[0]
+    assert "probe: HTTP 500" in report.message and report.slot == "A"
+
+
+async def test_offline_agent_keeps_the_active_model_and_backs_off(tmp_path: Path) -> None:
+    v = versions(tmp_path, "1.0")
+    t = FakeTransport(DesiredState("gw-1", (desired(v["1.0"], "1.0"),), etag="1"))
+    agent = make_agent(tmp_path / "data", v["1.0"].policy_path, t)
+    async with running(agent):
+        await wait_until(lambda: last_state(t) == ("1.0", "Active"), "Active")
+    clock = FastClock()
+    t.offline = True
+    again = make_agent(tmp_path / "data", v["1.0"].policy_path, t, clock=clock)
+    async with running(again):
+        await wait_until(lambda: len(clock.sleeps) > 40, "retries")
+        assert again.installer("detector").slots.active_slot() == "A"
+        assert not again.online
+        t.offline = False
+        n = len(t.reports)
+        await wait_until(lambda: len(t.reports) > n and again.online, "reconnect")
+    assert max(clock.sleeps) <= 300
+    assert max(clock.sleeps) > 30  # the backoff grew past the first delays
+
+
+async def test_health_windows_are_reported_once(tmp_path: Path) -> None:
+    v = versions(tmp_path, "1.0")
+    t = FakeTransport(DesiredState("gw-1", (desired(v["1.0"], "1.0"),), etag="1"))
+    health = StaticHealth()
+    agent = make_agent(tmp_path / "data", v["1.0"].policy_path, t, health=health)
+    async with running(agent):
+        await wait_until(lambda: any(r.health for r in t.reports), "health report")
+    sent = [h for r in t.reports for h in r.health]
+    assert {(h.model, h.version) for h in sent} == {("detector", "1.0")}
+    assert len(sent) <= len(health.asked)  # every window at most once
+
+
+async def test_desired_change_cancels_an_install_in_progress(tmp_path: Path) -> None:
+    v = versions(tmp_path, "1.0", "2.0")
+    t = FakeTransport()
+    agent = make_agent(tmp_path / "data", v["1.0"].policy_path, t)
+    blocker = asyncio.Event()
+    real = agent.deps.verifier.verify
+    seen: list[str] = []
+
+    async def slow(req):  # type: ignore[no-untyped-def]
+        seen.append(req.version)
+        if req.version == "1.0":
+            await blocker.wait()
+        return await real(req)
+
+    agent.deps.verifier.verify = slow  # type: ignore[method-assign]
+    agent.recover()
+    agent.apply(DesiredState("gw-1", (desired(v["1.0"], "1.0"),)))
+    await wait_until(lambda: seen == ["1.0"], "1.0 verifying")
+    agent.apply(DesiredState("gw-1", (desired(v["2.0"], "2.0"),)))
+    await agent.wait_idle()
+    rec = agent.state.get("detector")
+    assert (rec.version, rec.state) == ("2.0", ModelState.ACTIVE)
+
+
+async def test_start_up_repairs_the_data_dir(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    v = versions(tmp_path, "1.0")
+    data = tmp_path / "data"
+    (data / "detector" / "slots" / "A" / "model").mkdir(parents=True)
+    (data / "detector" / "active").symlink_to("slots/A")  # never verified
+    agent = make_agent(data, v["1.0"].policy_path, FakeTransport())
+    agent.recover()
+    assert not (data / "detector" / "active").is_symlink()
+    assert "gateway gw-1 model detector: recovery:" in caplog.text
+
+
+@pytest.mark.parametrize("gateway", ["gw-1", "other-name"])
+async def test_report_lists_every_known_model(tmp_path: Path, gateway: str) -> None:
+    v = versions(tmp_path, "1.0")
+    t = FakeTransport()
+    agent = make_agent(tmp_path / "data", v["1.0"].policy_path, t)
+    agent.recover()
+    agent.apply(
+        DesiredState(gateway, (desired(v["1.0"], "1.0"), desired(v["1.0"], "1.0", model="b")))
+    )
+    await agent.wait_idle()
+    report = agent.build_report()
+    assert [(m.model, m.state) for m in report.models] == [
+        ("b", ModelState.ACTIVE),
+        ("detector", ModelState.ACTIVE),
+    ]
