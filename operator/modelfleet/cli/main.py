@@ -18,7 +18,10 @@ from modelfleet import __version__
 from modelfleet.errors import ModelfleetError
 
 #: Modules under ``modelfleet.cli`` that register subcommands, in ``--help`` order.
-COMMAND_MODULES: tuple[str, ...] = ("devcluster", "agent", "sign", "verify")
+COMMAND_MODULES: tuple[str, ...] = (
+    "devcluster", "agent", "sign", "verify",
+    "release", "rollback", "history",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
