@@ -1,0 +1,135 @@
+"""``modelfleet fleet-api``: serve the edge protocol (HTTPS with client certificates)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from modelfleet.errors import ConfigError
+from modelfleet.fleet.app import ServerOptions, TLSFiles, serve
+from modelfleet.fleet.coalesce import CoalescePolicy
+from modelfleet.fleet.kube import load_access
+from modelfleet.fleet.ratelimit import RateLimit
+from modelfleet.fleet.secrets import TLS_SECRET
+from modelfleet.fleet.server import ProtocolSettings
+
+
+def _options(args: argparse.Namespace) -> ServerOptions:
+    files = (args.tls_cert, args.tls_key, args.client_ca)
+    if any(files) and not all(files):
+        raise ConfigError("--tls-cert, --tls-key and --client-ca go together")
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    if args.workers > 1 and args.port == 0:
+        raise ConfigError("--workers > 1 needs a fixed --port")
+    try:
+        rate = RateLimit(rate=args.rate_limit, burst=args.rate_burst)
+    except ValueError as exc:
+        raise ConfigError(f"--rate-limit/--rate-burst: {exc}") from exc
+    settings = ProtocolSettings(
+        poll_interval=args.poll_interval,
+        active_poll_interval=args.active_poll_interval,
+        jitter=args.jitter,
+        coalesce=CoalescePolicy(
+            health_interval=args.health_interval,
+            heartbeat_interval=args.heartbeat_interval,
+            active_heartbeat_interval=args.active_heartbeat_interval,
+        ),
+        rate=rate,
+    )
+    return ServerOptions(
+        host=args.host,
+        port=args.port,
+        tls=TLSFiles(Path(args.tls_cert), Path(args.tls_key), Path(args.client_ca))
+        if all(files)
+        else None,
+        tls_namespace=args.tls_namespace,
+        namespace=None if args.all_namespaces else args.namespace,
+        kubeconfig=args.kubeconfig,
+        metrics_host=args.metrics_host,
+        metrics_port=args.metrics_port or None,
+        settings=settings,
+        max_staleness=args.max_staleness,
+        workers=args.workers,
+        reuse_port=args.reuse_port or args.workers > 1,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    if not args.namespace and not args.all_namespaces:
+        args.namespace = load_access(args.kubeconfig).namespace
+    return serve(_options(args))
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "fleet-api",
+        help="serve the gateway-facing API (desired state, reports) over mutual TLS",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=(
+            "Gateways poll GET /v1/desired (ETag/If-None-Match, long poll with ?wait=) and send "
+            "POST /v1/report; the OpenAPI document is at /openapi.json. A request is accepted "
+            "only with a client certificate from the fleet CA whose SHA-256 fingerprint is an "
+            "EdgeGateway's spec.certificateFingerprint. Reports are written to EdgeGateway "
+            "status, coalesced. Stateless: run several replicas (or --workers) behind one "
+            "address. TLS material comes from --tls-cert/--tls-key/--client-ca, else from the "
+            f"Secret {TLS_SECRET} made by `modelfleet fleet-ca init`."
+        ),
+    )
+    g = p.add_argument_group("where")
+    g.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    g.add_argument("--port", type=int, default=8443, help="HTTPS port")
+    g.add_argument(
+        "--namespace",
+        "-n",
+        help="watch EdgeGateways and ModelReleases of this namespace (default: kubeconfig's)",
+    )
+    g.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")
+    g.add_argument("--kubeconfig", type=Path, help="kubeconfig (default: $KUBECONFIG, in-cluster)")
+    g.add_argument("--workers", type=int, default=1, help="processes sharing the port")
+    g.add_argument(
+        "--reuse-port", action="store_true", help="set SO_REUSEPORT (implied by --workers > 1)"
+    )
+    g.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="plain-HTTP port for /metrics and /healthz (0: off; worker i uses port+i)",
+    )
+    g.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics port")
+
+    t = p.add_argument_group("TLS")
+    t.add_argument("--tls-cert", help="server certificate (PEM)")
+    t.add_argument("--tls-key", help="server key (PEM)")
+    t.add_argument("--client-ca", help="fleet CA certificate that client certificates chain to")
+    t.add_argument("--tls-namespace", help=f"namespace of the {TLS_SECRET} Secret")
+
+    b = p.add_argument_group("protocol")
+    b.add_argument("--poll-interval", type=float, default=30.0, help="pollAfterSeconds, seconds")
+    b.add_argument(
+        "--active-poll-interval",
+        type=float,
+        default=5.0,
+        help="pollAfterSeconds while a release covering the gateway rolls out",
+    )
+    b.add_argument("--jitter", type=float, default=0.2, help="± fraction of random poll jitter")
+    b.add_argument(
+        "--health-interval", type=float, default=50.0,
+        help="at most one health write per gateway per this many seconds "
+        "(a little below the agents' reportInterval)",
+    )  # fmt: skip
+    b.add_argument(
+        "--heartbeat-interval", type=float, default=300.0,
+        help="refresh status.lastSeen at least this often (seconds)",
+    )  # fmt: skip
+    b.add_argument(
+        "--active-heartbeat-interval", type=float, default=50.0,
+        help="lastSeen refresh while the gateway is in an active cohort",
+    )  # fmt: skip
+    b.add_argument("--rate-limit", type=float, default=2.0, help="requests/s per gateway")
+    b.add_argument("--rate-burst", type=float, default=20.0, help="burst per gateway")
+    b.add_argument(
+        "--max-staleness", type=float, default=60.0,
+        help="answer 503 once the API server has been unreachable this long (seconds)",
+    )  # fmt: skip
+    p.set_defaults(func=_run)

@@ -1,0 +1,88 @@
+"""``modelfleet fleet-ca init``: create the fleet CA and the fleet API's server certificate."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from modelfleet.fleet.kube import api_client, load_access
+from modelfleet.fleet.pki import DEFAULT_SANS, parse_validity
+from modelfleet.fleet.secrets import (
+    CA_SECRET,
+    TLS_SECRET,
+    current_server_tls,
+    ensure_fleet_ca,
+    issue_server_tls,
+)
+
+
+def _init(args: argparse.Namespace) -> int:
+    access = load_access(args.kubeconfig)
+    namespace = args.namespace or access.namespace
+    api = api_client(access)
+    ca, created = ensure_fleet_ca(api, namespace)
+    print(
+        f"fleet CA {'created' if created else 'kept'}: Secret {namespace}/{CA_SECRET} "
+        f"(expires {ca.cert.not_valid_after_utc:%Y-%m-%d})"
+    )
+    sans = [s.strip() for s in (args.san or ",".join(DEFAULT_SANS)).split(",") if s.strip()]
+    current = current_server_tls(api, namespace)
+    reissue = (
+        created
+        or args.renew_server_cert
+        or current is None
+        or sorted(current.sans()) != sorted(sans)
+        or current.ca_pem != ca.cert_pem
+    )
+    if reissue:
+        issued = issue_server_tls(
+            api, namespace, ca, sans, validity=parse_validity(args.server_validity)
+        )
+        print(
+            f"fleet API certificate issued: Secret {namespace}/{TLS_SECRET} for "
+            f"{', '.join(sans)} (expires {issued.not_after:%Y-%m-%d})"
+        )
+    else:
+        print(f"fleet API certificate kept: Secret {namespace}/{TLS_SECRET} ({', '.join(sans)})")
+    if args.ca_out:
+        Path(args.ca_out).write_bytes(ca.cert_pem)
+        print(f"fleet CA certificate written to {args.ca_out}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "fleet-ca",
+        help="create the fleet CA and the fleet API's server certificate",
+        description=(
+            "The fleet CA (EC P-256) issues every gateway's client certificate and the fleet "
+            f"API's server certificate. It is kept in the Secret {CA_SECRET}; the server "
+            f"certificate, its key and the CA certificate in the Secret {TLS_SECRET} (type "
+            "kubernetes.io/tls), which `modelfleet fleet-api` reads or a Deployment mounts."
+        ),
+    )
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    p = verbs.add_parser(
+        "init",
+        help="create the CA (once) and (re)issue the server certificate",
+        description=(
+            "Idempotent: an existing CA is kept (gateways stay enrolled). The server certificate "
+            "is issued when missing, when --san differs from the current one, or with "
+            "--renew-server-cert."
+        ),
+    )
+    p.add_argument("--namespace", "-n", help="namespace of the Secrets (default: kubeconfig's)")
+    p.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: $KUBECONFIG)")
+    p.add_argument(
+        "--san",
+        help="comma-separated DNS names / IPs of the fleet API "
+        f"(default: {','.join(DEFAULT_SANS)})",
+    )
+    p.add_argument(
+        "--server-validity", default="365d", help="server certificate lifetime (default 365d)"
+    )
+    p.add_argument(
+        "--renew-server-cert", action="store_true", help="issue a new server certificate"
+    )
+    p.add_argument("--ca-out", help="also write the CA certificate (PEM) to this file")
+    p.set_defaults(func=_init)

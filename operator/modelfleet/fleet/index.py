@@ -1,0 +1,285 @@
+"""The fleet API's in-memory view of the cluster: who a certificate is, what each gateway is told.
+
+Fed by the watches (:mod:`modelfleet.fleet.reflector`), read by every request:
+
+* **identity**: ``fingerprint -> gateway``; an EdgeGateway whose ``spec.certificateFingerprint``
+  changes or disappears drops out of the map with that watch event, so a revoked certificate is
+  refused on its next request, even on an open connection or a pending long poll;
+* **desired state**: one :class:`~modelfleet.core.desired.Assigner` per namespace, rebuilt when a
+  ModelRelease of that namespace changes; each gateway's answer (body and ETag) is cached until
+  its namespace's releases or its own labels change, so a poll with ``If-None-Match`` costs a
+  dict lookup;
+* **change notification** for long polls: a future per namespace and per gateway, resolved when
+  something that can change the answer happens.
+
+Single-threaded: owned by the event loop that serves requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from modelfleet.core.desired import Assigner, Assignment, Role
+from modelfleet.core.types import Gateway, Release
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (namespace, name)
+ReleaseParser = Callable[[Mapping[str, Any]], Release]
+
+
+@dataclass(frozen=True)
+class Desired:
+    """One gateway's desired state, rendered: the ``models`` JSON, its ETag and rollout flags."""
+
+    etag: str
+    models_json: bytes
+    rolling: bool  # some release covering the gateway is rolling out (poll sooner)
+    in_active_cohort: bool  # the gateway is told a target being rolled out (report sooner)
+
+    def body(self, gateway: str, poll_after: int) -> bytes:
+        return b"".join(
+            (
+                b'{"gateway":',
+                json.dumps(gateway).encode(),
+                b',"models":',
+                self.models_json,
+                b',"pollAfterSeconds":',
+                str(poll_after).encode(),
+                b"}",
+            )
+        )
+
+
+@dataclass
+class GatewayEntry:
+    """One EdgeGateway as the fleet API needs it."""
+
+    namespace: str
+    name: str
+    labels: dict[str, str]
+    fingerprint: str | None
+    status: dict[str, Any]
+    gateway: Gateway
+    desired: Desired | None = None
+    desired_epoch: int = -1
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.name)
+
+
+def _entry(obj: Mapping[str, Any]) -> GatewayEntry:
+    meta = obj.get("metadata") or {}
+    namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+    labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+    spec = obj.get("spec") or {}
+    fp = spec.get("certificateFingerprint")
+    status = obj.get("status")
+    return GatewayEntry(
+        namespace=namespace,
+        name=name,
+        labels=labels,
+        fingerprint=fp if isinstance(fp, str) and fp else None,
+        status=status if isinstance(status, dict) else {},
+        gateway=Gateway(name=name, namespace=namespace, labels=labels),
+    )
+
+
+def model_entry(a: Assignment) -> dict[str, Any] | None:
+    """One item of the ``models`` list of ``GET /v1/desired`` (None: no instruction)."""
+    snap = a.snapshot
+    if snap is None:
+        return None
+    return {
+        "model": a.model,
+        "version": snap.version,
+        "digest": snap.digest,
+        "artifact": {"uri": snap.uri},
+        "signature": {"uri": snap.signature} if snap.signature else None,
+        "attestations": [{"uri": uri} for uri in snap.attestations],
+        "release": a.release,
+        "step": a.step,
+    }
+
+
+def render(gateway: str, assignments: Mapping[str, Assignment]) -> Desired:
+    """Render assignments into the cached response parts (models sorted by name)."""
+    models = [e for m in sorted(assignments) if (e := model_entry(assignments[m])) is not None]
+    models_json = json.dumps(models, separators=(",", ":"), sort_keys=True).encode()
+    digest = hashlib.sha256(json.dumps(gateway).encode() + b"\0" + models_json).hexdigest()
+    return Desired(
+        etag=f'W/"{digest[:32]}"',
+        models_json=models_json,
+        rolling=any(a.step is not None for a in assignments.values()),
+        in_active_cohort=any(
+            a.role is Role.TARGET and a.step is not None for a in assignments.values()
+        ),
+    )
+
+
+def _relevant(r: Release) -> tuple[Any, ...]:
+    """What of a release can change what a gateway is told (not cohort counts or gate figures)."""
+    st = r.status
+    return (
+        r.spec.model, r.spec.selector, r.spec.steps, r.salt,
+        st.phase, st.rollout.step, st.target, st.stable,
+    )  # fmt: skip
+
+
+class FleetIndex:
+    """Gateways, releases and the derived lookups; see the module docstring."""
+
+    def __init__(self, parse_release: ReleaseParser) -> None:
+        self._parse_release = parse_release
+        self.gateways: dict[Key, GatewayEntry] = {}
+        self.by_fingerprint: dict[str, Key] = {}
+        self.releases: dict[Key, Release] = {}
+        self._epoch: dict[str, int] = {}
+        self._assigners: dict[str, Assigner] = {}
+        self._ns_waiters: dict[str, asyncio.Future[None]] = {}
+        self._gw_waiters: dict[Key, asyncio.Future[None]] = {}
+
+    # ------------------------------------------------------------------ identity
+
+    def identify(self, fingerprint: str) -> GatewayEntry | None:
+        """The gateway whose enrolled certificate has this fingerprint, if any."""
+        key = self.by_fingerprint.get(fingerprint)
+        return None if key is None else self.gateways.get(key)
+
+    # ------------------------------------------------------------------ gateways
+
+    def upsert_gateway(self, obj: Mapping[str, Any]) -> None:
+        new = _entry(obj)
+        key = new.key
+        old = self.gateways.get(key)
+        if old is not None:
+            if old.fingerprint and self.by_fingerprint.get(old.fingerprint) == key:
+                del self.by_fingerprint[old.fingerprint]
+            if old.labels == new.labels:
+                new.desired, new.desired_epoch = old.desired, old.desired_epoch
+        if new.fingerprint:
+            other = self.by_fingerprint.get(new.fingerprint)
+            if other is not None and other != key:
+                log.warning(
+                    "EdgeGateways %s/%s and %s/%s share a certificate fingerprint; refusing both",
+                    *other, *key,
+                )  # fmt: skip
+                self.by_fingerprint[new.fingerprint] = ("", "")  # ambiguous: nobody
+            else:
+                self.by_fingerprint[new.fingerprint] = key
+        self.gateways[key] = new
+        if old is None or old.labels != new.labels or old.fingerprint != new.fingerprint:
+            self._wake_gateway(key)
+
+    def update_status(self, obj: Mapping[str, Any]) -> None:
+        """Refresh a gateway's status from an object the API server just returned."""
+        meta = obj.get("metadata") or {}
+        entry = self.gateways.get((str(meta.get("namespace", "")), str(meta.get("name", ""))))
+        status = obj.get("status")
+        if entry is not None and isinstance(status, dict):
+            entry.status = status
+
+    def delete_gateway(self, obj: Mapping[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        old = self.gateways.pop(key, None)
+        if old is not None and old.fingerprint and self.by_fingerprint.get(old.fingerprint) == key:
+            del self.by_fingerprint[old.fingerprint]
+        self._wake_gateway(key)
+
+    def replace_gateways(self, objs: Iterable[Mapping[str, Any]]) -> None:
+        """The full set after a (re)list: upsert all, delete the rest."""
+        seen: set[Key] = set()
+        for obj in objs:
+            self.upsert_gateway(obj)
+            meta = obj.get("metadata") or {}
+            seen.add((str(meta.get("namespace", "")), str(meta.get("name", ""))))
+        for key in [k for k in self.gateways if k not in seen]:
+            self.delete_gateway({"metadata": {"namespace": key[0], "name": key[1]}})
+
+    # ------------------------------------------------------------------ releases
+
+    def upsert_release(self, obj: Mapping[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        try:
+            release = self._parse_release(obj)
+        except Exception as exc:  # an unreadable release covers no gateway; say which and why
+            log.warning("ModelRelease %s/%s ignored: %s", key[0], key[1], exc)
+            if self.releases.pop(key, None) is not None:
+                self._releases_changed(key[0])
+            return
+        old = self.releases.get(key)
+        self.releases[key] = release
+        if old is None or _relevant(old) != _relevant(release):
+            self._releases_changed(key[0])
+
+    def delete_release(self, obj: Mapping[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        if self.releases.pop(key, None) is not None:
+            self._releases_changed(key[0])
+
+    def replace_releases(self, objs: Iterable[Mapping[str, Any]]) -> None:
+        seen: set[Key] = set()
+        for obj in objs:
+            self.upsert_release(obj)
+            meta = obj.get("metadata") or {}
+            seen.add((str(meta.get("namespace", "")), str(meta.get("name", ""))))
+        for key in [k for k in self.releases if k not in seen]:
+            self.delete_release({"metadata": {"namespace": key[0], "name": key[1]}})
+
+    def _releases_changed(self, namespace: str) -> None:
+        self._epoch[namespace] = self._epoch.get(namespace, 0) + 1
+        self._assigners.pop(namespace, None)
+        fut = self._ns_waiters.pop(namespace, None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    # ------------------------------------------------------------------ desired state
+
+    def desired(self, entry: GatewayEntry) -> Desired:
+        """The gateway's desired state (cached until its releases or labels change)."""
+        epoch = self._epoch.get(entry.namespace, 0)
+        if entry.desired is not None and entry.desired_epoch == epoch:
+            return entry.desired
+        assigner = self._assigners.get(entry.namespace)
+        if assigner is None:
+            assigner = Assigner(r for (ns, _), r in self.releases.items() if ns == entry.namespace)
+            self._assigners[entry.namespace] = assigner
+        entry.desired = render(entry.name, assigner.desired_state(entry.gateway))
+        entry.desired_epoch = epoch
+        return entry.desired
+
+    # ------------------------------------------------------------------ long poll
+
+    def change_futures(self, key: Key) -> tuple[asyncio.Future[None], asyncio.Future[None]]:
+        """Futures resolved when the namespace's releases or this gateway change."""
+        loop = asyncio.get_running_loop()
+        ns_fut = self._ns_waiters.get(key[0])
+        if ns_fut is None or ns_fut.done():
+            ns_fut = self._ns_waiters[key[0]] = loop.create_future()
+        gw_fut = self._gw_waiters.get(key)
+        if gw_fut is None or gw_fut.done():
+            gw_fut = self._gw_waiters[key] = loop.create_future()
+        return ns_fut, gw_fut
+
+    def _wake_gateway(self, key: Key) -> None:
+        fut = self._gw_waiters.pop(key, None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def wake_all(self) -> None:
+        """Resolve every pending future (shutdown, or the view went stale)."""
+        for fut in [*self._ns_waiters.values(), *self._gw_waiters.values()]:
+            if not fut.done():
+                fut.set_result(None)
+        self._ns_waiters.clear()
+        self._gw_waiters.clear()

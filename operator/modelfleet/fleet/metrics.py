@@ -1,0 +1,69 @@
+"""Prometheus metrics of one fleet API process, and the plain-HTTP ``/metrics`` + ``/healthz`` app.
+
+Each process has its own registry (several servers can live in one test process). With
+``--workers N`` every worker serves its own metrics on ``metrics_port + worker_index``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+
+class FleetMetrics:
+    """The fleet API's counters and histograms (names prefixed ``modelfleet_fleet_api_``)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        p = "modelfleet_fleet_api_"
+        self.requests = Counter(
+            p + "requests_total", "Requests by route and status", ["route", "code"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.latency = Histogram(
+            p + "request_seconds", "Request handling time (long polls excluded)", ["route"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )  # fmt: skip
+        self.status_writes = Counter(
+            p + "status_writes_total", "EdgeGateway status writes by first reason", ["reason"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.coalesced = Counter(
+            p + "reports_coalesced_total", "Reports that needed no status write",
+            registry=self.registry,
+        )  # fmt: skip
+        self.upstream_errors = Counter(
+            p + "upstream_errors_total", "Failed API-server calls", registry=self.registry
+        )
+        self.watch_events = Counter(
+            p + "watch_events_total", "Watch events received", ["type"], registry=self.registry
+        )
+        self.gateways = Gauge(
+            p + "gateways", "EdgeGateways known (enrolled or not)", registry=self.registry
+        )
+        self.releases = Gauge(p + "releases", "ModelReleases known", registry=self.registry)
+
+    def exposition(self) -> bytes:
+        return bytes(generate_latest(self.registry))
+
+
+def metrics_app(metrics: FleetMetrics, health: Callable[[], tuple[bool, str]]) -> web.Application:
+    """``/metrics`` (Prometheus text) and ``/healthz`` (200 when serving, 503 with a reason)."""
+
+    async def metrics_handler(_: web.Request) -> web.Response:
+        resp = web.Response(body=metrics.exposition())
+        resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+        return resp
+
+    async def healthz(_: web.Request) -> web.Response:
+        ok, reason = health()
+        return web.json_response({"ok": ok, "reason": reason}, status=200 if ok else 503)
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/healthz", healthz)
+    return app
