@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from modelfleet.trust import Hashing, digest_file, pack_model, sign_model
+from modelfleet.trust.policy import DEFAULT_HASHING
 
 
 def make_key() -> ec.EllipticCurvePrivateKey:
@@ -88,7 +89,7 @@ def make_signed_model(
     files: dict[str, bytes] | None = None,
     key: ec.EllipticCurvePrivateKey | None = None,
     name: str = "model",
-    hashing: Hashing = Hashing(),
+    hashing: Hashing = DEFAULT_HASHING,
     policy_name: str = "test-signers",
 ) -> SignedModel:
     """Makes and key-signs a model under ``tmp_path / name``.
