@@ -1,0 +1,3 @@
+-- Resume a paused rollout.
+obj.spec.paused = false
+return obj
