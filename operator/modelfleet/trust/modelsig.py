@@ -66,17 +66,16 @@ class SignedManifest:
 
 def is_model_signing(doc: dict[str, Any]) -> bool:
     """Whether a parsed bundle carries a model-signing statement."""
-    try:
-        envelope = dsse_envelope(doc)
-        if envelope is None:
-            return False
-        statement = json.loads(envelope[1])
-        return (
-            isinstance(statement, dict)
-            and statement.get("predicateType") in MODEL_SIGNING_PREDICATES
-        )
-    except (VerificationError, ValueError):
+    envelope = dsse_envelope(doc)  # a malformed envelope is a "bundle" rejection
+    if envelope is None:
         return False
+    try:
+        statement = json.loads(envelope[1])
+    except ValueError:
+        return False
+    return (
+        isinstance(statement, dict) and statement.get("predicateType") in MODEL_SIGNING_PREDICATES
+    )
 
 
 def _verify_dsse_with(key: PublicKey, ptype: str, payload: bytes, sigs: list[bytes]) -> bool:

@@ -52,8 +52,11 @@ def model_statement(
         serialization_type = ms_manifest._ShardSerialization(
             hash_type, hashing.shard_size, hashing.allow_symlinks, ignored
         )
+    algorithm = hash_type  # model_signing names shard digests "<hash>-sharded-<size>"
+    if hashing.serialization == "shards":
+        algorithm = f"{hash_type}-sharded-{hashing.shard_size}"
     manifest_items = [
-        serialization_type.new_item(k, ms_hashing.Digest(hash_type, bytes.fromhex(v)))
+        serialization_type.new_item(k, ms_hashing.Digest(algorithm, bytes.fromhex(v)))
         for k, v in items.items()
     ]
     name = model.resolve().name
