@@ -20,7 +20,7 @@ from modelfleet.errors import ModelfleetError
 #: Modules under ``modelfleet.cli`` that register subcommands, in ``--help`` order.
 COMMAND_MODULES: tuple[str, ...] = (
     "devcluster", "agent", "sign", "verify", "fleet_ca", "gateway", "fleet_api",
-    "release", "rollback", "history",
+    "release", "rollback", "history", "sync",
 )
 
 Handler = Callable[[argparse.Namespace], int]
