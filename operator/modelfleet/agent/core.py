@@ -31,6 +31,7 @@ from modelfleet.agent.protocol import (
     HealthWindow,
     ModelReport,
     ModelState,
+    NotModified,
     Report,
 )
 from modelfleet.agent.slots import ModelSlots
@@ -255,11 +256,11 @@ class GatewayAgent:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*(t for _, t in self._tasks.values()), return_exceptions=True)
 
-    async def poll_once(self, etag: str | None) -> DesiredState | None:
-        desired = await self.deps.transport.get_desired(etag=etag, wait=self.settings.long_poll)
-        if desired is not None:
-            self.apply(desired)
-        return desired
+    async def poll_once(self, etag: str | None) -> DesiredState | NotModified:
+        answer = await self.deps.transport.get_desired(etag=etag, wait=self.settings.long_poll)
+        if isinstance(answer, DesiredState):
+            self.apply(answer)
+        return answer
 
     async def _poll_loop(self) -> None:
         etag: str | None = None
@@ -284,10 +285,10 @@ class GatewayAgent:
                 log.info("gateway %s: connected to the fleet API", self.gateway)
             self.online = True
             backoff.reset()
-            if desired is not None:
+            if isinstance(desired, DesiredState):
                 etag = desired.etag
-                if desired.poll_after_seconds is not None:
-                    poll_after = desired.poll_after_seconds
+            if desired.poll_after_seconds is not None:
+                poll_after = desired.poll_after_seconds
             await self.deps.clock.sleep(poll_after)
 
     async def _report_loop(self) -> None:

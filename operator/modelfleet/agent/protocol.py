@@ -16,7 +16,11 @@ from typing import Any
 from modelfleet.errors import ModelfleetError
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_MODEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?$")
+_MODEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+MAX_MESSAGE = 1024
+MAX_LATENCY_MS = 1e7
+MAX_DRIFT = 1e6
 
 
 class ProtocolError(ModelfleetError):
@@ -75,6 +79,13 @@ class DesiredState:
 
 
 @dataclass(frozen=True)
+class NotModified:
+    """``GET /v1/desired`` answered 304: keep going; the server may still say when to poll."""
+
+    poll_after_seconds: float | None = None
+
+
+@dataclass(frozen=True)
 class ModelReport:
     """One entry of ``report.models``."""
 
@@ -92,7 +103,7 @@ class ModelReport:
             "digest": self.digest,
             "slot": self.slot,
             "state": self.state.value,
-            "message": self.message,
+            "message": self.message[:MAX_MESSAGE],
         }
 
 
@@ -111,22 +122,32 @@ class HealthWindow:
     drift_score: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        secs = self.window_seconds
         out: dict[str, Any] = {
             "model": self.model,
             "version": self.version,
-            "window": f"{int(secs)}s" if float(secs).is_integer() else f"{secs:g}s",
+            "window": format_window(self.window_seconds),
             "windowEnd": self.window_end,
             "requests": self.requests,
             "errors": self.errors,
         }
         if self.latency_p50_ms is not None:
-            out["latencyP50Ms"] = round(self.latency_p50_ms, 3)
+            out["latencyP50Ms"] = _clamp(self.latency_p50_ms, MAX_LATENCY_MS, 3)
         if self.latency_p95_ms is not None:
-            out["latencyP95Ms"] = round(self.latency_p95_ms, 3)
+            out["latencyP95Ms"] = _clamp(self.latency_p95_ms, MAX_LATENCY_MS, 3)
         if self.drift_score is not None:
-            out["driftScore"] = round(self.drift_score, 6)
+            out["driftScore"] = _clamp(self.drift_score, MAX_DRIFT, 6)
         return out
+
+
+def format_window(seconds: float) -> str:
+    """``60s``, or ``2500ms`` for short windows (the fleet API takes whole units)."""
+    if seconds >= 10 or float(seconds).is_integer():
+        return f"{max(1, round(seconds))}s"
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
+def _clamp(value: float, maximum: float, digits: int) -> float:
+    return round(min(max(value, 0.0), maximum), digits)
 
 
 @dataclass(frozen=True)
@@ -196,9 +217,12 @@ def _parse_model(index: int, raw: object) -> DesiredModel:
         raise ProtocolError(f"{where}.attestations: expected a list of objects with 'uri'")
     step = raw.get("step")
     release = raw.get("release")
+    version = _str(raw, "version", where)
+    if not _VERSION_RE.match(version):
+        raise ProtocolError(f"{where}.version: {version!r} is not a valid version")
     return DesiredModel(
         model=model,
-        version=_str(raw, "version", where),
+        version=version,
         digest=digest,
         artifact_uri=_str(artifact, "uri", f"{where}.artifact"),
         signature_uri=sig_uri,

@@ -16,13 +16,21 @@ import aiohttp
 
 from modelfleet import __version__
 from modelfleet.agent.config import TLSConfig
-from modelfleet.agent.protocol import DesiredState, ProtocolError, Report, parse_desired
+from modelfleet.agent.protocol import (
+    DesiredState,
+    NotModified,
+    ProtocolError,
+    Report,
+    parse_desired,
+)
 from modelfleet.errors import ModelfleetError
 
 log = logging.getLogger(__name__)
 
 MAX_DESIRED_BYTES = 4 * 1024 * 1024
 USER_AGENT = f"modelfleet-agent/{__version__}"
+POLL_AFTER_HEADER = "Modelfleet-Poll-After"
+MAX_WAIT = 60
 
 
 class FleetError(ModelfleetError):
@@ -37,8 +45,10 @@ class FleetError(ModelfleetError):
 class FleetTransport(Protocol):
     """How the agent talks to the fleet API (HTTP with mTLS, or in-process for tests)."""
 
-    async def get_desired(self, *, etag: str | None, wait: float | None) -> DesiredState | None:
-        """The desired state, or None when it still matches ``etag`` (HTTP 304)."""
+    async def get_desired(
+        self, *, etag: str | None, wait: float | None
+    ) -> DesiredState | NotModified:
+        """The desired state, or :class:`NotModified` when it still matches ``etag``."""
         ...
 
     async def post_report(self, report: Report) -> None:
@@ -83,10 +93,13 @@ class HttpFleetTransport:
         self._session = session
         self._timeout = request_timeout
 
-    async def get_desired(self, *, etag: str | None, wait: float | None) -> DesiredState | None:
+    async def get_desired(
+        self, *, etag: str | None, wait: float | None
+    ) -> DesiredState | NotModified:
         headers = {"Accept": "application/json"}
         if etag:
             headers["If-None-Match"] = etag
+        wait = min(float(MAX_WAIT), wait) if wait else None
         params = {"wait": str(int(wait))} if wait else None
         timeout = aiohttp.ClientTimeout(total=self._timeout + (wait or 0))
         url = f"{self.base_url}/v1/desired"
@@ -95,7 +108,7 @@ class HttpFleetTransport:
                 url, headers=headers, params=params, timeout=timeout
             ) as resp:
                 if resp.status == 304:
-                    return None
+                    return NotModified(_poll_after(resp.headers.get(POLL_AFTER_HEADER)))
                 await _raise_for_status(resp, "GET /v1/desired")
                 raw = await resp.content.read(MAX_DESIRED_BYTES + 1)
                 if len(raw) > MAX_DESIRED_BYTES:
@@ -137,6 +150,14 @@ async def _raise_for_status(resp: aiohttp.ClientResponse, what: str) -> None:
     if resp.status in (401, 403):
         message += " (is this gateway enrolled, and its certificate the registered one?)"
     raise FleetError(message, transient=transient, status=resp.status)
+
+
+def _poll_after(value: str | None) -> float | None:
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 < seconds < 86400 else None
 
 
 def _describe(exc: BaseException) -> str:

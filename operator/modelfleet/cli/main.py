@@ -19,7 +19,7 @@ from modelfleet.errors import ModelfleetError
 
 #: Modules under ``modelfleet.cli`` that register subcommands, in ``--help`` order.
 COMMAND_MODULES: tuple[str, ...] = (
-    "devcluster", "agent", "sign", "verify", "fleet_ca", "gateway", "fleet_api",
+    "devcluster", "agent", "simulate", "sign", "verify", "fleet_ca", "gateway", "fleet_api",
     "release", "rollback", "history", "sync",
 )
 

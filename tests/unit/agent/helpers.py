@@ -12,7 +12,13 @@ from modelfleet.agent.core import AgentDeps, AgentSettings, GatewayAgent
 from modelfleet.agent.download import Downloader
 from modelfleet.agent.healthcheck import HealthResult, HealthTarget
 from modelfleet.agent.installer import InstallerContext, ModelInstaller
-from modelfleet.agent.protocol import DesiredModel, DesiredState, HealthWindow, Report
+from modelfleet.agent.protocol import (
+    DesiredModel,
+    DesiredState,
+    HealthWindow,
+    NotModified,
+    Report,
+)
 from modelfleet.agent.state import StateStore
 from modelfleet.agent.telemetry import RunningModel
 from modelfleet.agent.transport import FleetError
@@ -62,12 +68,14 @@ class FakeTransport:
     reports: list[Report] = field(default_factory=list)
     etags_seen: list[str | None] = field(default_factory=list)
 
-    async def get_desired(self, *, etag: str | None, wait: float | None) -> DesiredState | None:
+    async def get_desired(
+        self, *, etag: str | None, wait: float | None
+    ) -> DesiredState | NotModified:
         self.etags_seen.append(etag)
         if self.offline or self.desired is None:
             raise FleetError("connection refused", transient=True)
         if etag is not None and etag == self.desired.etag:
-            return None
+            return NotModified(self.desired.poll_after_seconds)
         return self.desired
 
     async def post_report(self, report: Report) -> None:

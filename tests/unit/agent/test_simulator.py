@@ -1,0 +1,134 @@
+"""The simulator: N real agents in one process over mTLS, with injected per-version behaviour."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from modelfleet.agent.behaviour import BehaviourTable, parse_behaviour
+from modelfleet.agent.protocol import DesiredState, NotModified
+from modelfleet.agent.runtime import AgentRuntime
+from modelfleet.agent.simulator import Simulation, SimulationOptions, load_bundles
+from modelfleet.errors import ConfigError
+
+from .fleetstub import FleetStub, start_stub
+from .helpers import versions
+
+
+@pytest.fixture
+async def stub(tmp_path: Path) -> AsyncIterator[FleetStub]:
+    async for s in start_stub(tmp_path):
+        yield s
+
+
+def options(**kw: object) -> SimulationOptions:
+    base: dict[str, object] = {"poll_interval": 0.1, "report_interval": 0.3, "window_seconds": 0.2}
+    return SimulationOptions(**{**base, **kw})  # type: ignore[arg-type]
+
+
+async def test_one_real_agent_installs_over_mtls(stub: FleetStub, tmp_path: Path) -> None:
+    v = versions(tmp_path, "1.0")
+    config = stub.enroll("gw-0", v["1.0"].policy_path)
+    stub.set_desired(stub.desired_model(v["1.0"], "1.0"))
+    async with AgentRuntime(config) as agent:
+        agent.recover()
+        first = await agent.poll_once(None)
+        await agent.wait_idle()
+        await agent.report_once()
+        assert isinstance(first, DesiredState)
+        again = await agent.poll_once(first.etag)
+    assert stub.last_states() == {"gw-0": ("1.0", "Active")}
+    assert isinstance(again, NotModified)
+    assert (config.data_dir / "detector" / "active" / "model" / "detector-1.0").is_file()
+
+
+async def test_unknown_certificate_is_refused(stub: FleetStub, tmp_path: Path) -> None:
+    v = versions(tmp_path, "1.0")
+    config = stub.enroll("gw-0", v["1.0"].policy_path)
+    stub.identities.clear()  # revoked
+    from modelfleet.agent.transport import FleetError
+
+    async with AgentRuntime(config) as agent:
+        with pytest.raises(FleetError, match="HTTP 403") as info:
+            await agent.poll_once(None)
+    assert not info.value.transient
+
+
+async def test_simulated_fleet_converges_and_failures_roll_back(
+    stub: FleetStub, tmp_path: Path
+) -> None:
+    v = versions(tmp_path, "1.0", "2.0")
+    configs = [stub.enroll(f"sim-{i:02d}", v["1.0"].policy_path) for i in range(12)]
+    assert [c.gateway for c in load_bundles(tmp_path / "bundles")] == [c.gateway for c in configs]
+    table = parse_behaviour({"2.0": {"activationFailureRate": 0.5, "errorRate": 0.2}})
+    stub.set_desired(stub.desired_model(v["1.0"], "1.0"))
+    async with Simulation(configs, options(behaviour=table, seed=7)) as sim:
+        snap = await sim.run(
+            30, until=lambda s: s.counts.get(("detector", "1.0", "Active"), 0) == 12
+        )
+        assert snap.counts == {("detector", "1.0", "Active"): 12}
+        stub.set_desired(stub.desired_model(v["2.0"], "2.0"))
+
+        def settled(s: object) -> bool:
+            counts = sim.snapshot().counts
+            return sum(n for (_, ver, st), n in counts.items() if ver == "2.0" and st in
+                       ("Active", "RolledBack")) == 12  # fmt: skip
+
+        snap = await sim.run(30, until=settled)
+        await sim.run(30, until=lambda _: stub.not_modified > 0)  # polls carry the ETag
+        assert sim.cache is not None
+        misses, hits = sim.cache.misses, sim.cache.hits
+    rolled = snap.counts.get(("detector", "2.0", "RolledBack"), 0)
+    assert 0 < rolled < 12
+    assert snap.counts.get(("detector", "2.0", "Active"), 0) == 12 - rolled
+    assert misses == 2 and hits == 22  # one full verification per version, shared
+    # each rolled-back gateway runs 1.0 again, through its own slots
+    for c in configs:
+        marker = (c.data_dir / "detector" / "active" / ".verified").read_text()
+        assert ('"1.0"' in marker) == (
+            sim.agents[configs.index(c)].state.get("detector").state.value == "RolledBack"
+        )
+    health = [h for reports in stub.reports.values() for r in reports for h in r["health"]]
+    assert health and all(h["errors"] <= h["requests"] for h in health)
+
+
+async def test_offline_gateways_keep_their_model_and_do_not_report(
+    stub: FleetStub, tmp_path: Path
+) -> None:
+    v = versions(tmp_path, "1.0")
+    configs = [stub.enroll(f"sim-{i}", v["1.0"].policy_path) for i in range(3)]
+    stub.set_desired(stub.desired_model(v["1.0"], "1.0"))
+    async with Simulation(configs, options(offline_fraction=1.0)) as sim:
+        snap = await sim.run(1.0)
+    assert snap.online == 0 and stub.reports == {} and stub.polls == 0
+
+
+def test_behaviour_defaults_and_overrides() -> None:
+    table = parse_behaviour(
+        {"*": {"errorRate": 0.01, "latencyMs": {"p50": 10, "p95": 30}}, "2": {"errorRate": 0.5}}
+    )
+    assert table.for_version("1").error_rate == 0.01
+    b2 = table.for_version("2")
+    assert (b2.error_rate, b2.latency_p50_ms, b2.latency_p95_ms) == (0.5, 10, 30)
+    assert parse_behaviour(None) == BehaviourTable()
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"2": {"errorRat": 0.1}}, "unknown field 'errorRat'"),
+        ({"2": {"errorRate": 2}}, "between 0 and 1"),
+        ({"2": {"latencyMs": {"p50": 50, "p95": 10}}}, "p95 is below p50"),
+        (["x"], "expected a mapping"),
+    ],
+)
+def test_bad_behaviour_is_named(doc: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_behaviour(doc)
+
+
+def test_no_bundles_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no \*/agent.yaml"):
+        load_bundles(tmp_path)
