@@ -1,0 +1,52 @@
+"""``modelfleet dev-cluster up|down|status``: a local control plane for trying modelfleet."""
+
+from __future__ import annotations
+
+import argparse
+
+from modelfleet.devcluster import background
+
+
+def _up(args: argparse.Namespace) -> int:
+    running = background.up()
+    if args.quiet:
+        print(running.kubeconfig)
+    else:
+        print(f"dev cluster running at {running.server} (CRDs installed)")
+        print(f"export KUBECONFIG={running.kubeconfig}")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    stopped = background.down()
+    print("dev cluster stopped and its files removed" if stopped else "no dev cluster was running")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    running = background.current()
+    if running is None or not running.alive():
+        print("no dev cluster is running (start one with `modelfleet dev-cluster up`)")
+        return 1
+    print(f"dev cluster running at {running.server}; KUBECONFIG={running.kubeconfig}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "dev-cluster",
+        help="start or stop a local Kubernetes control plane (etcd + kube-apiserver)",
+        description=(
+            "A real etcd and kube-apiserver on loopback ports, with modelfleet's CRDs installed, "
+            "for trying modelfleet without a cluster. The binaries are built from Go modules on "
+            "first use (or taken from KUBEBUILDER_ASSETS) and cached in ~/.cache/modelfleet. "
+            "No scheduler or kubelet runs: run the operator, fleet API and agents as local "
+            "processes against it."
+        ),
+    )
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    p_up = verbs.add_parser("up", help="start it in the background and print the kubeconfig path")
+    p_up.add_argument("-q", "--quiet", action="store_true", help="print only the kubeconfig path")
+    p_up.set_defaults(func=_up)
+    verbs.add_parser("down", help="stop it and remove its files").set_defaults(func=_down)
+    verbs.add_parser("status", help="say whether it is running").set_defaults(func=_status)
