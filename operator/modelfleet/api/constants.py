@@ -5,6 +5,8 @@ Everything that spells a Kubernetes name lives here, so a rename is one edit.
 
 from __future__ import annotations
 
+from modelfleet.core.conditions import CONFLICT, DEGRADED, PROGRESSING, READY, VERIFIED
+
 GROUP = "modelfleet.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -32,9 +34,9 @@ FIELD_MANAGER_FLEET_API = "modelfleet-fleet-api"
 FIELD_MANAGER_CLI = "modelfleet-cli"
 FIELD_MANAGER_SYNC = "modelfleet-sync"
 
-#: Condition types on ModelRelease (kstatus-style).
-CONDITION_READY = "Ready"
-CONDITION_VERIFIED = "Verified"
-CONDITION_PROGRESSING = "Progressing"
-CONDITION_DEGRADED = "Degraded"
-CONDITION_CONFLICT = "Conflict"
+#: Condition types on ModelRelease (kstatus-style), defined with their meaning in core.
+CONDITION_READY = READY
+CONDITION_VERIFIED = VERIFIED
+CONDITION_PROGRESSING = PROGRESSING
+CONDITION_DEGRADED = DEGRADED
+CONDITION_CONFLICT = CONFLICT

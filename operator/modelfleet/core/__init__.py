@@ -2,14 +2,18 @@
 
 No I/O and no clock reads (``now`` is always an argument); imports none of kopf, kubernetes,
 aiohttp, sigstore or yaml. The operator and the fleet API both call :func:`desired_state`, so what
-the operator counts and what gateways are told can never disagree.
+the operator counts and what gateways are told can never disagree; :func:`decide` is the whole
+ModelRelease state machine (rules in ``docs/rollout.md``).
 """
 
 from __future__ import annotations
 
 from modelfleet.core.cohorts import BUCKETS, CohortPlan, bucket, first_step, in_cohort
+from modelfleet.core.decide import decide
+from modelfleet.core.decision import Decision, Event, FleetView
 from modelfleet.core.desired import Assigner, Assignment, Role, desired_state
 from modelfleet.core.durations import DurationError, format_duration, parse_duration
+from modelfleet.core.gates import DEFAULT_TUNING, Measurement, Tuning, judge, measure
 from modelfleet.core.phases import ROLLING_PHASES, TARGET_PHASES, TRANSITIONS, Phase
 from modelfleet.core.selectors import LabelSelector, Operator, Requirement
 from modelfleet.core.types import (
@@ -40,6 +44,7 @@ from modelfleet.core.wire import status_from_dict, status_patch, status_to_dict
 
 __all__ = [
     "BUCKETS",
+    "DEFAULT_TUNING",
     "ROLLING_PHASES",
     "TARGET_PHASES",
     "TRANSITIONS",
@@ -50,7 +55,10 @@ __all__ = [
     "CohortPlan",
     "CohortStatus",
     "Condition",
+    "Decision",
     "DurationError",
+    "Event",
+    "FleetView",
     "GateResult",
     "GateStatus",
     "Gates",
@@ -58,6 +66,7 @@ __all__ = [
     "HealthReport",
     "HistoryEntry",
     "LabelSelector",
+    "Measurement",
     "ModelState",
     "ModelStateKind",
     "Operator",
@@ -72,13 +81,17 @@ __all__ = [
     "RolloutStatus",
     "Source",
     "Step",
+    "Tuning",
     "Verification",
     "VersionSnapshot",
     "bucket",
+    "decide",
     "desired_state",
     "first_step",
     "format_duration",
     "in_cohort",
+    "judge",
+    "measure",
     "parse_duration",
     "status_from_dict",
     "status_patch",

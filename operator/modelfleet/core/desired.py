@@ -53,6 +53,8 @@ class Assignment:
     """The release's current step index while it rolls out (Progressing/Paused), else ``None``."""
     conflict: tuple[str, ...] = ()
     """Names of all releases covering this gateway for this model, when more than one."""
+    first_step: int | None = None
+    """The step at which the gateway joins the deciding release (``None`` for conflicts)."""
 
 
 class Assigner:
@@ -107,13 +109,18 @@ def _assign(plan: CohortPlan, gateway: Gateway) -> Assignment:
     release = plan.release
     status = release.status
     step = status.rollout.step if status.phase in ROLLING_PHASES else None
-    if status.phase in TARGET_PHASES and status.target is not None:
-        first = plan.first_step(gateway)
-        if first is not None and first <= status.rollout.step:
-            return Assignment(release.spec.model, status.target, Role.TARGET, release.name, step)
+    first = plan.first_step(gateway)
+    model = release.spec.model
+    if (
+        status.phase in TARGET_PHASES
+        and status.target is not None
+        and first is not None
+        and first <= status.rollout.step
+    ):
+        return Assignment(model, status.target, Role.TARGET, release.name, step, (), first)
     if status.stable is not None:
-        return Assignment(release.spec.model, status.stable, Role.STABLE, release.name, step)
-    return Assignment(release.spec.model, None, Role.NONE, release.name, step)
+        return Assignment(model, status.stable, Role.STABLE, release.name, step, (), first)
+    return Assignment(model, None, Role.NONE, release.name, step, (), first)
 
 
 def _conflict(model: str, covering: list[CohortPlan]) -> Assignment:

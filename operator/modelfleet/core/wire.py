@@ -2,8 +2,9 @@
 
 ``decide()`` returns its new status as the dict the CRD schema describes; the operator reads the
 persisted status back with :func:`status_from_dict`, so a restarted operator resumes from exactly
-what was written. :data:`STATUS_FIELDS` declares every status path read or written here; the
-schema-drift test checks each against ``crds/modelrelease.yaml``. Pure: no I/O.
+what was written. Reads go through :data:`~modelfleet.core.statusfields.STATUS_FIELDS`, the
+declared list of status paths the schema-drift test checks against ``crds/modelrelease.yaml``.
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from modelfleet.core.doc import FieldRegistry, Node, format_time
+from modelfleet.core.doc import Node, format_time
 from modelfleet.core.phases import Phase
+from modelfleet.core.statusfields import STATUS_FIELDS
 from modelfleet.core.types import (
     CohortStatus,
     Condition,
@@ -25,104 +27,6 @@ from modelfleet.core.types import (
     Source,
     Verification,
     VersionSnapshot,
-)
-
-_VERIFICATION = (
-    "verified",
-    "digest",
-    "authority",
-    "signer",
-    "issuer",
-    "keyId",
-    "tlogIndex",
-    "integratedTime",
-    "provenance",
-    "provenance.predicateType",
-    "provenance.builder",
-    "provenance.repo",
-    "provenance.ref",
-    "at",
-    "reason",
-    "generation",
-)
-_SNAPSHOT = ("version", "digest", "uri", "signature", "attestations", "since", "verification")
-
-#: Every ``status`` path this module reads or writes (``[]`` marks array items).
-STATUS_FIELDS = FieldRegistry(
-    "ModelRelease.status",
-    [
-        "status",
-        "status.observedGeneration",
-        "status.phase",
-        "status.reason",
-        "status.message",
-        "status.conditions",
-        *(
-            f"status.conditions[].{k}"
-            for k in (
-                "type",
-                "status",
-                "reason",
-                "message",
-                "observedGeneration",
-                "lastTransitionTime",
-            )
-        ),
-        "status.stable",
-        "status.target",
-        *(f"status.{s}.{k}" for s in ("stable", "target") for k in _SNAPSHOT),
-        *(f"status.{s}.verification.{k}" for s in ("stable", "target") for k in _VERIFICATION),
-        "status.verification",
-        *(f"status.verification.{k}" for k in _VERIFICATION),
-        "status.rollout",
-        *(
-            f"status.rollout.{k}"
-            for k in (
-                "step",
-                "stepName",
-                "stepStartedAt",
-                "convergedAt",
-                "healthySince",
-                "inconclusiveSince",
-                "lastActionId",
-                "cohorts",
-                "gates",
-            )
-        ),
-        *(
-            f"status.rollout.cohorts[].{k}"
-            for k in ("name", "assigned", "active", "failed", "reporting")
-        ),
-        *(
-            f"status.rollout.gates.{k}"
-            for k in (
-                "result",
-                "reason",
-                "failedGateways",
-                "errorRate",
-                "latencyP95Ms",
-                "driftScore",
-                "reportingRatio",
-                "requests",
-                "evaluatedAt",
-            )
-        ),
-        "status.source",
-        *(f"status.source.{k}" for k in ("repoURL", "revision", "path")),
-        "status.history",
-        *(
-            f"status.history[].{k}"
-            for k in (
-                "version",
-                "digest",
-                "outcome",
-                "revision",
-                "startedAt",
-                "finishedAt",
-                "reason",
-            )
-        ),
-    ],
 )
 
 
@@ -278,14 +182,27 @@ def status_to_dict(status: ReleaseStatus) -> dict[str, Any]:
 
 
 def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """A JSON merge patch taking status dict ``old`` to ``new``, by top-level field.
+    """The JSON merge patch (RFC 7386) taking status dict ``old`` to ``new``.
 
-    Changed fields are replaced whole (lists and objects alike, so ``conditions`` and
-    ``history`` never merge element-wise); fields gone from ``new`` are set to ``None`` (delete).
-    An empty result means nothing to write.
+    Objects are patched key by key (a key gone from ``new`` becomes ``None``: delete); lists
+    are replaced whole (``conditions``, ``cohorts`` and ``history`` never merge element-wise).
+    Top-level fields that ``decide`` does not own are left alone. ``{}`` means nothing to write.
     """
-    patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
-    patch.update({k: None for k in old if k not in new and k in _OWNED})
+    patch = _diff(old, new)
+    return {k: v for k, v in patch.items() if v is not None or k in _OWNED}
+
+
+def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if before == value:
+            continue
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            patch[key] = _diff(before, value)
+        else:
+            patch[key] = value
+    patch.update({k: None for k in old if k not in new})
     return patch
 
 

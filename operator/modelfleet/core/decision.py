@@ -1,0 +1,51 @@
+"""What ``decide()`` takes besides the release, and what it returns.
+
+A :class:`Decision` is data only: the controller writes ``patch`` to ``.status`` (a JSON merge
+patch), records ``events`` and, when ``needs_verification`` is set, verifies the spec's artifact
+and calls ``decide`` again with the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from modelfleet.core.gates import Measurement
+from modelfleet.core.types import Gateway, Release, ReleaseStatus
+
+NORMAL = "Normal"
+WARNING = "Warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A Kubernetes Event to record on the ModelRelease."""
+
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class FleetView:
+    """What ``decide`` sees of the cluster: the gateways, and the releases (for conflicts)."""
+
+    gateways: Sequence[Gateway] = ()
+    releases: Sequence[Release] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one ``decide`` call; applying it is the controller's job."""
+
+    status: ReleaseStatus
+    patch: dict[str, Any]
+    """JSON merge patch for ``.status``: changed top-level fields only (``{}``: no write)."""
+    events: tuple[Event, ...] = ()
+    requeue_after: timedelta | None = None
+    """When a time-based rule (bake end, progress deadline) may fire next, if any."""
+    needs_verification: bool = False
+    """The phase is Verifying: verify the spec's artifact and call ``decide`` with the result."""
+    measurement: Measurement = field(default_factory=Measurement)
