@@ -37,6 +37,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--repo", type=Path, default=Path("."), help="the GitOps repository (default: .)"
     )
+    p.add_argument(
+        "--releases-dir",
+        default="releases",
+        metavar="DIR",
+        help="folder of the release files in the repository (default: releases)",
+    )
     p.add_argument("--rev", default="HEAD", help="branch or commit to read from (default: HEAD)")
     p.add_argument("--limit", type=int, help="at most this many versions")
     p.add_argument(
@@ -51,7 +57,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     repo = open_repo(args.repo)
-    ref = find_release_file(top_level(repo), args.release)
+    ref = find_release_file(top_level(repo), args.release, base=args.releases_dir)
     entries = release_history(
         repo,
         ref,

@@ -117,6 +117,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--repo", type=Path, default=Path("."), help="the GitOps repository (default: .)"
     )
     git.add_argument(
+        "--releases-dir",
+        default="releases",
+        metavar="DIR",
+        help="folder of the release files in the repository (default: releases)",
+    )
+    git.add_argument(
         "--base", default="HEAD", help="commit or branch to start from (default: HEAD)"
     )
     git.add_argument(
@@ -133,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     if ns is None:
         raise ConfigError(f"{args.release!r}: name the release as NAMESPACE/NAME")
     req = ReleaseRequest(
-        ref=ReleaseRef(ns, name),
+        ref=ReleaseRef(ns, name, args.releases_dir),
         version=args.version,
         uri=args.uri,
         digest=args.digest,

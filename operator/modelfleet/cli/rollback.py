@@ -53,6 +53,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--repo", type=Path, default=Path("."), help="the GitOps repository (default: .)"
     )
+    p.add_argument(
+        "--releases-dir",
+        default="releases",
+        metavar="DIR",
+        help="folder of the release files in the repository (default: releases)",
+    )
     p.add_argument("--branch", help="commit on this new branch instead of the current one")
     p.add_argument("--push", action="store_true", help="push the result to --remote")
     p.add_argument("--remote", default="origin", help="remote to push to (default: origin)")
@@ -65,7 +71,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     repo = open_repo(args.repo)
-    ref = find_release_file(top_level(repo), args.release)
+    ref = find_release_file(top_level(repo), args.release, base=args.releases_dir)
     if args.dry_run:
         plan = plan_rollback(repo, ref, args.to)
         print(f"would {plan.describe()}")

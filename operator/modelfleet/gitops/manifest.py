@@ -41,6 +41,7 @@ class ReleaseRef:
 
     namespace: str
     name: str
+    base: str = RELEASES_DIR  # the releases folder, relative to the repository root
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"
@@ -48,7 +49,7 @@ class ReleaseRef:
     @property
     def path(self) -> PurePosixPath:
         """Where its manifest lives in the repository."""
-        return PurePosixPath(RELEASES_DIR, self.namespace, f"{self.name}.yaml")
+        return PurePosixPath(self.base, self.namespace, f"{self.name}.yaml")
 
 
 @dataclass(frozen=True)
@@ -183,19 +184,38 @@ def parse_release_ref(text: str, default_namespace: str | None = None) -> tuple[
     return default_namespace, text
 
 
-def find_release_file(root: Path, text: str, default_namespace: str | None = None) -> ReleaseRef:
-    """Resolve what a user typed to an existing release file under ``root``."""
+def find_release_file(
+    root: Path,
+    text: str,
+    default_namespace: str | None = None,
+    *,
+    base: str = RELEASES_DIR,
+) -> ReleaseRef:
+    """Resolve what a user typed (``ns/name``, ``name`` or the file's path) to a release file
+    under ``root``; ``base`` is the releases folder."""
+    p = PurePosixPath(text)
+    if p.suffix in (".yaml", ".yml") and len(p.parts) >= 3:
+        candidate = (Path.cwd() / text).resolve() if not p.is_absolute() else Path(text)
+        if not candidate.is_file():
+            candidate = root / text
+        try:
+            rel = PurePosixPath(candidate.resolve().relative_to(root.resolve()).as_posix())
+        except ValueError:
+            raise ReleaseNotFound(f"{text} is not inside the repository {root}") from None
+        if not candidate.is_file():
+            raise ReleaseNotFound(f"no release file {rel} in {root}")
+        return ReleaseRef(rel.parts[-2], rel.stem, str(rel.parent.parent))
     ns, name = parse_release_ref(text, default_namespace)
     if ns is not None:
-        ref = ReleaseRef(ns, name)
+        ref = ReleaseRef(ns, name, base)
         if (root / ref.path).is_file():
             return ref
         raise ReleaseNotFound(f"no release file {ref.path} in {root}")
-    matches = sorted((root / RELEASES_DIR).glob(f"*/{name}.yaml"))
+    matches = sorted((root / base).glob(f"*/{name}.yaml"))
     if len(matches) == 1:
-        return ReleaseRef(matches[0].parent.name, name)
+        return ReleaseRef(matches[0].parent.name, name, base)
     if not matches:
-        raise ReleaseNotFound(f"no release file {RELEASES_DIR}/*/{name}.yaml in {root}")
+        raise ReleaseNotFound(f"no release file {base}/*/{name}.yaml in {root}")
     spaces = ", ".join(m.parent.name for m in matches)
     raise ReleaseNotFound(f"release {name!r} exists in several namespaces ({spaces}): use NS/NAME")
 
