@@ -13,11 +13,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import queue
 import stat
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from modelfleet.trust.errors import VerificationError
 from modelfleet.trust.policy import Hashing
@@ -37,28 +39,58 @@ def _advise_sequential(fd: int) -> None:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
 
 
-def _read_chunks(f: BinaryIO, buffer: bytearray, limit: int | None = None) -> Iterable[memoryview]:
-    view = memoryview(buffer)
-    remaining = limit
-    while remaining is None or remaining > 0:
-        want = len(buffer) if remaining is None else min(len(buffer), remaining)
-        n = f.readinto(view[:want])  # type: ignore[attr-defined]
-        if not n:
+def read_chunks(path: Path, buffer_size: int = BUFFER_SIZE) -> Iterator[memoryview]:
+    """The file's bytes in chunks, read ahead by a helper thread into a ring of three buffers.
+
+    Reading (``readinto``) and hashing both release the GIL, so the disk read of the next chunk
+    overlaps the hashing of this one; memory stays at three buffers. Each chunk is valid until
+    the next one is requested. Small files are read inline.
+    """
+    with open(path, "rb", buffering=0) as f:
+        _advise_sequential(f.fileno())
+        if os.fstat(f.fileno()).st_size <= 2 * buffer_size:
+            buffer = bytearray(buffer_size)
+            view = memoryview(buffer)
+            while n := f.readinto(view):
+                yield view[:n]
             return
-        if remaining is not None:
-            remaining -= n
-        yield view[:n]
+        free: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
+        full: queue.SimpleQueue[tuple[bytearray | BaseException, int]] = queue.SimpleQueue()
+        for _ in range(3):
+            free.put(bytearray(buffer_size))
+
+        def reader() -> None:
+            try:
+                while (buf := free.get()) is not None:
+                    n = f.readinto(buf)
+                    full.put((buf, n))
+                    if not n:
+                        return
+            except BaseException as exc:  # handed to the consumer, raised there
+                full.put((exc, 0))
+
+        thread = threading.Thread(target=reader, name="modelfleet-read-ahead", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item, n = full.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if not n:
+                    return
+                yield memoryview(item)[:n]
+                free.put(item)
+        finally:
+            free.put(None)
+            thread.join()
 
 
 def digest_file(path: Path, *, buffer_size: int = BUFFER_SIZE) -> str:
     """``"sha256:<hex>"`` of the file's bytes, streamed with constant memory."""
     hasher = hashlib.sha256()
-    buffer = bytearray(buffer_size)
     try:
-        with open(path, "rb", buffering=0) as f:
-            _advise_sequential(f.fileno())
-            for chunk in _read_chunks(f, buffer):
-                hasher.update(chunk)
+        for chunk in read_chunks(path, buffer_size):
+            hasher.update(chunk)
     except OSError as exc:
         raise VerificationError("input", f"cannot read {path}: {exc.strerror}") from None
     return f"sha256:{hasher.hexdigest()}"
@@ -108,11 +140,8 @@ class ContentHasher:
 def hash_file(path: Path, identifier: str, hashing: Hashing) -> dict[str, str]:
     """Manifest items of one file on disk."""
     hasher = ContentHasher(identifier, hashing)
-    buffer = bytearray(BUFFER_SIZE)
-    with open(path, "rb", buffering=0) as f:
-        _advise_sequential(f.fileno())
-        for chunk in _read_chunks(f, buffer):
-            hasher.update(chunk)
+    for chunk in read_chunks(path):
+        hasher.update(chunk)
     return hasher.finish()
 
 

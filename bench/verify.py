@@ -1,0 +1,263 @@
+"""Benchmark of modelfleet.trust verification: ``python bench/verify.py [--size-mib N]``.
+
+On a generated single-file model and a 4-file model of the same total size (default 1 GiB), in
+one run it compares:
+
+(a) our streamed digest (``digest_file``) with ``openssl dgst -sha256`` on the same file
+    (goal: at least 0.9x its throughput);
+(b) our full verification with model_signing's own ``verify`` using the same key and hashing
+    config (goal: at most 1.1x its time), for the single file, the folder, and — for the record —
+    the 4-file model as a tar artifact (digest + safe unpacking + manifest);
+(c) the peak RSS of each run (goal: under 150 MB: everything is streamed).
+
+Each measurement runs in a fresh child process (so peak RSS is its own), after one warm-up read
+so that every contender reads from the page cache; the best of ``--repeat`` runs is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+GOALS = {"digest": 0.9, "verify": 1.1, "rss_mb": 150.0}
+
+
+def _child(op: str, args: list[str]) -> None:
+    """Runs one operation and prints ``{"seconds", "rss_mb"}`` as JSON."""
+    import logging
+
+    logging.disable(logging.WARNING)
+    if op == "model-signing-verify":
+        import model_signing
+    else:
+        from modelfleet.trust import digest_file, load_policy, verify_artifact, verify_model
+
+    start = time.perf_counter()  # imports are not part of the measurement
+    if op == "ours-digest":
+        digest_file(Path(args[0]))
+    elif op == "ours-verify-model":
+        verify_model(load_policy(Path(args[0])), Path(args[1]), signature=Path(args[2]))
+    elif op == "ours-verify-artifact":
+        verify_artifact(
+            load_policy(Path(args[0])),
+            Path(args[1]),
+            expected_digest=args[3],
+            signature=Path(args[2]),
+        )
+    elif op == "model-signing-verify":
+        hashing = model_signing.hashing.Config().set_ignored_paths(paths=[], ignore_git_paths=False)
+        hashing.use_file_serialization(hashing_algorithm="sha256")
+        config = model_signing.verifying.Config().use_elliptic_key_verifier(public_key=args[0])
+        config.set_hashing_config(hashing).verify(Path(args[1]), Path(args[2]))
+    else:
+        raise SystemExit(f"unknown op {op}")
+    seconds = time.perf_counter() - start
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "rss_mb": rss_mb}))
+
+
+def _run(op: str, *args: str) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, str(HERE), "--child", op, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(HERE.parents[1] / "operator")},
+    ).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def _openssl(path: Path) -> dict[str, float]:
+    start = time.perf_counter()
+    subprocess.run(["openssl", "dgst", "-sha256", str(path)], check=True, capture_output=True)
+    return {"seconds": time.perf_counter() - start, "rss_mb": 0.0}
+
+
+def _best(fn, repeat: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    runs = [fn() for _ in range(repeat)]
+    return {"seconds": min(r["seconds"] for r in runs), "rss_mb": max(r["rss_mb"] for r in runs)}
+
+
+def _pair(a, b, repeat: int) -> tuple[dict[str, float], dict[str, float]]:  # type: ignore[no-untyped-def]
+    """Best of ``repeat`` for two contenders run alternately, so both see the same machine load."""
+    runs_a, runs_b = [], []
+    for _ in range(repeat):
+        runs_a.append(a())
+        runs_b.append(b())
+
+    def best(runs: list[dict[str, float]]) -> dict[str, float]:
+        return {
+            "seconds": min(r["seconds"] for r in runs),
+            "rss_mb": max(r["rss_mb"] for r in runs),
+        }
+
+    return best(runs_a), best(runs_b)
+
+
+def _write_random(path: Path, size: int) -> None:
+    chunk = os.urandom(8 * 1024 * 1024)
+    with open(path, "wb") as f:
+        left = size
+        while left > 0:
+            f.write(chunk[: min(left, len(chunk))])
+            left -= len(chunk)
+
+
+def _warm(path: Path) -> None:
+    for p in [path] if path.is_file() else sorted(path.rglob("*")):
+        if p.is_file():
+            with open(p, "rb", buffering=0) as f:
+                while f.read(8 * 1024 * 1024):
+                    pass
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--size-mib", type=int, default=1024, help="total model size (default 1024)"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (best is kept)")
+    parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child[0], args.child[1:])
+        return 0
+
+    sys.path.insert(0, str(HERE.parents[1] / "operator"))
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from modelfleet.trust import pack_model, sign_model
+
+    size = args.size_mib * 1024 * 1024
+    rows: list[tuple[str, str, float, float, str]] = []
+    with tempfile.TemporaryDirectory(prefix="modelfleet-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        key = ec.generate_private_key(ec.SECP256R1())
+        pub = tmp / "key.pub"
+        pub.write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        policy = tmp / "trust.yaml"
+        policy.write_text(
+            f"spec:\n  authorities:\n    - name: k\n      key:\n        file: {pub}\n"
+        )
+        single = tmp / "model.bin"
+        _write_random(single, size)
+        folder = tmp / "model4"
+        folder.mkdir()
+        for i in range(4):
+            _write_random(folder / f"shard-{i}.bin", size // 4)
+        sig1, sig4 = tmp / "single.sig", tmp / "folder.sig"
+        sign_model(single, sig1, private_key=key)
+        sign_model(folder, sig4, private_key=key)
+        tar = tmp / "model4.tar"
+        tar_digest = pack_model(folder, tar)
+        from modelfleet.trust import digest_file
+
+        single_digest = digest_file(single)
+        for target in (single, folder, tar):
+            _warm(target)
+
+        ossl, ours = _pair(
+            lambda: _openssl(single), lambda: _run("ours-digest", str(single)), args.repeat
+        )
+        mib = size / 1024 / 1024
+        ratio = (mib / ours["seconds"]) / (mib / ossl["seconds"])
+        rows.append(
+            (
+                "digest 1 file",
+                "openssl dgst -sha256",
+                ossl["seconds"],
+                0.0,
+                f"{mib / ossl['seconds']:.0f} MiB/s",
+            )
+        )
+        rows.append(
+            (
+                "digest 1 file",
+                "modelfleet digest_file",
+                ours["seconds"],
+                ours["rss_mb"],
+                f"{mib / ours['seconds']:.0f} MiB/s = {ratio:.2f}x openssl (goal >= {GOALS['digest']})",
+            )
+        )
+
+        cases = [
+            ("verify 1 file", str(single), str(sig1), None),
+            ("verify 4 files", str(folder), str(sig4), None),
+        ]
+        for label, model, sig, _ in cases:
+            theirs, mine = _pair(
+                lambda m=model, s=sig: _run("model-signing-verify", str(pub), m, s),
+                lambda m=model, s=sig: _run("ours-verify-model", str(policy), m, s),
+                args.repeat,
+            )
+            rows.append((label, "model_signing verify", theirs["seconds"], theirs["rss_mb"], ""))
+            rows.append(
+                (
+                    label,
+                    "modelfleet verify_model",
+                    mine["seconds"],
+                    mine["rss_mb"],
+                    f"{mine['seconds'] / theirs['seconds']:.2f}x model_signing (goal <= {GOALS['verify']})",
+                )
+            )
+        art1 = _best(
+            lambda: _run(
+                "ours-verify-artifact", str(policy), str(single), str(sig1), single_digest
+            ),
+            args.repeat,
+        )
+        rows.append(
+            (
+                "verify 1 file",
+                "modelfleet verify_artifact",
+                art1["seconds"],
+                art1["rss_mb"],
+                "digest + signature, one read",
+            )
+        )
+        art4 = _best(
+            lambda: _run("ours-verify-artifact", str(policy), str(tar), str(sig4), tar_digest),
+            args.repeat,
+        )
+        rows.append(
+            (
+                "verify 4-file tar",
+                "modelfleet verify_artifact",
+                art4["seconds"],
+                art4["rss_mb"],
+                "digest, then unpack+hash in one pass",
+            )
+        )
+
+    print(
+        f"modelfleet.trust benchmark: {args.size_mib} MiB models, {os.cpu_count()} CPUs, best of {args.repeat}"
+    )
+    header = f"{'case':<18} {'contender':<27} {'seconds':>8} {'peak RSS MB':>12}  note"
+    print(header)
+    print("-" * (len(header) + 40))
+    for case, who, seconds, rss, note in rows:
+        rss_text = f"{rss:.0f}" if rss else "-"
+        print(f"{case:<18} {who:<27} {seconds:>8.2f} {rss_text:>12}  {note}")
+    worst_rss = max(r[3] for r in rows)
+    print(f"peak RSS of any modelfleet run: {worst_rss:.0f} MB (goal < {GOALS['rss_mb']:.0f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
