@@ -268,6 +268,9 @@ class _Decider:
 
     def _rolling(self) -> None:
         spec = self.release.spec
+        last = len(spec.steps) - 1
+        if self.st.rollout.step > last:  # steps were removed from the spec mid-rollout
+            self._rollout(step=last, step_name=self._step_name(last))
         if self.action is ActionKind.ABORT:
             self.action = None
             self._abort("ManualAbort", "aborted by the modelfleet.dev/action annotation")

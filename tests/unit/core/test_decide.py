@@ -534,3 +534,25 @@ def test_cohort_counts_are_per_step_and_sum_to_the_fleet() -> None:
 
 def test_digest_helper_is_stable() -> None:
     assert digest("1") == digest("1") != digest("2")
+
+
+def test_removing_steps_mid_rollout_clamps_to_the_last_step() -> None:
+    sim = sc.progressing()
+    converge(sim)
+    sim.tick(10 * MIN)
+    converge(sim)
+    assert sim.step == 1
+    sim.edit(steps=(Step("all", percent=100, bake=timedelta(minutes=1)),))
+    sim.tick()
+    assert (sim.step, sim.release.status.rollout.step_name) == (0, "all")
+    assert set(sim.told().values()) == {"2.0.0"}
+    sim.tick(MIN)
+    sim.tick(MIN)
+    assert sim.phase == "Succeeded"
+
+
+def test_requeue_after_points_at_the_deadline_while_waiting() -> None:
+    sim = sc.progressing()
+    sim.lagging = True
+    d = sim.tick(5 * MIN)
+    assert d.requeue_after == 10 * MIN + timedelta(milliseconds=1)
