@@ -42,7 +42,7 @@ from modelfleet.api.release import (
     parse_spec,
 )
 from modelfleet.api.trustpolicy import TrustPolicySpec, parse_trust_policy
-from modelfleet.core.conditions import is_true, set_condition, status_of
+from modelfleet.core.conditions import is_true, release_conditions, set_condition, status_of
 from modelfleet.core.doc import format_time, parse_time
 from modelfleet.core.wire import status_from_dict, status_patch, status_to_dict
 
@@ -82,6 +82,7 @@ __all__ = [
     "parse_spec",
     "parse_time",
     "parse_trust_policy",
+    "release_conditions",
     "set_condition",
     "status_from_dict",
     "status_of",
