@@ -34,6 +34,7 @@ from modelfleet.trust.material import (
     verify_raw,
 )
 from modelfleet.trust.policy import KeylessIdentity
+from modelfleet.trust.sigstore_verifier import verifier_class
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
@@ -108,16 +109,14 @@ def verify_keyless_bundle(
     from sigstore.errors import Error as SigstoreError
     from sigstore.hashes import Hashed
     from sigstore.models import Bundle
-    from sigstore.verify import Verifier
     from sigstore_models.common.v1 import HashAlgorithm
 
     try:
         bundle = Bundle.from_json(raw)
     except Exception as exc:
-        raise VerificationError(
-            "bundle", f"not a valid Sigstore bundle: {_one_line(exc)}"
-        ) from None
-    verifier = Verifier(trusted_root=load_trusted_root(trusted_root_json))
+        detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise VerificationError("bundle", f"not a valid Sigstore bundle: {detail}") from None
+    verifier = verifier_class()(trusted_root=load_trusted_root(trusted_root_json))
     payload_type = payload = None
     try:
         if bundle._dsse_envelope is not None:

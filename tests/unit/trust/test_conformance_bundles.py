@@ -17,9 +17,9 @@ DEFAULT_IDENTITY = (
     ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main"
 )
 DEFAULT_ISSUER = "https://token.actions.githubusercontent.com"
-#: Happy cases we do not pass yet (sigstore-python 4.5.1 misses them too): a Rekor v1 'intoto'
-#: entry kind, and a TSA validity end that must be inclusive.
-KNOWN_GAPS = {"intoto-with-custom-trust-root", "trust-root-tsa-validity-end-inclusive"}
+#: Happy cases we do not pass (none: sigstore-python 4.5.1 alone misses the two managed-key
+#: cases, a Rekor v1 'intoto' entry and an inclusive TSA validity end; we pass all four).
+KNOWN_GAPS: set[str] = set()
 
 
 def argv(case: Path) -> list[str]:
@@ -64,9 +64,9 @@ def test_good_bundle_verifies(case_name: str) -> None:
     assert run(case_name) == 0
 
 
-def test_score_is_at_least_50_of_52_including_managed_keys() -> None:
+def test_score_is_52_of_52_including_managed_keys() -> None:
     passed = {c for c in CASES if (run(c) == 0) != c.endswith("_fail")}
-    assert len(passed) >= 50
+    assert len(passed) == 52
     assert {"managed-key-happy-path", "managed-key-and-trusted-root"} <= passed
     assert set(CASES) - passed == KNOWN_GAPS  # a fixed gap should be removed from KNOWN_GAPS
 
