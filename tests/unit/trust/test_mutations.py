@@ -338,3 +338,46 @@ def test_shard_serialization_round_trips_and_matches_model_signing(tmp_path: Pat
     model_signing.verifying.Config().use_elliptic_key_verifier(public_key=pub).set_hashing_config(
         hcfg
     ).verify(s.model_dir, s.signature)
+
+
+def test_unexpected_exception_is_a_rejection_not_a_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import modelfleet.trust.verify as verify_module
+
+    s = make_signed_model(tmp_path)
+
+    def boom(*args: object, **kwargs: object) -> dict[str, str]:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(verify_module, "compute_manifest", boom)
+    err = reject(
+        verify_artifact,
+        load_policy(s.policy_path),
+        s.artifact,
+        expected_digest=s.digest,
+        signature=s.signature,
+    )
+    assert err.check == "internal" and "RuntimeError: disk on fire" in err.reason
+
+
+def test_verified_artifact_cannot_be_forged() -> None:
+    from datetime import UTC, datetime
+
+    from modelfleet.trust import VerifiedArtifact
+
+    with pytest.raises(TypeError):
+        VerifiedArtifact(
+            digest="sha256:" + "0" * 64,
+            model_digest=None,
+            policy="p",
+            authority="a",
+            authority_kind="key",
+            signature_format="model-signing",
+            signer="s",
+            issuer=None,
+            tlog_index=None,
+            integrated_time=None,
+            provenance=(),
+            verified_at=datetime.now(UTC),
+        )
