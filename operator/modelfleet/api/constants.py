@@ -24,9 +24,9 @@ ACTION_ANNOTATION = f"{GROUP}/action"
 ACTION_ID_ANNOTATION = f"{GROUP}/action-id"
 #: Where the spec came from in Git (stamped by ``modelfleet release`` / ``modelfleet sync``);
 #: copied to ``status.source`` and into ``status.history[].revision``.
-SOURCE_REPO_ANNOTATION = f"{GROUP}/source-repo"
-SOURCE_REVISION_ANNOTATION = f"{GROUP}/source-revision"
-SOURCE_PATH_ANNOTATION = f"{GROUP}/source-path"
+SOURCE_REPO_ANNOTATION = f"{GROUP}/git-repo"
+SOURCE_REVISION_ANNOTATION = f"{GROUP}/git-revision"
+SOURCE_PATH_ANNOTATION = f"{GROUP}/git-path"
 
 #: Server-side-apply / patch field managers, one per writer.
 FIELD_MANAGER_OPERATOR = "modelfleet-operator"

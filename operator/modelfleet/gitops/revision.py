@@ -28,11 +28,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from modelfleet.api.constants import (
+    SOURCE_PATH_ANNOTATION,
+    SOURCE_REPO_ANNOTATION,
+    SOURCE_REVISION_ANNOTATION,
+)
+
 TRACKING_ID_ANNOTATION = "argocd.argoproj.io/tracking-id"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
-REVISION_ANNOTATION = "modelfleet.dev/git-revision"
-REPO_ANNOTATION = "modelfleet.dev/git-repo"
-PATH_ANNOTATION = "modelfleet.dev/git-path"
+REVISION_ANNOTATION = SOURCE_REVISION_ANNOTATION
+REPO_ANNOTATION = SOURCE_REPO_ANNOTATION
+PATH_ANNOTATION = SOURCE_PATH_ANNOTATION
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ def modelrelease(**overrides: Any) -> dict[str, Any]:
             "annotations": {
                 "modelfleet.dev/action": "promote",
                 "modelfleet.dev/action-id": "a1",
-                "modelfleet.dev/source-repo": "https://git.example.com/fleet.git",
-                "modelfleet.dev/source-revision": "0123abcd",
-                "modelfleet.dev/source-path": "releases/detector.yaml",
+                "modelfleet.dev/git-repo": "https://git.example.com/fleet.git",
+                "modelfleet.dev/git-revision": "0123abcd",
+                "modelfleet.dev/git-path": "releases/detector.yaml",
             },
         },
         "spec": {
