@@ -19,8 +19,19 @@ from modelfleet.errors import ModelfleetError
 
 #: Modules under ``modelfleet.cli`` that register subcommands, in ``--help`` order.
 COMMAND_MODULES: tuple[str, ...] = (
-    "devcluster", "agent", "simulate", "sign", "verify", "fleet_ca", "gateway", "fleet_api",
-    "release", "rollback", "history", "sync",
+    "devcluster",
+    "agent",
+    "simulate",
+    "sign",
+    "verify",
+    "fleet_ca",
+    "gateway",
+    "fleet_api",
+    "release",
+    "rollback",
+    "history",
+    "sync",
+    "operator",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -1,0 +1,149 @@
+"""``modelfleet operator``: run the kopf operator that verifies and rolls out ModelReleases."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from modelfleet.errors import ConfigError
+
+GIB = 1024**3
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def _bytes(text: str) -> int:
+    units = {"k": 1024, "m": 1024**2, "g": GIB, "t": 1024**4}
+    raw = text.strip().lower().removesuffix("ib").removesuffix("b")
+    factor = units.get(raw[-1:], 1)
+    number = raw[:-1] if raw[-1:] in units else raw
+    try:
+        value = int(float(number) * factor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 512M or 8G") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def _run(args: argparse.Namespace) -> int:
+    from modelfleet.controller import OperatorOptions, run
+    from modelfleet.controller.fetch import FetchLimits
+    from modelfleet.controller.verifier import VerifierSettings
+
+    if args.all_namespaces and args.namespace:
+        raise ConfigError("--namespace and --all-namespaces exclude each other")
+    if not args.all_namespaces and not args.namespace:
+        raise ConfigError("say which namespaces to watch: --namespace NS (repeatable) or "
+                          "--all-namespaces")  # fmt: skip
+    if args.kubeconfig is not None and not args.kubeconfig.is_file():
+        raise ConfigError(f"--kubeconfig {args.kubeconfig}: no such file")
+    verifier = VerifierSettings(
+        limits=FetchLimits(
+            max_artifact_bytes=args.max_artifact_bytes,
+            timeout=args.verify_timeout,
+            ca_file=args.artifact_ca,
+        ),
+        timeout=args.verify_timeout,
+        material_namespace=args.material_namespace,
+    )
+    return run(
+        OperatorOptions(
+            namespaces=tuple(args.namespace),
+            all_namespaces=args.all_namespaces,
+            interval=args.interval,
+            kubeconfig=args.kubeconfig,
+            verifier=verifier,
+            liveness=args.liveness,
+            metrics_host=args.metrics_host,
+            metrics_port=args.metrics_port,
+            log_format=args.log_format,
+            verbose=args.verbose,
+            argocd_namespace=args.argocd_namespace,
+        )
+    )
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "operator",
+        help="run the operator: verify ModelReleases and roll them out in cohorts behind gates",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=(
+            "Watches ModelReleases, EdgeGateways and TrustPolicies (modelfleet.dev/v1alpha1). A "
+            "new spec is verified first (artifact, signature and attestations fetched from their "
+            "file://, https:// or oci:// URIs, checked against the named TrustPolicy); only a "
+            "verified version becomes status.target. A timer per release then evaluates the "
+            "health gates on the gateways told the target, promotes a step after its bake, pauses "
+            "on silence and aborts on evidence of harm. Progress lives in status only: the "
+            "operator can be killed and restarted at any time. It writes ModelRelease status and "
+            "Events, never a spec, and adds no finalizers. Runs as one replica (no peering)."
+        ),
+    )
+    g = p.add_argument_group("what to watch")
+    g.add_argument(
+        "-n", "--namespace", action="append", default=[], metavar="NS",
+        help="watch this namespace (repeat for several; globs like team-* work)",
+    )  # fmt: skip
+    g.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    g.add_argument(
+        "--kubeconfig", type=Path, default=None,
+        help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else the in-cluster "
+        "service account)",
+    )  # fmt: skip
+    g = p.add_argument_group("rollout")
+    g.add_argument(
+        "--interval", type=_positive, default=5.0, metavar="SECONDS",
+        help="how often each release's gates and timers are evaluated; a regression is acted "
+        "on within one interval of its evidence",
+    )  # fmt: skip
+    g = p.add_argument_group("verification")
+    g.add_argument(
+        "--verify-timeout", type=_positive, default=300.0, metavar="SECONDS",
+        help="give up one verification attempt (fetch + checks) after this long; the release "
+        "stays Verifying and is tried again",
+    )  # fmt: skip
+    g.add_argument(
+        "--max-artifact-bytes", type=_bytes, default=8 * GIB, metavar="SIZE",
+        help="refuse artifacts larger than this (e.g. 512M, 8G); signatures and attestations "
+        "are capped at 16M",
+    )  # fmt: skip
+    g.add_argument(
+        "--artifact-ca", default=None, metavar="PEM",
+        help="extra CA bundle trusted for https:// and oci:// artifact servers",
+    )  # fmt: skip
+    g.add_argument(
+        "--material-namespace",
+        default=os.environ.get("POD_NAMESPACE", "modelfleet-system"),
+        metavar="NS",
+        help="namespace of Secrets/ConfigMaps a TrustPolicy references without one",
+    )
+    g.add_argument(
+        "--argocd-namespace", default="argocd", metavar="NS",
+        help="where Argo CD Applications live (for status.source of Argo CD-tracked releases)",
+    )  # fmt: skip
+    g = p.add_argument_group("observability")
+    g.add_argument(
+        "--liveness", default=None, metavar="URL",
+        help="serve kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz",
+    )  # fmt: skip
+    g.add_argument(
+        "--metrics-port", type=int, default=0, metavar="PORT",
+        help="serve Prometheus metrics (API writes, reconciles, verifications) on this port; "
+        "0 = off",
+    )  # fmt: skip
+    g.add_argument("--metrics-host", default="0.0.0.0", help="address for --metrics-port")
+    g.add_argument(
+        "--log-format", choices=("text", "json"), default="text",
+        help="json: one JSON object per line, for log collectors",
+    )  # fmt: skip
+    p.set_defaults(func=_run)

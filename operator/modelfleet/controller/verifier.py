@@ -1,0 +1,232 @@
+"""Verifying a release's artifact for the operator: fetch, verify in a thread, report.
+
+:class:`ArtifactVerifier` reads the named TrustPolicy (cluster-scoped) and the Secrets and
+ConfigMaps it references, fetches the artifact, its signature and attestations into a scratch
+folder (:mod:`modelfleet.controller.fetch`), runs :func:`modelfleet.trust.verify_artifact` in a
+thread executor (it is blocking and CPU-bound), and turns the outcome into the
+:class:`modelfleet.core.Verification` that ``decide()`` takes:
+
+* a :class:`~modelfleet.trust.VerifiedArtifact` → ``verified=True`` with signer, authority, log
+  index and provenance;
+* a :class:`~modelfleet.trust.VerificationError` (or a permanent fetch failure, a missing or
+  unusable TrustPolicy) → ``verified=False`` with ``"<check>: <reason>"``: the release is
+  Rejected;
+* a transient failure (artifact server down, timeout, API server unreachable) → raised as
+  :class:`~modelfleet.controller.errors.VerificationPending` or ``ApiError``: the release stays
+  Verifying and is tried again.
+
+``file:`` material in a cluster TrustPolicy is refused: the operator's own files are not a trust
+root anyone applying a policy should be able to point at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import tempfile
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from modelfleet.api import TRUSTPOLICY_PLURAL
+from modelfleet.controller.errors import VerificationPending
+from modelfleet.controller.fetch import Fetcher, FetchError, FetchLimits, scratch_cleanup
+from modelfleet.controller.kube import ApiError, KubeAccess, KubeClient, custom_path
+from modelfleet.controller.metrics import VERIFICATIONS
+from modelfleet.core import Provenance, ReleaseSpec, Verification
+from modelfleet.trust import (
+    MaterialResolver,
+    Policy,
+    VerificationError,
+    VerifiedArtifact,
+    parse_policy,
+    verify_artifact,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VerifierSettings:
+    """How verification runs: limits, timeout, where namespace-less references point."""
+
+    limits: FetchLimits = field(default_factory=FetchLimits)
+    timeout: float = 300.0
+    material_namespace: str = "modelfleet-system"
+
+
+class ClusterResolver:
+    """Reads Secrets and ConfigMaps with the operator's credentials (blocking; used in a thread)."""
+
+    def __init__(self, access: KubeAccess, default_namespace: str) -> None:
+        self._access = access
+        self._default = default_namespace
+
+    def _core(self) -> Any:
+        from kubernetes import client
+
+        return client.CoreV1Api(client.ApiClient(self._access.config))
+
+    def secret(self, namespace: str | None, name: str, key: str) -> bytes:
+        obj = self._core().read_namespaced_secret(name, namespace or self._default)
+        data = (obj.data or {}).get(key)
+        if data is None:
+            raise KeyError(f"no key {key!r}")
+        return base64.b64decode(data)
+
+    def config_map(self, namespace: str | None, name: str, key: str) -> bytes:
+        obj = self._core().read_namespaced_config_map(name, namespace or self._default)
+        data = (obj.data or {}).get(key)
+        if data is None:
+            raise KeyError(f"no key {key!r}")
+        return str(data).encode()
+
+
+def _refuse_files(value: Any, where: str = "spec") -> None:
+    if isinstance(value, Mapping):
+        if "file" in value:
+            raise VerificationError(
+                "policy", f"{where}.file: a cluster TrustPolicy may not read the operator's files"
+            )
+        for key, item in value.items():
+            _refuse_files(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _refuse_files(item, f"{where}[{i}]")
+
+
+def to_verification(verified: VerifiedArtifact) -> Verification:
+    """The ``status.verification`` view of a successful verification."""
+    provenance = None
+    if verified.provenance:
+        p = verified.provenance[0]
+        provenance = Provenance(
+            predicate_type=p.predicate_type,
+            builder=p.builder_id,
+            repo=p.source_repository,
+            ref=p.ref,
+        )
+    integrated = verified.integrated_time
+    return Verification(
+        verified=True,
+        digest=verified.digest,
+        authority=f"{verified.authority} ({verified.authority_kind})",
+        signer=verified.signer,
+        issuer=verified.issuer,
+        key_id=verified.signer if verified.signer.startswith("sha256:") else None,
+        tlog_index=verified.tlog_index,
+        integrated_time=None if integrated is None else integrated.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        provenance=provenance,
+        at=verified.verified_at,
+    )
+
+
+def rejection(digest: str, reason: str) -> Verification:
+    """A failed verification of ``digest`` with a one-line reason."""
+    return Verification(verified=False, digest=digest, reason=reason, at=datetime.now(UTC))
+
+
+class ArtifactVerifier:
+    """Verifies release specs against their TrustPolicy (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        settings: VerifierSettings,
+        executor: Executor,
+        resolver: MaterialResolver | None = None,
+    ) -> None:
+        self._client = client
+        self._settings = settings
+        self._executor = executor
+        self._resolver = resolver or ClusterResolver(client.access, settings.material_namespace)
+
+    async def _run(self, fn: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def policy(self, name: str) -> Policy:
+        """The TrustPolicy ``name``, parsed with its material (VerificationError if unusable)."""
+        try:
+            body = await self._client.get(custom_path(TRUSTPOLICY_PLURAL, None, name))
+        except ApiError as exc:
+            if exc.not_found:
+                raise VerificationError("policy", f"TrustPolicy {name!r} does not exist") from None
+            raise
+        _refuse_files(body.get("spec"))
+        resolver = self._resolver
+        policy: Policy = await self._run(lambda: parse_policy(body, resolver=resolver, name=name))
+        return policy
+
+    async def verify(self, spec: ReleaseSpec, where: str) -> Verification:
+        """Verify ``spec``'s artifact; a rejection is returned, a transient failure raised."""
+        try:
+            async with asyncio.timeout(self._settings.timeout):
+                result = await self._verify(spec, where)
+        except TimeoutError:
+            VERIFICATIONS.labels(result="error").inc()
+            raise VerificationPending(
+                f"{where}: verification of {spec.version} did not finish within "
+                f"{self._settings.timeout:g}s; retrying"
+            ) from None
+        except VerificationError as exc:
+            VERIFICATIONS.labels(result="rejected").inc()
+            log.warning("%s: %s refused: %s", where, spec.version, exc)
+            return rejection(spec.digest, str(exc))
+        except FetchError as exc:
+            if exc.transient:
+                VERIFICATIONS.labels(result="error").inc()
+                raise VerificationPending(f"{where}: {exc.diagnostics()}; retrying") from exc
+            VERIFICATIONS.labels(result="rejected").inc()
+            log.warning("%s: %s refused: %s", where, spec.version, exc)
+            return rejection(spec.digest, f"input: {exc.diagnostics()}")
+        except ApiError:
+            VERIFICATIONS.labels(result="error").inc()
+            raise
+        VERIFICATIONS.labels(result="verified").inc()
+        log.info("%s: %s verified (%s, signer %s)", where, spec.version, result.authority,
+                 result.signer)  # fmt: skip
+        return result
+
+    async def _verify(self, spec: ReleaseSpec, where: str) -> Verification:
+        policy = await self.policy(spec.trust_policy)
+        if spec.digest in policy.denied_digests:  # refuse before downloading anything
+            raise VerificationError(
+                "denylist", f"artifact {spec.digest} is revoked by policy {policy.name!r}"
+            )
+        if spec.signature is None:
+            raise VerificationError(
+                "input", "no signature given: unsigned models are never accepted"
+            )
+        limits = self._settings.limits
+        scratch = Path(tempfile.mkdtemp(prefix="modelfleet-fetch-"))
+        try:
+            async with Fetcher(limits) as fetcher:
+                artifact = await fetcher.fetch(
+                    spec.uri, scratch / "artifact", limit=limits.max_artifact_bytes
+                )
+                signature = await fetcher.fetch(
+                    spec.signature, scratch / "signature", limit=limits.max_sidecar_bytes
+                )
+                attestations = [
+                    await fetcher.fetch(
+                        uri, scratch / f"attestation-{i}", limit=limits.max_sidecar_bytes
+                    )
+                    for i, uri in enumerate(spec.attestations)
+                ]
+            verified: VerifiedArtifact = await self._run(
+                lambda: verify_artifact(
+                    policy,
+                    artifact,
+                    expected_digest=spec.digest,
+                    signature=signature,
+                    attestations=attestations,
+                )
+            )
+        finally:
+            await self._run(lambda: scratch_cleanup(scratch))
+        log.debug("%s: verification scratch %s removed", where, scratch)
+        return to_verification(verified)
