@@ -381,3 +381,43 @@ def test_verified_artifact_cannot_be_forged() -> None:
             provenance=(),
             verified_at=datetime.now(UTC),
         )
+
+
+def test_symlinks_inside_the_model_are_accepted_only_when_the_policy_allows(tmp_path: Path) -> None:
+    from modelfleet.trust import Hashing, pack_model, sign_model
+
+    s = make_signed_model(tmp_path, archive=True)
+    os.symlink("config.json", s.model_dir / "config-link.json")
+    allow = Hashing(allow_symlinks=True)
+    sig = tmp_path / "links.sig"
+    sign_model(s.model_dir, sig, private_key=s.key, hashing=allow)
+    tar = tmp_path / "links.tar"
+    digest = pack_model(s.model_dir, tar)
+    authorities = [{"name": "k", "key": {"data": s.public_key_pem}}]
+    permissive = parse_policy({"authorities": authorities, "hashing": {"allowSymlinks": True}})
+    assert verify_artifact(permissive, tar, expected_digest=digest, signature=sig).model_digest
+    strict = parse_policy({"authorities": authorities})
+    err = reject(verify_artifact, strict, tar, expected_digest=digest, signature=sig)
+    assert err.check == "archive" and "symbolic link" in err.reason
+
+
+def test_symlink_escaping_the_model_is_rejected_even_when_allowed(tmp_path: Path) -> None:
+    from modelfleet.trust import Hashing, digest_file, sign_model
+
+    s = make_signed_model(tmp_path, archive=True)
+    sig = tmp_path / "s.sig"
+    sign_model(s.model_dir, sig, private_key=s.key, hashing=Hashing(allow_symlinks=True))
+    info = tarfile.TarInfo("config.json")
+    info.type = tarfile.SYMTYPE
+    info.linkname = "../../etc/passwd"
+    evil = _tar_with(tmp_path, info)
+    permissive = parse_policy(
+        {
+            "authorities": [{"name": "k", "key": {"data": s.public_key_pem}}],
+            "hashing": {"allowSymlinks": True},
+        }
+    )
+    err = reject(
+        verify_artifact, permissive, evil, expected_digest=digest_file(evil), signature=sig
+    )
+    assert err.check == "archive" and "outside" in err.reason
