@@ -3,7 +3,9 @@ resumable.
 
 ``http://`` and ``https://`` downloads write to ``<dest>.part`` and resume with ``Range`` after
 an interruption (the partial file survives a restart); ``file://`` copies (used by tests, the
-simulator and air-gapped sites). Nothing here trusts the bytes: verification comes after.
+simulator and air-gapped sites). Nothing here trusts the bytes: verification comes after. Nor
+does it fsync: the installer makes the slot durable while verification reads it, before the
+``.verified`` marker is written.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 import shutil
 from collections.abc import Callable
@@ -133,8 +134,6 @@ class Downloader:
                 fh.write(chunk)
                 if progress is not None:
                     progress(size, total)
-            fh.flush()
-            os.fsync(fh.fileno())
         return size
 
 
@@ -185,8 +184,6 @@ def _copy_file(uri: str, dest: Path, max_bytes: int) -> int:
     try:
         with open(src, "rb") as fin, open(tmp, "wb") as fout:
             shutil.copyfileobj(fin, fout, CHUNK)
-            fout.flush()
-            os.fsync(fout.fileno())
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()

@@ -14,6 +14,7 @@ The order of a reconcile, from what is on disk (slots and markers) and in ``stat
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -25,7 +26,7 @@ from modelfleet.agent.clock import Backoff, Clock, isoformat
 from modelfleet.agent.download import DownloadError, Progress
 from modelfleet.agent.healthcheck import HealthCheck, HealthTarget
 from modelfleet.agent.protocol import DesiredModel, ModelState
-from modelfleet.agent.slots import PART_SUFFIX, Marker, ModelSlots
+from modelfleet.agent.slots import PART_SUFFIX, Marker, ModelSlots, fsync_file, fsync_tree
 from modelfleet.agent.state import FailedTarget, StateStore
 from modelfleet.agent.verifier import Verifier, VerifyRequest
 from modelfleet.errors import ModelfleetError
@@ -161,45 +162,54 @@ class ModelInstaller:
         await self._health_gate(d, target, previous=active)
 
     async def _install(self, d: DesiredModel, slot: str) -> bool:
-        """Download and verify ``d`` into ``slot``; False after reporting a failure."""
+        """Download and verify ``d`` into ``slot``; False after reporting a failure.
+
+        A digest mismatch is retried once with a fresh download (a partial file resumed after
+        a power loss may hold garbage); any other verification failure is final.
+        """
         hexd = d.digest.removeprefix("sha256:")[:16]
         artifact_name = f"artifact.{hexd}"
         self._set_healthy(slot, None)
-        slot_dir = self.slots.prepare(slot, keep_part=artifact_name + PART_SUFFIX)
-        self._set(d, ModelState.DOWNLOADING)
-        backoff = Backoff(base=2.0, cap=self.ctx.retry_cap)
-        while True:
+        for attempt in (1, 2):
+            slot_dir = self.slots.prepare(slot, keep_part=artifact_name + PART_SUFFIX)
+            self._set(d, ModelState.DOWNLOADING)
+            await self.ctx.verifier.prepare()
+            files = await self._download_with_retries(d, slot_dir)
+            if files is None:
+                return False
+            artifact, signature, attestations = files
+            self._set(d, ModelState.DOWNLOADED)
+            self._set(d, ModelState.VERIFYING)
+            request = VerifyRequest(
+                model=self.model,
+                version=d.version,
+                expected_digest=d.digest,
+                slot_dir=slot_dir,
+                artifact=artifact,
+                artifact_name=_file_name(d.artifact_uri, self.model),
+                signature=signature,
+                attestations=attestations,
+            )
+            durable = asyncio.create_task(asyncio.to_thread(fsync_file, artifact))
             try:
-                artifact, signature, attestations = await self._download_all(d, slot_dir)
+                verified = await self.ctx.verifier.verify(request)
+                await durable  # written back while verification read it
+                await asyncio.to_thread(fsync_tree, slot_dir)
                 break
-            except DownloadError as exc:
-                if not exc.transient:
-                    self._fail(d, ModelState.FAILED, f"download failed: {exc.diagnostics()}")
-                    return False
-                delay = backoff.next_delay()
-                log.warning(
-                    "%s: download of %s failed (%s); retrying in %.1fs",
-                    self._p(), d.version, exc.diagnostics(), delay,
-                )  # fmt: skip
-                self._set(d, ModelState.DOWNLOADING, f"retrying in {delay:.0f}s: {exc}")
-                await self.ctx.clock.sleep(delay)
-        self._set(d, ModelState.DOWNLOADED)
-        self._set(d, ModelState.VERIFYING)
-        request = VerifyRequest(
-            model=self.model,
-            version=d.version,
-            expected_digest=d.digest,
-            slot_dir=slot_dir,
-            artifact=artifact,
-            artifact_name=_file_name(d.artifact_uri, self.model),
-            signature=signature,
-            attestations=attestations,
-        )
-        try:
-            verified = await self.ctx.verifier.verify(request)
-        except ModelfleetError as exc:
-            self.slots.prepare(slot)  # drop the untrusted bytes
-            self._fail(d, ModelState.FAILED, f"verification failed: {exc.diagnostics()}")
+            except ModelfleetError as exc:
+                await asyncio.gather(durable, return_exceptions=True)
+                self.slots.prepare(slot)  # drop the untrusted bytes
+                if attempt == 1 and getattr(exc, "check", "") == "digest":
+                    log.warning(
+                        "%s: %s: %s; downloading it again from scratch",
+                        self._p(), d.version, exc.diagnostics(),
+                    )  # fmt: skip
+                    continue
+                self._fail(d, ModelState.FAILED, f"verification failed: {exc.diagnostics()}")
+                return False
+            finally:
+                durable.cancel()
+        else:  # pragma: no cover - the loop always breaks or returns
             return False
         self.slots.write_marker(
             slot,
@@ -221,6 +231,27 @@ class ModelInstaller:
             f", signed by {verified.signer}" if verified.signer else "",
         )  # fmt: skip
         return True
+
+    async def _download_with_retries(
+        self, d: DesiredModel, slot_dir: Path
+    ) -> tuple[Path, Path | None, tuple[Path, ...]] | None:
+        """Download everything, retrying transient errors with backoff; None after a
+        permanent failure (reported)."""
+        backoff = Backoff(base=2.0, cap=self.ctx.retry_cap)
+        while True:
+            try:
+                return await self._download_all(d, slot_dir)
+            except DownloadError as exc:
+                if not exc.transient:
+                    self._fail(d, ModelState.FAILED, f"download failed: {exc.diagnostics()}")
+                    return None
+                delay = backoff.next_delay()
+                log.warning(
+                    "%s: download of %s failed (%s); retrying in %.1fs",
+                    self._p(), d.version, exc.diagnostics(), delay,
+                )  # fmt: skip
+                self._set(d, ModelState.DOWNLOADING, f"retrying in {delay:.0f}s: {exc}")
+                await self.ctx.clock.sleep(delay)
 
     async def _download_all(
         self, d: DesiredModel, slot_dir: Path

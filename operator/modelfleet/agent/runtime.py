@@ -19,6 +19,7 @@ from modelfleet.agent.config import AgentConfig
 from modelfleet.agent.core import AgentDeps, AgentSettings, GatewayAgent
 from modelfleet.agent.download import Downloader
 from modelfleet.agent.healthcheck import build_health_check
+from modelfleet.agent.procverifier import ProcessVerifier
 from modelfleet.agent.telemetry import PrometheusHealthSource
 from modelfleet.agent.transport import (
     USER_AGENT,
@@ -27,6 +28,7 @@ from modelfleet.agent.transport import (
     fleet_session,
 )
 from modelfleet.agent.trustverifier import TrustVerifier, VerifiedCache
+from modelfleet.agent.verifier import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +72,23 @@ class AgentRuntime:
         clock: Clock | None = None,
         long_poll: float | None = None,
         cache: VerifiedCache | None = None,
+        inline_verification: bool = False,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
         self.long_poll = long_poll
         self.cache = cache
+        self.inline_verification = inline_verification or cache is not None
         self._sessions: list[aiohttp.ClientSession] = []
+        self._verifier: ProcessVerifier | None = None
 
     async def __aenter__(self) -> GatewayAgent:
         config = self.config
-        verifier = TrustVerifier(config.trust_policy, cache=self.cache)
+        verifier: Verifier
+        if self.inline_verification:
+            verifier = TrustVerifier(config.trust_policy, cache=self.cache)
+        else:
+            verifier = self._verifier = ProcessVerifier(config.trust_policy)
         fleet = fleet_session(client_ssl_context(config.tls))
         public = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=artifact_ssl_context(config), limit=4),
@@ -113,3 +122,6 @@ class AgentRuntime:
         for session in self._sessions:
             await session.close()
         self._sessions = []
+        if self._verifier is not None:
+            await self._verifier.close()
+            self._verifier = None

@@ -65,6 +65,27 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def fsync_file(path: Path) -> None:
+    """Flush one file's data to stable storage."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    """Flush every regular file and folder under ``root`` (cheap for clean ones), so a
+    ``.verified`` marker written next is never ahead of the bytes it vouches for."""
+    for folder, dirs, files in os.walk(root):
+        for name in files:
+            path = Path(folder) / name
+            if not path.is_symlink():
+                fsync_file(path)
+        fsync_dir(Path(folder))
+        dirs[:] = [x for x in dirs if not (Path(folder) / x).is_symlink()]
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so readers see the old or the new content, never a mix:
     temporary file in the same folder, fsync, rename, fsync the folder."""

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import threading
@@ -67,8 +69,26 @@ class VerifiedCache:
 
 
 def policy_fingerprint(policy: Policy) -> str:
-    """A digest of the loaded policy, key material included (files it references too)."""
-    return "sha256:" + hashlib.sha256(repr(policy).encode()).hexdigest()
+    """A stable digest of the loaded policy, key material included (files it references too);
+    the same in every process (no set ordering or object identity leaks in)."""
+    text = json.dumps(_canonical(policy), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _canonical(value: object) -> object:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, set | frozenset):
+        return sorted((_canonical(v) for v in value), key=repr)
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return repr(value)
 
 
 class TrustVerifier:
@@ -93,10 +113,14 @@ class TrustVerifier:
     def policy_digest(self) -> str:
         return self._policy_digest
 
-    async def verify(self, request: VerifyRequest) -> VerifiedInstall:
-        return await asyncio.to_thread(self._verify, request)
+    async def prepare(self) -> None:
+        """Nothing to warm up in-process."""
 
-    def _verify(self, req: VerifyRequest) -> VerifiedInstall:
+    async def verify(self, request: VerifyRequest) -> VerifiedInstall:
+        return await asyncio.to_thread(self.verify_sync, request)
+
+    def verify_sync(self, req: VerifyRequest) -> VerifiedInstall:
+        """Verify and lay out the slot (blocking; the worker process calls this too)."""
         model_dir = req.model_dir
         _clear(model_dir)
         sig_digest = file_sha256(req.signature) if req.signature is not None else ""

@@ -55,6 +55,11 @@ class Verifier(Protocol):
         """sha256 of the policy in force (a marker from another policy is re-verified)."""
         ...
 
+    async def prepare(self) -> None:
+        """A hint that :meth:`verify` will be called soon (e.g. start a worker during the
+        download, so its start-up cost is hidden)."""
+        ...
+
     async def verify(self, request: VerifyRequest) -> VerifiedInstall:
         """Verify ``request.artifact`` and lay out ``request.model_dir``."""
         ...

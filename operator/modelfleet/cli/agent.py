@@ -54,6 +54,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="ask the fleet API to hold each poll up to SECONDS for a change (?wait=)",
     )
     parser.add_argument(
+        "--inline-verification",
+        action="store_true",
+        help="verify in the agent process instead of a short-lived worker process (the worker "
+        "keeps the signature libraries out of the long-running agent's memory)",
+    )
+    parser.add_argument(
         "--check-config",
         action="store_true",
         help="load the config, the TLS material and the trust policy, then exit",
@@ -76,10 +82,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if logging.getLogger().level > logging.INFO:
         logging.getLogger("modelfleet").setLevel(logging.INFO)
-    return asyncio.run(_main(config, args.long_poll))
+    return asyncio.run(_main(config, args.long_poll, args.inline_verification))
 
 
-async def _main(config: AgentConfig, long_poll: float | None) -> int:
+async def _main(config: AgentConfig, long_poll: float | None, inline: bool) -> int:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
@@ -90,7 +96,7 @@ async def _main(config: AgentConfig, long_poll: float | None) -> int:
     from modelfleet.agent.runtime import AgentRuntime
 
     try:
-        async with AgentRuntime(config, long_poll=long_poll) as agent:
+        async with AgentRuntime(config, long_poll=long_poll, inline_verification=inline) as agent:
             await agent.run()
     except asyncio.CancelledError:
         log.info("gateway %s: agent stopped", config.gateway)

@@ -23,6 +23,7 @@ from modelfleet.agent.state import StateStore
 from modelfleet.agent.telemetry import RunningModel
 from modelfleet.agent.transport import FleetError
 from modelfleet.agent.trustverifier import TrustVerifier
+from modelfleet.agent.verifier import Verifier
 from tests.trustkit import SignedModel, make_signed_model
 
 
@@ -136,6 +137,7 @@ def make_installer(
     *,
     clock: FastClock | None = None,
     model: str = "detector",
+    verifier: Verifier | None = None,
 ) -> ModelInstaller:
     import aiohttp  # noqa: F401  (the downloader needs a session only for http URIs)
 
@@ -145,7 +147,7 @@ def make_installer(
         gateway="gw-1",
         data_dir=data_dir,
         fetcher=Downloader(_no_http),
-        verifier=TrustVerifier(policy),
+        verifier=verifier or TrustVerifier(policy),
         health_check=check or ScriptedCheck(),
         clock=clock or FastClock(),
         state=state,

@@ -243,3 +243,40 @@ async def test_marker_is_written_only_after_verification(tmp_path: Path) -> None
     await inst.reconcile(desired(v["1.0"], "1.0"))
     assert seen == [False]
     assert inst.slots.marker("A") is not None
+
+
+async def test_a_corrupt_download_is_fetched_again_once(tmp_path: Path) -> None:
+    v = versions(tmp_path, "1.0")
+    inst = make_installer(tmp_path / "data", v["1.0"].policy_path)
+    real = inst.ctx.fetcher.fetch
+    calls: list[str] = []
+
+    async def corrupting(uri, dest, **kw):  # type: ignore[no-untyped-def]
+        size = await real(uri, dest, **kw)
+        calls.append(dest.name)
+        if len(calls) == 1:  # e.g. a resumed partial file with garbage after a power loss
+            dest.write_bytes(b"\0" * size)
+        return size
+
+    inst.ctx.fetcher.fetch = corrupting  # type: ignore[method-assign]
+    await inst.reconcile(desired(v["1.0"], "1.0"))
+    assert inst.ctx.state.get("detector").state is ModelState.ACTIVE
+    assert [c.startswith("artifact.") for c in calls] == [True, False, True, False]
+
+
+async def test_a_corrupt_download_twice_is_a_failure(tmp_path: Path) -> None:
+    v = versions(tmp_path, "1.0")
+    inst = make_installer(tmp_path / "data", v["1.0"].policy_path)
+    real = inst.ctx.fetcher.fetch
+
+    async def corrupting(uri, dest, **kw):  # type: ignore[no-untyped-def]
+        size = await real(uri, dest, **kw)
+        if dest.name.startswith("artifact."):
+            dest.write_bytes(b"\0" * size)
+        return size
+
+    inst.ctx.fetcher.fetch = corrupting  # type: ignore[method-assign]
+    await inst.reconcile(desired(v["1.0"], "1.0"))
+    rec = inst.ctx.state.get("detector")
+    assert rec.state is ModelState.FAILED and "digest" in rec.message
+    assert inst.slots.active_slot() is None

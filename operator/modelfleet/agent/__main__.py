@@ -1,0 +1,35 @@
+"""``python -m modelfleet.agent --config FILE``: the agent alone, without loading every other
+``modelfleet`` command (a smaller process on small gateways); same options as
+``modelfleet agent``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from modelfleet.errors import ModelfleetError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from modelfleet.cli import agent as command
+
+    parser = argparse.ArgumentParser(prog="modelfleet-agent")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(dest="command", required=True)
+    command.register(sub)
+    args = parser.parse_args(["agent", *(sys.argv[1:] if argv is None else argv)])
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except ModelfleetError as exc:
+        print(f"modelfleet agent: {exc.diagnostics()}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""``python -m modelfleet.agent.verifyworker POLICY``: one verification, then exit.
+
+Started by :class:`~modelfleet.agent.procverifier.ProcessVerifier` while an artifact downloads:
+it loads the policy file and what verification needs, then waits (at most ``--idle-timeout``
+seconds) for one JSON request line on stdin, runs :meth:`TrustVerifier.verify_sync` on it and
+prints one JSON answer line: ``{"ok": true, "digest", "modelPath", "signer", "signatureDigest",
+"policyDigest"}`` or ``{"ok": false, "check", "reason"}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import select
+import sys
+from pathlib import Path
+
+from modelfleet.agent.procverifier import decode_request
+from modelfleet.agent.trustverifier import TrustVerifier
+from modelfleet.errors import ModelfleetError
+from modelfleet.trust.errors import VerificationError
+
+
+def _warm_up() -> None:
+    """Load what verification would load lazily, before the request arrives."""
+    with contextlib.suppress(ImportError):
+        import model_signing._signing.signing  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="modelfleet.agent.verifyworker")
+    parser.add_argument("policy", type=Path)
+    parser.add_argument("--idle-timeout", type=float, default=600.0)
+    args = parser.parse_args(argv)
+    try:
+        verifier = TrustVerifier(args.policy)
+        _warm_up()
+        ready, _, _ = select.select([sys.stdin], [], [], args.idle_timeout)
+        if not ready:
+            return 0
+        line = sys.stdin.readline()
+        if not line.strip():
+            return 0
+        request = decode_request(json.loads(line))
+        result = verifier.verify_sync(request)
+        answer: dict[str, object] = {
+            "ok": True,
+            "digest": result.digest,
+            "modelPath": result.model_path,
+            "signer": result.signer,
+            "signatureDigest": result.signature_digest,
+            "policyDigest": verifier.policy_digest,
+        }
+    except VerificationError as exc:
+        answer = {"ok": False, "check": exc.check, "reason": exc.reason}
+    except ModelfleetError as exc:
+        answer = {"ok": False, "check": "internal", "reason": exc.diagnostics()}
+    except Exception as exc:  # fail closed, with the cause in one line
+        answer = {"ok": False, "check": "internal", "reason": f"{type(exc).__name__}: {exc}"}
+    print(json.dumps(answer), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
