@@ -35,10 +35,16 @@ def _child(op: str, args: list[str]) -> None:
     import logging
 
     logging.disable(logging.WARNING)
-    if op == "model-signing-verify":
-        import model_signing
-    else:
-        from modelfleet.trust import digest_file, load_policy, verify_artifact, verify_model
+    # Imports (ours load model_signing and sigstore lazily, on first use) are one-time costs of a
+    # process, not of a verification: done for both contenders before the clock starts.
+    import model_signing
+    import model_signing._signing.signing
+    import OpenSSL.crypto
+    import sigstore.verify
+
+    from modelfleet.trust import digest_file, load_policy, verify_artifact, verify_model
+
+    del OpenSSL, sigstore
 
     start = time.perf_counter()  # imports are not part of the measurement
     if op == "ours-digest":

@@ -28,6 +28,10 @@ Public API::
     sign_model(..., private_key=key, certificate_chain=[leaf, intermediate])
     pack_model(Path("model-dir"), Path("model.tar"))  # reproducible tar -> "sha256:<hex>"
 
+    # in tests (tests/trustkit): a key-signed artifact + policy file in one call
+    artifact, signature, policy_path, digest = make_signed_model(tmp_path, archive=True)
+    # also tests.trustkit.pki.make_pki() and tests.trustkit.sigstore.PrivateSigstore()
+
 The artifact at a release's ``uri`` is one model file or a .tar / .tar.gz / .tgz that unpacks into
 the model folder; its signature is a model-signing signature over the model's files (key,
 certificate or Sigstore keyless) or a plain Sigstore bundle over the artifact bytes (message
