@@ -46,6 +46,7 @@ def _child(op: str, args: list[str]) -> None:
 
     del OpenSSL, sigstore
 
+    cpu0 = _cpu(resource.RUSAGE_SELF)
     start = time.perf_counter()  # imports are not part of the measurement
     if op == "ours-digest":
         digest_file(Path(args[0]))
@@ -66,8 +67,9 @@ def _child(op: str, args: list[str]) -> None:
     else:
         raise SystemExit(f"unknown op {op}")
     seconds = time.perf_counter() - start
+    cpu = _cpu(resource.RUSAGE_SELF) - cpu0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "rss_mb": rss_mb}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "rss_mb": rss_mb}))
 
 
 def _run(op: str, *args: str) -> dict[str, float]:
@@ -82,15 +84,29 @@ def _run(op: str, *args: str) -> dict[str, float]:
     return result
 
 
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _openssl(path: Path) -> dict[str, float]:
+    cpu0 = _cpu(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(["openssl", "dgst", "-sha256", str(path)], check=True, capture_output=True)
-    return {"seconds": time.perf_counter() - start, "rss_mb": 0.0}
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "cpu": _cpu(resource.RUSAGE_CHILDREN) - cpu0, "rss_mb": 0.0}
+
+
+def _summary(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {
+        "seconds": min(r["seconds"] for r in runs),
+        "cpu": min(r["cpu"] for r in runs),
+        "rss_mb": max(r["rss_mb"] for r in runs),
+    }
 
 
 def _best(fn, repeat: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    runs = [fn() for _ in range(repeat)]
-    return {"seconds": min(r["seconds"] for r in runs), "rss_mb": max(r["rss_mb"] for r in runs)}
+    return _summary([fn() for _ in range(repeat)])
 
 
 def _pair(a, b, repeat: int) -> tuple[dict[str, float], dict[str, float]]:  # type: ignore[no-untyped-def]
@@ -100,13 +116,7 @@ def _pair(a, b, repeat: int) -> tuple[dict[str, float], dict[str, float]]:  # ty
         runs_a.append(a())
         runs_b.append(b())
 
-    def best(runs: list[dict[str, float]]) -> dict[str, float]:
-        return {
-            "seconds": min(r["seconds"] for r in runs),
-            "rss_mb": max(r["rss_mb"] for r in runs),
-        }
-
-    return best(runs_a), best(runs_b)
+    return _summary(runs_a), _summary(runs_b)
 
 
 def _write_random(path: Path, size: int) -> None:
@@ -147,7 +157,7 @@ def main() -> int:
     from modelfleet.trust import pack_model, sign_model
 
     size = args.size_mib * 1024 * 1024
-    rows: list[tuple[str, str, float, float, str]] = []
+    rows: list[tuple[str, str, dict[str, float], str]] = []
     with tempfile.TemporaryDirectory(prefix="modelfleet-bench-") as tmp_name:
         tmp = Path(tmp_name)
         key = ec.generate_private_key(ec.SECP256R1())
@@ -182,46 +192,31 @@ def main() -> int:
             lambda: _openssl(single), lambda: _run("ours-digest", str(single)), args.repeat
         )
         mib = size / 1024 / 1024
-        ratio = (mib / ours["seconds"]) / (mib / ossl["seconds"])
+        wall = ossl["seconds"] / ours["seconds"]
+        cpu = ossl["cpu"] / ours["cpu"]
         rows.append(
-            (
-                "digest 1 file",
-                "openssl dgst -sha256",
-                ossl["seconds"],
-                0.0,
-                f"{mib / ossl['seconds']:.0f} MiB/s",
-            )
+            ("digest 1 file", "openssl dgst -sha256", ossl, f"{mib / ossl['seconds']:.0f} MiB/s")
         )
         rows.append(
             (
                 "digest 1 file",
                 "modelfleet digest_file",
-                ours["seconds"],
-                ours["rss_mb"],
-                f"{mib / ours['seconds']:.0f} MiB/s = {ratio:.2f}x openssl (goal >= {GOALS['digest']})",
+                ours,
+                f"{mib / ours['seconds']:.0f} MiB/s; throughput {wall:.2f}x openssl "
+                f"(per CPU second {cpu:.2f}x; goal >= {GOALS['digest']})",
             )
         )
-
-        cases = [
-            ("verify 1 file", str(single), str(sig1), None),
-            ("verify 4 files", str(folder), str(sig4), None),
-        ]
-        for label, model, sig, _ in cases:
+        cases = [("verify 1 file", single, sig1), ("verify 4 files", folder, sig4)]
+        for label, model, sig in cases:
             theirs, mine = _pair(
-                lambda m=model, s=sig: _run("model-signing-verify", str(pub), m, s),
-                lambda m=model, s=sig: _run("ours-verify-model", str(policy), m, s),
+                lambda m=model, s=sig: _run("model-signing-verify", str(pub), str(m), str(s)),
+                lambda m=model, s=sig: _run("ours-verify-model", str(policy), str(m), str(s)),
                 args.repeat,
             )
-            rows.append((label, "model_signing verify", theirs["seconds"], theirs["rss_mb"], ""))
-            rows.append(
-                (
-                    label,
-                    "modelfleet verify_model",
-                    mine["seconds"],
-                    mine["rss_mb"],
-                    f"{mine['seconds'] / theirs['seconds']:.2f}x model_signing (goal <= {GOALS['verify']})",
-                )
-            )
+            rows.append((label, "model_signing verify", theirs, ""))
+            wall, cpu = mine["seconds"] / theirs["seconds"], mine["cpu"] / theirs["cpu"]
+            note = f"time {wall:.2f}x model_signing (CPU {cpu:.2f}x; goal <= {GOALS['verify']})"
+            rows.append((label, "modelfleet verify_model", mine, note))
         art1 = _best(
             lambda: _run(
                 "ours-verify-artifact", str(policy), str(single), str(sig1), single_digest
@@ -229,13 +224,7 @@ def main() -> int:
             args.repeat,
         )
         rows.append(
-            (
-                "verify 1 file",
-                "modelfleet verify_artifact",
-                art1["seconds"],
-                art1["rss_mb"],
-                "digest + signature, one read",
-            )
+            ("verify 1 file", "modelfleet verify_artifact", art1, "digest + signature, one read")
         )
         art4 = _best(
             lambda: _run("ours-verify-artifact", str(policy), str(tar), str(sig4), tar_digest),
@@ -245,22 +234,23 @@ def main() -> int:
             (
                 "verify 4-file tar",
                 "modelfleet verify_artifact",
-                art4["seconds"],
-                art4["rss_mb"],
+                art4,
                 "digest, then unpack+hash in one pass",
             )
         )
 
+    load = os.getloadavg()[0]
     print(
-        f"modelfleet.trust benchmark: {args.size_mib} MiB models, {os.cpu_count()} CPUs, best of {args.repeat}"
+        f"modelfleet.trust benchmark: {args.size_mib} MiB models, {os.cpu_count()} CPUs, "
+        f"best of {args.repeat}, load average {load:.1f}"
     )
-    header = f"{'case':<18} {'contender':<27} {'seconds':>8} {'peak RSS MB':>12}  note"
+    header = f"{'case':<18} {'contender':<27} {'wall s':>7} {'CPU s':>6} {'peak RSS MB':>11}  note"
     print(header)
-    print("-" * (len(header) + 40))
-    for case, who, seconds, rss, note in rows:
-        rss_text = f"{rss:.0f}" if rss else "-"
-        print(f"{case:<18} {who:<27} {seconds:>8.2f} {rss_text:>12}  {note}")
-    worst_rss = max(r[3] for r in rows)
+    print("-" * (len(header) + 50))
+    for case, who, m, note in rows:
+        rss_text = f"{m['rss_mb']:.0f}" if m["rss_mb"] else "-"
+        print(f"{case:<18} {who:<27} {m['seconds']:>7.2f} {m['cpu']:>6.2f} {rss_text:>11}  {note}")
+    worst_rss = max(r[2]["rss_mb"] for r in rows)
     print(f"peak RSS of any modelfleet run: {worst_rss:.0f} MB (goal < {GOALS['rss_mb']:.0f} MB)")
     return 0
 

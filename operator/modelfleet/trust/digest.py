@@ -39,16 +39,18 @@ def _advise_sequential(fd: int) -> None:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
 
 
-def read_chunks(path: Path, buffer_size: int = BUFFER_SIZE) -> Iterator[memoryview]:
+def read_chunks(
+    path: Path, buffer_size: int = BUFFER_SIZE, *, read_ahead: bool = True
+) -> Iterator[memoryview]:
     """The file's bytes in chunks, read ahead by a helper thread into a ring of three buffers.
 
     Reading (``readinto``) and hashing both release the GIL, so the disk read of the next chunk
     overlaps the hashing of this one; memory stays at three buffers. Each chunk is valid until
-    the next one is requested. Small files are read inline.
+    the next one is requested. Small files (or ``read_ahead=False``) are read inline.
     """
     with open(path, "rb", buffering=0) as f:
         _advise_sequential(f.fileno())
-        if os.fstat(f.fileno()).st_size <= 2 * buffer_size:
+        if not read_ahead or os.fstat(f.fileno()).st_size <= 2 * buffer_size:
             buffer = bytearray(buffer_size)
             view = memoryview(buffer)
             while n := f.readinto(view):
@@ -137,10 +139,12 @@ class ContentHasher:
         return dict(self._items)
 
 
-def hash_file(path: Path, identifier: str, hashing: Hashing) -> dict[str, str]:
+def hash_file(
+    path: Path, identifier: str, hashing: Hashing, *, read_ahead: bool = True
+) -> dict[str, str]:
     """Manifest items of one file on disk."""
     hasher = ContentHasher(identifier, hashing)
-    for chunk in read_chunks(path):
+    for chunk in read_chunks(path, read_ahead=read_ahead):
         hasher.update(chunk)
     return hasher.finish()
 
@@ -233,7 +237,10 @@ def compute_manifest(
                 manifest.update(hash_file(path, ident, hashing))
         else:
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                for items in pool.map(lambda t: hash_file(t[0], t[1], hashing), todo):
+                # files already hash in parallel: no read-ahead thread per file
+                for items in pool.map(
+                    lambda t: hash_file(t[0], t[1], hashing, read_ahead=False), todo
+                ):
                     manifest.update(items)
     except OSError as exc:
         raise VerificationError("input", f"cannot read model file: {exc}") from None
