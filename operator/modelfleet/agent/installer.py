@@ -34,6 +34,8 @@ from modelfleet.errors import ModelfleetError
 log = logging.getLogger(__name__)
 
 MAX_SIGNATURE_BYTES = 16 * 1024 * 1024
+#: States written to state.json at once; the passing ones only ride along with the next write.
+SETTLED = frozenset({ModelState.IDLE, ModelState.ACTIVE, ModelState.FAILED, ModelState.ROLLED_BACK})
 
 
 class Fetcher(Protocol):
@@ -95,6 +97,7 @@ class ModelInstaller:
                 message=message,
                 since=since or isoformat(self.ctx.clock.now()),
             ),
+            durable=state in SETTLED,
         )
         self.ctx.notify()
 

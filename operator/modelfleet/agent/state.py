@@ -122,10 +122,14 @@ class StateStore:
     def get(self, model: str) -> ModelRecord:
         return self.models.get(model, ModelRecord())
 
-    def put(self, model: str, record: ModelRecord) -> None:
-        """Replace one model's record and write the file (durably) before returning."""
+    def put(self, model: str, record: ModelRecord, *, durable: bool = True) -> None:
+        """Replace one model's record; with ``durable`` (the default) the file is written and
+        fsynced before returning. Passing steps (Downloading, Verifying, ...) are kept in memory
+        only and reach the file with the next durable write: after a crash the agent re-derives
+        them from the slots on disk anyway."""
         self.models[model] = record
-        self.save()
+        if durable:
+            self.save()
 
     def update(self, model: str, **changes: Any) -> ModelRecord:
         record = replace(self.get(model), **changes)

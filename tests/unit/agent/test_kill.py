@@ -66,7 +66,8 @@ def test_sigkill_at_random_instants_never_leaves_an_unverified_model_active(
         seen.add(assert_active_is_verified(data, known))
         store = StateStore(data, "gw-1")
         store.load()  # never a torn file: readable, or absent
-        assert json.loads((data / "state.json").read_text())["formatVersion"] == 1
+        if (data / "state.json").exists():
+            assert json.loads((data / "state.json").read_text())["formatVersion"] == 1
         ModelSlots(data / "detector", "detector").recover()
         assert assert_active_is_verified(data, known) in seen
         slots = ModelSlots(data / "detector", "detector")
