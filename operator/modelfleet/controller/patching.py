@@ -3,8 +3,9 @@
 ``Decision.patch`` says which top-level status fields changed; the patch sent is computed
 against the status *as stored* (not as parsed), each changed field diffed key by key: a JSON
 merge patch (RFC 7386) merges objects, so every sub-field the new value no longer has (a cleared
-``rollout.healthySince``) is set to ``null``; lists are replaced whole. ``metadata.resourceVersion`` makes the write conditional: if the object changed
-since it was read, the API server answers 409 and the controller decides again on fresh data.
+``rollout.healthySince``) is set to ``null``; lists are replaced whole.
+``metadata.resourceVersion`` makes the write conditional: if the object changed since it was
+read, the API server answers 409 and the controller decides again on fresh data.
 """
 
 from __future__ import annotations

@@ -334,7 +334,7 @@ def release_body(
                 "maxLatencyP95Ms": 200,
                 "minReportingRatio": 0.9,
                 "minRequests": 10,
-            },  # fmt: skip
+            },
             "rollback": rollback,
         },
         "paused": paused,
@@ -408,6 +408,8 @@ class FleetDriver:
         desired = self.desired()
         for name, models in desired.items():
             told = models.get(MODEL)
+            if told is None and name in self.reported:
+                continue  # no instruction: an agent keeps what it runs
             with self._lock:
                 profile = None if told is None else self.profiles.get(told[0], Profile())
             key = (None if told is None else told[1], profile)
@@ -477,3 +479,82 @@ def desired_versions(api: Api, names: list[str] | None = None) -> dict[str, str 
 @pytest.fixture(autouse=True)
 def _no_proxy() -> None:
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+
+def establish(api: Api, fleet: FleetDriver, artifacts: Artifacts, version: str = "1.0.0",
+              **kw: Any) -> dict[str, Any]:  # fmt: skip
+    """Roll ``version`` out (gateways healthy) until it is ``stable``; the status."""
+    api.apply_release(release_body("detector", version, artifacts, **kw))
+
+    def stable() -> dict[str, Any] | None:
+        st = api.status("detector")
+        ok = st.get("phase") == "Succeeded" and (st.get("stable") or {}).get("version") == version
+        return st if ok else None
+
+    result: dict[str, Any] = wait_for(stable, 60, what=f"{version} to become stable")
+    return result
+
+
+class StatusRecorder:
+    """Watches one ModelRelease and keeps every status revision it sees (in order)."""
+
+    def __init__(self, api: Api, name: str) -> None:
+        from kubernetes import watch
+
+        self.api = api
+        self.name = name
+        self.revisions: list[dict[str, Any]] = []
+        self._watch = watch.Watch()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._stopped = threading.Event()
+
+    def _run(self) -> None:
+        rv = "0"
+        while not self._stopped.is_set():
+            try:
+                for event in self._watch.stream(
+                    self.api.custom.list_namespaced_custom_object,
+                    GROUP, VERSION, self.api.namespace, "modelreleases",
+                    field_selector=f"metadata.name={self.name}",
+                    resource_version=rv, timeout_seconds=30,
+                ):  # fmt: skip
+                    obj = event["object"]
+                    rv = obj["metadata"]["resourceVersion"]
+                    status = obj.get("status") or {}
+                    if not self.revisions or self.revisions[-1] != status:
+                        self.revisions.append(status)
+                    if self._stopped.is_set():
+                        return
+            except Exception:  # a restarted API server: watch again from where it was
+                time.sleep(0.5)
+
+    def start(self) -> StatusRecorder:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._watch.stop()
+        self._thread.join(40)
+
+
+@pytest.fixture
+def http_base(artifacts: Artifacts) -> Iterator[str]:
+    """The artifacts folder served over HTTP on a loopback port (``http://127.0.0.1:PORT``)."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    artifacts.root.mkdir(parents=True, exist_ok=True)
+    handler = functools.partial(Quiet, directory=str(artifacts.root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -10,6 +10,7 @@ from .conftest import (
     FleetDriver,
     OperatorProcess,
     desired_versions,
+    establish,
     release_body,
     wait_for,
 )
@@ -21,11 +22,9 @@ def test_three_step_rollout_to_200_gateways_promotes_step_by_step(
     api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
 ) -> None:
     fleet.create(200)
-    api.apply_release(release_body("detector", "1.0.0", artifacts))
     fleet.start()
-    wait_for(lambda: api.status("detector").get("phase") == "Succeeded", 60, what="first release")
-    assert api.status("detector")["stable"]["version"] == "1.0.0"
-
+    establish(api, fleet, artifacts, "1.0.0")
+    before = operator.writes().get("status", 0)
     steps_seen: list[int] = []
 
     def progressed() -> bool:
@@ -40,9 +39,68 @@ def test_three_step_rollout_to_200_gateways_promotes_step_by_step(
     wait_for(progressed, 90, interval=0.1, what="2.0.0 to succeed")
     assert steps_seen == [0, 1, 2]
     st = api.status("detector")
-    assert st["target"] if "target" in st else True
+    assert "target" not in st
     assert set(desired_versions(api).values()) == {"2.0.0"}
-    outcomes = [(h["version"], h["outcome"]) for h in st["history"]]
-    assert outcomes[-1] == ("2.0.0", "Succeeded")
-    cohorts = st["rollout"]["cohorts"]
-    assert sum(c["assigned"] for c in cohorts) == 200
+    assert [(h["version"], h["outcome"]) for h in st["history"]] == [
+        ("1.0.0", "Succeeded"),
+        ("2.0.0", "Succeeded"),
+    ]
+    assert sum(c["assigned"] for c in st["rollout"]["cohorts"]) == 200
+    assert {c["name"] for c in st["rollout"]["cohorts"]} == {"canary", "half", "fleet"}
+    # Membership is computed, not written: a whole rollout is a handful of status writes.
+    assert operator.writes()["status"] - before < 40
+    reasons = [e["reason"] for e in api.events("detector")]
+    assert "Verified" in reasons and "BakeCompleted" in reasons
+
+
+def test_release_fetched_over_http_is_verified_and_rolled_out(
+    api: Api,
+    artifacts: Artifacts,
+    fleet: FleetDriver,
+    operator: OperatorProcess,
+    http_base: str,
+) -> None:
+    fleet.create(20)
+    fleet.start()
+    st = establish(api, fleet, artifacts, "1.0.0", base_url=http_base)
+    assert st["stable"]["uri"].startswith(http_base)
+    assert st["stable"]["verification"]["verified"] is True
+    assert st["stable"]["verification"]["digest"] == artifacts.sign("1.0.0").digest
+
+
+def test_rejected_artifact_changes_no_gateway_desired_state(
+    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+) -> None:
+    fleet.create(30)
+    fleet.start()
+    establish(api, fleet, artifacts, "1.0.0")
+    body = release_body("detector", "2.0.0", artifacts)
+    # 2.0.0's bytes with 1.0.0's signature: the digest matches, the signature does not.
+    body["spec"]["artifact"]["signature"]["uri"] = artifacts.sign("1.0.0").signature.as_uri()
+    api.apply_release(body)
+    st = wait_for(
+        lambda: (s := api.status("detector")).get("phase") == "Rejected" and s, 30, what="Rejected"
+    )
+    assert st["verification"]["verified"] is False
+    assert st["verification"]["reason"].split(":")[0] in ("integrity", "signature")
+    assert "target" not in st
+    conds = {c["type"]: c["status"] for c in st["conditions"]}
+    assert conds["Verified"] == "False" and conds["Degraded"] == "True"
+    assert set(desired_versions(api).values()) == {"1.0.0"}
+    assert any(e["reason"] == "VerificationFailed" for e in api.events("detector"))
+
+
+def test_missing_artifact_is_rejected_with_the_reason(
+    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+) -> None:
+    fleet.create(10)
+    fleet.start()
+    establish(api, fleet, artifacts, "1.0.0")
+    body = release_body("detector", "2.0.0", artifacts)
+    body["spec"]["artifact"]["uri"] = "file:///nonexistent/model.bin"
+    api.apply_release(body)
+    st = wait_for(
+        lambda: (s := api.status("detector")).get("phase") == "Rejected" and s, 30, what="Rejected"
+    )
+    assert "no such file" in st["verification"]["reason"]
+    assert set(desired_versions(api).values()) == {"1.0.0"}

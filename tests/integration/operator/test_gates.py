@@ -1,0 +1,87 @@
+"""Health gates on the real API server: regressions abort, silence pauses."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .conftest import (
+    Api,
+    Artifacts,
+    FleetDriver,
+    OperatorProcess,
+    desired_versions,
+    establish,
+    release_body,
+    wait_for,
+)
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.mark.parametrize(
+    ("profile", "reason"),
+    [
+        ({"errors": 300}, "ErrorRateExceeded"),
+        ({"p95": 900.0}, "LatencyP95Exceeded"),
+        ({"fail": True}, "TooManyFailedGateways"),
+    ],
+    ids=["error-rate", "latency", "failed-activations"],
+)
+def test_regression_in_the_canary_aborts_and_every_gateway_returns_to_stable(  # noqa: PLR0917
+    api: Api,
+    artifacts: Artifacts,
+    fleet: FleetDriver,
+    operator: OperatorProcess,
+    profile: dict[str, object],
+    reason: str,
+) -> None:
+    fleet.create(60)
+    fleet.start()
+    establish(api, fleet, artifacts, "1.0.0")
+    fleet.profile("2.0.0", **profile)
+    api.apply_release(release_body("detector", "2.0.0", artifacts))
+    st = wait_for(
+        lambda: (s := api.status("detector")).get("phase") == "Aborted" and s, 40, what="Aborted"
+    )
+    assert st["reason"] == reason
+    assert st["rollout"]["step"] == 0, "aborted in the canary"
+    assert st["stable"]["version"] == "1.0.0"
+    assert st["history"][-1]["outcome"] == "Aborted"
+    assert set(desired_versions(api).values()) == {"1.0.0"}
+    conds = {c["type"]: c["status"] for c in st["conditions"]}
+    assert conds["Degraded"] == "True" and conds["Ready"] == "False"
+    assert any(e["reason"] == reason and e["type"] == "Warning" for e in api.events("detector"))
+
+
+def test_silence_is_not_health_too_few_reports_pause_and_never_promote(
+    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+) -> None:
+    fleet.create(60)
+    fleet.start()
+    establish(api, fleet, artifacts, "1.0.0")
+    fleet.profile("2.0.0", silent=True)
+    api.apply_release(release_body("detector", "2.0.0", artifacts))
+    st = wait_for(
+        lambda: (s := api.status("detector")).get("phase") == "Paused" and s, 30, what="Paused"
+    )
+    assert st["reason"] == "Inconclusive"
+    assert st["rollout"]["gates"]["result"] == "Inconclusive"
+    deadline = time.monotonic() + 6  # several bakes and timer intervals
+    while time.monotonic() < deadline:
+        st = api.status("detector")
+        assert st["rollout"]["step"] == 0
+        assert st["phase"] == "Paused"
+        time.sleep(0.3)
+    # Evidence arrives: the rollout resumes and completes.
+    fleet.profile("2.0.0")
+    wait_for(
+        lambda: (
+            (s := api.status("detector")).get("phase") == "Succeeded"
+            and s["stable"]["version"] == "2.0.0"
+        ),
+        60,
+        what="2.0.0 to succeed once reports arrive",
+    )
+    assert set(desired_versions(api).values()) == {"2.0.0"}

@@ -1,0 +1,85 @@
+"""Manual control: spec.paused, and the one-shot promote / abort / retry annotations."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .conftest import (
+    Api,
+    Artifacts,
+    FleetDriver,
+    OperatorProcess,
+    desired_versions,
+    establish,
+    release_body,
+    wait_for,
+)
+
+pytestmark = pytest.mark.cluster
+
+LONG_BAKE = [
+    {"name": "canary", "percent": 10, "bake": "1h"},
+    {"name": "half", "percent": 50, "bake": "1h"},
+    {"name": "fleet", "percent": 100, "bake": "1h"},
+]
+
+
+def _status_where(api: Api, what: str, check: object) -> dict[str, object]:
+    return wait_for(lambda: (s := api.status("detector")) and check(s) and s, 30, what=what)  # type: ignore[operator]
+
+
+def test_spec_paused_holds_the_step_and_clearing_it_resumes(
+    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+) -> None:
+    fleet.create(40)
+    fleet.start()
+    establish(api, fleet, artifacts, "1.0.0")
+    api.apply_release(release_body("detector", "2.0.0", artifacts, paused=True))
+    st = _status_where(api, "PausedBySpec", lambda s: s.get("reason") == "PausedBySpec")
+    assert st["phase"] == "Paused"
+    time.sleep(5)  # several bakes of 2s: nothing moves
+    st = api.status("detector")
+    assert (st["phase"], st["rollout"]["step"]) == ("Paused", 0)
+    api.apply_release(release_body("detector", "2.0.0", artifacts, paused=False))
+    _status_where(
+        api,
+        "2.0.0 to succeed",
+        lambda s: s.get("phase") == "Succeeded" and s["stable"]["version"] == "2.0.0",
+    )
+
+
+def test_promote_abort_and_retry_actions_run_once_per_id(
+    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+) -> None:
+    fleet.create(40)
+    fleet.start()
+    establish(api, fleet, artifacts, "1.0.0")
+    api.apply_release(release_body("detector", "2.0.0", artifacts, steps=LONG_BAKE))
+    _status_where(api, "canary", lambda s: s.get("phase") == "Progressing")
+
+    api.action("detector", "promote", "p-1")
+    st = _status_where(api, "promoted", lambda s: s["rollout"].get("lastActionId") == "p-1")
+    assert st["rollout"]["step"] == 1
+    # The same id again (e.g. re-applied by Git) does nothing more.
+    api.patch_release("detector", {"metadata": {"annotations": {"touch": "1"}}})
+    api.action("detector", "promote", "p-1")
+    time.sleep(3)
+    assert api.status("detector")["rollout"]["step"] == 1
+
+    api.action("detector", "abort", "a-1")
+    st = _status_where(api, "Aborted", lambda s: s.get("phase") == "Aborted")
+    assert st["reason"] == "ManualAbort"
+    assert set(desired_versions(api).values()) == {"1.0.0"}
+    time.sleep(2)
+    assert api.status("detector")["phase"] == "Aborted", "an abort is not undone by itself"
+
+    api.action("detector", "retry", "r-1")
+    st = _status_where(
+        api, "retried", lambda s: s.get("phase") == "Progressing" and s["rollout"]["step"] == 0
+    )
+    assert st["target"]["version"] == "2.0.0"
+    assert st["rollout"]["lastActionId"] == "r-1"
+    time.sleep(3)
+    assert api.status("detector")["rollout"]["step"] == 0, "retry ran once"

@@ -1,0 +1,88 @@
+"""A new spec supersedes a running rollout; two releases of one model on a gateway conflict."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .conftest import (
+    Api,
+    Artifacts,
+    FleetDriver,
+    OperatorProcess,
+    desired_versions,
+    establish,
+    release_body,
+    wait_for,
+)
+
+pytestmark = pytest.mark.cluster
+
+LONG_CANARY = [
+    {"name": "canary", "percent": 10, "bake": "1h"},
+    {"name": "fleet", "percent": 100, "bake": "2s"},
+]
+
+
+def test_spec_change_mid_rollout_supersedes_the_running_one(
+    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+) -> None:
+    fleet.create(40)
+    fleet.start()
+    establish(api, fleet, artifacts, "1.0.0", steps=LONG_CANARY)
+    api.apply_release(release_body("detector", "2.0.0", artifacts, steps=LONG_CANARY))
+    wait_for(lambda: "2.0.0" in desired_versions(api).values(), 30, what="2.0.0 canary to be told")
+    api.apply_release(release_body("detector", "3.0.0", artifacts))
+    st = wait_for(
+        lambda: (
+            (s := api.status("detector")).get("phase") == "Succeeded"
+            and s["stable"]["version"] == "3.0.0"
+            and s
+        ),
+        60,
+        what="3.0.0 to succeed",
+    )
+    outcomes = [(h["version"], h["outcome"]) for h in st["history"]]
+    assert ("2.0.0", "Superseded") in outcomes
+    assert outcomes[-1] == ("3.0.0", "Succeeded")
+    assert set(desired_versions(api).values()) == {"3.0.0"}
+
+
+def test_two_releases_for_one_model_on_one_gateway_set_conflict_and_change_nothing(
+    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+) -> None:
+    fleet.create(20, labels=lambda i: {"tier": "retail"} if i % 2 else {"tier": "depot"})
+    fleet.start()
+    establish(api, fleet, artifacts, "1.0.0")
+    before = desired_versions(api)
+    other = release_body("detector-retail", "2.0.0", artifacts, selector={"tier": "retail"})
+    api.apply_release(other)
+
+    def both_conflicted() -> bool:
+        for name in ("detector", "detector-retail"):
+            conds = {c["type"]: c for c in api.status(name).get("conditions", [])}
+            if conds.get("Conflict", {}).get("status") != "True":
+                return False
+        return True
+
+    wait_for(both_conflicted, 30, what="Conflict on both releases")
+    time.sleep(3)
+    after = desired_versions(api)
+    assert "2.0.0" not in after.values(), "the conflicting release reaches no gateway"
+    for name, version in after.items():
+        # Gateways both releases cover get no new instruction (they keep what they run).
+        assert version == before[name] or version is None
+    assert api.status("detector")["stable"]["version"] == "1.0.0"
+    assert any(e["reason"] == "Conflict" for e in api.events("detector-retail"))
+    # Resolving the overlap lets the second release go on.
+    api.custom.delete_namespaced_custom_object(
+        "modelfleet.dev", "v1alpha1", api.namespace, "modelreleases", "detector-retail"
+    )
+
+    def cleared() -> bool:
+        conds = {c["type"]: c for c in api.status("detector").get("conditions", [])}
+        return conds.get("Conflict", {}).get("status") == "False"
+
+    wait_for(cleared, 30, what="Conflict to clear")
+    assert set(desired_versions(api).values()) == {"1.0.0"}
