@@ -230,7 +230,8 @@ def compute_manifest(
     files = list_model_files(model, hashing, ignore)
     todo = [(p, ident) for p, ident in files if known is None or ident not in known]
     manifest: dict[str, str] = {} if known is None else dict(known)
-    workers = max_workers or min(len(todo), os.cpu_count() or 1, 8) or 1
+    # like model_signing (cpu + 4 threads): spare threads keep a fair share of a busy machine
+    workers = max_workers or min(len(todo), (os.cpu_count() or 1) + 4, 8) or 1
     try:
         if workers == 1:
             for path, ident in todo:
