@@ -10,7 +10,6 @@ prints one JSON answer line: ``{"ok": true, "digest", "modelPath", "signer", "si
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import select
 import sys
@@ -20,12 +19,12 @@ from modelfleet.agent.procverifier import decode_request
 from modelfleet.agent.trustverifier import TrustVerifier
 from modelfleet.errors import ModelfleetError
 from modelfleet.trust.errors import VerificationError
+from modelfleet.trust.warmup import warm_up
 
 
 def _warm_up() -> None:
     """Load what verification would load lazily, before the request arrives."""
-    with contextlib.suppress(ImportError):
-        import model_signing._signing.signing  # noqa: F401
+    warm_up()
 
 
 def main(argv: list[str] | None = None) -> int:
