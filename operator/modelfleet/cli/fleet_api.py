@@ -34,6 +34,7 @@ def _options(args: argparse.Namespace) -> ServerOptions:
             health_interval=args.health_interval,
             heartbeat_interval=args.heartbeat_interval,
             active_heartbeat_interval=args.active_heartbeat_interval,
+            idle_health_interval=args.idle_health_interval,
         ),
         rate=rate,
     )
@@ -115,11 +116,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     b.add_argument("--jitter", type=float, default=0.2, help="± fraction of random poll jitter")
     b.add_argument(
         "--health-interval", type=float, default=50.0,
-        help="at most one health write per gateway per this many seconds "
+        help="in an active cohort, at most one health write per gateway per this many seconds "
         "(a little below the agents' reportInterval)",
     )  # fmt: skip
     b.add_argument(
-        "--heartbeat-interval", type=float, default=300.0,
+        "--idle-health-interval", type=float, default=600.0,
+        help="outside an active cohort, at most one health write per this many seconds",
+    )  # fmt: skip
+    b.add_argument(
+        "--heartbeat-interval", type=float, default=600.0,
         help="refresh status.lastSeen at least this often (seconds)",
     )  # fmt: skip
     b.add_argument(

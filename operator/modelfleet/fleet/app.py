@@ -19,7 +19,7 @@ import ssl
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,7 @@ class ServerOptions:
     workers: int = 1
     reuse_port: bool = False
     backlog: int = 2048
+    uvloop: bool = True  # use uvloop when it is installed
 
 
 def server_ssl_context(tls: TLSFiles) -> ssl.SSLContext:
@@ -245,8 +246,21 @@ def _serve_one(options: ServerOptions) -> int:
             loop.add_signal_handler(sig, stop.set)
         await run(options, stop=stop)
 
-    asyncio.run(main())
+    run_loop(main(), use_uvloop=options.uvloop)
     return 0
+
+
+def run_loop(coro: Coroutine[Any, Any, None], *, use_uvloop: bool = True) -> None:
+    """Run ``coro`` on uvloop when installed (TLS and sockets cost much less), else asyncio."""
+    if use_uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            uvloop.run(coro)
+            return
+    asyncio.run(coro)
 
 
 def _worker(options: ServerOptions, index: int) -> None:

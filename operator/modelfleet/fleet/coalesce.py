@@ -6,11 +6,12 @@ report were written. :func:`plan_status_patch` decides, from the status the API 
 
 * **state changes at once**: a model appearing, disappearing or changing version, digest, slot
   or state; a new agent version;
-* **health at most once per ``health_interval``**, measured from the newest ``windowEnd`` already
-  in status (so several fleet API replicas agree without talking to each other);
+* **health at most once per ``health_interval``** while the gateway is in an active cohort
+  (assigned a version being rolled out: the operator's gates read it), else at most once per
+  ``idle_health_interval``; measured from the newest ``windowEnd`` already in status, so several
+  fleet API replicas agree without talking to each other;
 * **heartbeat** (``lastSeen``) when older than ``heartbeat_interval``, or than
-  ``active_heartbeat_interval`` while the gateway is in an active cohort (assigned a version that
-  is being rolled out), so the operator's ``minReportingRatio`` sees it reporting;
+  ``active_heartbeat_interval`` in an active cohort, so ``minReportingRatio`` sees it reporting;
 * anything else that differs (a message, newer health) rides along with the next write.
 
 Every write carries ``lastSeen`` and is one merge patch of the status subresource: all or nothing.
@@ -33,8 +34,9 @@ class CoalescePolicy:
     """How often each kind of status write may happen, in seconds."""
 
     health_interval: float = 50.0
-    heartbeat_interval: float = 300.0
+    heartbeat_interval: float = 600.0
     active_heartbeat_interval: float = 50.0
+    idle_health_interval: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,8 @@ def plan_status_patch(
     cur_health: list[Any] = raw_health if isinstance(raw_health, list) else []
     new_health = [h.to_status() for h in latest_health(report.health)]
     health_due = False
-    if new_health and _age(now, _newest_window_end(cur_health)) >= policy.health_interval:
+    every = policy.health_interval if in_active_cohort else policy.idle_health_interval
+    if new_health and _age(now, _newest_window_end(cur_health)) >= every:
         health_due = True
         reasons.append("health")
 

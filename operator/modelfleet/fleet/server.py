@@ -107,6 +107,8 @@ class FleetAPI:
         self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
         self._openapi = document_bytes()
         self._random = random.Random()
+        self._counters: dict[tuple[str, int], Any] = {}  # bound metric children: no label lookup
+        self._histograms: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -136,9 +138,16 @@ class FleetAPI:
         except Exception:
             log.exception("fleet API: unexpected error on %s %s", request.method, request.path)
             response = error_response(ProtocolError(500, "internal", "internal error"))
-        self.metrics.requests.labels(route, str(response.status)).inc()
-        if request.query.get("wait") in (None, "0"):
-            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+        counter = self._counters.get((route, response.status))
+        if counter is None:
+            counter = self.metrics.requests.labels(route, str(response.status))
+            self._counters[(route, response.status)] = counter
+        counter.inc()
+        if "wait" not in request.query:
+            histogram = self._histograms.get(route)
+            if histogram is None:
+                histogram = self._histograms[route] = self.metrics.latency.labels(route)
+            histogram.observe(time.perf_counter() - started)
         return response
 
     def _fingerprint(self, request: web.Request) -> str:

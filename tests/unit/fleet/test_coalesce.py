@@ -15,7 +15,12 @@ from modelfleet.fleet.protocol import HealthSample, ModelReport, Report
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 DIGEST = "sha256:" + "a" * 64
-POLICY = CoalescePolicy(health_interval=50, heartbeat_interval=300, active_heartbeat_interval=50)
+POLICY = CoalescePolicy(
+    health_interval=50,
+    heartbeat_interval=300,
+    active_heartbeat_interval=50,
+    idle_health_interval=300,
+)
 
 
 def model(state: str = "Active", version: str = "1.0.0", message: str = "") -> ModelReport:
@@ -88,17 +93,25 @@ def test_a_model_that_disappears_is_a_change() -> None:
     assert patch is not None and status["models"] == []
 
 
-def test_health_is_written_at_most_once_per_interval() -> None:
-    _, status = apply({}, rep(model(), samples=(health(100),)), T0)
+def test_health_is_written_at_most_once_per_interval_in_an_active_cohort() -> None:
+    _, status = apply({}, rep(model(), samples=(health(100),)), T0, active=True)
     patch, status = apply(
-        status, rep(model(), samples=(health(200),)), T0 + dt.timedelta(seconds=30)
+        status, rep(model(), samples=(health(200),)), T0 + dt.timedelta(seconds=30), active=True
     )
     assert patch is None
     patch, status = apply(
-        status, rep(model(), samples=(health(300),)), T0 + dt.timedelta(seconds=50)
+        status, rep(model(), samples=(health(300),)), T0 + dt.timedelta(seconds=50), active=True
     )
-    assert patch is not None and patch.reasons == ("health",)
+    assert patch is not None and set(patch.reasons) == {"health", "heartbeat"}
     assert status["health"][0]["requests"] == 300
+
+
+def test_health_outside_an_active_cohort_waits_for_the_idle_interval() -> None:
+    _, status = apply({}, rep(model(), samples=(health(100),)), T0)
+    at = T0 + dt.timedelta(seconds=120)
+    assert apply(status, rep(model(), samples=(health(200),)), at)[0] is None
+    patch, _ = apply(status, rep(model(), samples=(health(300),)), T0 + dt.timedelta(seconds=300))
+    assert patch is not None and "health" in patch.reasons
 
 
 def test_fresh_health_rides_along_with_a_state_change() -> None:

@@ -1,0 +1,465 @@
+"""Fleet API benchmark: 10,000 enrolled gateways polling with If-None-Match over mTLS.
+
+    .venv/bin/python bench/fleet_api.py                 # the full run, prints a table
+    .venv/bin/python bench/fleet_api.py --gateways 2000 --duration 20   # quicker
+
+What it does, on a real etcd + kube-apiserver (``USE_EXISTING_CLUSTER=true`` to use yours):
+
+1. enrolls N EdgeGateways with ``modelfleet.fleet.enroll.enroll_gateways`` (one CA in memory);
+2. creates a ModelRelease and seeds every gateway's status as if it had been reporting for a
+   while (``lastSeen`` spread over the heartbeat interval), so the write rate is the steady one;
+3. per scenario, starts ``modelfleet fleet-api`` (``--workers W``) and a load generator in a
+   separate process: every gateway holds one keep-alive TLS connection with its own client
+   certificate and polls ``GET /v1/desired`` with ``If-None-Match`` on an open-loop schedule
+   (aggregate ``--rate`` requests/s; latency is measured from the *scheduled* send time, so a
+   slow server cannot hide queueing), and reports every ``--report-interval`` seconds like an
+   agent (state + a health window);
+4. prints requests/s achieved, latency percentiles, errors, and EdgeGateway status writes per
+   minute (counted by the API server's watch, not by the fleet API).
+
+Scenarios: ``steady`` (release Succeeded: everybody is told stable) with 1 and 2 workers, and
+``rollout`` (release Progressing at its 50 % step: half the fleet is an active cohort, which
+reports health at the active cadence) with one worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import random
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from modelfleet.devcluster import ControlPlane, free_port
+from modelfleet.fleet.enroll import enroll_gateways
+from modelfleet.fleet.kube import KubeClient, api_client, load_access, resource_path
+from modelfleet.fleet.pki import FleetCA
+
+ROOT = Path(__file__).resolve().parent.parent
+STABLE = "sha256:" + "a" * 64
+TARGET = "sha256:" + "b" * 64
+
+
+# --------------------------------------------------------------------------- load generator
+
+
+async def _connect(gw: dict[str, Any], args: dict[str, Any]) -> tuple[Any, Any]:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(args["ca"])
+    ctx.load_cert_chain(gw["cert"], gw["key"])
+    async with args["connect_sem"]:
+        return await asyncio.open_connection(
+            args["host"], args["port"], ssl=ctx, server_hostname="localhost"
+        )
+
+
+async def _gateway_loop(
+    gw: dict[str, Any], conn: tuple[Any, Any], args: dict[str, Any], out: dict[str, Any]
+) -> None:
+    reader, writer = conn
+    start = args["t_start"]
+    period = args["gateways"] / args["rate"]
+    rnd = random.Random(gw["name"])
+    next_poll = start + rnd.uniform(0, period)
+    next_report = start + rnd.uniform(0, args["report_interval"])
+    body = json.dumps(gw["report"]).encode()
+    report_req = (
+        b"POST /v1/report HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    etag = b""
+    t_end = args["t_end"]
+    t_measure = args["t_measure"]
+    while True:
+        is_poll = next_poll <= next_report
+        scheduled = next_poll if is_poll else next_report
+        if scheduled >= t_end:
+            break
+        delay = scheduled - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if is_poll:
+            req = b"GET /v1/desired HTTP/1.1\r\nHost: localhost\r\n"
+            if etag:
+                req += b"If-None-Match: " + etag + b"\r\n"
+            writer.write(req + b"\r\n")
+            next_poll += period
+        else:
+            writer.write(report_req)
+            next_report += args["report_interval"]
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            lname = name.strip().lower()
+            if lname == b"content-length":
+                length = int(value)
+            elif lname == b"etag" and is_poll:
+                etag = value.strip()
+        if length:
+            await reader.readexactly(length)
+        done = time.monotonic()
+        if scheduled >= t_measure:
+            kind = "poll" if is_poll else "report"
+            out[kind].append(done - scheduled)
+            key = f"{kind}:{status}"
+            out["codes"][key] = out["codes"].get(key, 0) + 1
+    writer.close()
+
+
+async def _loadgen_main(args: dict[str, Any], conn: Any) -> dict[str, Any]:
+    gateways = json.loads(Path(args["gateways_file"]).read_text())[args["slice"]]
+    args["gateways"] = args["total_gateways"]
+    args["connect_sem"] = asyncio.Semaphore(32)
+    out: dict[str, Any] = {"poll": [], "report": [], "codes": {}, "errors": 0}
+    t0 = time.monotonic()
+    conns = await asyncio.gather(*(_connect(g, args) for g in gateways), return_exceptions=True)
+    out["connect_s"] = time.monotonic() - t0
+    conn.send(("connected", out["connect_s"]))
+    delay = conn.recv()  # every load process starts its schedule at the same moment
+    args["t_start"] = time.monotonic() + delay
+    args["t_measure"] = args["t_start"] + args["warmup"]
+    args["t_end"] = args["t_measure"] + args["duration"]
+    tasks = [
+        _gateway_loop(g, c, args, out)
+        for g, c in zip(gateways, conns, strict=True)
+        if not isinstance(c, BaseException)
+    ]
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    errors = [r for r in [*conns, *results] if isinstance(r, BaseException)]
+    out["errors"] = len(errors)
+    if errors:
+        out["first_error"] = repr(errors[0])
+    return out
+
+
+def _loadgen_process(args: dict[str, Any], conn: Any) -> None:
+    try:
+        from modelfleet.fleet.app import run_loop
+
+        result: dict[str, Any] = {}
+
+        async def main() -> None:
+            result.update(await _loadgen_main(args, conn))
+
+        run_loop(main())
+        conn.send(result)
+    except BaseException as exc:  # report, never hang the parent
+        conn.send({"poll": [], "report": [], "codes": {}, "errors": 1, "first_error": repr(exc)})
+
+
+def run_load(
+    gateways_file: Path, total: int, ca: Path, port: int, *, rate: float, duration: float,
+    warmup: float, report_interval: float, processes: int,
+    on_start: Any = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Run the load generator in ``processes`` processes; merged latencies and counts.
+    ``on_start(seconds_until_measuring)`` is called once every connection is up."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = []
+    for i in range(processes):
+        parent, child = ctx.Pipe()
+        args = {
+            "gateways_file": str(gateways_file), "slice": slice(i, None, processes),
+            "total_gateways": total, "ca": str(ca), "host": "127.0.0.1", "port": port,
+            "rate": rate, "duration": duration, "warmup": warmup,
+            "report_interval": report_interval,
+        }  # fmt: skip
+        p = ctx.Process(target=_loadgen_process, args=(args, child))
+        p.start()
+        procs.append((p, parent))
+    connect_s = 0.0
+    for _, parent in procs:
+        msg = parent.recv()
+        if isinstance(msg, tuple):
+            connect_s = max(connect_s, msg[1])
+    for _, parent in procs:
+        parent.send(0.5)
+    if on_start is not None:
+        on_start(0.5 + warmup)
+    merged: dict[str, Any] = {"poll": [], "report": [], "codes": {}, "errors": 0}
+    merged["connect_s"] = connect_s
+    for p, parent in procs:
+        part = parent.recv()
+        p.join()
+        merged["poll"] += part["poll"]
+        merged["report"] += part["report"]
+        merged["errors"] += part["errors"]
+        if "first_error" in part:
+            merged["first_error"] = part["first_error"]
+        for k, v in part["codes"].items():
+            merged["codes"][k] = merged["codes"].get(k, 0) + v
+    return merged
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def _release(phase: str, step: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    spec = {
+        "model": "detector",
+        "version": "2.0.0" if phase == "Progressing" else "1.0.0",
+        "artifact": {"uri": "https://models.example.com/detector/2.0.0/model.tar",
+                     "digest": TARGET if phase == "Progressing" else STABLE},
+        "trustPolicy": "bench",
+        "rollout": {"steps": [{"name": "canary", "percent": 10}, {"name": "half", "percent": 50},
+                              {"name": "fleet", "percent": 100}]},
+    }  # fmt: skip
+    stable = {"version": "1.0.0", "digest": STABLE, "uri": "https://models.example.com/1.0.0.tar"}
+    status: dict[str, Any] = {"phase": phase, "stable": stable, "rollout": {"step": step}}
+    if phase == "Progressing":
+        status["target"] = {"version": "2.0.0", "digest": TARGET,
+                            "uri": "https://models.example.com/2.0.0.tar"}  # fmt: skip
+    return spec, status
+
+
+def _report(version: str, digest: str) -> dict[str, Any]:
+    return {
+        "agentVersion": "bench-1",
+        "models": [{"model": "detector", "version": version, "digest": digest, "slot": "A",
+                    "state": "Active", "message": ""}],
+        "health": [{"model": "detector", "version": version, "window": "60s", "requests": 600,
+                    "errors": 1, "latencyP50Ms": 4.0, "latencyP95Ms": 11.0}],
+    }  # fmt: skip
+
+
+def _in_cohort(name: str, percent: int) -> bool:
+    from modelfleet.core.cohorts import in_percent
+
+    return in_percent("bench/detector", name, percent)
+
+
+async def _seed(kubeconfig: Path, ns: str, names: list[str], rollout: bool, spread: float) -> None:
+    """Status as after a while of reporting: what the load generator will report, lastSeen and
+    windowEnd spread uniformly over ``spread`` seconds (or 60 s for active-cohort gateways)."""
+    access = load_access(kubeconfig)
+    sem = asyncio.Semaphore(32)
+    now = time.time()
+    async with KubeClient(access, connections=32) as kube:
+
+        async def one(name: str) -> None:
+            active = rollout and _in_cohort(name, 50)
+            version, digest = ("2.0.0", TARGET) if active else ("1.0.0", STABLE)
+            report = _report(version, digest)
+            seen = now - random.uniform(0, 60 if active else spread)
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seen))
+            status = {
+                "lastSeen": stamp,
+                "agentVersion": report["agentVersion"],
+                "models": [{**report["models"][0], "since": stamp}],
+                "health": [{**report["health"][0], "windowEnd": stamp}],
+            }
+            async with sem:
+                await kube.merge_patch_status("edgegateways", ns, name, {"status": status})
+
+        await asyncio.gather(*(one(n) for n in names))
+
+
+def _count_writes(kubeconfig: Path, ns: str, start_in: float, duration: float) -> dict[str, int]:
+    """EdgeGateway MODIFIED events seen by a watch over [now+start_in, +duration]."""
+    result = {"writes": 0}
+
+    async def main() -> None:
+        async with KubeClient(load_access(kubeconfig)) as kube:
+            path = resource_path("edgegateways", ns)
+            doc = await kube.request("GET", path, params={"limit": "1"})
+            rv = str(doc["metadata"]["resourceVersion"])
+            t0 = time.monotonic() + start_in
+            t1 = t0 + duration
+
+            async def watch() -> None:
+                async for event in kube.watch(
+                    path, rv, timeout_seconds=int(start_in + duration) + 30
+                ):
+                    now = time.monotonic()
+                    if now > t1:
+                        return
+                    if event.get("type") == "MODIFIED" and now >= t0:
+                        result["writes"] += 1
+
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(watch(), start_in + duration + 5)
+
+    import threading
+
+    thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+    thread.start()
+    result["_thread"] = thread  # type: ignore[assignment]
+    return result
+
+
+def _start_fleet_api(
+    cp: ControlPlane, ns: str, tls: dict[str, Path], workers: int, log: Path
+) -> tuple[subprocess.Popen[bytes], int]:
+    port, mport = free_port(), free_port()
+    cmd = [
+        sys.executable, "-m", "modelfleet", "fleet-api", "-n", ns, "--port", str(port),
+        "--host", "127.0.0.1", "--metrics-port", str(mport), "--workers", str(workers),
+        "--tls-cert", str(tls["cert"]), "--tls-key", str(tls["key"]),
+        "--client-ca", str(tls["ca"]), "--rate-limit", "50", "--rate-burst", "100",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, env=cp.env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready = 0
+        for i in range(workers):
+            url = f"http://127.0.0.1:{mport + i}/healthz"
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2):
+                ready += 1
+        if ready == workers:
+            return proc, port
+        if proc.poll() is not None:
+            raise RuntimeError(f"fleet-api exited: {log.read_text()[-2000:]}")
+        time.sleep(0.3)
+    raise RuntimeError("fleet-api did not become ready")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, 15)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] * 1000.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gateways", type=int, default=10_000)
+    parser.add_argument("--rate", type=float, default=3000.0, help="offered polls/s")
+    parser.add_argument("--duration", type=float, default=30.0, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument("--report-interval", type=float, default=60.0)
+    parser.add_argument("--loadgen-processes", type=int, default=1)
+    parser.add_argument(
+        "--scenarios", default="steady:1,steady:2,rollout:1",
+        help="comma-separated scenario:workers",
+    )  # fmt: skip
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="modelfleet-bench-"))
+    cp = ControlPlane.from_environment()
+    cp.start()
+    rows = []
+    try:
+        ns = "bench"
+        cp.create_namespace(ns)
+        api = api_client(load_access(cp.kubeconfig))
+        ca = FleetCA.create()
+        server = ca.issue_server(["localhost", "127.0.0.1"])
+        tls = {"cert": work / "tls.crt", "key": work / "tls.key", "ca": work / "ca.crt"}
+        tls["cert"].write_bytes(server.cert_pem)
+        tls["key"].write_bytes(server.key_pem)
+        tls["ca"].write_bytes(ca.cert_pem)
+        names = [f"gw-{i:05d}" for i in range(args.gateways)]
+        t0 = time.monotonic()
+        bundles = enroll_gateways(
+            api, [(n, {"tier": "retail"}) for n in names], namespace=ns, ca=ca, concurrency=8
+        )
+        enroll_s = time.monotonic() - t0
+        print(f"enrolled {len(bundles)} gateways in {enroll_s:.1f}s "
+              f"({len(bundles) / enroll_s:.0f}/s)", flush=True)  # fmt: skip
+        certs = work / "certs"
+        certs.mkdir()
+        for b in bundles:
+            (certs / f"{b.gateway}.crt").write_bytes(b.cert_pem)
+            (certs / f"{b.gateway}.key").write_bytes(b.key_pem)
+        from kubernetes import client as kclient
+
+        objects = kclient.CustomObjectsApi(api)
+        for scenario in args.scenarios.split(","):
+            kind, _, workers_s = scenario.partition(":")
+            workers = int(workers_s or 1)
+            rollout = kind == "rollout"
+            spec, status = _release("Progressing" if rollout else "Succeeded", 1 if rollout else 2)
+            body = {"apiVersion": "modelfleet.dev/v1alpha1", "kind": "ModelRelease",
+                    "metadata": {"name": "detector", "namespace": ns}, "spec": spec}  # fmt: skip
+            with contextlib.suppress(Exception):
+                objects.delete_namespaced_custom_object(
+                    "modelfleet.dev", "v1alpha1", ns, "modelreleases", "detector"
+                )
+            objects.create_namespaced_custom_object(
+                "modelfleet.dev", "v1alpha1", ns, "modelreleases", body
+            )
+            objects.patch_namespaced_custom_object_status(
+                "modelfleet.dev", "v1alpha1", ns, "modelreleases", "detector", {"status": status}
+            )
+            asyncio.run(_seed(cp.kubeconfig, ns, names, rollout, 600.0))
+            gw_file = work / "gateways.json"
+            gw_file.write_text(json.dumps([
+                {"name": n, "cert": str(certs / f"{n}.crt"), "key": str(certs / f"{n}.key"),
+                 "report": _report(*(("2.0.0", TARGET) if rollout and _in_cohort(n, 50)
+                                     else ("1.0.0", STABLE)))}
+                for n in names
+            ]))  # fmt: skip
+            proc, port = _start_fleet_api(cp, ns, tls, workers, work / f"api-{scenario}.log")
+            try:
+                writes: dict[str, Any] = {}
+
+                def on_start(until_measure: float, writes: dict[str, Any] = writes) -> None:
+                    writes.update(_count_writes(cp.kubeconfig, ns, until_measure, args.duration))
+
+                res = run_load(
+                    gw_file, args.gateways, tls["ca"], port, rate=args.rate,
+                    duration=args.duration, warmup=args.warmup,
+                    report_interval=args.report_interval, processes=args.loadgen_processes,
+                    on_start=on_start,
+                )  # fmt: skip
+                writes["_thread"].join(timeout=30)
+            finally:
+                _stop(proc)
+            total = len(res["poll"]) + len(res["report"])
+            codes = res["codes"]
+            bad = sum(v for k, v in codes.items() if not k.endswith((":200", ":304")))
+            rows.append({
+                "scenario": kind, "workers": workers,
+                "req/s": total / args.duration,
+                "poll p50": _pct(res["poll"], 0.50), "poll p99": _pct(res["poll"], 0.99),
+                "report p99": _pct(res["report"], 0.99),
+                "non-2xx/304": bad, "conn errors": res["errors"],
+                "writes/min": writes["writes"] * 60.0 / args.duration,
+                "codes": codes, "first_error": res.get("first_error", ""),
+                "connect s": res["connect_s"],
+            })  # fmt: skip
+            print(json.dumps(rows[-1]), flush=True)
+    finally:
+        cp.stop()
+    print()
+    print(f"fleet API, {args.gateways} gateways, offered {args.rate:.0f} polls/s + reports every "
+          f"{args.report_interval:.0f}s per gateway, {os.cpu_count()} cores, "
+          f"{args.duration:.0f}s measured")  # fmt: skip
+    head = ("scenario", "workers", "req/s", "poll p50 ms", "poll p99 ms", "report p99 ms",
+            "errors", "EGW writes/min")  # fmt: skip
+    print(" | ".join(head))
+    print(" | ".join("---" for _ in head))
+    for r in rows:
+        print(" | ".join([
+            r["scenario"], str(r["workers"]), f"{r['req/s']:.0f}", f"{r['poll p50']:.1f}",
+            f"{r['poll p99']:.1f}", f"{r['report p99']:.1f}",
+            str(r["non-2xx/304"] + r["conn errors"]), f"{r['writes/min']:.0f}",
+        ]))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
