@@ -132,6 +132,12 @@ class GatewayAgent:
                     self.gateway, child.name, marker.version, marker.digest, active,
                 )  # fmt: skip
 
+    def _models_on_disk(self) -> set[str]:
+        root = self.settings.data_dir
+        return (
+            {c.name for c in root.iterdir() if (c / "slots").is_dir()} if root.is_dir() else set()
+        )
+
     def installer(self, model: str) -> ModelInstaller:
         if model not in self._installers:
             self._installers[model] = ModelInstaller(self._ctx, model)
@@ -241,8 +247,11 @@ class GatewayAgent:
     # -- loops ------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Recover, then poll, report and sample until cancelled."""
+        """Recover, re-verify slots made under another policy, then poll, report and sample
+        until cancelled."""
         self.recover()
+        for model in sorted(self.state.models.keys() | self._models_on_disk()):
+            await self.installer(model).revalidate()
         loops = [self._poll_loop(), self._report_loop()]
         if self.deps.health_source is not None:
             loops.append(self._telemetry_loop())

@@ -16,50 +16,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
-from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
-from modelfleet.agent.clock import Backoff, Clock, isoformat
-from modelfleet.agent.download import DownloadError, Progress
-from modelfleet.agent.healthcheck import HealthCheck, HealthTarget
+from modelfleet.agent.clock import Backoff, isoformat
+from modelfleet.agent.context import Fetcher, InstallerContext
+from modelfleet.agent.download import DownloadError
+from modelfleet.agent.healthcheck import HealthTarget
 from modelfleet.agent.protocol import DesiredModel, ModelState
-from modelfleet.agent.slots import PART_SUFFIX, Marker, ModelSlots, fsync_file, fsync_tree
-from modelfleet.agent.state import FailedTarget, StateStore
-from modelfleet.agent.verifier import Verifier, VerifyRequest
+from modelfleet.agent.slots import (
+    PART_SUFFIX,
+    SLOTS,
+    Marker,
+    ModelSlots,
+    fsync_file,
+    fsync_tree,
+)
+from modelfleet.agent.state import FailedTarget
+from modelfleet.agent.verifier import VerifyRequest
 from modelfleet.errors import ModelfleetError
+from modelfleet.trust.errors import VerificationError
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Fetcher", "InstallerContext", "ModelInstaller"]
 
 MAX_SIGNATURE_BYTES = 16 * 1024 * 1024
 #: States written to state.json at once; the passing ones only ride along with the next write.
 SETTLED = frozenset({ModelState.IDLE, ModelState.ACTIVE, ModelState.FAILED, ModelState.ROLLED_BACK})
-
-
-class Fetcher(Protocol):
-    """What the installer needs from a downloader (see :class:`~.download.Downloader`)."""
-
-    async def fetch(
-        self, uri: str, dest: Path, *, max_bytes: int, progress: Progress | None = None
-    ) -> int: ...
-
-
-@dataclass(frozen=True)
-class InstallerContext:
-    """What every model installer of one agent shares."""
-
-    gateway: str
-    data_dir: Path
-    fetcher: Fetcher
-    verifier: Verifier
-    health_check: HealthCheck
-    clock: Clock
-    state: StateStore
-    notify: Callable[[], None]
-    max_artifact_bytes: int
-    retry_cap: float = 300.0
 
 
 class ModelInstaller:
@@ -121,8 +106,69 @@ class ModelInstaller:
 
     # -- reconcile --------------------------------------------------------------------------
 
+    async def revalidate(self) -> None:
+        """Re-verify, read-only, each verified slot whose marker was made under another trust
+        policy (after a policy change and restart). A slot that no longer passes loses its
+        marker; if it was active, the agent switches to the other slot when that one passes
+        (checked first), else no model stays active. Either way the failure is reported."""
+        policy = self.ctx.verifier.policy_digest
+        active = self.slots.active_slot()
+        for slot in sorted(SLOTS, key=lambda s: s == active):  # the inactive slot first
+            marker = self.slots.marker(slot)
+            if marker is None or marker.policy_digest == policy:
+                continue
+            slot_dir = self.slots.slot_dir(slot)
+            try:
+                if not marker.artifact:
+                    raise VerificationError("input", "the slot does not record its artifact")
+                verified = await self.ctx.verifier.verify(
+                    VerifyRequest(
+                        model=self.model,
+                        version=marker.version,
+                        expected_digest=marker.digest,
+                        slot_dir=slot_dir,
+                        artifact=slot_dir / marker.artifact,
+                        artifact_name=self.model,
+                        signature=slot_dir / marker.signature if marker.signature else None,
+                        attestations=tuple(slot_dir / a for a in marker.attestations),
+                        recheck=True,
+                    )
+                )
+            except ModelfleetError as exc:
+                self._untrusted(slot, marker, active, exc.diagnostics())
+                continue
+            self.slots.refresh_marker(
+                slot,
+                replace(
+                    marker,
+                    policy_digest=policy,
+                    signature_digest=verified.signature_digest,
+                    verified_at=isoformat(self.ctx.clock.now()),
+                ),
+            )
+            log.info(
+                "%s: %s in slot %s passes the new trust policy", self._p(), marker.version, slot
+            )
+
+    def _untrusted(self, slot: str, marker: Marker, active: str | None, reason: str) -> None:
+        message = f"{marker.version} no longer passes the trust policy: {reason}"
+        if slot == active:
+            other = self.slots.other(slot)
+            fallback = self.slots.marker(other)
+            if fallback is not None and fallback.policy_digest == self.ctx.verifier.policy_digest:
+                self.slots.activate(other, fallback.digest)
+                message += f"; switched to {fallback.version} in slot {other}"
+            else:
+                self.slots.deactivate()
+                message += "; no trusted model left, none active"
+        self._set_healthy(slot, None)
+        self.slots.prepare(slot)
+        log.warning("%s: %s", self._p(), message)
+        self._fail(marker, ModelState.FAILED, message)
+
     async def reconcile(self, d: DesiredModel) -> None:
         """Make ``d`` the active, healthy version of this model (or report why not)."""
+        await self.revalidate()
         slots = self.slots
         active = slots.active_slot()
         marker = slots.marker(active) if active else None
@@ -318,7 +364,7 @@ class ModelInstaller:
         log.warning("%s: %s failed its health check: %s", self._p(), d.version, reason)
         self._fail(d, ModelState.ROLLED_BACK, reason)
 
-    def _fail(self, d: DesiredModel, state: ModelState, reason: str) -> None:
+    def _fail(self, d: DesiredModel | Marker, state: ModelState, reason: str) -> None:
         rec = self.ctx.state.get(self.model)
         self.ctx.state.put(
             self.model,

@@ -119,6 +119,7 @@ def encode_request(r: VerifyRequest) -> dict[str, object]:
         "artifactName": r.artifact_name,
         "signature": str(r.signature) if r.signature is not None else None,
         "attestations": [str(a) for a in r.attestations],
+        "recheck": r.recheck,
     }
 
 
@@ -135,6 +136,7 @@ def decode_request(doc: dict[str, object]) -> VerifyRequest:
         artifact_name=str(doc["artifactName"]),
         signature=Path(str(sig)) if sig is not None else None,
         attestations=tuple(Path(str(a)) for a in atts),
+        recheck=bool(doc.get("recheck", False)),
     )
 
 

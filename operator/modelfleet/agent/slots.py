@@ -196,6 +196,17 @@ class ModelSlots:
             raise SlotError(f"model {self.model}: slot {slot} has no {marker.model_path}")
         atomic_write(self.slot_dir(slot) / MARKER, marker.to_json().encode())
 
+    def refresh_marker(self, slot: str, marker: Marker) -> None:
+        """Replace a slot's marker by one for the same digest and files (a re-verification under
+        a new policy); allowed on the active slot because nothing else changes."""
+        current = self.marker(slot)
+        if current is None or (current.digest, current.model_path) != (
+            marker.digest,
+            marker.model_path,
+        ):
+            raise SlotError(f"model {self.model}: slot {slot} does not hold {marker.digest}")
+        atomic_write(self.slot_dir(slot) / MARKER, marker.to_json().encode())
+
     def activate(self, slot: str, digest: str) -> None:
         """Point ``active`` at ``slot`` atomically, only if its marker names ``digest``."""
         marker = self.marker(slot)

@@ -120,7 +120,22 @@ class TrustVerifier:
         return await asyncio.to_thread(self.verify_sync, request)
 
     def verify_sync(self, req: VerifyRequest) -> VerifiedInstall:
-        """Verify and lay out the slot (blocking; the worker process calls this too)."""
+        """Verify and lay out the slot (blocking; the worker process calls this too). With
+        ``recheck`` nothing in the slot is touched: an archive is unpacked to a scratch folder."""
+        if req.recheck:
+            verified = verify_artifact(
+                self.policy,
+                req.artifact,
+                expected_digest=req.expected_digest,
+                signature=req.signature,
+                attestations=req.attestations,
+            )
+            return VerifiedInstall(
+                digest=verified.digest,
+                model_path=MODEL_DIR,
+                signer=verified.signer,
+                signature_digest=file_sha256(req.signature),
+            )
         model_dir = req.model_dir
         _clear(model_dir)
         sig_digest = file_sha256(req.signature) if req.signature is not None else ""

@@ -30,6 +30,7 @@ class VerifyRequest:
     artifact_name: str  # file name for a single-file model (from the artifact URI)
     signature: Path | None
     attestations: tuple[Path, ...] = ()
+    recheck: bool = False  # re-verify a laid-out slot read-only (the slot may be active)
 
     @property
     def model_dir(self) -> Path:

@@ -50,7 +50,7 @@ def test_sigkill_at_random_instants_never_leaves_an_unverified_model_active(
     rng = random.Random(1234)
     seen: set[str | None] = set()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for n in range(8):
+    for n in range(6):
         proc = subprocess.Popen(
             [sys.executable, "-m", "tests.unit.agent.killtarget", str(data),
              str(v["1.0"].policy_path), str(spec)],
