@@ -187,8 +187,8 @@ class SimulatorSettings:
     labels: Mapping[str, str] = field(default_factory=dict)
     label_splits: tuple[tuple[str, str, float], ...] = ()
     poll_interval: float = 2.0
-    report_interval: float = 2.0
-    window: float = 4.0
+    report_interval: float = 1.0
+    window: float = 2.0
     seed: int = 0
     progress: float = 10.0
     long_poll: float | None = None
@@ -278,7 +278,18 @@ class Stack:
         cp.start()
         self.control_plane = cp
         self._kubeconfig = cp.kubeconfig
+        self._record()
         return cp.kubeconfig
+
+    @property
+    def connected(self) -> bool:
+        """A cluster is known (given, or started by :meth:`start_control_plane`)."""
+        return self._kubeconfig is not None
+
+    @property
+    def owns_cluster(self) -> bool:
+        """This stack started the control plane (so stopping it removes everything)."""
+        return self.control_plane is not None and not self.control_plane.existing
 
     @property
     def api(self) -> Any:
@@ -289,7 +300,8 @@ class Stack:
             self._api = api_client(self.kubeconfig)
         return self._api
 
-    def ensure_namespace(self) -> None:
+    def ensure_namespace(self) -> bool:
+        """Create the namespace unless it exists; whether it was created."""
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
 
@@ -300,6 +312,8 @@ class Stack:
         except ApiException as exc:
             if exc.status != 409:
                 raise StackError(f"cannot create namespace {self.namespace}: {exc.reason}") from exc
+            return False
+        return True
 
     @property
     def env(self) -> dict[str, str]:
@@ -486,6 +500,7 @@ class Stack:
     def stop(self) -> None:
         """Stop every process this stack started, newest first, then the control plane."""
         errors: list[str] = []
+        stopped_any = bool(self.services) or self.control_plane is not None
         for svc in reversed(self.services):
             try:
                 svc.stop()
@@ -499,9 +514,18 @@ class Stack:
             with contextlib.suppress(Exception):
                 self._api.close()
             self._api = None
-        (self.workdir / "stack.json").unlink(missing_ok=True)
+        if stopped_any:
+            (self.workdir / "stack.json").unlink(missing_ok=True)
         if errors:
             raise StackError("could not stop " + "; ".join(errors))
+
+    def detach(self) -> Path:
+        """Leave everything running (``--keep``): record it in ``stack.json`` for
+        :func:`stop_recorded` and forget it, so :meth:`stop` stops nothing. The file."""
+        self._record()
+        self.services = []
+        self.control_plane = None
+        return self.workdir / "stack.json"
 
     def _record(self) -> None:
         groups = [s.pid for s in self.services if s.pid is not None]
@@ -510,6 +534,7 @@ class Stack:
             groups += [p.pid for p in (cp.apiserver, cp.etcd) if p is not None]
         state = {
             "namespace": self.namespace,
+            "fleetURL": self.fleet_url,
             "kubeconfig": str(self._kubeconfig) if self._kubeconfig else None,
             "processGroups": groups,
         }
