@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "history",
     "sync",
     "operator",
+    "demo",
 )
 
 Handler = Callable[[argparse.Namespace], int]
