@@ -53,8 +53,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--bundles", type=Path, metavar="DIR", help="pre-made bundles: DIR/*/agent.yaml"
     )
     src.add_argument("--gateways", type=int, metavar="N", help="enroll N gateways for real")
-    src.add_argument("--prefix", default="sim", help="gateway name prefix (default: sim)")
-    src.add_argument("--labels", default="", help="labels for every enrolled gateway: k=v,k2=v2")
+    src.add_argument(
+        "--prefix", metavar="PREFIX", default="sim", help="gateway name prefix (default: sim)"
+    )
+    src.add_argument(
+        "--labels",
+        metavar="K=V,...",
+        default="",
+        help="labels for every enrolled gateway: k=v,k2=v2",
+    )
     src.add_argument(
         "--label-split",
         action="append",
@@ -63,37 +70,86 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="add label K=V to that share of the gateways (repeatable), e.g. ring=early:0.1",
     )
     src.add_argument(
-        "--namespace", "-n", help="namespace of the EdgeGateways (default: kubeconfig's)"
+        "--namespace",
+        "-n",
+        metavar="NS",
+        help="namespace of the EdgeGateways (default: kubeconfig's)",
     )
-    src.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: $KUBECONFIG)")
     src.add_argument(
-        "--ca-namespace", help="namespace of the fleet CA Secret (default: --namespace)"
+        "--kubeconfig", metavar="FILE", type=Path, help="kubeconfig file (default: $KUBECONFIG)"
     )
     src.add_argument(
-        "--fleet-url", default="https://localhost:8443", help="fleet API URL written into bundles"
+        "--ca-namespace",
+        metavar="NS",
+        help="namespace of the fleet CA Secret (default: --namespace)",
     )
-    src.add_argument("--trust-policy", type=Path, help="TrustPolicy file every agent enforces")
     src.add_argument(
-        "--workdir", type=Path, default=Path("simulated-gateways"),
+        "--fleet-url",
+        metavar="URL",
+        default="https://localhost:8443",
+        help="fleet API URL written into bundles",
+    )
+    src.add_argument(
+        "--trust-policy", metavar="FILE", type=Path, help="TrustPolicy file every agent enforces"
+    )
+    src.add_argument(
+        "--workdir", metavar="DIR", type=Path, default=Path("simulated-gateways"),
         help="where enrolled bundles and data dirs go (default: ./simulated-gateways)",
     )  # fmt: skip
     run = p.add_argument_group("behaviour and timing")
     run.add_argument("--behaviour", type=Path, metavar="FILE", help="YAML: version -> behaviour")
     run.add_argument(
-        "--offline-fraction", type=float, default=0.0, help="share of gateways offline throughout"
+        "--offline-fraction",
+        metavar="SHARE",
+        type=float,
+        default=0.0,
+        help="share of gateways offline throughout",
     )
-    run.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
-    run.add_argument("--poll-interval", type=float, help="override each agent's pollInterval (s)")
     run.add_argument(
-        "--report-interval", type=float, help="override each agent's reportInterval (s)"
+        "--seed", metavar="N", type=int, default=0, help="seed of every random choice (default 0)"
     )
     run.add_argument(
-        "--window", type=float, default=15.0, help="health window in seconds (default 15)"
+        "--poll-interval",
+        metavar="SECONDS",
+        type=float,
+        help="override each agent's pollInterval (s)",
     )
-    run.add_argument("--long-poll", type=float, help="long-poll the fleet API up to SECONDS")
-    run.add_argument("--ramp", type=float, default=0.0, help="spread agent starts over SECONDS")
-    run.add_argument("--duration", type=float, help="stop after SECONDS (default: until Ctrl-C)")
-    run.add_argument("--progress", type=float, default=5.0, help="print progress every SECONDS")
+    run.add_argument(
+        "--report-interval",
+        metavar="SECONDS",
+        type=float,
+        help="override each agent's reportInterval (s)",
+    )
+    run.add_argument(
+        "--window",
+        metavar="SECONDS",
+        type=float,
+        default=15.0,
+        help="health window in seconds (default 15)",
+    )
+    run.add_argument(
+        "--long-poll", metavar="SECONDS", type=float, help="long-poll the fleet API up to SECONDS"
+    )
+    run.add_argument(
+        "--ramp",
+        metavar="SECONDS",
+        type=float,
+        default=0.0,
+        help="spread agent starts over SECONDS",
+    )
+    run.add_argument(
+        "--duration",
+        metavar="SECONDS",
+        type=float,
+        help="stop after SECONDS (default: until Ctrl-C)",
+    )
+    run.add_argument(
+        "--progress",
+        metavar="SECONDS",
+        type=float,
+        default=5.0,
+        help="print progress every SECONDS",
+    )
     run.add_argument(
         "--no-shared-verification", action="store_true",
         help="verify every artifact fully in every agent (no shared verified-digest cache)",
