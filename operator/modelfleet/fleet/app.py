@@ -127,11 +127,14 @@ class Replica:
                 on_event=count,
             ),
         ]
+        self.listening = False
         self.api = FleetAPI(
             self.index, kube, options.settings, ready=self.ready, metrics=self.metrics
         )
 
     def ready(self) -> tuple[bool, str]:
+        if not self.listening:
+            return False, "starting: the HTTPS port is not open yet"
         for r in self.reflectors:
             if not r.synced.is_set():
                 return False, f"{r.sink.plural} not listed yet"
@@ -199,6 +202,7 @@ async def run(
                     backlog=options.backlog,
                 )
                 await site.start()
+                replica.listening = True
                 port = _bound_port(site) or options.port
                 log.info(
                     "fleet API serving https://%s:%d (%s; %d gateways, %d releases)",
