@@ -307,7 +307,8 @@ class GatewayAgent:
                 await self.report_once()
             except FleetError as exc:
                 delay = backoff.next_delay()
-                log.info(
+                log.log(
+                    logging.INFO if exc.transient else logging.WARNING,
                     "gateway %s: report not delivered (%s); retry in %.1fs",
                     self.gateway, exc.diagnostics(), delay,
                 )  # fmt: skip

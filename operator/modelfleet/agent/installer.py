@@ -7,7 +7,8 @@ The order of a reconcile, from what is on disk (slots and markers) and in ``stat
 1. the active slot already holds the desired digest: done if it passed its health check,
    otherwise run the check (a restart interrupted it);
 2. the active slot never passed a health check but the other slot did: switch back first;
-3. the desired digest failed before under the same policy: report that, do not retry;
+3. the desired digest failed before under the same policy: report that, do not retry (a
+   failure is forgotten once another digest is desired, so asking again later retries);
 4. install into the inactive slot (reusing it when it already holds the verified digest),
    activate, health-check; on failure switch back to the last healthy slot.
 """
@@ -169,6 +170,9 @@ class ModelInstaller:
     async def reconcile(self, d: DesiredModel) -> None:
         """Make ``d`` the active, healthy version of this model (or report why not)."""
         await self.revalidate()
+        rec = self.ctx.state.get(self.model)
+        if rec.failed is not None and rec.failed.digest != d.digest:
+            self.ctx.state.put(self.model, replace(rec, failed=None))  # another one is asked for
         slots = self.slots
         active = slots.active_slot()
         marker = slots.marker(active) if active else None
@@ -188,13 +192,8 @@ class ModelInstaller:
             )  # fmt: skip
             slots.activate(back, back_marker.digest)
             active = back
-        rec = self.ctx.state.get(self.model)
-        failed = rec.failed
-        if (
-            failed is not None
-            and failed.digest == d.digest
-            and failed.policy_digest == self.ctx.verifier.policy_digest
-        ):
+        failed = self.ctx.state.get(self.model).failed
+        if failed is not None and failed.policy_digest == self.ctx.verifier.policy_digest:
             self._set(d, failed.state, failed.reason)
             return
         target = slots.other(active)

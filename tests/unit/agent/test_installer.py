@@ -280,3 +280,17 @@ async def test_a_corrupt_download_twice_is_a_failure(tmp_path: Path) -> None:
     rec = inst.ctx.state.get("detector")
     assert rec.state is ModelState.FAILED and "digest" in rec.message
     assert inst.slots.active_slot() is None
+
+
+async def test_a_failed_version_asked_for_again_later_is_retried(tmp_path: Path) -> None:
+    v = versions(tmp_path, "1.0", "2.0")
+    check = ScriptedCheck(failing={"2.0": "bad"})
+    inst = make_installer(tmp_path / "data", v["1.0"].policy_path, check)
+    await inst.reconcile(desired(v["1.0"], "1.0"))
+    await inst.reconcile(desired(v["2.0"], "2.0"))
+    await inst.reconcile(desired(v["1.0"], "1.0"))  # the rollout was aborted
+    assert inst.ctx.state.get("detector").state is ModelState.ACTIVE
+    check.failing.clear()  # fixed, and retried with the same bytes
+    await inst.reconcile(desired(v["2.0"], "2.0"))
+    rec = inst.ctx.state.get("detector")
+    assert (rec.version, rec.state) == ("2.0", ModelState.ACTIVE)
