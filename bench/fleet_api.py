@@ -374,7 +374,7 @@ def main() -> int:
         names = [f"gw-{i:05d}" for i in range(args.gateways)]
         t0 = time.monotonic()
         bundles = enroll_gateways(
-            api, [(n, {"tier": "retail"}) for n in names], namespace=ns, ca=ca, concurrency=8
+            api, [(n, {"tier": "retail"}) for n in names], namespace=ns, ca=ca
         )
         enroll_s = time.monotonic() - t0
         print(f"enrolled {len(bundles)} gateways in {enroll_s:.1f}s "

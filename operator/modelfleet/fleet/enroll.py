@@ -11,18 +11,26 @@ moment its watch sees the change.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import os
+import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from modelfleet.agent.config import AgentConfig, TLSConfig, write_agent_config
 from modelfleet.errors import ClusterError, ConfigError
-from modelfleet.fleet.kube import GROUP, VERSION
+from modelfleet.fleet.kube import (
+    GROUP,
+    VERSION,
+    KubeClient,
+    UpstreamError,
+    access_from_configuration,
+    resource_path,
+)
 from modelfleet.fleet.pki import DEFAULT_CLIENT_VALIDITY, FleetCA
 from modelfleet.fleet.protocol import GATEWAY_RE
 
@@ -154,12 +162,8 @@ def enroll_gateway(
     once; labels are merged), otherwise :class:`EnrollmentError`."""
     from kubernetes.client.exceptions import ApiException
 
-    if not GATEWAY_RE.match(name) or len(name) > 253:
-        raise EnrollmentError(f"gateway name {name!r} is not a valid Kubernetes object name")
     labels = dict(labels or {})
-    check_labels(labels)
-    if not fleet_url.startswith("https://"):
-        raise EnrollmentError(f"--fleet-url must be an https:// URL, got {fleet_url!r}")
+    _validate(name, labels, fleet_url)
     issued = ca.issue_client(name, validity=validity)
     spec: dict[str, Any] = {"certificateFingerprint": issued.fingerprint}
     if site:
@@ -208,24 +212,105 @@ def enroll_gateway(
     )
 
 
+def _validate(name: str, labels: Mapping[str, str], fleet_url: str) -> None:
+    if not GATEWAY_RE.match(name) or len(name) > 253:
+        raise EnrollmentError(f"gateway name {name!r} is not a valid Kubernetes object name")
+    check_labels(labels)
+    if not fleet_url.startswith("https://"):
+        raise EnrollmentError(f"--fleet-url must be an https:// URL, got {fleet_url!r}")
+
+
 def enroll_gateways(
     api: Any,
     gateways: Sequence[tuple[str, Mapping[str, str]]],
     *,
     namespace: str,
     ca: FleetCA,
-    concurrency: int = 8,
-    **options: Any,
+    concurrency: int = 32,
+    fleet_url: str = DEFAULT_FLEET_URL,
+    trust_policy: bytes | None = None,
+    validity: dt.timedelta = DEFAULT_CLIENT_VALIDITY,
+    renew: bool = False,
+    data_dir: str = "data",
+    poll_interval: float = 30.0,
+    report_interval: float = 60.0,
 ) -> list[Bundle]:
     """Enroll many gateways (``(name, labels)`` pairs) with one CA; bundles in input order.
 
-    ``options`` are those of :func:`enroll_gateway`. Runs ``concurrency`` API calls at once."""
+    Same rules as :func:`enroll_gateway`, but the EdgeGateways are created ``concurrency`` at a
+    time over one pooled asyncio HTTP session with ``api``'s credentials (thousands per minute).
+    Safe to call from inside a running event loop (it uses a thread of its own)."""
+    for name, labels in gateways:
+        _validate(name, labels, fleet_url)
+    issued = [ca.issue_client(name, validity=validity) for name, _ in gateways]
+    access = access_from_configuration(api.configuration)
 
-    def one(item: tuple[str, Mapping[str, str]]) -> Bundle:
-        return enroll_gateway(api, item[0], item[1], namespace=namespace, ca=ca, **options)
+    async def run() -> None:
+        sem = asyncio.Semaphore(max(1, concurrency))
+        async with KubeClient(access, connections=max(1, concurrency)) as kube:
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        return list(pool.map(one, gateways))
+            async def one(name: str, labels: Mapping[str, str], fp: str) -> None:
+                body = {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "EdgeGateway",
+                    "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+                    "spec": {"certificateFingerprint": fp},
+                }
+                async with sem:
+                    try:
+                        await kube.request("POST", resource_path(PLURAL, namespace), body=body)
+                    except UpstreamError as exc:
+                        if exc.status != 409:
+                            raise ClusterError(
+                                f"cannot create EdgeGateway {namespace}/{name}: {exc}"
+                            ) from exc
+                        if not renew:
+                            raise EnrollmentError(
+                                f"EdgeGateway {namespace}/{name} already exists; use renew to "
+                                "issue a new certificate"
+                            ) from exc
+                        patch = {"metadata": {"labels": dict(labels)}, "spec": body["spec"]}
+                        await kube.request(
+                            "PATCH", resource_path(PLURAL, namespace, name), body=patch,
+                            content_type="application/merge-patch+json",
+                        )  # fmt: skip
+
+            await asyncio.gather(
+                *(one(n, lab, i.fingerprint) for (n, lab), i in zip(gateways, issued, strict=True))
+            )
+
+    errors: list[BaseException] = []
+
+    def thread_main() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=thread_main, name="enroll-gateways")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    log.info("enrolled %d gateways in %s", len(gateways), namespace)
+    return [
+        Bundle(
+            gateway=name,
+            namespace=namespace,
+            fingerprint=i.fingerprint,
+            not_after=i.not_after,
+            fleet_url=fleet_url.rstrip("/"),
+            cert_pem=i.cert_pem,
+            key_pem=i.key_pem,
+            ca_pem=ca.cert_pem,
+            trust_policy=trust_policy,
+            data_dir=data_dir,
+            poll_interval=poll_interval,
+            report_interval=report_interval,
+            labels=dict(labels),
+        )
+        for (name, labels), i in zip(gateways, issued, strict=True)
+    ]
 
 
 def revoke_gateway(api: Any, name: str, *, namespace: str) -> bool:

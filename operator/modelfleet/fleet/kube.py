@@ -105,6 +105,11 @@ def load_access(kubeconfig: Path | str | None = None) -> KubeAccess:
             )
     except (ConfigException, OSError) as exc:
         raise ConfigError(f"cannot load Kubernetes credentials: {exc}") from exc
+    return access_from_configuration(cfg, namespace)
+
+
+def access_from_configuration(cfg: Any, namespace: str = "default") -> KubeAccess:
+    """The credentials of a ``kubernetes.client.Configuration`` (e.g. ``api.configuration``)."""
     return KubeAccess(
         server=str(cfg.host).rstrip("/"),
         ca_file=cfg.ssl_ca_cert,
