@@ -1,15 +1,16 @@
-"""The kopf registrations of the operator: two indexes, one event handler, one timer. Nothing else.
+"""The kopf registrations of the operator: a release index, one event handler, one timer.
 
-* ``@kopf.index`` on EdgeGateways (parsed views by namespace) and on ModelReleases (for conflict
-  detection): gateways are never given a handler, timer or daemon of their own, so 10,000
-  gateways cost one watch and 10,000 small dict entries;
+* ``@kopf.index`` on ModelReleases (parsed views by namespace, for conflict detection); the
+  EdgeGateways come from :class:`~modelfleet.controller.gateways.GatewayCache` (one list + watch;
+  its docstring says why not a ``kopf.index``): no gateway ever gets a handler, timer or daemon;
 * ``@kopf.on.event`` on ModelReleases: reacts at once to what needs it (a new spec generation, a
   manual action, a release never seen) and forgets deleted ones;
 * ``@kopf.timer`` per ModelRelease, every ``interval`` seconds: re-evaluates gates and time-based
   rules (bake, progress deadline) from the timestamps in status.
 
 Every handler parses, calls :class:`~modelfleet.controller.reconcile.Reconciler`, and maps errors
-at :func:`~modelfleet.controller.errors.kopf_boundary`.
+at :func:`~modelfleet.controller.errors.kopf_boundary`. Nothing is decided before the gateway
+cache has listed every watched namespace.
 
 **No finalizers.** kopf puts a finalizer on every object a timer serves, so that the timer can be
 stopped before the object goes. This operator's timer writes only status and is idempotent, and a
@@ -28,11 +29,11 @@ from typing import Any
 
 import kopf
 
-from modelfleet.api import GROUP, VERSION, parse_gateway, parse_release
+from modelfleet.api import GROUP, VERSION, parse_release
 from modelfleet.controller.errors import kopf_boundary
-from modelfleet.controller.metrics import INDEXED_GATEWAYS
+from modelfleet.controller.gateways import GatewayCache
 from modelfleet.controller.reconcile import Reconciler, needs_attention
-from modelfleet.core import Gateway, Release
+from modelfleet.core import Release
 from modelfleet.core.decide import FleetView
 from modelfleet.errors import ConfigError
 
@@ -51,12 +52,13 @@ class Runtime:
     """What the handlers share; set up on operator startup (see :mod:`controller.runner`)."""
 
     reconciler: Reconciler | None = None
+    gateways: GatewayCache | None = None
 
 
-def _fleet(gateways: kopf.Index[str, Gateway], releases: kopf.Index[str, IndexedRelease]) -> Any:
+def _fleet(gateways: GatewayCache, releases: kopf.Index[str, IndexedRelease]) -> Any:
     def view(namespace: str) -> FleetView:
         return FleetView(
-            gateways=tuple(gateways.get(namespace, ())),
+            gateways=gateways.get(namespace),
             releases=tuple(r.release for r in releases.get(namespace, ())),
         )
 
@@ -75,16 +77,6 @@ def build_registry(runtime: Runtime, interval: float) -> kopf.OperatorRegistry:
     """A fresh kopf registry with the operator's handlers."""
     registry = kopf.OperatorRegistry()
 
-    @kopf.index(GROUP, VERSION, "edgegateways", id="gateways", registry=registry)
-    def gateways(
-        *, body: kopf.Body, name: str, namespace: str | None, **_: Any
-    ) -> dict[str, Gateway] | None:
-        try:
-            return {namespace or "": parse_gateway(body)}
-        except ConfigError as exc:
-            log.warning("EdgeGateway %s/%s ignored: %s", namespace, name, exc.diagnostics())
-            return None
-
     @kopf.index(GROUP, VERSION, "modelreleases", id="releases", registry=registry)
     def releases(
         *, body: kopf.Body, namespace: str | None, uid: str, **_: Any
@@ -96,21 +88,18 @@ def build_registry(runtime: Runtime, interval: float) -> kopf.OperatorRegistry:
 
     @kopf.on.event(GROUP, VERSION, "modelreleases", id="release-event", registry=registry)
     async def release_event(*, body: kopf.Body, type: str, uid: str, **kwargs: Any) -> None:
-        reconciler = runtime.reconciler
-        if reconciler is None:
+        reconciler, gateways = runtime.reconciler, runtime.gateways
+        if reconciler is None or gateways is None:
             return
-        gateway_index: kopf.Index[str, Gateway] = kwargs["gateways"]
-        INDEXED_GATEWAYS.set(sum(len(v) for v in gateway_index.values()))
         if type == "DELETED":
             reconciler.forget(uid)
             return
         raw: Mapping[str, Any] = dict(body)
         if not needs_attention(raw) or reconciler.busy(uid):
             return
+        await gateways.synced.wait()
         with kopf_boundary():
-            await reconciler.reconcile(
-                raw, _fleet(gateway_index, kwargs["releases"]), trigger="event"
-            )
+            await reconciler.reconcile(raw, _fleet(gateways, kwargs["releases"]), trigger="event")
 
     @kopf.timer(
         GROUP, VERSION, "modelreleases", id="release-timer", interval=interval, registry=registry
@@ -118,8 +107,8 @@ def build_registry(runtime: Runtime, interval: float) -> kopf.OperatorRegistry:
     async def release_timer(
         *, body: kopf.Body, namespace: str | None, uid: str, **kwargs: Any
     ) -> None:
-        reconciler = runtime.reconciler
-        if reconciler is None:
+        reconciler, gateways = runtime.reconciler, runtime.gateways
+        if reconciler is None or gateways is None or not gateways.synced.is_set():
             return
         release_index: kopf.Index[str, IndexedRelease] = kwargs["releases"]
         if not any(r.uid == uid for r in release_index.get(namespace or "", ())):
@@ -127,9 +116,7 @@ def build_registry(runtime: Runtime, interval: float) -> kopf.OperatorRegistry:
         if reconciler.busy(uid):
             return  # a verification is running; it decides when done
         with kopf_boundary():
-            await reconciler.reconcile(
-                dict(body), _fleet(kwargs["gateways"], release_index), trigger="timer"
-            )
+            await reconciler.reconcile(dict(body), _fleet(gateways, release_index), trigger="timer")
 
     _without_finalizers(registry)
     return registry

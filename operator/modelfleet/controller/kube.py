@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,10 @@ from modelfleet.errors import ClusterError, ConfigError
 log = logging.getLogger(__name__)
 
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class WatchExpired(ClusterError):
+    """The watch's resourceVersion is too old (410 Gone): list again."""
 
 
 class ApiError(ClusterError):
@@ -133,6 +137,18 @@ def _message(body: bytes) -> str:
     return str(doc.get("message", "")) if isinstance(doc, dict) else ""
 
 
+def _event(line: bytes) -> dict[str, Any]:
+    event = json.loads(line)
+    if not isinstance(event, dict):
+        raise ApiError(0, "watch: expected a JSON object")
+    if event.get("type") == "ERROR":
+        status = event.get("object") or {}
+        if status.get("code") == 410:
+            raise WatchExpired(str(status.get("message", "410 Gone")))
+        raise ApiError(int(status.get("code") or 0), str(status.get("message")))
+    return event
+
+
 class KubeClient:
     """Async JSON requests to one API server; use as an async context manager."""
 
@@ -207,3 +223,52 @@ class KubeClient:
             content_type="application/merge-patch+json",
             kind="status",
         )
+
+    async def list_all(self, path: str, *, page: int = 500) -> tuple[list[dict[str, Any]], str]:
+        """Every object under ``path`` (paginated) and the list's resourceVersion."""
+        items: list[dict[str, Any]] = []
+        query = f"?limit={page}"
+        while True:
+            doc = await self.request("GET", path + query)
+            items.extend(doc.get("items") or [])
+            meta = doc.get("metadata") or {}
+            token = meta.get("continue")
+            if not token:
+                return items, str(meta.get("resourceVersion", ""))
+            query = f"?limit={page}&continue={token}"
+
+    async def watch(
+        self, path: str, resource_version: str, *, timeout_seconds: int = 240
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Watch events (``{"type", "object"}``) after ``resource_version``, bookmarks included.
+
+        Ends when the server closes the watch; raises :class:`WatchExpired` on 410 Gone and
+        :class:`ApiError` when the connection fails.
+        """
+        if self._session is None:
+            raise RuntimeError("KubeClient used outside 'async with'")
+        params = {
+            "watch": "1",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        headers = {"Accept": "application/json", **self.access.auth_headers()}
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout_seconds + 30)
+        try:
+            async with self._session.get(
+                path, params=params, headers=headers, timeout=timeout
+            ) as resp:
+                if resp.status == 410:
+                    raise WatchExpired("watch expired (410 Gone)")
+                if resp.status >= 400:
+                    raise ApiError(resp.status, _message(await resp.read()) or "watch failed")
+                buffer = b""
+                async for chunk in resp.content.iter_any():
+                    buffer += chunk
+                    while (cut := buffer.find(b"\n")) >= 0:
+                        line, buffer = buffer[:cut], buffer[cut + 1 :]
+                        if line.strip():
+                            yield _event(line)
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            raise ApiError(0, f"watch {path}: {exc or type(exc).__name__}") from exc

@@ -8,6 +8,8 @@ given namespaces or the whole cluster. Progress kopf might store goes to annotat
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -18,6 +20,7 @@ from typing import Any
 
 import kopf
 
+from modelfleet.controller.gateways import GatewayCache
 from modelfleet.controller.handlers import Runtime, build_registry
 from modelfleet.controller.kube import KubeClient, load_access
 from modelfleet.controller.metrics import API_WRITES, write_counts
@@ -97,6 +100,9 @@ def _install(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
         await client.__aenter__()
         executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
         verifier = ArtifactVerifier(client, options.verifier, executor)
+        gateways = GatewayCache(client, None if options.all_namespaces else options.namespaces)
+        memo["gateway_task"] = asyncio.create_task(gateways.run(), name="edgegateway watch")
+        runtime.gateways = gateways
         runtime.reconciler = Reconciler(
             client,
             verifier,
@@ -114,6 +120,11 @@ def _install(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         runtime.reconciler = None
+        task = memo.get("gateway_task")
+        if isinstance(task, asyncio.Task):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         client = memo.get("client")
         if isinstance(client, KubeClient):
             await client.__aexit__(None, None, None)
