@@ -483,7 +483,10 @@ def _no_proxy() -> None:
 
 def establish(api: Api, fleet: FleetDriver, artifacts: Artifacts, version: str = "1.0.0",
               **kw: Any) -> dict[str, Any]:  # fmt: skip
-    """Roll ``version`` out (gateways healthy) until it is ``stable``; the status."""
+    """Roll ``version`` out (gateways healthy) until it is ``stable``; the status.
+
+    One step for everyone unless ``steps`` are given: the tests are about what comes next."""
+    kw.setdefault("steps", [{"name": "all", "percent": 100, "bake": "1s"}])
     api.apply_release(release_body("detector", version, artifacts, **kw))
 
     def stable() -> dict[str, Any] | None:

@@ -96,7 +96,7 @@ def test_sigkill_at_random_points_ends_like_an_uninterrupted_rollout(
 ) -> None:
     fleet.create(50)
     fleet.start()
-    establish(api, fleet, artifacts, "1.0.0", steps=STEPS)
+    establish(api, fleet, artifacts, "1.0.0")
     digests = {v: artifacts.sign(v).digest for v in ("1.0.0", "2.0.0")}
     rng = random.Random(20240611)
     kills: list[float] = []
@@ -131,7 +131,7 @@ def test_operator_reconnects_after_an_api_server_restart_and_carries_on(
 ) -> None:
     fleet.create(40)
     fleet.start()
-    establish(api, fleet, artifacts, "1.0.0", steps=STEPS)
+    establish(api, fleet, artifacts, "1.0.0")
     digests = {v: artifacts.sign(v).digest for v in ("1.0.0", "2.0.0")}
 
     def outage() -> None:
