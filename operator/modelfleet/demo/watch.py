@@ -165,8 +165,11 @@ class Observer:
         return list(listed.get("items") or [])
 
     def snapshot(self) -> FleetView:
-        release = self.release()
+        """Gateways first, then the release: whatever step the release shows was already
+        reached when the gateways were read, so "no gateway beyond the cohorts of this step"
+        checks are sound (a rollout's step only grows)."""
         items = self.gateway_items()
+        release = self.release()
         return FleetView(release, len(items), gateway_counts(items, self.model))
 
     def events(self) -> list[tuple[str, str, str]]:
