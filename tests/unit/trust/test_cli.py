@@ -111,3 +111,24 @@ def test_help_explains_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
             main([command, "--help"])
         out = capsys.readouterr().out
         assert "exit status" in out or "examples" in out
+
+
+def test_verify_keyless_with_a_trust_root_file_next_to_the_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.trustkit.sigstore import GITHUB_ISSUER, PrivateSigstore
+
+    sigstore = PrivateSigstore()
+    sigstore.write_trusted_root(tmp_path / "trusted_root.json")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"w" * 100)
+    identity = "release@acme.example"
+    sig = sigstore.sign_model(model, tmp_path / "model.sig", identity, GITHUB_ISSUER)
+    keyless = {
+        "identities": [{"issuer": GITHUB_ISSUER, "subjectRegExp": r"[a-z]+@acme\.example"}],
+        "trustRoot": {"file": "trusted_root.json"},
+    }
+    policy = write_policy(tmp_path / "trust.yaml", [{"name": "ci", "keyless": keyless}])
+    assert main(["verify", "--policy", str(policy), "--signature", str(sig), str(model)]) == 0
+    assert identity in capsys.readouterr().out

@@ -421,3 +421,24 @@ def test_symlink_escaping_the_model_is_rejected_even_when_allowed(tmp_path: Path
         verify_artifact, permissive, evil, expected_digest=digest_file(evil), signature=sig
     )
     assert err.check == "archive" and "outside" in err.reason
+
+
+def test_key_signed_dsse_bundle_over_an_artifact(tmp_path: Path) -> None:
+    import json
+
+    from modelfleet.trust import digest_file
+    from modelfleet.trust.signing import dsse_bundle
+    from tests.trustkit.provenance import slsa_statement
+
+    s = make_signed_model(tmp_path)
+    bundle = tmp_path / "artifact.sigstore.json"
+    bundle.write_text(json.dumps(dsse_bundle(slsa_statement(s.digest), s.key)))
+    policy = load_policy(s.policy_path)
+    result = verify_artifact(policy, s.artifact, expected_digest=s.digest, signature=bundle)
+    assert result.signature_format == "sigstore-bundle" and result.model_digest is None
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"other")
+    err = reject(
+        verify_artifact, policy, other, expected_digest=digest_file(other), signature=bundle
+    )
+    assert err.check == "integrity"
