@@ -37,3 +37,4 @@ class InstallerContext:
     notify: Callable[[], None]
     max_artifact_bytes: int
     retry_cap: float = 300.0
+    durable: bool = True  # fsync slots and markers (off only in the simulator)

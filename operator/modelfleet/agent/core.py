@@ -58,6 +58,7 @@ class AgentSettings:
     long_poll: float | None = None
     max_backoff: float = 300.0
     agent_version: str = __version__
+    durable: bool = True  # fsync state, markers and slots (the simulator turns it off)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class GatewayAgent:
     def __init__(self, settings: AgentSettings, deps: AgentDeps) -> None:
         self.settings = settings
         self.deps = deps
-        self.state = StateStore(settings.data_dir, settings.gateway)
+        self.state = StateStore(settings.data_dir, settings.gateway, durable=settings.durable)
         self._changed = asyncio.Event()
         self._installers: dict[str, ModelInstaller] = {}
         self._tasks: dict[str, tuple[DesiredModel, asyncio.Task[None]]] = {}
@@ -100,6 +101,7 @@ class GatewayAgent:
             notify=self._changed.set,
             max_artifact_bytes=settings.max_artifact_bytes,
             retry_cap=settings.max_backoff,
+            durable=settings.durable,
         )
 
     @property
@@ -115,7 +117,7 @@ class GatewayAgent:
         for child in sorted(self.settings.data_dir.iterdir()):
             if not (child / "slots").is_dir():
                 continue
-            slots = ModelSlots(child, child.name)
+            slots = ModelSlots(child, child.name, durable=self.settings.durable)
             for action in slots.recover():
                 log.warning("gateway %s model %s: recovery: %s", self.gateway, child.name, action)
             rec = self.state.get(child.name)

@@ -54,7 +54,7 @@ class ModelInstaller:
     def __init__(self, ctx: InstallerContext, model: str) -> None:
         self.ctx = ctx
         self.model = model
-        self.slots = ModelSlots(ctx.data_dir / model, model)
+        self.slots = ModelSlots(ctx.data_dir / model, model, durable=ctx.durable)
         self.slots.ensure()
 
     # -- state ------------------------------------------------------------------------------
@@ -238,11 +238,11 @@ class ModelInstaller:
                 signature=signature,
                 attestations=attestations,
             )
-            durable = asyncio.create_task(asyncio.to_thread(fsync_file, artifact))
+            durable = asyncio.create_task(self._make_durable(artifact))
             try:
                 verified = await self.ctx.verifier.verify(request)
                 await durable  # written back while verification read it
-                await asyncio.to_thread(fsync_tree, slot_dir)
+                await self._make_durable(slot_dir, tree=True)
                 break
             except ModelfleetError as exc:
                 await asyncio.gather(durable, return_exceptions=True)
@@ -279,6 +279,10 @@ class ModelInstaller:
             f", signed by {verified.signer}" if verified.signer else "",
         )  # fmt: skip
         return True
+
+    async def _make_durable(self, path: Path, *, tree: bool = False) -> None:
+        if self.ctx.durable:
+            await asyncio.to_thread(fsync_tree if tree else fsync_file, path)
 
     async def _download_with_retries(
         self, d: DesiredModel, slot_dir: Path

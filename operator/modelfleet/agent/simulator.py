@@ -65,6 +65,7 @@ class SimulationOptions:
     long_poll: float | None = None
     ramp_seconds: float = 0.0
     share_verification: bool = True
+    durable: bool = False  # fsync like a real gateway (thousands of fsyncs on one disk)
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,7 @@ class Simulation:
             poll_interval=opts.poll_interval or settings.poll_interval,
             report_interval=opts.report_interval or settings.report_interval,
             window_seconds=opts.window_seconds,
+            durable=opts.durable,
         )
         gw = config.gateway
         agent_ref: list[GatewayAgent] = []

@@ -86,29 +86,37 @@ def fsync_tree(root: Path) -> None:
         dirs[:] = [x for x in dirs if not (Path(folder) / x).is_symlink()]
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so readers see the old or the new content, never a mix:
-    temporary file in the same folder, fsync, rename, fsync the folder."""
+    temporary file in the same folder, fsync, rename, fsync the folder (the fsyncs only when
+    ``durable``: the simulator's thousands of gateways on one disk skip them)."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 class ModelSlots:
     """Slots and the ``active`` link of one model under ``root`` (``<dataDir>/<model>``)."""
 
-    def __init__(self, root: Path, model: str) -> None:
+    def __init__(self, root: Path, model: str, *, durable: bool = True) -> None:
         self.root = root
         self.model = model
+        self.durable = durable
+
+    def _sync(self, folder: Path) -> None:
+        if self.durable:
+            fsync_dir(folder)
 
     def ensure(self) -> None:
         for slot in SLOTS:
@@ -182,7 +190,7 @@ class ModelSlots:
         marker = d / MARKER
         if marker.exists():
             marker.unlink()
-            fsync_dir(d)
+            self._sync(d)
         for child in d.iterdir():
             if keep_part is not None and child.name == keep_part:
                 continue
@@ -194,7 +202,7 @@ class ModelSlots:
             raise SlotError(f"model {self.model}: refusing to re-mark active slot {slot}")
         if not (self.slot_dir(slot) / marker.model_path).exists():
             raise SlotError(f"model {self.model}: slot {slot} has no {marker.model_path}")
-        atomic_write(self.slot_dir(slot) / MARKER, marker.to_json().encode())
+        atomic_write(self.slot_dir(slot) / MARKER, marker.to_json().encode(), durable=self.durable)
 
     def refresh_marker(self, slot: str, marker: Marker) -> None:
         """Replace a slot's marker by one for the same digest and files (a re-verification under
@@ -205,7 +213,7 @@ class ModelSlots:
             marker.model_path,
         ):
             raise SlotError(f"model {self.model}: slot {slot} does not hold {marker.digest}")
-        atomic_write(self.slot_dir(slot) / MARKER, marker.to_json().encode())
+        atomic_write(self.slot_dir(slot) / MARKER, marker.to_json().encode(), durable=self.durable)
 
     def activate(self, slot: str, digest: str) -> None:
         """Point ``active`` at ``slot`` atomically, only if its marker names ``digest``."""
@@ -223,13 +231,13 @@ class ModelSlots:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
-        fsync_dir(self.root)
+        self._sync(self.root)
 
     def deactivate(self) -> None:
         """Remove the ``active`` link (no model runs)."""
         with contextlib.suppress(FileNotFoundError):
             self.active_link.unlink()
-            fsync_dir(self.root)
+            self._sync(self.root)
 
     def recover(self) -> list[str]:
         """Restore the invariant after a crash; returns what was done, for the log.

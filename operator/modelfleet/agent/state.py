@@ -95,7 +95,8 @@ class ModelRecord:
 class StateStore:
     """Reads and atomically rewrites ``state.json``; one writer (the agent) per data dir."""
 
-    def __init__(self, data_dir: Path, gateway: str) -> None:
+    def __init__(self, data_dir: Path, gateway: str, *, durable: bool = True) -> None:
+        self.durable = durable
         self.path = data_dir / STATE_FILE
         self.gateway = gateway
         self.models: dict[str, ModelRecord] = {}
@@ -143,4 +144,5 @@ class StateStore:
             "models": {name: rec.to_json() for name, rec in sorted(self.models.items())},
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.path, json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n")
+        body = json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
+        atomic_write(self.path, body, durable=self.durable)

@@ -154,6 +154,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--no-shared-verification", action="store_true",
         help="verify every artifact fully in every agent (no shared verified-digest cache)",
     )  # fmt: skip
+    run.add_argument(
+        "--fsync",
+        action="store_true",
+        help="fsync state, markers and slots like a real gateway (slow for many gateways)",
+    )
     p.set_defaults(func=handle)
 
 
@@ -214,6 +219,7 @@ def handle(args: argparse.Namespace) -> int:
         long_poll=args.long_poll,
         ramp_seconds=args.ramp,
         share_verification=not args.no_shared_verification,
+        durable=args.fsync,
     )
     if logging.getLogger().level > logging.INFO:  # N agents are chatty: only problems, unless -v
         logging.getLogger("modelfleet.agent").setLevel(logging.ERROR)
