@@ -117,7 +117,9 @@ class GatewayAgent:
         for child in sorted(self.settings.data_dir.iterdir()):
             if not (child / "slots").is_dir():
                 continue
-            slots = ModelSlots(child, child.name, durable=self.settings.durable)
+            slots = ModelSlots(
+                child, child.name, durable=self.settings.durable, gateway=self.gateway
+            )
             for action in slots.recover():
                 log.warning("gateway %s model %s: recovery: %s", self.gateway, child.name, action)
             rec = self.state.get(child.name)

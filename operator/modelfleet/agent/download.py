@@ -53,8 +53,10 @@ class Downloader:
         *,
         chunk_size: int = CHUNK,
         read_timeout: float = 60.0,
+        gateway: str = "",
     ) -> None:
         self._session_for = session_for
+        self._gateway = gateway
         self._chunk = chunk_size
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout)
 
@@ -83,7 +85,10 @@ class Downloader:
             async with session.get(uri, headers=headers, timeout=self._timeout) as resp:
                 total = _check_response(resp, uri, have, max_bytes)
                 if resp.status == 200 and have:
-                    log.info("%s: server ignored Range; restarting from 0", uri)
+                    log.info(
+                        "gateway %s: %s: server ignored Range; restarting from 0",
+                        self._gateway, uri,
+                    )  # fmt: skip
                     have = 0
                 if resp.status == 416:  # the partial file is already complete
                     size = part.stat().st_size

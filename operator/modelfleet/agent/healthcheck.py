@@ -33,6 +33,7 @@ class HealthTarget:
     version: str
     digest: str
     path: Path
+    gateway: str = ""
 
     def substitute(self, text: str) -> str:
         return (
@@ -155,7 +156,8 @@ async def _with_attempts(
         if result.ok:
             return result
         log.info(
-            "model %s %s: health check attempt %d/%d failed: %s",
+            "gateway %s model %s %s: health check attempt %d/%d failed: %s",
+            target.gateway,
             target.model,
             target.version,
             attempt,

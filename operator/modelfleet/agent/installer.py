@@ -54,7 +54,9 @@ class ModelInstaller:
     def __init__(self, ctx: InstallerContext, model: str) -> None:
         self.ctx = ctx
         self.model = model
-        self.slots = ModelSlots(ctx.data_dir / model, model, durable=ctx.durable)
+        self.slots = ModelSlots(
+            ctx.data_dir / model, model, durable=ctx.durable, gateway=ctx.gateway
+        )
         self.slots.ensure()
 
     # -- state ------------------------------------------------------------------------------
@@ -343,7 +345,13 @@ class ModelInstaller:
             self._set(d, ModelState.ACTIVATING)
         path = slots.active_link / marker.model_path
         result = await self.ctx.health_check.check(
-            HealthTarget(model=self.model, version=d.version, digest=d.digest, path=path)
+            HealthTarget(
+                model=self.model,
+                version=d.version,
+                digest=d.digest,
+                path=path,
+                gateway=self.ctx.gateway,
+            )
         )
         if result.ok:
             self._set_healthy(slot, d.digest)

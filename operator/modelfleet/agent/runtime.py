@@ -103,11 +103,13 @@ class AgentRuntime:
 
         deps = AgentDeps(
             transport=HttpFleetTransport(config.fleet_url, fleet),
-            fetcher=Downloader(session_for),
+            fetcher=Downloader(session_for, gateway=config.gateway),
             verifier=verifier,
             health_check=build_health_check(config.health_check, local, self.clock),
             clock=self.clock,
-            health_source=PrometheusHealthSource(config.metrics, local, self.clock)
+            health_source=PrometheusHealthSource(
+                config.metrics, local, self.clock, gateway=config.gateway
+            )
             if config.metrics
             else None,
         )

@@ -251,7 +251,7 @@ class Simulation:
             settings,
             AgentDeps(
                 transport=FlakyTransport(HttpFleetTransport(config.fleet_url, fleet), offline),
-                fetcher=Downloader(session_for),
+                fetcher=Downloader(session_for, gateway=gw),
                 verifier=self._verifier(config),
                 health_check=SyntheticHealthCheck(gw, opts.behaviour, self.clock, opts.seed),
                 clock=self.clock,

@@ -109,10 +109,11 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
 class ModelSlots:
     """Slots and the ``active`` link of one model under ``root`` (``<dataDir>/<model>``)."""
 
-    def __init__(self, root: Path, model: str, *, durable: bool = True) -> None:
+    def __init__(self, root: Path, model: str, *, durable: bool = True, gateway: str = "") -> None:
         self.root = root
         self.model = model
         self.durable = durable
+        self.label = f"gateway {gateway} model {model}" if gateway else f"model {model}"
 
     def _sync(self, folder: Path) -> None:
         if self.durable:
@@ -138,12 +139,12 @@ class ModelSlots:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            log.warning("model %s: unreadable %s: %s", self.model, self.active_link, exc)
+            log.warning("%s: unreadable %s: %s", self.label, self.active_link, exc)
             return None
         parts = Path(target).parts
         if len(parts) == 2 and parts[0] == "slots" and parts[1] in SLOTS:
             return parts[1]
-        log.warning("model %s: active link points at unexpected %r", self.model, target)
+        log.warning("%s: active link points at unexpected %r", self.label, target)
         return None
 
     def other(self, slot: str | None) -> str:
@@ -159,10 +160,10 @@ class ModelSlots:
         except FileNotFoundError:
             return None
         except (OSError, ValueError, TypeError) as exc:
-            log.warning("model %s: slot %s: unreadable marker: %s", self.model, slot, exc)
+            log.warning("%s: slot %s: unreadable marker: %s", self.label, slot, exc)
             return None
         if not (self.slot_dir(slot) / marker.model_path).exists():
-            log.warning("model %s: slot %s: marker names missing %s", self.model, slot, marker)
+            log.warning("%s: slot %s: marker names missing %s", self.label, slot, marker)
             return None
         return marker
 

@@ -169,8 +169,16 @@ def window_between(
 class PrometheusHealthSource:
     """Scrapes the local inference server's ``/metrics`` and reports per-window deltas."""
 
-    def __init__(self, config: MetricsConfig, session: aiohttp.ClientSession, clock: Clock) -> None:
+    def __init__(
+        self,
+        config: MetricsConfig,
+        session: aiohttp.ClientSession,
+        clock: Clock,
+        *,
+        gateway: str = "",
+    ) -> None:
         self.config = config
+        self.gateway = gateway
         self._session = session
         self._clock = clock
         self._previous: dict[str, tuple[str, Cumulative, float]] = {}
@@ -189,7 +197,9 @@ class PrometheusHealthSource:
             text = await self._scrape()
             current = extract(text, self.config, (r.model for r in running))
         except (aiohttp.ClientError, TimeoutError, ValueError, OSError) as exc:
-            log.warning("metrics %s: scrape failed: %s", self.config.url, exc)
+            log.warning(
+                "gateway %s: metrics %s: scrape failed: %s", self.gateway, self.config.url, exc
+            )
             return []
         now = self._clock.monotonic()
         end = isoformat(self._clock.now())
