@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import textwrap
@@ -60,11 +61,38 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "keeps the signature libraries out of the long-running agent's memory)",
     )
     parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="json: one JSON object per line (time, level, logger, gateway, message), for log "
+        "collectors",
+    )
+    parser.add_argument(
         "--check-config",
         action="store_true",
         help="load the config, the TLS material and the trust policy, then exit",
     )
     parser.set_defaults(func=run)
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per record; the gateway is a field of its own."""
+
+    def __init__(self, gateway: str) -> None:
+        super().__init__()
+        self.gateway = gateway
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname,
+            "logger": record.name,
+            "gateway": self.gateway,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if logging.getLogger().level > logging.INFO:
         logging.getLogger("modelfleet").setLevel(logging.INFO)
+    if args.log_format == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JSONFormatter(config.gateway))
     return asyncio.run(_main(config, args.long_poll, args.inline_verification))
 
 
