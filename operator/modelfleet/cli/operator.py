@@ -61,6 +61,7 @@ def _run(args: argparse.Namespace) -> int:
             namespaces=tuple(args.namespace),
             all_namespaces=args.all_namespaces,
             interval=args.interval,
+            status_refresh=args.status_refresh,
             kubeconfig=args.kubeconfig,
             verifier=verifier,
             liveness=args.liveness,
@@ -105,6 +106,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--interval", type=_positive, default=5.0, metavar="SECONDS",
         help="how often each release's gates and timers are evaluated; a regression is acted "
         "on within one interval of its evidence",
+    )  # fmt: skip
+    g.add_argument(
+        "--status-refresh", type=_positive, default=10.0, metavar="SECONDS",
+        help="write changes of measured values only (cohort counts, gate figures) at most this "
+        "often; decisions (phase, step, timestamps) are always written at once",
     )  # fmt: skip
     g = p.add_argument_group("verification")
     g.add_argument(

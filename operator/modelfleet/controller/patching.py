@@ -10,7 +10,7 @@ read, the API server answers 409 and the controller decides again on fresh data.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -41,6 +41,29 @@ def status_merge_patch(
         elif current.get(key) != value:
             out[key] = merge_diff(current.get(key), value)
     return out
+
+
+#: ``status.rollout.gates`` fields that are decisions (the rest are measured values).
+_GATE_DECISION = ("result", "reason")
+
+
+def _decisions(status: Mapping[str, Any] | None, keys: Iterable[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in keys:
+        value = (status or {}).get(key)
+        if key == "rollout" and isinstance(value, Mapping):
+            value = {k: v for k, v in value.items() if k not in ("cohorts", "gates")}
+            gates = (status or {}).get("rollout", {}).get("gates") or {}
+            value["gates"] = {k: gates.get(k) for k in _GATE_DECISION}
+        out[key] = value
+    return out
+
+
+def observation_only(current: Mapping[str, Any] | None, changed: Mapping[str, Any]) -> bool:
+    """Whether ``changed`` (new values of top-level status fields) differs from the stored
+    status only in measured values: cohort counts and gate figures, not the gate result or
+    reason, nor any phase, step, timestamp, snapshot, condition or history."""
+    return _decisions(current, changed) == _decisions(changed, changed)
 
 
 def conditional(resource_version: str | None, status: Mapping[str, Any]) -> dict[str, Any]:

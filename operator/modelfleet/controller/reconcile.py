@@ -12,10 +12,12 @@ discipline that makes decisions safe to repeat and to interrupt:
   three times per call). A step can therefore never be promoted twice;
 * **only changes are written**: ``decide`` returns the fields that changed; an empty change is
   no request at all, so a steady rollout costs no writes and advancing, aborting or rolling back
-  is one write whatever the fleet size;
-* **verify before telling anyone**: when ``decide`` asks for verification, the Verifying phase
-  is written first, the artifact verified, and ``decide`` called again with the result on a
-  fresh read of the object (and only if its generation is still the one verified);
+  is one write whatever the fleet size. A change of measured values only (cohort counts, gate
+  figures) is written at most every ``refresh`` seconds, so gateways reporting one by one do not
+  cost a write per timer tick;
+* **verify before telling anyone**: when the spec needs verification, the artifact is verified
+  and ``decide`` called with the result, for the generation verified only; a verification that
+  takes a while is shown as phase Verifying meanwhile (and the object read again after it);
 * **events after the write**: a phase change becomes a Kubernetes Event only once its status is
   stored, so a retried decision does not repeat events.
 """
@@ -33,7 +35,12 @@ from typing import Any, Protocol
 from modelfleet.api import MODELRELEASE_PLURAL, parse_release
 from modelfleet.controller.kube import ApiError, KubeClient, custom_path
 from modelfleet.controller.metrics import PHASE_CHANGES, RECONCILE_SECONDS, RECONCILES
-from modelfleet.controller.patching import conditional, newer, status_merge_patch
+from modelfleet.controller.patching import (
+    conditional,
+    newer,
+    observation_only,
+    status_merge_patch,
+)
 from modelfleet.controller.source import SourceLookup
 from modelfleet.controller.verifier import ArtifactVerifier
 from modelfleet.core import Release, Verification, status_to_dict
@@ -43,6 +50,8 @@ from modelfleet.core.gates import DEFAULT_TUNING, Tuning
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+SHOW_VERIFYING_AFTER = 0.5
+"""Seconds a verification may take before phase Verifying is written while it goes on."""
 
 
 class EventSink(Protocol):
@@ -60,6 +69,8 @@ class _ReleaseState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     latest: Mapping[str, Any] | None = None
     """The object as our last status write returned it (newer than kopf's body for a while)."""
+    written_at: float = float("-inf")
+    """When (monotonic) this process last wrote the release's status."""
     verified: tuple[int, str, Verification] | None = None
     """(generation, digest, result) of the last verification, reused if a write must be retried."""
 
@@ -95,14 +106,17 @@ class Reconciler:
         events: EventSink,
         *,
         tuning: Tuning = DEFAULT_TUNING,
+        refresh: float = 10.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """``refresh``: seconds between writes that would only update measured values."""
         self._client = client
         self._verifier = verifier
         self._sources = sources
         self._events = events
         self._tuning = tuning
         self._clock = clock
+        self._refresh = refresh
         self._states: dict[str, _ReleaseState] = {}
 
     def forget(self, uid: str) -> None:
@@ -156,20 +170,53 @@ class Reconciler:
 
     async def _once(self, obj: Mapping[str, Any], state: _ReleaseState, fleet: FleetFn) -> str:
         release = await self._release(obj)
-        view = fleet(release.namespace)
-        decision = decide(release, view, self._clock(), tuning=self._tuning)
-        if decision.needs_verification:
-            if decision.patch:
-                obj = await self._write(obj, state, release, decision)
-            verification = await self._verification(release, state)
+        # Whether the spec must be verified depends on spec and status only, never on the
+        # fleet: a probe without gateways tells, without paying for a walk over the fleet.
+        if decide(release, FleetView(), self._clock(), tuning=self._tuning).needs_verification:
+            return await self._verify_then_decide(obj, release, state, fleet)
+        decision = decide(release, fleet(release.namespace), self._clock(), tuning=self._tuning)
+        if not decision.patch:
+            return "unchanged"
+        if (
+            time.monotonic() - state.written_at < self._refresh
+            and not decision.events
+            and observation_only(obj.get("status"), self._changed(decision))
+        ):
+            return "deferred"  # only counts and gate figures moved: refreshed later
+        await self._write(obj, state, release, decision)
+        return "written"
+
+    @staticmethod
+    def _changed(decision: Decision) -> dict[str, Any]:
+        full = status_to_dict(decision.status)
+        return {key: full.get(key) for key in decision.patch}
+
+    async def _verify_then_decide(
+        self, obj: Mapping[str, Any], release: Release, state: _ReleaseState, fleet: FleetFn
+    ) -> str:
+        """Verify, then decide once with the result. A verification that takes longer than
+        :data:`SHOW_VERIFYING_AFTER` is shown as phase Verifying (one write) meanwhile."""
+        task = asyncio.ensure_future(self._verification(release, state))
+        done, _ = await asyncio.wait({task}, timeout=SHOW_VERIFYING_AFTER)
+        if not done or task.exception() is not None:
+            shown = decide(release, fleet(release.namespace), self._clock(), tuning=self._tuning)
+            if shown.patch:
+                obj = await self._write(obj, state, release, shown)
+            verification = await task
             obj = await self._read(obj)
             release = await self._release(obj)
-            if release.generation != verification.generation:
-                log.info("%s: spec changed during verification; deciding again", _where(obj))
-                return await self._once(obj, state, fleet)
-            decision = decide(
-                release, view, self._clock(), verification=verification, tuning=self._tuning
-            )
+        else:
+            verification = task.result()
+        if release.generation != verification.generation:
+            log.info("%s: spec changed during verification; deciding again", _where(obj))
+            return await self._once(obj, state, fleet)
+        decision = decide(
+            release,
+            fleet(release.namespace),
+            self._clock(),
+            verification=verification,
+            tuning=self._tuning,
+        )
         if not decision.patch:
             return "unchanged"
         await self._write(obj, state, release, decision)
@@ -195,9 +242,7 @@ class Reconciler:
         decision: Decision,
     ) -> Mapping[str, Any]:
         meta = obj.get("metadata") or {}
-        full = status_to_dict(decision.status)
-        changed = {key: full.get(key) for key in decision.patch}
-        patch = status_merge_patch(obj.get("status"), changed)
+        patch = status_merge_patch(obj.get("status"), self._changed(decision))
         if not patch:
             return obj
         written = await self._client.patch_status(
@@ -207,6 +252,7 @@ class Reconciler:
             conditional(meta.get("resourceVersion"), patch),
         )
         state.latest = written
+        state.written_at = time.monotonic()
         old, new = release.status.phase, decision.status.phase
         if old != new:
             PHASE_CHANGES.labels(phase=new.value).inc()

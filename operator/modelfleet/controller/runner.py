@@ -26,7 +26,7 @@ from modelfleet.controller.kube import KubeClient, load_access
 from modelfleet.controller.metrics import API_WRITES, write_counts
 from modelfleet.controller.reconcile import Reconciler
 from modelfleet.controller.source import SourceLookup
-from modelfleet.controller.verifier import ArtifactVerifier, VerifierSettings
+from modelfleet.controller.verifier import ArtifactVerifier, VerifierSettings, warm_up
 from modelfleet.core.gates import DEFAULT_TUNING, Tuning
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class OperatorOptions:
     namespaces: Sequence[str] = ()
     all_namespaces: bool = False
     interval: float = 5.0
+    status_refresh: float = 10.0
     kubeconfig: Path | None = None
     verifier: VerifierSettings = field(default_factory=VerifierSettings)
     tuning: Tuning = DEFAULT_TUNING
@@ -109,9 +110,11 @@ def _install(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
             SourceLookup(client, options.argocd_namespace),
             _post_event,
             tuning=options.tuning,
+            refresh=options.status_refresh,
         )
         memo["client"] = client
         memo["executor"] = executor
+        await asyncio.get_running_loop().run_in_executor(executor, warm_up)
         log.info(
             "modelfleet operator started: interval %gs, %s", options.interval,
             "all namespaces" if options.all_namespaces else ", ".join(options.namespaces),

@@ -99,6 +99,36 @@ def _refuse_files(value: Any, where: str = "spec") -> None:
             _refuse_files(item, f"{where}[{i}]")
 
 
+def warm_up() -> None:
+    """Verify a throwaway, freshly signed file once (blocking; run it in the executor at startup).
+
+    The first verification of a process pays for importing and initialising the signature
+    stack; doing it at startup keeps that out of the first release's latency. Never raises.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from modelfleet.trust import digest_file, sign_model
+
+    folder = Path(tempfile.mkdtemp(prefix="modelfleet-warmup-"))
+    try:
+        key = ec.generate_private_key(ec.SECP256R1())
+        pem = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        model, signature = folder / "model.bin", folder / "model.sig"
+        model.write_bytes(b"modelfleet warm-up\n")
+        sign_model(model, signature, private_key=key)
+        policy = parse_policy(
+            {"authorities": [{"name": "warm-up", "key": {"data": pem.decode()}}]}, name="warm-up"
+        )
+        verify_artifact(policy, model, expected_digest=digest_file(model), signature=signature)
+    except Exception:  # an optimisation only
+        log.debug("verification warm-up failed", exc_info=True)
+    finally:
+        scratch_cleanup(folder)
+
+
 def to_verification(verified: VerifiedArtifact) -> Verification:
     """The ``status.verification`` view of a successful verification."""
     provenance = None

@@ -104,3 +104,30 @@ def test_missing_artifact_is_rejected_with_the_reason(
     )
     assert "no such file" in st["verification"]["reason"]
     assert set(desired_versions(api).values()) == {"1.0.0"}
+
+
+def test_status_source_names_the_git_commit_even_without_argo_cd(
+    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+) -> None:
+    fleet.create(5)
+    fleet.start()
+    body = release_body("detector", "1.0.0", artifacts, steps=[{"name": "all", "percent": 100}])
+    body["metadata"]["annotations"] = {
+        # Tracked by an Argo CD Application that this cluster does not have (no CRD at all):
+        "argocd.argoproj.io/tracking-id": (
+            f"fleet:modelfleet.dev/ModelRelease:{api.namespace}/detector"
+        ),
+        "modelfleet.dev/git-repo": "https://git.example/fleet.git",
+        "modelfleet.dev/git-revision": "0123456789abcdef0123456789abcdef01234567",
+        "modelfleet.dev/git-path": "releases/detector.yaml",
+    }
+    api.apply_release(body)
+    st = wait_for(
+        lambda: (s := api.status("detector")).get("phase") == "Succeeded" and s, 40, what="done"
+    )
+    assert st["source"] == {
+        "repoURL": "https://git.example/fleet.git",
+        "revision": "0123456789abcdef0123456789abcdef01234567",
+        "path": "releases/detector.yaml",
+    }
+    assert st["history"][-1]["revision"] == "0123456789abcdef0123456789abcdef01234567"

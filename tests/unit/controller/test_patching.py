@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from modelfleet.controller.patching import conditional, merge_diff, newer, status_merge_patch
+from modelfleet.controller.patching import (
+    conditional,
+    merge_diff,
+    newer,
+    observation_only,
+    status_merge_patch,
+)
 
 
 def test_a_cleared_sub_field_is_sent_as_null() -> None:
@@ -44,3 +50,31 @@ def test_the_newer_copy_of_an_object_wins() -> None:
     assert newer({"metadata": {"resourceVersion": "x"}}, b) == {
         "metadata": {"resourceVersion": "x"}
     }
+
+
+def test_moving_counts_and_gate_figures_are_observations_only() -> None:
+    stored = {
+        "phase": "Progressing",
+        "rollout": {"step": 1, "cohorts": [{"assigned": 5, "active": 1}],
+                    "gates": {"result": "Wait", "reason": "NotConverged", "requests": 10}},
+    }  # fmt: skip
+    moved = {
+        "rollout": {"step": 1, "cohorts": [{"assigned": 5, "active": 3}],
+                    "gates": {"result": "Wait", "reason": "NotConverged", "requests": 90}},
+    }  # fmt: skip
+    assert observation_only(stored, moved)
+
+
+def test_a_new_gate_result_step_or_timestamp_is_a_decision() -> None:
+    stored = {"rollout": {"step": 1, "gates": {"result": "Wait", "reason": "NotConverged"}}}
+    assert not observation_only(
+        stored, {"rollout": {"step": 1, "gates": {"result": "Pass", "reason": "GatesHeld"}}}
+    )
+    assert not observation_only(
+        stored, {"rollout": {"step": 2, "gates": stored["rollout"]["gates"]}}
+    )
+    assert not observation_only(
+        stored,
+        {"rollout": {"step": 1, "healthySince": "t", "gates": stored["rollout"]["gates"]}},
+    )
+    assert not observation_only({"phase": "Progressing"}, {"phase": "Aborted"})
