@@ -32,8 +32,9 @@ async def test_agent_process_installs_reports_and_stops_on_sigterm(
     v = versions(tmp_path, "1.0")
     config = stub.enroll("gw-cli", v["1.0"].policy_path)
     stub.set_desired(stub.desired_model(v["1.0"], "1.0"))
+    bundle = config.data_dir.parent / "agent.yaml"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "modelfleet.agent", "--config", str(config.data_dir.parent / "agent.yaml"), "--log-format", "json",
+        sys.executable, "-m", "modelfleet.agent", "--config", str(bundle), "--log-format", "json",
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "operator")},
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
