@@ -26,10 +26,12 @@ import dataclasses
 import hashlib
 import logging
 import resource
-from collections.abc import Callable, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -50,6 +52,7 @@ from modelfleet.agent.trustverifier import TrustVerifier, VerifiedCache
 from modelfleet.errors import ConfigError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -325,3 +328,75 @@ class Simulation:
         for session in self._sessions.values():
             await session.close()
         self._sessions = {}
+
+
+class BackgroundSimulation:
+    """A :class:`Simulation` on its own event loop in a thread, for synchronous callers (the
+    demo, tests)::
+
+        with BackgroundSimulation(configs, options) as sim:
+            sim.wait_until(lambda s: s.counts.get(("detector", "2.1.0", "Active"), 0) >= 10, 120)
+    """
+
+    def __init__(self, configs: Sequence[AgentConfig], options: SimulationOptions | None = None):
+        self._configs = list(configs)
+        self._options = options
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._sim: Simulation | None = None
+
+    def __enter__(self) -> BackgroundSimulation:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> BackgroundSimulation:
+        self._thread.start()
+        self._sim = self._call(self._open())
+        return self
+
+    async def _open(self) -> Simulation:
+        sim = Simulation(self._configs, self._options)
+        await sim.__aenter__()
+        sim.start()
+        return sim
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    @property
+    def simulation(self) -> Simulation:
+        if self._sim is None:
+            raise RuntimeError("the simulation is not running")
+        return self._sim
+
+    def snapshot(self) -> FleetSnapshot:
+        sim = self.simulation
+
+        async def snap() -> FleetSnapshot:
+            return sim.snapshot()
+
+        return self._call(snap())
+
+    def wait_until(
+        self, predicate: Callable[[FleetSnapshot], bool], timeout: float, poll: float = 0.5
+    ) -> FleetSnapshot:
+        """The first snapshot for which ``predicate`` holds; TimeoutError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            snap = self.snapshot()
+            if predicate(snap):
+                return snap
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"simulation did not reach the condition: {snap.line()}")
+            time.sleep(poll)
+
+    def stop(self) -> None:
+        if self._sim is not None:
+            self._call(self._sim.close())
+            self._sim = None
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._loop.close()

@@ -132,3 +132,36 @@ def test_bad_behaviour_is_named(doc: object, message: str) -> None:
 def test_no_bundles_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"no \*/agent.yaml"):
         load_bundles(tmp_path)
+
+
+def test_background_simulation_for_synchronous_callers(tmp_path: Path) -> None:
+    import asyncio
+    import threading
+
+    from modelfleet.agent.simulator import BackgroundSimulation
+
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder: dict[str, FleetStub] = {}
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        async for s in start_stub(tmp_path):
+            holder["stub"] = s
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    assert ready.wait(30)
+    stub = holder["stub"]
+    v = versions(tmp_path, "1.0")
+    configs = [stub.enroll(f"bg-{i}", v["1.0"].policy_path) for i in range(3)]
+    stub.set_desired(stub.desired_model(v["1.0"], "1.0"))
+    try:
+        with BackgroundSimulation(configs, options()) as sim:
+            snap = sim.wait_until(lambda s: s.counts.get(("detector", "1.0", "Active")) == 3, 60)
+        assert snap.online == 3
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
