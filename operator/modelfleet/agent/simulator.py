@@ -42,8 +42,9 @@ from modelfleet.agent.behaviour import (
     SyntheticHealthSource,
     draw,
 )
+from modelfleet.agent.bundles import enroll_simulated, load_bundles
 from modelfleet.agent.clock import Clock, SystemClock
-from modelfleet.agent.config import AgentConfig, load_agent_config
+from modelfleet.agent.config import AgentConfig
 from modelfleet.agent.core import AgentDeps, GatewayAgent
 from modelfleet.agent.download import Downloader
 from modelfleet.agent.runtime import artifact_ssl_context, origin, settings_from_config
@@ -52,6 +53,14 @@ from modelfleet.agent.trustverifier import TrustVerifier, VerifiedCache
 from modelfleet.errors import ConfigError
 
 log = logging.getLogger(__name__)
+__all__ = [
+    "BackgroundSimulation",
+    "FleetSnapshot",
+    "Simulation",
+    "SimulationOptions",
+    "enroll_simulated",
+    "load_bundles",
+]
 T = TypeVar("T")
 
 
@@ -85,60 +94,6 @@ class FleetSnapshot:
             by_model[model].append(f"{version or '-'} {state} {n}")
         models = " | ".join(f"{m}: {', '.join(parts)}" for m, parts in sorted(by_model.items()))
         return f"{self.gateways} gateways, {self.online} online | {models or 'no models yet'}"
-
-
-def load_bundles(folder: Path) -> list[AgentConfig]:
-    """Every ``*/agent.yaml`` under ``folder`` (one sub-folder per enrolled gateway)."""
-    paths = sorted(folder.glob("*/agent.yaml"))
-    if not paths:
-        raise ConfigError(f"no */agent.yaml under {folder}: expected one bundle folder per gateway")
-    configs = [load_agent_config(p) for p in paths]
-    names = [c.gateway for c in configs]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{folder}: two bundles name the same gateway")
-    return configs
-
-
-def enroll_simulated(
-    api: Any,
-    count: int,
-    *,
-    namespace: str,
-    out_dir: Path,
-    fleet_url: str,
-    trust_policy: bytes,
-    prefix: str = "sim",
-    labels: Mapping[str, str] | None = None,
-    label_splits: Sequence[tuple[str, str, float]] = (),
-    ca_namespace: str | None = None,
-    seed: int = 0,
-) -> list[AgentConfig]:
-    """Enroll ``count`` gateways for real (EdgeGateway + client certificate each) and write
-    their bundles under ``out_dir/<name>``. ``label_splits`` adds ``key=value`` to the share
-    of gateways given by the fraction (e.g. ``("ring", "early", 0.1)``)."""
-    from modelfleet.fleet.enroll import enroll_gateways
-    from modelfleet.fleet.secrets import load_fleet_ca
-
-    ca = load_fleet_ca(api, ca_namespace or namespace)
-    width = max(4, len(str(count - 1)))
-    wanted = []
-    for i in range(count):
-        name = f"{prefix}-{i:0{width}d}"
-        gw_labels = dict(labels or {})
-        for key, value, fraction in label_splits:
-            if draw(seed, "label", key, name) < fraction:
-                gw_labels[key] = value
-        wanted.append((name, gw_labels))
-    bundles = enroll_gateways(
-        api,
-        wanted,
-        namespace=namespace,
-        ca=ca,
-        fleet_url=fleet_url,
-        trust_policy=trust_policy,
-        renew=True,
-    )
-    return [load_agent_config(b.write(out_dir / b.gateway)) for b in bundles]
 
 
 def _digest_files(*paths: Path) -> str:
