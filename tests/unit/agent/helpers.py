@@ -11,7 +11,7 @@ from pathlib import Path
 from modelfleet.agent.core import AgentDeps, AgentSettings, GatewayAgent
 from modelfleet.agent.download import Downloader
 from modelfleet.agent.healthcheck import HealthResult, HealthTarget
-from modelfleet.agent.installer import InstallerContext, ModelInstaller
+from modelfleet.agent.installer import Fetcher, InstallerContext, ModelInstaller
 from modelfleet.agent.protocol import (
     DesiredModel,
     DesiredState,
@@ -138,6 +138,7 @@ def make_installer(
     clock: FastClock | None = None,
     model: str = "detector",
     verifier: Verifier | None = None,
+    fetcher: Fetcher | None = None,
 ) -> ModelInstaller:
     import aiohttp  # noqa: F401  (the downloader needs a session only for http URIs)
 
@@ -146,7 +147,7 @@ def make_installer(
     ctx = InstallerContext(
         gateway="gw-1",
         data_dir=data_dir,
-        fetcher=Downloader(_no_http),
+        fetcher=fetcher or Downloader(_no_http),
         verifier=verifier or TrustVerifier(policy),
         health_check=check or ScriptedCheck(),
         clock=clock or FastClock(),

@@ -165,3 +165,56 @@ def test_background_simulation_for_synchronous_callers(tmp_path: Path) -> None:
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(10)
+
+
+async def test_synthetic_activation_failures_hit_the_configured_share_reproducibly() -> None:
+    from modelfleet.agent.behaviour import SyntheticHealthCheck
+    from modelfleet.agent.healthcheck import HealthTarget
+
+    from .helpers import FastClock
+
+    table = parse_behaviour({"2.0": {"activationFailureRate": 0.25}})
+    target = HealthTarget("detector", "2.0", "sha256:" + "0" * 64, Path("/x"))
+
+    async def failures(seed: int) -> list[int]:
+        out = []
+        for i in range(400):
+            check = SyntheticHealthCheck(f"gw-{i}", table, FastClock(), seed)
+            if not (await check.check(target)).ok:
+                out.append(i)
+        return out
+
+    first = await failures(1)
+    assert 60 < len(first) < 140  # about a quarter of 400
+    assert first == await failures(1)  # the same gateways fail every time
+    assert first != await failures(2)
+    ok = await SyntheticHealthCheck("gw-0", table, FastClock(), 1).check(
+        HealthTarget("detector", "1.0", "sha256:" + "0" * 64, Path("/x"))
+    )
+    assert ok.ok  # other versions use the default behaviour: no failures
+
+
+async def test_synthetic_health_windows_follow_the_behaviour() -> None:
+    from modelfleet.agent.behaviour import SyntheticHealthSource
+    from modelfleet.agent.telemetry import RunningModel
+
+    from .helpers import FastClock
+
+    table = parse_behaviour(
+        {"2.0": {"errorRate": 0.1, "requestsPerSecond": 20, "latencyMs": {"p50": 30, "p95": 90},
+                 "driftScore": 0.4}}
+    )  # fmt: skip
+    clock = FastClock()
+    source = SyntheticHealthSource("gw-0", table, clock, 0)
+    running = [RunningModel("detector", "2.0")]
+    assert await source.sample(running) == []  # the first call starts the window
+    windows = []
+    for _ in range(20):
+        clock.t += 60
+        windows += await source.sample(running)
+    requests = sum(w.requests for w in windows)
+    errors = sum(w.errors for w in windows)
+    assert 20 * 60 * 20 * 0.9 < requests < 20 * 60 * 20 * 1.1
+    assert 0.08 < errors / requests < 0.12
+    assert all(w.latency_p50_ms <= w.latency_p95_ms for w in windows)  # type: ignore[operator]
+    assert all(0.3 < (w.drift_score or 0) < 0.5 for w in windows)
