@@ -31,6 +31,7 @@ import json
 import multiprocessing
 import os
 import random
+import signal
 import ssl
 import subprocess
 import sys
@@ -110,6 +111,8 @@ async def _gateway_loop(
         if length:
             await reader.readexactly(length)
         done = time.monotonic()
+        if t_measure <= done < t_end:
+            out["completed"] += 1
         if scheduled >= t_measure:
             kind = "poll" if is_poll else "report"
             out[kind].append(done - scheduled)
@@ -122,7 +125,7 @@ async def _loadgen_main(args: dict[str, Any], conn: Any) -> dict[str, Any]:
     gateways = json.loads(Path(args["gateways_file"]).read_text())[args["slice"]]
     args["gateways"] = args["total_gateways"]
     args["connect_sem"] = asyncio.Semaphore(32)
-    out: dict[str, Any] = {"poll": [], "report": [], "codes": {}, "errors": 0}
+    out: dict[str, Any] = {"poll": [], "report": [], "codes": {}, "errors": 0, "completed": 0}
     t0 = time.monotonic()
     conns = await asyncio.gather(*(_connect(g, args) for g in gateways), return_exceptions=True)
     out["connect_s"] = time.monotonic() - t0
@@ -156,7 +159,10 @@ def _loadgen_process(args: dict[str, Any], conn: Any) -> None:
         run_loop(main())
         conn.send(result)
     except BaseException as exc:  # report, never hang the parent
-        conn.send({"poll": [], "report": [], "codes": {}, "errors": 1, "first_error": repr(exc)})
+        conn.send(
+            {"poll": [], "report": [], "codes": {}, "errors": 1, "completed": 0,
+             "first_error": repr(exc)}
+        )  # fmt: skip
 
 
 def run_load(
@@ -188,7 +194,7 @@ def run_load(
         parent.send(0.5)
     if on_start is not None:
         on_start(0.5 + warmup)
-    merged: dict[str, Any] = {"poll": [], "report": [], "codes": {}, "errors": 0}
+    merged: dict[str, Any] = {"poll": [], "report": [], "codes": {}, "errors": 0, "completed": 0}
     merged["connect_s"] = connect_s
     for p, parent in procs:
         part = parent.recv()
@@ -196,6 +202,7 @@ def run_load(
         merged["poll"] += part["poll"]
         merged["report"] += part["report"]
         merged["errors"] += part["errors"]
+        merged["completed"] += part.get("completed", 0)
         if "first_error" in part:
             merged["first_error"] = part["first_error"]
         for k, v in part["codes"].items():
@@ -266,9 +273,28 @@ async def _seed(kubeconfig: Path, ns: str, names: list[str], rollout: bool, spre
         await asyncio.gather(*(one(n) for n in names))
 
 
-def _count_writes(kubeconfig: Path, ns: str, start_in: float, duration: float) -> dict[str, int]:
-    """EdgeGateway MODIFIED events seen by a watch over [now+start_in, +duration]."""
-    result = {"writes": 0}
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds used so far by ``pid`` and its live children (the fleet API's workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _observe(
+    kubeconfig: Path, ns: str, pid: int, start_in: float, duration: float
+) -> dict[str, Any]:
+    """Over [now+start_in, +duration]: EdgeGateway MODIFIED events seen by a watch on the API
+    server (status writes), the fleet API's CPU seconds and the load average."""
+    result: dict[str, Any] = {"writes": 0, "cpu_s": float("nan"), "load": float("nan")}
 
     async def main() -> None:
         async with KubeClient(load_access(kubeconfig)) as kube:
@@ -278,24 +304,38 @@ def _count_writes(kubeconfig: Path, ns: str, start_in: float, duration: float) -
             t0 = time.monotonic() + start_in
             t1 = t0 + duration
 
+            async def sample() -> None:
+                await asyncio.sleep(max(0.0, t0 - time.monotonic()))
+                cpu0 = _tree_cpu(pid)
+                await asyncio.sleep(max(0.0, t1 - time.monotonic()))
+                result["cpu_s"] = _tree_cpu(pid) - cpu0
+                result["load"] = os.getloadavg()[0]
+
             async def watch() -> None:
-                async for event in kube.watch(
-                    path, rv, timeout_seconds=int(start_in + duration) + 30
-                ):
+                timeout = int(start_in + duration) + 30
+                async for event in kube.watch(path, rv, timeout_seconds=timeout):
                     now = time.monotonic()
                     if now > t1:
                         return
                     if event.get("type") == "MODIFIED" and now >= t0:
                         result["writes"] += 1
 
+            sampler = asyncio.create_task(sample())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(watch(), start_in + duration + 5)
+            await sampler
+
+    def run() -> None:
+        try:
+            asyncio.run(main())
+        except Exception as exc:  # shown in the row, never silently zero
+            result["error"] = repr(exc)
 
     import threading
 
-    thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    result["_thread"] = thread  # type: ignore[assignment]
+    result["_thread"] = thread
     return result
 
 
@@ -357,6 +397,7 @@ def main() -> int:
         help="comma-separated scenario:workers",
     )  # fmt: skip
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the control plane is stopped
     work = Path(tempfile.mkdtemp(prefix="modelfleet-bench-"))
     cp = ControlPlane.from_environment()
     cp.start()
@@ -414,10 +455,12 @@ def main() -> int:
             ]))  # fmt: skip
             proc, port = _start_fleet_api(cp, ns, tls, workers, work / f"api-{scenario}.log")
             try:
-                writes: dict[str, Any] = {}
+                observed: dict[str, Any] = {}
 
-                def on_start(until_measure: float, writes: dict[str, Any] = writes) -> None:
-                    writes.update(_count_writes(cp.kubeconfig, ns, until_measure, args.duration))
+                def on_start(
+                    until_measure: float, box: dict[str, Any] = observed, pid: int = proc.pid
+                ) -> None:
+                    box["r"] = _observe(cp.kubeconfig, ns, pid, until_measure, args.duration)
 
                 res = run_load(
                     gw_file, args.gateways, tls["ca"], port, rate=args.rate,
@@ -425,12 +468,13 @@ def main() -> int:
                     report_interval=args.report_interval, processes=args.loadgen_processes,
                     on_start=on_start,
                 )  # fmt: skip
-                writes["_thread"].join(timeout=30)
+                writes = observed["r"]
+                writes["_thread"].join(timeout=60)
             finally:
                 _stop(proc)
-            total = len(res["poll"]) + len(res["report"])
             codes = res["codes"]
             bad = sum(v for k, v in codes.items() if not k.endswith((":200", ":304")))
+            total = res["completed"]
             rows.append({
                 "scenario": kind, "workers": workers,
                 "req/s": total / args.duration,
@@ -438,18 +482,21 @@ def main() -> int:
                 "report p99": _pct(res["report"], 0.99),
                 "non-2xx/304": bad, "conn errors": res["errors"],
                 "writes/min": writes["writes"] * 60.0 / args.duration,
+                "cpu us/req": writes["cpu_s"] / max(1, total) * 1e6,
+                "load": writes["load"], "connect s": res["connect_s"],
                 "codes": codes, "first_error": res.get("first_error", ""),
-                "connect s": res["connect_s"],
+                "observe_error": writes.get("error", ""),
             })  # fmt: skip
             print(json.dumps(rows[-1]), flush=True)
     finally:
         cp.stop()
     print()
+    print("req/s: responses completed inside the measured window; latency from the scheduled send")
     print(f"fleet API, {args.gateways} gateways, offered {args.rate:.0f} polls/s + reports every "
           f"{args.report_interval:.0f}s per gateway, {os.cpu_count()} cores, "
           f"{args.duration:.0f}s measured")  # fmt: skip
     head = ("scenario", "workers", "req/s", "poll p50 ms", "poll p99 ms", "report p99 ms",
-            "errors", "EGW writes/min")  # fmt: skip
+            "errors", "EGW writes/min", "fleet API CPU µs/req", "load avg")  # fmt: skip
     print(" | ".join(head))
     print(" | ".join("---" for _ in head))
     for r in rows:
@@ -457,6 +504,7 @@ def main() -> int:
             r["scenario"], str(r["workers"]), f"{r['req/s']:.0f}", f"{r['poll p50']:.1f}",
             f"{r['poll p99']:.1f}", f"{r['report p99']:.1f}",
             str(r["non-2xx/304"] + r["conn errors"]), f"{r['writes/min']:.0f}",
+            f"{r['cpu us/req']:.0f}", f"{r['load']:.1f}",
         ]))  # fmt: skip
     return 0
 

@@ -194,7 +194,7 @@ class KubeClient:
                     raise UpstreamError(resp.status, _message(raw) or resp.reason or "error")
                 doc = json.loads(raw)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise UpstreamError(0, f"{method} {path}: {exc or type(exc).__name__}") from exc
+            raise UpstreamError(0, f"{method} {path}: {str(exc) or type(exc).__name__}") from exc
         except ValueError as exc:
             raise UpstreamError(0, f"{method} {path}: invalid JSON: {exc}") from exc
         if not isinstance(doc, dict):
@@ -253,7 +253,7 @@ class KubeClient:
                             )
                         yield event
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-            raise UpstreamError(0, f"watch {path}: {exc or type(exc).__name__}") from exc
+            raise UpstreamError(0, f"watch {path}: {str(exc) or type(exc).__name__}") from exc
 
     async def merge_patch_status(
         self, plural: str, namespace: str, name: str, status_patch: Mapping[str, Any]

@@ -33,6 +33,7 @@ from modelfleet.fleet.metrics import FleetMetrics
 from modelfleet.fleet.openapi import POLL_AFTER_HEADER, document_bytes
 from modelfleet.fleet.protocol import (
     MAX_BODY_BYTES,
+    DesiredQuery,
     ProtocolError,
     Report,
     decode_json,
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 JSON = "application/json"
+_NO_QUERY = DesiredQuery()
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ class FleetAPI:
             counter = self.metrics.requests.labels(route, str(response.status))
             self._counters[(route, response.status)] = counter
         counter.inc()
-        if "wait" not in request.query:
+        if not request.query_string or "wait" not in request.query:
             histogram = self._histograms.get(route)
             if histogram is None:
                 histogram = self._histograms[route] = self.metrics.latency.labels(route)
@@ -209,7 +211,11 @@ class FleetAPI:
 
     async def get_desired(self, request: web.Request) -> web.Response:
         entry = self.identify(request)
-        query = parse_desired_query(request.query, list(request.query.keys()))
+        query = (
+            parse_desired_query(request.query, list(request.query.keys()))
+            if request.query_string
+            else _NO_QUERY
+        )
         if query.gateway is not None and query.gateway != entry.name:
             raise ProtocolError(
                 403, "gateway_mismatch", f"this certificate belongs to {entry.name!r}", "gateway"
