@@ -30,6 +30,9 @@ def installed(control_plane: ControlPlane) -> Iterator[ControlPlane]:
 
 
 def can(cp: ControlPlane, verb: str, resource: str, *extra: str) -> bool:
+    resource, _, sub = resource.partition("/")
+    if sub:
+        extra = (*extra, f"--subresource={sub}")
     out = cp.kubectl("auth", "can-i", verb, resource, f"--as={SA}", *extra, check=False)
     return out.stdout.strip() == "yes"
 
