@@ -280,6 +280,7 @@ class GatewayAgent:
         backoff = Backoff(base=1.0, cap=self.settings.max_backoff, rng=self.deps.rng)
         poll_after = self.settings.poll_interval
         while True:
+            started = self.deps.clock.monotonic()
             try:
                 desired = await self.poll_once(etag)
             except FleetError as exc:
@@ -302,6 +303,11 @@ class GatewayAgent:
                 etag = desired.etag
             if desired.poll_after_seconds is not None:
                 poll_after = desired.poll_after_seconds
+            wait = self.settings.long_poll
+            held = self.deps.clock.monotonic() - started
+            if isinstance(desired, NotModified) and wait and held >= min(wait, 60) / 2:
+                await asyncio.sleep(0)  # let other tasks run between polls
+                continue  # the server held the poll open: ask again at once
             await self.deps.clock.sleep(poll_after)
 
     async def _report_loop(self) -> None:

@@ -159,3 +159,38 @@ async def test_report_lists_every_known_model(tmp_path: Path, gateway: str) -> N
         ("b", ModelState.ACTIVE),
         ("detector", ModelState.ACTIVE),
     ]
+
+
+async def test_long_poll_asks_again_at_once_only_when_the_server_held_the_request(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    from modelfleet.agent.protocol import NotModified
+
+    v = versions(tmp_path, "1.0")
+    clock = FastClock()
+
+    class Holding(FakeTransport):
+        hold: float = 20.0
+
+        async def get_desired(self, *, etag, wait):  # type: ignore[no-untyped-def]
+            answer = await super().get_desired(etag=etag, wait=wait)
+            if isinstance(answer, NotModified):
+                clock.t += self.hold  # the server kept the request open
+            return answer
+
+    t = Holding(DesiredState("gw-1", (desired(v["1.0"], "1.0"),), 30.0, etag="1"))
+    agent = make_agent(tmp_path / "data", v["1.0"].policy_path, t, clock=clock)
+    agent.settings = replace(agent.settings, long_poll=30.0)  # type: ignore[misc]
+    async with running(agent):
+        await wait_until(lambda: len(t.etags_seen) > 5, "long polls")
+    assert clock.sleeps.count(30.0) <= 1  # held polls are followed by the next one at once
+    t2 = Holding(DesiredState("gw-1", (desired(v["1.0"], "1.0"),), 30.0, etag="1"))
+    t2.hold = 0.0  # a server that ignores ?wait= answers at once: no busy loop
+    clock2 = FastClock()
+    agent2 = make_agent(tmp_path / "data2", v["1.0"].policy_path, t2, clock=clock2)
+    agent2.settings = replace(agent2.settings, long_poll=30.0)  # type: ignore[misc]
+    async with running(agent2):
+        await wait_until(lambda: len(t2.etags_seen) > 3, "polls")
+    assert 30.0 in clock2.sleeps
