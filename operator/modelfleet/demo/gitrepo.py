@@ -203,14 +203,19 @@ class FleetRepo:
         finally:
             self.git("checkout", "--quiet", "main")
 
-    def rollback(self, *extra: str) -> Change:
-        """``modelfleet rollback`` on main (a ``git revert``), pushed."""
+    def push(self) -> None:
+        """Push main to the bare repository (where the sync looks)."""
+        self.git("push", "--quiet", "origin", "main")
+
+    def rollback(self, *extra: str, push: bool = True) -> Change:
+        """``modelfleet rollback`` on main (a ``git revert``), pushed unless ``push=False``."""
         result = json.loads(
             self.modelfleet(
                 "rollback", self.release_ref, "--repo", str(self.clone), "--json", *extra
             )
         )
-        self.git("push", "--quiet", "origin", "main")
+        if push:
+            self.push()
         return Change(
             commit=str(result["commit"]),
             version=str(result["to"]),
