@@ -33,7 +33,7 @@ def release_line(r: ReleaseView) -> str:
     parts = [r.phase]
     if r.phase in ("Progressing", "Paused") and r.step is not None:
         parts.append(f"step {r.step + 1}/{len(r.steps)} {r.step_name or ''}".rstrip())
-    if r.target:
+    if r.target and r.phase in ("Progressing", "Paused"):
         parts.append(f"target {r.target}")
     if r.stable:
         parts.append(f"stable {r.stable}")
