@@ -213,7 +213,13 @@ class KubeClient:
         return await self.request("GET", path)
 
     async def patch_status(
-        self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        kind: str = "status",
     ) -> dict[str, Any]:
         """JSON-merge-patch the status subresource (``patch`` is the whole merge document)."""
         return await self.request(
@@ -221,7 +227,7 @@ class KubeClient:
             custom_path(plural, namespace, name) + "/status",
             body=patch,
             content_type="application/merge-patch+json",
-            kind="status",
+            kind=kind,
         )
 
     async def list_all(self, path: str, *, page: int = 500) -> tuple[list[dict[str, Any]], str]:

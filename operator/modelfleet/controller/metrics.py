@@ -1,8 +1,10 @@
 """Prometheus metrics of the operator (served on ``--metrics-port``, also logged on exit).
 
-:data:`API_WRITES` counts every write the operator issues to the API server, by kind (``status``
-patches of ModelReleases, ``event`` posts): the figure that must not grow with the fleet size,
-since cohort membership is computed and never written per gateway.
+:data:`API_WRITES` counts every write the operator issues to the API server, by kind: ``status``
+(a ModelRelease status patch carrying a decision: phase, step, timestamps...), ``refresh`` (a
+status patch updating measured values only, at most every ``--status-refresh`` seconds) and
+``event`` (Kubernetes Events). Decisions must not grow with the fleet size, since cohort
+membership is computed and never written per gateway.
 """
 
 from __future__ import annotations

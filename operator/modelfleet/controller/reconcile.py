@@ -177,14 +177,15 @@ class Reconciler:
         decision = decide(release, fleet(release.namespace), self._clock(), tuning=self._tuning)
         if not decision.patch:
             return "unchanged"
-        if (
-            time.monotonic() - state.written_at < self._refresh
-            and not decision.events
-            and observation_only(obj.get("status"), self._changed(decision))
-        ):
+        measured_only = not decision.events and observation_only(
+            obj.get("status"), self._changed(decision)
+        )
+        if measured_only and time.monotonic() - state.written_at < self._refresh:
             return "deferred"  # only counts and gate figures moved: refreshed later
-        await self._write(obj, state, release, decision)
-        return "written"
+        await self._write(
+            obj, state, release, decision, kind="refresh" if measured_only else "status"
+        )
+        return "refreshed" if measured_only else "written"
 
     @staticmethod
     def _changed(decision: Decision) -> dict[str, Any]:
@@ -240,6 +241,8 @@ class Reconciler:
         state: _ReleaseState,
         release: Release,
         decision: Decision,
+        *,
+        kind: str = "status",
     ) -> Mapping[str, Any]:
         meta = obj.get("metadata") or {}
         patch = status_merge_patch(obj.get("status"), self._changed(decision))
@@ -250,6 +253,7 @@ class Reconciler:
             str(meta.get("namespace")),
             str(meta.get("name")),
             conditional(meta.get("resourceVersion"), patch),
+            kind=kind,
         )
         state.latest = written
         state.written_at = time.monotonic()

@@ -49,6 +49,10 @@ def test_three_step_rollout_to_200_gateways_promotes_step_by_step(
     assert {c["name"] for c in st["rollout"]["cohorts"]} == {"canary", "half", "fleet"}
     # Membership is computed, not written: a whole rollout is a handful of status writes.
     assert operator.writes()["status"] - before < 40
+    # Finalizer-less, and nothing of kopf's stored on the object.
+    meta = api.release("detector")["metadata"]
+    assert not meta.get("finalizers")
+    assert not [k for k in meta.get("annotations") or {} if "kopf" in k or "operator." in k]
     reasons = [e["reason"] for e in api.events("detector")]
     assert "Verified" in reasons and "BakeCompleted" in reasons
 
