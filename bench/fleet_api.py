@@ -31,6 +31,7 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 import signal
 import ssl
 import subprocess
@@ -490,6 +491,7 @@ def main() -> int:
             print(json.dumps(rows[-1]), flush=True)
     finally:
         cp.stop()
+        shutil.rmtree(work, ignore_errors=True)
     print()
     print("req/s: responses completed inside the measured window; latency from the scheduled send")
     print(f"fleet API, {args.gateways} gateways, offered {args.rate:.0f} polls/s + reports every "

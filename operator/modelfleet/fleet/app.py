@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -203,6 +204,11 @@ async def run(
                 )
                 await site.start()
                 replica.listening = True
+                # Thousands of long-lived connections and index entries: keep them out of the
+                # cyclic GC's way (young-generation collections only see new garbage).
+                gc.collect()
+                gc.freeze()
+                gc.set_threshold(50_000, 50, 1000)
                 port = _bound_port(site) or options.port
                 log.info(
                     "fleet API serving https://%s:%d (%s; %d gateways, %d releases)",
