@@ -208,7 +208,7 @@ async def run(
                 # cyclic GC's way (young-generation collections only see new garbage).
                 gc.collect()
                 gc.freeze()
-                gc.set_threshold(50_000, 50, 1000)
+                gc.set_threshold(50_000, 20, 10)
                 port = _bound_port(site) or options.port
                 log.info(
                     "fleet API serving https://%s:%d (%s; %d gateways, %d releases)",
