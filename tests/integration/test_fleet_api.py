@@ -358,7 +358,7 @@ def fuzz_session(fleet: Fleet) -> Iterator[requests.Session]:
 
 @SCHEMA.parametrize()
 @hypothesis.settings(
-    max_examples=40,
+    max_examples=30,
     deadline=None,
     database=None,
     derandomize=True,
