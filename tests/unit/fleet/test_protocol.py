@@ -79,6 +79,13 @@ def test_the_agents_windowend_is_accepted() -> None:
     assert parse_report(doc).health[0].window_end == "2026-01-02T03:04:05Z"
 
 
+@pytest.mark.parametrize("window", ["60s", "0.5s", "1m30s", "250ms", "1h"])
+def test_window_durations_are_accepted(window: str) -> None:
+    doc = report()
+    doc["health"][0]["window"] = window
+    assert parse_report(doc).health[0].window == window
+
+
 def test_several_windows_of_one_version_are_accepted() -> None:
     doc = report()
     doc["health"] = doc["health"] * 3
