@@ -79,6 +79,7 @@ def server_ssl_context(tls: TLSFiles) -> ssl.SSLContext:
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"cannot load TLS material: {exc}") from exc
     ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.options |= ssl.OP_NO_RENEGOTIATION  # one identity per connection, no renegotiation DoS
     return ctx
 
 
