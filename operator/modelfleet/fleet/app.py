@@ -221,7 +221,7 @@ async def run(
                     on_ready(port)
                 await stop.wait()
             finally:
-                replica.index.wake_all()
+                replica.index.wake_all(closing=True)
                 for r in reversed(runners):
                     await r.cleanup()
                 for t in tasks:

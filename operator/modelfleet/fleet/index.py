@@ -145,6 +145,7 @@ class FleetIndex:
         self._assigners: dict[str, Assigner] = {}
         self._ns_waiters: dict[str, asyncio.Future[None]] = {}
         self._gw_waiters: dict[Key, asyncio.Future[None]] = {}
+        self.closing = False
 
     # ------------------------------------------------------------------ identity
 
@@ -276,8 +277,9 @@ class FleetIndex:
         if fut is not None and not fut.done():
             fut.set_result(None)
 
-    def wake_all(self) -> None:
-        """Resolve every pending future (shutdown, or the view went stale)."""
+    def wake_all(self, *, closing: bool = False) -> None:
+        """Resolve every pending future; with ``closing`` long polls end (shutdown)."""
+        self.closing = self.closing or closing
         for fut in [*self._ns_waiters.values(), *self._gw_waiters.values()]:
             if not fut.done():
                 fut.set_result(None)

@@ -234,7 +234,7 @@ class FleetAPI:
                 self._check_ready()
                 entry = self._lookup(fp)
                 desired = self.index.desired(entry)
-                if not etag_matches(inm, desired.etag):
+                if self.index.closing or not etag_matches(inm, desired.etag):
                     break
         poll_after = self._poll_after(desired)
         headers = {

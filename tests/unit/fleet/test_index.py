@@ -186,3 +186,9 @@ async def test_a_revocation_wakes_the_gateways_long_poll(index: FleetIndex) -> N
 )
 def test_if_none_match_uses_weak_comparison(header: str | None, matches: bool) -> None:
     assert etag_matches(header, 'W/"abc"') is matches
+
+
+async def test_closing_wakes_every_long_poll_for_good(index: FleetIndex) -> None:
+    ns_fut, gw_fut = index.change_futures(("ns", "b"))
+    index.wake_all(closing=True)
+    assert ns_fut.done() and gw_fut.done() and index.closing
