@@ -115,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.gateways < 1:
         raise ConfigError("--gateways must be at least 1")
+    if shutil.which("git") is None:
+        raise ConfigError("the demo needs the git command on PATH (it keeps releases in Git)")
     if not _NAME.match(args.namespace):
         raise ConfigError(f"--namespace {args.namespace!r} is not a valid namespace name")
     if not _DURATION.match(args.bake):

@@ -14,27 +14,22 @@ processes do is the business of the commands they run (``python -m modelfleet â€
         stack.start_sync(SyncSettings(repo_url="file:///tmp/fleet.git"))
         stack.start_simulator(SimulatorSettings(gateways=100), trust_policy=Path("tp.yaml"))
 
-Every child runs in a process group of its own (``start_new_session``), so a Ctrl-C in the
-terminal reaches only this process, which then stops the groups in reverse start order (SIGTERM,
-then SIGKILL after a grace period). Unless ``tie_to_parent=False`` (``modelfleet demo --keep``),
-children also get ``PR_SET_PDEATHSIG``: if this process is killed outright, they die with it.
-A kept stack records its process groups in ``stack.json`` for :func:`stop_recorded`.
+Every child runs in a process group of its own (:class:`~modelfleet.demo.process.Service`), so a
+Ctrl-C in the terminal reaches only this process, which then stops the groups in reverse start
+order (SIGTERM, then SIGKILL after a grace period). Unless ``tie_to_parent=False``
+(``modelfleet demo --keep``), children also die with this process if it is killed outright. A
+kept stack records its process groups in ``stack.json`` for
+:func:`~modelfleet.demo.process.stop_recorded`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -42,186 +37,28 @@ from typing import Any
 import yaml
 
 import modelfleet
+from modelfleet.demo.process import Service, StackError, http_ok, stop_recorded, wait_until
+from modelfleet.demo.settings import (
+    FleetApiSettings,
+    OperatorSettings,
+    SimulatorSettings,
+    SyncSettings,
+)
 from modelfleet.devcluster import ControlPlane, free_port
-from modelfleet.errors import ModelfleetError
 
 PACKAGE_ROOT = Path(modelfleet.__file__).resolve().parent.parent
-STOP_GRACE = 15.0
-PR_SET_PDEATHSIG = 1
 
-
-class StackError(ModelfleetError):
-    """A process of the stack failed to start, exited early or could not be reached."""
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-@dataclass
-class Service:
-    """One long-running ``python -m modelfleet â€¦`` (or any argv) with its log file."""
-
-    name: str
-    argv: Sequence[str]
-    log: Path
-    env: Mapping[str, str]
-    cwd: Path
-    tie_to_parent: bool = True
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    def start(self) -> None:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                list(self.argv),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=dict(self.env),
-                cwd=self.cwd,
-                start_new_session=True,
-                close_fds=True,
-                preexec_fn=_die_with_parent if self.tie_to_parent else None,  # noqa: PLW1509
-            )
-
-    @property
-    def pid(self) -> int | None:
-        return None if self.proc is None else self.proc.pid
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def check(self) -> None:
-        """Raise :class:`StackError` with the end of the log if the process has exited."""
-        if self.proc is None:
-            raise StackError(f"{self.name} was never started")
-        code = self.proc.poll()
-        if code is not None:
-            raise StackError(
-                f"{self.name} exited with code {code}; end of {self.log}: {self.tail(8)}"
-            )
-
-    def tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self, grace: float = STOP_GRACE) -> int | None:
-        """SIGTERM the process group, SIGKILL after ``grace`` seconds; the exit code."""
-        proc = self.proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-        # Anything the child left behind in its group goes too.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        return proc.returncode
-
-    def kill(self) -> None:
-        """SIGKILL the whole group at once (chaos and restart tests)."""
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-
-@dataclass(frozen=True)
-class OperatorSettings:
-    """``modelfleet operator`` flags."""
-
-    interval: float = 1.0
-    extra: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class FleetApiSettings:
-    """``modelfleet fleet-api`` flags (protocol timings, in seconds)."""
-
-    poll_interval: float = 2.0
-    active_poll_interval: float = 1.0
-    jitter: float = 0.2
-    health_interval: float = 1.0
-    idle_health_interval: float = 5.0
-    heartbeat_interval: float = 30.0
-    active_heartbeat_interval: float = 5.0
-    rate_limit: float = 20.0
-    rate_burst: float = 50.0
-    extra: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class SyncSettings:
-    """``modelfleet sync`` in loop mode."""
-
-    repo_url: str
-    ref: str = "main"
-    path: str = "."
-    interval: float = 1.0
-    name: str = "demo"
-    prune: bool = False
-
-
-@dataclass(frozen=True)
-class SimulatorSettings:
-    """``modelfleet simulate --gateways N``: enrolled for real, then run against the fleet API.
-
-    ``behaviour`` is the ``--behaviour`` mapping (version -> behaviour, ``"*"`` the default);
-    ``label_splits`` are ``(key, value, fraction)`` triples.
-    """
-
-    gateways: int
-    behaviour: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    prefix: str = "gw"
-    labels: Mapping[str, str] = field(default_factory=dict)
-    label_splits: tuple[tuple[str, str, float], ...] = ()
-    poll_interval: float = 2.0
-    report_interval: float = 1.0
-    window: float = 2.0
-    seed: int = 0
-    progress: float = 10.0
-    long_poll: float | None = None
-    extra: tuple[str, ...] = ()
-
-
-def wait_until(
-    predicate: Callable[[], Any],
-    *,
-    timeout: float,
-    what: str,
-    services: Sequence[Service] = (),
-    interval: float = 0.2,
-) -> Any:
-    """Poll ``predicate`` until truthy (returned), checking that ``services`` still run."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for svc in services:
-            svc.check()
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise StackError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+__all__ = [
+    "FleetApiSettings",
+    "OperatorSettings",
+    "Service",
+    "SimulatorSettings",
+    "Stack",
+    "StackError",
+    "SyncSettings",
+    "stop_recorded",
+    "wait_until",
+]
 
 
 class Stack:
@@ -376,10 +213,10 @@ class Stack:
             "--ca-out", str(self.workdir / "fleet-ca.crt"),
         )  # fmt: skip
 
-    def start_fleet_api(self, settings: FleetApiSettings = FleetApiSettings()) -> str:
+    def start_fleet_api(self, settings: FleetApiSettings | None = None) -> str:
         """The fleet API on a free loopback port, ready (watches listed); its URL."""
         port, metrics = free_port(), free_port()
-        s = settings
+        s = settings or FleetApiSettings()
         svc = self._start(
             "fleet-api",
             self.modelfleet(
@@ -399,14 +236,15 @@ class Stack:
             ),
         )  # fmt: skip
         wait_until(
-            lambda: _http_ok(f"http://127.0.0.1:{metrics}/healthz"),
+            lambda: http_ok(f"http://127.0.0.1:{metrics}/healthz"),
             timeout=60, what="the fleet API to serve", services=[svc],
         )  # fmt: skip
         self.fleet_url = f"https://127.0.0.1:{port}"
         return self.fleet_url
 
-    def start_operator(self, settings: OperatorSettings = OperatorSettings()) -> Service:
+    def start_operator(self, settings: OperatorSettings | None = None) -> Service:
         """The operator for this namespace, ready (kopf's liveness endpoint answers)."""
+        settings = settings or OperatorSettings()
         liveness = free_port()
         svc = self._start(
             "operator",
@@ -420,7 +258,7 @@ class Stack:
             ),
         )  # fmt: skip
         wait_until(
-            lambda: _http_ok(f"http://127.0.0.1:{liveness}/healthz"),
+            lambda: http_ok(f"http://127.0.0.1:{liveness}/healthz"),
             timeout=60, what="the operator to start", services=[svc],
         )  # fmt: skip
         return svc
@@ -539,35 +377,3 @@ class Stack:
             "processGroups": groups,
         }
         (self.workdir / "stack.json").write_text(json.dumps(state, indent=2))
-
-
-def stop_recorded(workdir: Path, grace: float = STOP_GRACE) -> int:
-    """Stop the process groups a kept stack recorded in ``workdir/stack.json``; how many."""
-    state_file = workdir / "stack.json"
-    if not state_file.exists():
-        raise StackError(f"no stack.json in {workdir}: nothing recorded to stop")
-    groups = [int(p) for p in json.loads(state_file.read_text()).get("processGroups", [])]
-    alive = []
-    for pgid in groups:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGTERM)
-            alive.append(pgid)
-    deadline = time.monotonic() + grace
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.2)
-        alive = [p for p in alive if _group_alive(p)]
-    for pgid in alive:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-    state_file.unlink()
-    return len(groups)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -1,0 +1,66 @@
+"""Flags of the processes a :class:`~modelfleet.demo.stack.Stack` starts, with the short timings
+the demo and the e2e tests use as defaults (production defaults are in each command's --help)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """``modelfleet operator`` flags."""
+
+    interval: float = 1.0
+    extra: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FleetApiSettings:
+    """``modelfleet fleet-api`` flags (protocol timings, in seconds)."""
+
+    poll_interval: float = 2.0
+    active_poll_interval: float = 1.0
+    jitter: float = 0.2
+    health_interval: float = 1.0
+    idle_health_interval: float = 5.0
+    heartbeat_interval: float = 30.0
+    active_heartbeat_interval: float = 5.0
+    rate_limit: float = 20.0
+    rate_burst: float = 50.0
+    extra: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """``modelfleet sync`` in loop mode."""
+
+    repo_url: str
+    ref: str = "main"
+    path: str = "."
+    interval: float = 1.0
+    name: str = "demo"
+    prune: bool = False
+
+
+@dataclass(frozen=True)
+class SimulatorSettings:
+    """``modelfleet simulate --gateways N``: enrolled for real, then run against the fleet API.
+
+    ``behaviour`` is the ``--behaviour`` mapping (version -> behaviour, ``"*"`` the default);
+    ``label_splits`` are ``(key, value, fraction)`` triples.
+    """
+
+    gateways: int
+    behaviour: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    prefix: str = "gw"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    label_splits: tuple[tuple[str, str, float], ...] = ()
+    poll_interval: float = 2.0
+    report_interval: float = 1.0
+    window: float = 2.0
+    seed: int = 0
+    progress: float = 10.0
+    long_poll: float | None = None
+    extra: tuple[str, ...] = ()
