@@ -185,6 +185,10 @@ def main() -> int:
     p.add_argument("--sync-interval", type=float, default=1.0, help="modelfleet sync interval (s)")
     p.add_argument("--operator-interval", type=float, default=1.0)
     p.add_argument("--long-poll", type=float, help="agents long-poll up to SECONDS instead")
+    p.add_argument(
+        "--sim-processes", type=int, default=2,
+        help="simulator processes the gateways are spread over (one event loop each)",
+    )  # fmt: skip
     p.add_argument("--kubeconfig", type=Path, help="existing cluster (else a local control plane)")
     p.add_argument("--namespace", default="bench-revert")
     p.add_argument("--workdir", type=Path, help="keep files and logs here")
@@ -215,6 +219,7 @@ def main() -> int:
             SimulatorSettings(
                 gateways=args.gateways, poll_interval=args.poll_interval, report_interval=15.0,
                 window=15.0, progress=30.0, long_poll=args.long_poll,
+                processes=args.sim_processes,
             ),
             trust_policy=shelf.write_policy(workdir / "trust-policy.yaml"),
         )  # fmt: skip
@@ -260,6 +265,7 @@ def main() -> int:
     print()
     print(f"revert commit -> last of {args.gateways} gateways reporting {OLD} Active "
           f"(poll interval {args.poll_interval:g}s, sync interval {args.sync_interval:g}s, "
+          f"{args.sim_processes} simulator processes, "
           f"{len(runs)} runs, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})")  # fmt: skip
     print(f"{'':<10}{'p50':>8}{'p99':>8}{'max':>8}")
     for key in ("synced", "operator", "first", "half", "last"):

@@ -49,7 +49,8 @@ class SimulatorSettings:
     """``modelfleet simulate --gateways N``: enrolled for real, then run against the fleet API.
 
     ``behaviour`` is the ``--behaviour`` mapping (version -> behaviour, ``"*"`` the default);
-    ``label_splits`` are ``(key, value, fraction)`` triples.
+    ``label_splits`` are ``(key, value, fraction)`` triples; ``processes`` > 1 splits the
+    gateways over that many simulator processes (one event loop each, so several cores).
     """
 
     gateways: int
@@ -63,4 +64,5 @@ class SimulatorSettings:
     seed: int = 0
     progress: float = 10.0
     long_poll: float | None = None
+    processes: int = 1
     extra: tuple[str, ...] = ()

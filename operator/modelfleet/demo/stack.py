@@ -299,35 +299,45 @@ class Stack:
             timeout=timeout, what=f"sync of {revision[:12]}", services=[self.service("sync")],
         )  # fmt: skip
 
-    def start_simulator(self, settings: SimulatorSettings, *, trust_policy: Path) -> Service:
-        """Enroll ``settings.gateways`` gateways and run them; returns once they are enrolled."""
+    def start_simulator(self, settings: SimulatorSettings, *, trust_policy: Path) -> list[Service]:
+        """Enroll ``settings.gateways`` gateways and run them, in ``settings.processes``
+        simulator processes (gateways ``<prefix>-NNNN``, or ``<prefix><i>-NNNN`` when split);
+        returns once all are enrolled."""
         if self.fleet_url is None:
             raise StackError("start the fleet API before the simulator")
         s = settings
+        if not 1 <= s.processes <= s.gateways:
+            raise StackError(f"cannot run {s.gateways} gateways in {s.processes} processes")
         behaviour = self.workdir / "behaviour.yaml"
         behaviour.write_text(yaml.safe_dump({k: dict(v) for k, v in s.behaviour.items()}))
-        args = [
-            "simulate", "--gateways", str(s.gateways), "--prefix", s.prefix,
-            "--namespace", self.namespace, "--ca-namespace", self.namespace,
-            "--kubeconfig", str(self.kubeconfig), "--fleet-url", self.fleet_url,
-            "--trust-policy", str(trust_policy), "--workdir", str(self.workdir / "gateways"),
-            "--behaviour", str(behaviour), "--seed", str(s.seed),
-            "--poll-interval", str(s.poll_interval), "--report-interval", str(s.report_interval),
-            "--window", str(s.window), "--progress", str(s.progress),
-        ]  # fmt: skip
-        if s.labels:
-            args += ["--labels", ",".join(f"{k}={v}" for k, v in s.labels.items())]
-        for key, value, fraction in s.label_splits:
-            args += ["--label-split", f"{key}={value}:{fraction}"]
-        if s.long_poll:
-            args += ["--long-poll", str(s.long_poll)]
-        svc = self._start("simulator", self.modelfleet(*args, *s.extra))
+        started: list[Service] = []
+        for i in range(s.processes):
+            count = s.gateways // s.processes + (1 if i < s.gateways % s.processes else 0)
+            prefix = s.prefix if s.processes == 1 else f"{s.prefix}{i}"
+            args = [
+                "simulate", "--gateways", str(count), "--prefix", prefix,
+                "--namespace", self.namespace, "--ca-namespace", self.namespace,
+                "--kubeconfig", str(self.kubeconfig), "--fleet-url", self.fleet_url,
+                "--trust-policy", str(trust_policy), "--workdir", str(self.workdir / "gateways"),
+                "--behaviour", str(behaviour), "--seed", str(s.seed),
+                "--poll-interval", str(s.poll_interval),
+                "--report-interval", str(s.report_interval),
+                "--window", str(s.window), "--progress", str(s.progress),
+            ]  # fmt: skip
+            if s.labels:
+                args += ["--labels", ",".join(f"{k}={v}" for k, v in s.labels.items())]
+            for key, value, fraction in s.label_splits:
+                args += ["--label-split", f"{key}={value}:{fraction}"]
+            if s.long_poll:
+                args += ["--long-poll", str(s.long_poll)]
+            name = "simulator" if s.processes == 1 else f"simulator-{i}"
+            started.append(self._start(name, self.modelfleet(*args, *s.extra)))
         wait_until(
-            lambda: "enrolled " in svc.tail(50),
+            lambda: all("enrolled " in svc.tail(50) for svc in started),
             timeout=60 + s.gateways * 0.2, what=f"{s.gateways} gateways to enroll",
-            services=[svc],
+            services=started,
         )  # fmt: skip
-        return svc
+        return started
 
     # ----------------------------------------------------------------- health, stop
     def check(self) -> None:
