@@ -343,6 +343,44 @@ def test_the_openapi_document_is_served(fleet: Fleet) -> None:
     assert fleet.get("gw-b", "/openapi.json").json() == document()
 
 
+# ----------------------------------------------------------------------------- failures
+
+
+def test_a_killed_fleet_api_comes_back_with_the_same_identities(fleet: Fleet) -> None:
+    fleet.enroll("gw-chaos", tier="retail")
+    other = start_fleet_api(
+        kubeconfig=fleet.cp.kubeconfig, namespace=fleet.ns, log_path=fleet.folder / "chaos.log"
+    )
+    try:
+        with fleet.session("gw-chaos") as s:
+            _wait_for(lambda: s.get(other.url + "/v1/desired", timeout=10).status_code == 200)
+            etag = s.get(other.url + "/v1/desired", timeout=10).headers["ETag"]
+            other.kill()
+            other.start()
+            again = s.get(other.url + "/v1/desired", headers={"If-None-Match": etag}, timeout=10)
+        assert again.status_code == 304  # same identity, same ETag from a fresh process
+    finally:
+        other.stop()
+
+
+def test_an_api_server_outage_keeps_desired_state_served_and_refuses_writes_with_503(
+    fleet: Fleet,
+) -> None:
+    fleet.enroll("gw-outage", tier="retail")
+    _wait_for(lambda: fleet.get("gw-outage").status_code == 200)
+    fleet.cp.stop_apiserver()
+    try:
+        assert fleet.get("gw-outage").status_code == 200  # from the index, within staleness
+        resp = fleet.report("gw-outage", _report())
+        assert resp.status_code == 503
+        assert resp.json()["error"]["code"] == "upstream_unavailable"
+        assert int(resp.headers["Retry-After"]) >= 1
+    finally:
+        fleet.cp.start_apiserver()
+    _wait_for(lambda: fleet.report("gw-outage", _report()).status_code == 200, attempts=300)
+    assert fleet.status("gw-outage")["models"][0]["version"] == "2.0.0"
+
+
 # ----------------------------------------------------------------------------- fuzzing
 
 SCHEMA = schemathesis.openapi.from_dict(document())
