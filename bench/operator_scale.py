@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -157,6 +158,7 @@ class Bench:
                 self.proc.kill()
         self.cp.stop()
         self.pool.shutdown()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     # ------------------------------------------------------------------ probes
 
