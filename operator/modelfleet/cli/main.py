@@ -2,7 +2,8 @@
 
 Each command module exposes ``register(subparsers) -> None`` that adds its parser(s) and sets
 ``func`` (``(argparse.Namespace) -> int``) as the parser default. Modules are imported only when
-listed here, so ``--help`` lists exactly the subcommands that exist.
+listed here, so ``--help`` lists exactly the subcommands that exist; running one command imports
+only its own module (an agent on a small gateway does not load the operator or the signer).
 """
 
 from __future__ import annotations
@@ -35,10 +36,35 @@ COMMAND_MODULES: tuple[str, ...] = (
     "demo",
 )
 
+#: Which module registers each command (checked by a test against what the modules register).
+COMMANDS: dict[str, str] = {
+    "dev-cluster": "devcluster",
+    "agent": "agent",
+    "simulate": "simulate",
+    "sign": "sign",
+    "verify": "verify",
+    "verify-bundle": "verify",
+    "fleet-ca": "fleet_ca",
+    "gateway": "gateway",
+    "fleet-api": "fleet_api",
+    "release": "release",
+    "rollback": "rollback",
+    "history": "history",
+    "sync": "sync",
+    "operator": "operator",
+    "demo": "demo",
+}
+
 Handler = Callable[[argparse.Namespace], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command word of ``argv`` (global options only start with '-')."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with a known ``command`` only that command's module is imported."""
     parser = argparse.ArgumentParser(
         prog="modelfleet",
         description=(
@@ -52,14 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for name in COMMAND_MODULES:
+    names = (COMMANDS[command],) if command in COMMANDS else COMMAND_MODULES
+    for name in names:
         module = importlib.import_module(f"modelfleet.cli.{name}")
         module.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(
