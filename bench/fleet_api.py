@@ -248,9 +248,12 @@ def _in_cohort(name: str, percent: int) -> bool:
     return in_percent("bench/detector", name, percent)
 
 
-async def _seed(kubeconfig: Path, ns: str, names: list[str], rollout: bool, spread: float) -> None:
+async def _seed(
+    kubeconfig: Path, ns: str, names: list[str], rollout: bool, *, spread: float, lead: float
+) -> None:
     """Status as after a while of reporting: what the load generator will report, lastSeen and
-    windowEnd spread uniformly over ``spread`` seconds (or 60 s for active-cohort gateways)."""
+    windowEnd spread uniformly over the ``spread`` seconds (60 s for active-cohort gateways)
+    before the measured window starts, about ``lead`` seconds from now."""
     access = load_access(kubeconfig)
     sem = asyncio.Semaphore(32)
     now = time.time()
@@ -260,7 +263,7 @@ async def _seed(kubeconfig: Path, ns: str, names: list[str], rollout: bool, spre
             active = rollout and _in_cohort(name, 50)
             version, digest = ("2.0.0", TARGET) if active else ("1.0.0", STABLE)
             report = _report(version, digest)
-            seen = now - random.uniform(0, 60 if active else spread)
+            seen = now + lead - random.uniform(0, 60 if active else spread)
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seen))
             status = {
                 "lastSeen": stamp,
@@ -429,6 +432,10 @@ def main() -> int:
         from kubernetes import client as kclient
 
         objects = kclient.CustomObjectsApi(api)
+        # So the measured window sees steady state, seeded timestamps are spread over the ten
+        # minutes before it starts: estimates of the set-up time, refined after each scenario.
+        connect_estimate = args.gateways / 200.0
+        seed_estimate = args.gateways / 300.0
         for scenario in args.scenarios.split(","):
             kind, _, workers_s = scenario.partition(":")
             workers = int(workers_s or 1)
@@ -446,7 +453,10 @@ def main() -> int:
             objects.patch_namespaced_custom_object_status(
                 "modelfleet.dev", "v1alpha1", ns, "modelreleases", "detector", {"status": status}
             )
-            asyncio.run(_seed(cp.kubeconfig, ns, names, rollout, 600.0))
+            lead = seed_estimate + 5.0 + connect_estimate + args.warmup
+            seeded = time.monotonic()
+            asyncio.run(_seed(cp.kubeconfig, ns, names, rollout, spread=600.0, lead=lead))
+            seed_estimate = time.monotonic() - seeded
             gw_file = work / "gateways.json"
             gw_file.write_text(json.dumps([
                 {"name": n, "cert": str(certs / f"{n}.crt"), "key": str(certs / f"{n}.key"),
@@ -476,6 +486,7 @@ def main() -> int:
             codes = res["codes"]
             bad = sum(v for k, v in codes.items() if not k.endswith((":200", ":304")))
             total = res["completed"]
+            connect_estimate = res["connect_s"]
             rows.append({
                 "scenario": kind, "workers": workers,
                 "req/s": total / args.duration,
