@@ -145,10 +145,20 @@ class Replica:
         return True, "serving"
 
     async def housekeeping(self) -> None:
+        ticks = 0
         while True:
             self.metrics.gateways.set(len(self.index.gateways))
             self.metrics.releases.set(len(self.index.releases))
             self.api.limiter.prune()
+            ticks += 1
+            if self.listening and ticks % 12 == 0:
+                # Long-lived connection objects join the frozen set, so the cyclic GC does not
+                # rescan thousands of them (latency spikes); every 15 minutes one full
+                # collection reclaims any cycles that were frozen meanwhile.
+                if ticks % 180 == 0:
+                    gc.unfreeze()
+                    gc.collect()
+                gc.freeze()
             await asyncio.sleep(5.0)
 
 
