@@ -166,6 +166,38 @@ class Run:
         return self.marks[key] - self.marks["t0"] if key in self.marks else None
 
 
+def fleet_api_figures(url: str | None) -> str:
+    """Report latency and status writes from the fleet API's Prometheus page."""
+    import urllib.request
+
+    if url is None:
+        return ""
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        text = resp.read().decode()
+    buckets: list[tuple[float, float]] = []
+    writes: dict[str, int] = {}
+    for line in text.splitlines():
+        if line.startswith("modelfleet_fleet_api_request_seconds_bucket{") and "/v1/report" in line:
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append(
+                (float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1]))
+            )
+        elif line.startswith("modelfleet_fleet_api_status_writes_total{"):
+            reason = line.split('reason="', 1)[1].split('"', 1)[0]
+            writes[reason] = int(float(line.rsplit(" ", 1)[1]))
+    if not buckets:
+        return ""
+    total = buckets[-1][1]
+
+    def upper(q: float) -> str:
+        le = next(le for le, n in buckets if n >= q * total)
+        return "> 2.5s" if le == float("inf") else f"<= {le:g}s"
+
+    shown = ", ".join(f"{k} {v}" for k, v in sorted(writes.items()))
+    return (f"fleet API over the whole bench: {int(total)} reports, latency p50 {upper(0.5)}, "
+            f"p90 {upper(0.9)}; EdgeGateway status writes: {shown}")  # fmt: skip
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if len(ordered) == 1:
@@ -261,6 +293,7 @@ def main() -> int:
             print(f"{i + 1:>3}  {version:<8}  {change.commit[:12]:<12}{shown}", flush=True)
             wait(f"{OLD} settled", lambda: fleet.phase() == ("Succeeded", OLD), stack, 300)
         fleet.stop.set()
+        figures = fleet_api_figures(stack.fleet_metrics_url)
 
     print()
     print(f"revert commit -> last of {args.gateways} gateways reporting {OLD} Active "
@@ -279,6 +312,8 @@ def main() -> int:
         f"operator put the old version on step(s) {sorted(s for s in steps if s is not None)} "
         "(the last step: every gateway at once)"
     )
+    if figures:
+        print(figures)
     verdict = "meets" if lasts and percentile(lasts, 0.99) < GOAL_SECONDS else "misses"
     print(f"goal p99 < {GOAL_SECONDS:.0f}s: {verdict}")
     if args.workdir is None:

@@ -80,6 +80,7 @@ class Stack:
         self.services: list[Service] = []
         self.control_plane: ControlPlane | None = None
         self.fleet_url: str | None = None
+        self.fleet_metrics_url: str | None = None  # the fleet API's Prometheus page
         self._kubeconfig = kubeconfig
         self._api: Any = None
         workdir.mkdir(parents=True, exist_ok=True)
@@ -240,6 +241,7 @@ class Stack:
             timeout=60, what="the fleet API to serve", services=[svc],
         )  # fmt: skip
         self.fleet_url = f"https://127.0.0.1:{port}"
+        self.fleet_metrics_url = f"http://127.0.0.1:{metrics}/metrics"
         return self.fleet_url
 
     def start_operator(self, settings: OperatorSettings | None = None) -> Service:
