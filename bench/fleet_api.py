@@ -458,7 +458,9 @@ def main() -> int:
             # The schedule starts at a fixed moment after seeding (connections are set up before
             # it), so seeded timestamps line up with the measured window whatever the set-up took.
             start_at = time.time() + seed_budget + 5.0 + connect_budget
-            lead = start_at + args.warmup - time.time()
+            # ...shifted back by one report interval, so gateways have been falling due (and
+            # been written at their next report) for a while when the window opens.
+            lead = start_at + args.warmup - args.report_interval - time.time()
             asyncio.run(_seed(cp.kubeconfig, ns, names, rollout, spread=600.0, lead=lead))
             gw_file = work / "gateways.json"
             gw_file.write_text(json.dumps([
