@@ -79,7 +79,7 @@ def rollout_policy(bake: str) -> dict[str, Any]:
             "maxErrorRate": 0.05,
             "maxLatencyP95Ms": 250,
             "minReportingRatio": 0.8,
-            "minRequests": 20,
+            "minRequests": 5,  # one gateway sends ~10 per 2 s window
             "progressDeadline": "2m",
         },
         "rollback": "Immediate",
@@ -176,6 +176,7 @@ class Demo:
         view, done, fleet = self.converge(
             lambda v: self._settled(v, V1, "Succeeded") and v.release.stable == V1,
             fleet=lambda v: v.all_on(V1),
+            expect=V1,
         )
         self.record(f"1 release {V1}", change, f"Succeeded: {n}/{n} gateways on {V1}", done, fleet)
 
@@ -220,6 +221,7 @@ class Demo:
         view, done, fleet = self.converge(
             lambda v: self._settled(v, V3, "Succeeded") and v.release.stable == V3,
             fleet=lambda v: v.all_on(V3),
+            expect=V3,
         )
         self.record(f"3 release {V3}", change, f"Succeeded: {n}/{n} gateways on {V3}", done, fleet)
 
@@ -234,7 +236,7 @@ class Demo:
                 steps_seen.add(v.release.step)
             return self._settled(v, V1, "Succeeded") and v.release.stable == V1
 
-        view, done, fleet = self.converge(back_on_v1, fleet=lambda v: v.all_on(V1))
+        view, done, fleet = self.converge(back_on_v1, fleet=lambda v: v.all_on(V1), expect=V1)
         reasons = {reason for _, reason, _ in self.observer.events()}
         how = "in one step (ImmediateRollback)" if "ImmediateRollback" in reasons else "by steps"
         if len(steps_seen) > 1:
@@ -257,9 +259,11 @@ class Demo:
         until: Callable[[FleetView], bool],
         *,
         fleet: Callable[[FleetView], bool] | None = None,
+        expect: str | None = None,
     ) -> tuple[FleetView, float, float | None]:
         """Poll the cluster, drawing progress, until ``until`` holds. Returns the last view,
-        the seconds until then, and the seconds until ``fleet`` first held (if given)."""
+        the seconds until then, and the seconds until ``fleet`` first held (if given). With
+        ``expect`` (a version that must roll out), an abort or rejection of it fails at once."""
         start = time.monotonic()
         deadline = start + self.settings.act_timeout
         fleet_at: float | None = None
@@ -272,6 +276,13 @@ class Demo:
             if until(view):
                 self.progress.finish(view, elapsed)
                 return view, elapsed, fleet_at
+            if expect is not None and _went_wrong(view, expect):
+                self.progress.finish(view, elapsed)
+                r = view.release
+                raise StackError(
+                    f"{expect} ended {r.phase} ({r.gate_reason}) instead of rolling out; "
+                    f"logs in {self.stack.workdir / 'logs'}"
+                )
             self.progress.update(view, elapsed)
             if time.monotonic() > deadline:
                 self.progress.finish(view, elapsed)
@@ -314,6 +325,11 @@ class Demo:
                 f"demo wall time: {total:.0f}s",
             ]
         )
+
+
+def _went_wrong(view: FleetView, version: str) -> bool:
+    r = view.release
+    return r.spec_version == version and r.observed and r.phase in ("Aborted", "Rejected")
 
 
 def _short(reason: str, limit: int = 60) -> str:
