@@ -96,7 +96,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )  # fmt: skip
     p.add_argument("--plain", action="store_true", help="plain progress lines even on a terminal")
     p.add_argument(
-        "--stop", type=Path, metavar="DIR", help="stop a demo left running by --keep, then exit"
+        "--stop",
+        type=Path,
+        metavar="DIR",
+        help="stop a demo left running by --keep and remove its folder DIR, then exit",
     )
     p.set_defaults(func=run)
 
