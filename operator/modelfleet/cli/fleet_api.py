@@ -8,6 +8,7 @@ from pathlib import Path
 from modelfleet.errors import ConfigError
 from modelfleet.fleet.app import ServerOptions, TLSFiles, serve
 from modelfleet.fleet.coalesce import CoalescePolicy
+from modelfleet.fleet.guard import ConnectionLimits
 from modelfleet.fleet.kube import load_access
 from modelfleet.fleet.ratelimit import RateLimit
 from modelfleet.fleet.secrets import TLS_SECRET
@@ -37,6 +38,24 @@ def _options(args: argparse.Namespace) -> ServerOptions:
             idle_health_interval=args.idle_health_interval,
         ),
         rate=rate,
+        body_timeout=args.body_timeout,
+    )
+    for flag, value in (
+        ("--handshake-timeout", args.handshake_timeout),
+        ("--header-timeout", args.header_timeout),
+        ("--body-timeout", args.body_timeout),
+        ("--keepalive-timeout", args.keepalive_timeout),
+    ):
+        if not value > 0:
+            raise ConfigError(f"{flag} must be a positive number of seconds")
+    if args.max_handshakes is not None and args.max_handshakes < 1:
+        raise ConfigError("--max-handshakes must be at least 1")
+    limits = ConnectionLimits(
+        handshake_timeout=args.handshake_timeout,
+        max_handshakes=args.max_handshakes,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        keepalive_timeout=args.keepalive_timeout,
     )
     return ServerOptions(
         host=args.host,
@@ -53,6 +72,7 @@ def _options(args: argparse.Namespace) -> ServerOptions:
         max_staleness=args.max_staleness,
         workers=args.workers,
         reuse_port=args.reuse_port or args.workers > 1,
+        limits=limits,
     )
 
 
@@ -136,5 +156,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     b.add_argument(
         "--max-staleness", type=float, default=60.0,
         help="answer 503 once the API server has been unreachable this long (seconds)",
+    )  # fmt: skip
+    c = p.add_argument_group("connections (bounds on clients that have not proved who they are)")
+    c.add_argument(
+        "--handshake-timeout", type=float, default=5.0,
+        help="seconds a connection may take to finish its TLS handshake",
+    )  # fmt: skip
+    c.add_argument(
+        "--max-handshakes", type=int, default=None,
+        help="connections in TLS handshake at once; beyond it the oldest is dropped "
+        "(default: a quarter of the open-file limit, 64 to 4096)",
+    )  # fmt: skip
+    c.add_argument(
+        "--header-timeout", type=float, default=10.0,
+        help="seconds from a request's first byte (or the handshake) to the end of its headers",
+    )  # fmt: skip
+    c.add_argument(
+        "--body-timeout", type=float, default=10.0,
+        help="seconds to receive a report body",
+    )  # fmt: skip
+    c.add_argument(
+        "--keepalive-timeout", type=float, default=75.0,
+        help="seconds an idle keep-alive connection is kept between requests",
     )  # fmt: skip
     p.set_defaults(func=_run)
