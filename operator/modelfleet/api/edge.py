@@ -29,6 +29,21 @@ MAX_COUNT: Final = 2**53 - 1
 MAX_MS: Final = 1e7
 MAX_DRIFT: Final = 1e6
 
+#: The fields of one ``models[]`` / ``health[]`` item of a report; EdgeGateway status holds the
+#: same (``models[]`` adds ``since``, set by the fleet API).
+MODEL_FIELDS: Final = ("model", "version", "digest", "slot", "state", "message")
+HEALTH_FIELDS: Final = (
+    "model",
+    "version",
+    "window",
+    "windowEnd",
+    "requests",
+    "errors",
+    "latencyP50Ms",
+    "latencyP95Ms",
+    "driftScore",
+)
+
 MODEL_RE: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 VERSION_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 DIGEST_RE: Final = re.compile(r"^sha256:[0-9a-f]{64}$")

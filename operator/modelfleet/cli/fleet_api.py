@@ -126,6 +126,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t.add_argument("--tls-namespace", help=f"namespace of the {TLS_SECRET} Secret")
 
     b = p.add_argument_group("protocol")
+    c = p.add_argument_group("connections (bounds on clients that have not proved who they are)")
     b.add_argument("--poll-interval", type=float, default=30.0, help="pollAfterSeconds, seconds")
     b.add_argument(
         "--active-poll-interval",
@@ -134,49 +135,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="pollAfterSeconds while a release covering the gateway rolls out",
     )
     b.add_argument("--jitter", type=float, default=0.2, help="± fraction of random poll jitter")
-    b.add_argument(
-        "--health-interval", type=float, default=50.0,
-        help="in an active cohort, at most one health write per gateway per this many seconds "
-        "(a little below the agents' reportInterval)",
+    seconds = (
+        (b, "--health-interval", 50.0, "in an active cohort, at most one health write per gateway "
+         "per interval (a little below the agents' reportInterval)"),
+        (b, "--idle-health-interval", 600.0,
+         "outside an active cohort, at most one health write per interval"),
+        (b, "--heartbeat-interval", 600.0, "refresh status.lastSeen at least this often"),
+        (b, "--active-heartbeat-interval", 50.0,
+         "lastSeen refresh while the gateway is in an active cohort"),
+        (b, "--max-staleness", 60.0,
+         "answer 503 once the API server has been unreachable this long"),
+        (c, "--handshake-timeout", 5.0, "time a connection has to finish its TLS handshake"),
+        (c, "--header-timeout", 10.0,
+         "time from a request's first byte (or the handshake) to the end of its headers"),
+        (c, "--body-timeout", 10.0, "time to receive a report body"),
+        (c, "--keepalive-timeout", 75.0, "how long an idle keep-alive connection is kept"),
     )  # fmt: skip
-    b.add_argument(
-        "--idle-health-interval", type=float, default=600.0,
-        help="outside an active cohort, at most one health write per this many seconds",
-    )  # fmt: skip
-    b.add_argument(
-        "--heartbeat-interval", type=float, default=600.0,
-        help="refresh status.lastSeen at least this often (seconds)",
-    )  # fmt: skip
-    b.add_argument(
-        "--active-heartbeat-interval", type=float, default=50.0,
-        help="lastSeen refresh while the gateway is in an active cohort",
-    )  # fmt: skip
+    for group, flag, default, text in seconds:
+        group.add_argument(flag, type=float, default=default, help=f"{text} (seconds)")
     b.add_argument("--rate-limit", type=float, default=2.0, help="requests/s per gateway")
     b.add_argument("--rate-burst", type=float, default=20.0, help="burst per gateway")
-    b.add_argument(
-        "--max-staleness", type=float, default=60.0,
-        help="answer 503 once the API server has been unreachable this long (seconds)",
-    )  # fmt: skip
-    c = p.add_argument_group("connections (bounds on clients that have not proved who they are)")
-    c.add_argument(
-        "--handshake-timeout", type=float, default=5.0,
-        help="seconds a connection may take to finish its TLS handshake",
-    )  # fmt: skip
     c.add_argument(
         "--max-handshakes", type=int, default=None,
         help="connections in TLS handshake at once; beyond it the oldest is dropped "
         "(default: a quarter of the open-file limit, 64 to 4096)",
-    )  # fmt: skip
-    c.add_argument(
-        "--header-timeout", type=float, default=10.0,
-        help="seconds from a request's first byte (or the handshake) to the end of its headers",
-    )  # fmt: skip
-    c.add_argument(
-        "--body-timeout", type=float, default=10.0,
-        help="seconds to receive a report body",
-    )  # fmt: skip
-    c.add_argument(
-        "--keepalive-timeout", type=float, default=75.0,
-        help="seconds an idle keep-alive connection is kept between requests",
     )  # fmt: skip
     p.set_defaults(func=_run)

@@ -22,6 +22,7 @@ from modelfleet.api.edge import (
     AGENT_VERSION_RE,
     DIGEST_RE,
     GATEWAY_RE,
+    HEALTH_FIELDS,
     MAX_AGENT_VERSION,
     MAX_BODY_BYTES,
     MAX_COUNT,
@@ -31,6 +32,7 @@ from modelfleet.api.edge import (
     MAX_MODELS,
     MAX_MS,
     MAX_WINDOW,
+    MODEL_FIELDS,
     MODEL_RE,
     SLOTS,
     STATES,
@@ -292,22 +294,8 @@ class _Obj:
         return value
 
 
-_MODEL_FIELDS = ("model", "version", "digest", "slot", "state", "message")
-_HEALTH_FIELDS = (
-    "model",
-    "version",
-    "window",
-    "windowEnd",
-    "requests",
-    "errors",
-    "latencyP50Ms",
-    "latencyP95Ms",
-    "driftScore",
-)
-
-
 def _model_report(value: object, path: str) -> ModelReport:
-    o = _Obj(value, path, _MODEL_FIELDS)
+    o = _Obj(value, path, MODEL_FIELDS)
     model = o.string("model", MODEL_RE, required=True, max_len=63) or ""
     state = o.enum("state", STATES, required=True) or ""
     idle = state == "Idle"
@@ -330,7 +318,7 @@ def _model_report(value: object, path: str) -> ModelReport:
 
 
 def _health_sample(value: object, path: str) -> HealthSample:
-    o = _Obj(value, path, _HEALTH_FIELDS)
+    o = _Obj(value, path, HEALTH_FIELDS)
     sample = HealthSample(
         model=o.string("model", MODEL_RE, required=True, max_len=63) or "",
         version=o.string("version", VERSION_RE, required=True, max_len=128) or "",
