@@ -20,6 +20,7 @@ import socket
 import ssl
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -275,6 +276,13 @@ def test_a_gateway_gets_through_a_flood_of_connections_that_never_say_hello(
         _wait_for(lambda: flood.dropped > 0, attempts=600)  # the server sheds the flood
     with fleet.session("gw-b") as s:  # and keeps serving afterwards
         assert s.get(flood_server.url + "/v1/desired", timeout=15).status_code == 200
+    metrics = urllib.request.urlopen(flood_server.metrics_url + "/metrics", timeout=10).read()
+    evicted = [
+        float(line.rsplit(b" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith(b'modelfleet_fleet_api_handshakes_dropped_total{reason="evicted"}')
+    ]
+    assert evicted and evicted[0] > 0
 
 
 def test_headers_trickled_slowly_are_cut_off_with_a_json_408(fleet: Fleet) -> None:

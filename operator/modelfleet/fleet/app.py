@@ -135,9 +135,13 @@ class Replica:
             ),
         ]
         self.listening = False
+        self.site: GuardedSite | None = None
         self.api = FleetAPI(
             self.index, kube, options.settings, ready=self.ready, metrics=self.metrics
         )
+
+    def count_dropped(self, reason: str) -> None:
+        self.metrics.handshakes_dropped.labels(reason).inc()
 
     def ready(self) -> tuple[bool, str]:
         if not self.listening:
@@ -154,6 +158,9 @@ class Replica:
         while True:
             self.metrics.gateways.set(len(self.index.gateways))
             self.metrics.releases.set(len(self.index.releases))
+            self.metrics.duplicate_fingerprints.set(len(self.index.conflicts()))
+            if self.site is not None:
+                self.metrics.handshakes_pending.set(self.site.pending_handshakes)
             self.api.limiter.prune()
             ticks += 1
             if self.listening and ticks % 12 == 0:
@@ -219,7 +226,9 @@ async def run(
                     limits=options.limits,
                     reuse_port=options.reuse_port,
                     backlog=options.backlog,
+                    on_dropped=replica.count_dropped,
                 )
+                replica.site = site
                 await site.start()
                 replica.listening = True
                 # Thousands of long-lived connections and index entries: keep them out of the

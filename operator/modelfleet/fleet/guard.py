@@ -28,6 +28,7 @@ import logging
 import resource
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,7 +207,7 @@ class _Listener(asyncio.AbstractServer):
             if not task.done():
                 task.cancel()
                 del self._pending[task]
-                self._site.evicted += 1
+                self._site.dropped("evicted")
                 return True
         return False
 
@@ -248,6 +249,8 @@ class _Listener(asyncio.AbstractServer):
         except (OSError, ssl.SSLError, TimeoutError, ConnectionError, EOFError) as exc:
             # The transport owns the socket and has closed it (asyncio and uvloop alike; closing
             # it here as well could close a descriptor number already reused).
+            timeout = isinstance(exc, TimeoutError | ConnectionAbortedError)
+            site.dropped("timeout" if timeout else "failed")
             log.debug("fleet API: TLS handshake failed: %s", type(exc).__name__)
 
 
@@ -267,6 +270,7 @@ class GuardedSite(web.BaseSite):
         limits: ConnectionLimits,
         backlog: int = 2048,
         reuse_port: bool = False,
+        on_dropped: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
         self._host = host
@@ -275,7 +279,15 @@ class GuardedSite(web.BaseSite):
         self.limits = limits
         self.ssl_context = ssl_context
         self.evicted = 0
+        self._on_dropped = on_dropped
         self._listener: _Listener | None = None
+
+    def dropped(self, reason: str) -> None:
+        """A connection closed before its handshake finished (evicted, timeout, failed)."""
+        if reason == "evicted":
+            self.evicted += 1
+        if self._on_dropped is not None:
+            self._on_dropped(reason)
 
     @property
     def name(self) -> str:
