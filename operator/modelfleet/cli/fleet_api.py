@@ -54,7 +54,6 @@ def _options(args: argparse.Namespace) -> ServerOptions:
         handshake_timeout=args.handshake_timeout,
         max_handshakes=args.max_handshakes,
         header_timeout=args.header_timeout,
-        body_timeout=args.body_timeout,
         keepalive_timeout=args.keepalive_timeout,
     )
     return ServerOptions(

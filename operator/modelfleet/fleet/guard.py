@@ -46,8 +46,7 @@ class ConnectionLimits:
 
     handshake_timeout: float = 5.0
     max_handshakes: int | None = None  # None: a quarter of RLIMIT_NOFILE, 64..4096
-    header_timeout: float = 10.0
-    body_timeout: float = 10.0
+    header_timeout: float = 10.0  # the report body's: ProtocolSettings.body_timeout
     keepalive_timeout: float = 75.0
 
     def handshakes(self) -> int:
