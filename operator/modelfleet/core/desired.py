@@ -7,6 +7,10 @@ For each release (same namespace, same model) whose selector covers the gateway:
 * otherwise the ``stable`` (Pending, Verifying, Rejected and Aborted always land here);
 * otherwise nothing (``snapshot is None``): there is no stable yet, e.g. a first release.
 
+**Revoked stable.** A ``stable`` marked ``revoked`` (the release's TrustPolicy denies it now;
+``decide`` keeps the flag) is told only to a gateway that reports it Active already; any other
+gateway gets no instruction for the model, so it keeps what it runs and installs nothing.
+
 **Conflicts.** When two or more releases of the same model cover one gateway, no release may
 change what that gateway is told. The gateway is then told the ``stable`` the releases agree on
 (same version and digest in every conflicting release's status), else nothing; in both cases the
@@ -26,7 +30,7 @@ from enum import StrEnum
 
 from modelfleet.core.cohorts import CohortPlan
 from modelfleet.core.phases import ROLLING_PHASES, TARGET_PHASES
-from modelfleet.core.types import Gateway, Release, VersionSnapshot
+from modelfleet.core.types import Gateway, ModelStateKind, Release, VersionSnapshot
 
 
 class Role(StrEnum):
@@ -84,7 +88,7 @@ class Assigner:
             return None
         if len(covering) == 1:
             return _assign(covering[0], gateway)
-        return _conflict(model, covering)
+        return _conflict(model, covering, gateway)
 
     def desired_state(self, gateway: Gateway) -> dict[str, Assignment]:
         """Every model some release covers ``gateway`` for, with its assignment."""
@@ -118,14 +122,26 @@ def _assign(plan: CohortPlan, gateway: Gateway) -> Assignment:
         and first <= status.rollout.step
     ):
         return Assignment(model, status.target, Role.TARGET, release.name, step, (), first)
-    if status.stable is not None:
-        return Assignment(model, status.stable, Role.STABLE, release.name, step, (), first)
+    stable = _stable_for(gateway, model, status.stable)
+    if stable is not None:
+        return Assignment(model, stable, Role.STABLE, release.name, step, (), first)
     return Assignment(model, None, Role.NONE, release.name, step, (), first)
 
 
-def _conflict(model: str, covering: list[CohortPlan]) -> Assignment:
+def _stable_for(
+    gateway: Gateway, model: str, stable: VersionSnapshot | None
+) -> VersionSnapshot | None:
+    """``stable``, unless it is revoked and ``gateway`` does not run it already."""
+    if stable is None or not stable.revoked:
+        return stable
+    state = gateway.models.get(model)
+    runs = state is not None and state.state is ModelStateKind.ACTIVE and state.is_version(stable)
+    return stable if runs else None
+
+
+def _conflict(model: str, covering: list[CohortPlan], gateway: Gateway) -> Assignment:
     names = tuple(sorted(plan.release.name for plan in covering))
-    stables = [plan.release.status.stable for plan in covering]
+    stables = [_stable_for(gateway, model, plan.release.status.stable) for plan in covering]
     first = stables[0]
     agreed = first is not None and all(first.same_version(other) for other in stables[1:])
     return Assignment(

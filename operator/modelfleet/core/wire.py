@@ -53,6 +53,7 @@ def verification_to_dict(v: Verification) -> dict[str, Any]:
         {
             "verified": v.verified,
             "digest": v.digest,
+            "modelDigest": v.model_digest,
             "authority": v.authority,
             "signer": v.signer,
             "issuer": v.issuer,
@@ -80,6 +81,7 @@ def snapshot_to_dict(s: VersionSnapshot) -> dict[str, Any]:
             "verification": None
             if s.verification is None
             else verification_to_dict(s.verification),
+            "revoked": True if s.revoked else None,
         }
     )
 
@@ -243,6 +245,7 @@ def _verification(n: Node | None) -> Verification | None:
         verified=n.boolean("verified"),
         digest=n.string("digest") or "",
         reason=n.string("reason") or "",
+        model_digest=n.string("modelDigest"),
         authority=n.string("authority"),
         signer=n.string("signer"),
         issuer=n.string("issuer"),
@@ -266,6 +269,7 @@ def _snapshot(n: Node | None) -> VersionSnapshot | None:
         attestations=n.strings("attestations"),
         since=n.timestamp("since"),
         verification=_verification(n.node("verification")),
+        revoked=n.boolean("revoked"),
     )
 
 
