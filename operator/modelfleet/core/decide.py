@@ -108,6 +108,7 @@ class _Decider:
             started_at=snap.since,
             finished_at=self.now,
             reason=reason,
+            model_digest=snap.verification.model_digest if snap.verification else None,
         )
         kept = (*self.st.history, entry)[-self.tuning.history_limit :]
         self.st = replace(self.st, history=kept)

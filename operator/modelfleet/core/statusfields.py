@@ -113,6 +113,7 @@ STATUS_FIELDS = FieldRegistry(
                 "startedAt",
                 "finishedAt",
                 "reason",
+                "modelDigest",
             )
         ),
     ],

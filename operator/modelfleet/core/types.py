@@ -275,6 +275,9 @@ class HistoryEntry:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     reason: str | None = None
+    model_digest: str | None = None
+    """The model digest the version verified as, when it did (revoking its artifact digest
+    later also refuses this model repacked)."""
 
 
 @dataclass(frozen=True, slots=True)

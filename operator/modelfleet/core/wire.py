@@ -175,6 +175,7 @@ def status_to_dict(status: ReleaseStatus) -> dict[str, Any]:
                         "startedAt": _time(h.started_at),
                         "finishedAt": _time(h.finished_at),
                         "reason": h.reason,
+                        "modelDigest": h.model_digest,
                     }
                 )
                 for h in status.history
@@ -368,6 +369,7 @@ def status_from_dict(
                 started_at=h.timestamp("startedAt"),
                 finished_at=h.timestamp("finishedAt"),
                 reason=h.string("reason"),
+                model_digest=h.string("modelDigest"),
             )
             for h in root.nodes("history")
         ),
