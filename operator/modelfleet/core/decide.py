@@ -200,7 +200,8 @@ class _Decider:
                 WARNING,
                 "StableRevoked",
                 f"stable {stable.version} ({stable.digest}) is revoked by TrustPolicy "
-                f"{policy!r}: no gateway that does not run it is told to install it",
+                f"{policy!r}: it is told to no gateway; those that run it keep it, no other "
+                "installs it",
             )
         else:
             self._event(
@@ -492,8 +493,8 @@ class _Decider:
                 TRUE,
                 reason="StableRevoked",
                 message=f"stable {st.stable.version} is revoked by TrustPolicy "
-                f"{self.release.spec.trust_policy!r}; gateways that do not run it get nothing "
-                "until a new version succeeds",
+                f"{self.release.spec.trust_policy!r}; gateways get no instruction for the model "
+                "(those that run it keep it) until a new version succeeds",
                 generation=gen,
                 now=self.now,
             )

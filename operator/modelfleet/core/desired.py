@@ -8,8 +8,10 @@ For each release (same namespace, same model) whose selector covers the gateway:
 * otherwise nothing (``snapshot is None``): there is no stable yet, e.g. a first release.
 
 **Revoked stable.** A ``stable`` marked ``revoked`` (the release's TrustPolicy denies it now;
-``decide`` keeps the flag) is told only to a gateway that reports it Active already; any other
-gateway gets no instruction for the model, so it keeps what it runs and installs nothing.
+``decide`` keeps the flag) is told to no gateway: each gets no instruction for the model, so a
+gateway that runs it keeps it and no other installs it. (Deciding from the assignment alone, not
+from what each gateway reports, keeps the fleet API's answers a function of the releases, and
+the same as what the operator counts.)
 
 **Conflicts.** When two or more releases of the same model cover one gateway, no release may
 change what that gateway is told. The gateway is then told the ``stable`` the releases agree on
@@ -30,7 +32,7 @@ from enum import StrEnum
 
 from modelfleet.core.cohorts import CohortPlan
 from modelfleet.core.phases import ROLLING_PHASES, TARGET_PHASES
-from modelfleet.core.types import Gateway, ModelStateKind, Release, VersionSnapshot
+from modelfleet.core.types import Gateway, Release, VersionSnapshot
 
 
 class Role(StrEnum):
@@ -88,7 +90,7 @@ class Assigner:
             return None
         if len(covering) == 1:
             return _assign(covering[0], gateway)
-        return _conflict(model, covering, gateway)
+        return _conflict(model, covering)
 
     def desired_state(self, gateway: Gateway) -> dict[str, Assignment]:
         """Every model some release covers ``gateway`` for, with its assignment."""
@@ -122,26 +124,20 @@ def _assign(plan: CohortPlan, gateway: Gateway) -> Assignment:
         and first <= status.rollout.step
     ):
         return Assignment(model, status.target, Role.TARGET, release.name, step, (), first)
-    stable = _stable_for(gateway, model, status.stable)
+    stable = _stable_for(status.stable)
     if stable is not None:
         return Assignment(model, stable, Role.STABLE, release.name, step, (), first)
     return Assignment(model, None, Role.NONE, release.name, step, (), first)
 
 
-def _stable_for(
-    gateway: Gateway, model: str, stable: VersionSnapshot | None
-) -> VersionSnapshot | None:
-    """``stable``, unless it is revoked and ``gateway`` does not run it already."""
-    if stable is None or not stable.revoked:
-        return stable
-    state = gateway.models.get(model)
-    runs = state is not None and state.state is ModelStateKind.ACTIVE and state.is_version(stable)
-    return stable if runs else None
+def _stable_for(stable: VersionSnapshot | None) -> VersionSnapshot | None:
+    """``stable``, unless it is revoked: then no instruction (module docstring)."""
+    return None if stable is None or stable.revoked else stable
 
 
-def _conflict(model: str, covering: list[CohortPlan], gateway: Gateway) -> Assignment:
+def _conflict(model: str, covering: list[CohortPlan]) -> Assignment:
     names = tuple(sorted(plan.release.name for plan in covering))
-    stables = [_stable_for(gateway, model, plan.release.status.stable) for plan in covering]
+    stables = [_stable_for(plan.release.status.stable) for plan in covering]
     first = stables[0]
     agreed = first is not None and all(first.same_version(other) for other in stables[1:])
     return Assignment(

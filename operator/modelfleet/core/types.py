@@ -106,7 +106,8 @@ class VersionSnapshot:
     verification: Verification | None = None
     revoked: bool = False
     """The TrustPolicy denies it now (``status.stable.revoked``, set by ``decide`` from the
-    policy's ``deniedDigests``): no gateway that does not already run it is told to install it."""
+    policy's ``deniedDigests``): it is told to no gateway, so none that does not run it already
+    installs it (``desired_state``)."""
 
     def revoked_by(self, denied: frozenset[str]) -> bool:
         """Whether ``denied`` names this version's artifact digest or its model digest."""
