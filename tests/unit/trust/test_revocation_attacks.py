@@ -311,3 +311,53 @@ def test_leaf_with_digital_signature_and_code_signing_verifies(tmp_path: Path) -
     sig = tmp_path / "model.sig"
     sign_model(model, sig, private_key=leaf.key, certificate_chain=[leaf.cert, inter.cert])
     assert verify_model(_cert_policy(root), model, signature=sig).authority_kind == "certificate"
+
+
+def test_attestation_signed_with_a_tls_server_certificate_is_not_provenance(
+    tmp_path: Path,
+) -> None:
+    """The key-usage rule holds on every path that accepts a leaf: attestations too."""
+    root = make_ca("usage root")
+    inter = make_ca("usage intermediate", parent=root)
+    good = _leaf_with(
+        inter,
+        digital_signature=True,
+        key_encipherment=False,
+        eku=[ExtendedKeyUsageOID.CODE_SIGNING],
+    )
+    server = _leaf_with(
+        inter, digital_signature=True, key_encipherment=False, eku=[ExtendedKeyUsageOID.SERVER_AUTH]
+    )
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"weights" * 100)
+    sig = tmp_path / "model.sig"
+    sign_model(model, sig, private_key=good.key, certificate_chain=[good.cert, inter.cert])
+    digest = digest_file(model)
+    attestation = tmp_path / "provenance.json"
+    attestation.write_text(
+        json.dumps(dsse_bundle(slsa_statement(digest), server.key, [server.cert, inter.cert]))
+    )
+    policy = parse_policy(
+        {
+            "authorities": [
+                {
+                    "name": "corp-ca",
+                    "certificate": {
+                        "caChain": {"data": pem(root.cert).decode()},
+                        "identity": {"subject": "model-signer"},
+                    },
+                }
+            ],
+            "attestations": [{"predicateType": "https://slsa.dev/provenance/v1"}],
+        }
+    )
+    err = reject(
+        verify_artifact,
+        policy,
+        model,
+        expected_digest=digest,
+        signature=sig,
+        attestations=[attestation],
+    )
+    assert err.check == "provenance"
+    assert "codeSigning" in err.reason and "serverAuth" in err.reason
