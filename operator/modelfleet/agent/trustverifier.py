@@ -39,6 +39,7 @@ from modelfleet.trust.archive import extract_archive, is_archive
 from modelfleet.trust.digest import digest_file
 from modelfleet.trust.errors import VerificationError
 from modelfleet.trust.policy import Policy, load_policy
+from modelfleet.trust.verified import VerifiedArtifact
 from modelfleet.trust.verify import verify_artifact
 
 CacheKey = tuple[str, str, str, str]
@@ -192,13 +193,7 @@ class TrustVerifier:
         ``recheck`` nothing in the slot is touched: an archive is unpacked to a scratch folder."""
         policy, policy_digest = self._current()
         if req.recheck:
-            verified = verify_artifact(
-                policy,
-                req.artifact,
-                expected_digest=req.expected_digest,
-                signature=req.signature,
-                attestations=req.attestations,
-            )
+            verified = _verify(req, policy, unpack_to=None)
             return VerifiedInstall(
                 digest=verified.digest,
                 model_path=MODEL_DIR,
@@ -232,14 +227,8 @@ class TrustVerifier:
         )
 
     def _full(self, req: VerifyRequest, sig_digest: str, policy: Policy) -> VerifiedInstall:
-        archive = is_archive(req.artifact)
-        verified = verify_artifact(
-            policy,
-            req.artifact,
-            expected_digest=req.expected_digest,
-            signature=req.signature,
-            attestations=req.attestations,
-            unpack_to=req.model_dir if archive else None,
+        verified = _verify(
+            req, policy, unpack_to=req.model_dir if is_archive(req.artifact) else None
         )
         if verified.model_path is None:
             self._lay_out(req, policy)
@@ -267,6 +256,19 @@ class TrustVerifier:
             os.link(req.artifact, dest)
         except OSError:
             shutil.copyfile(req.artifact, dest)
+
+
+def _verify(req: VerifyRequest, policy: Policy, *, unpack_to: Path | None) -> VerifiedArtifact:
+    """The trust layer's verification of a request's files (``unpack_to``: keep the archive
+    unpacked there)."""
+    return verify_artifact(
+        policy,
+        req.artifact,
+        expected_digest=req.expected_digest,
+        signature=req.signature,
+        attestations=req.attestations,
+        unpack_to=unpack_to,
+    )
 
 
 def _clear(path: Path) -> None:
