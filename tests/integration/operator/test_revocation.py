@@ -150,6 +150,8 @@ def test_revoking_the_running_stable_rejects_it_and_no_gateway_is_told_to_instal
     assert condition(st, "Ready") == ("False", "StableRevoked")
     assert condition(st, "Degraded") == ("True", "StableRevoked")
     assert st["history"][-1]["outcome"] == "Rejected"
+    wide = api.cp.kubectl("get", "mr", "-n", api.namespace, "-o", "wide").stdout.splitlines()
+    assert "REVOKED" in wide[0].split() and "true" in wide[1].split()
     events = wait_for(
         lambda: [e for e in api.events("detector") if e["reason"] == "StableRevoked"] or None,
         20,
