@@ -7,6 +7,8 @@ a revocation out); real signatures, real slots, the agent's real installer.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import tarfile
 from dataclasses import replace
 from pathlib import Path
@@ -15,13 +17,13 @@ import pytest
 
 from modelfleet.agent.healthcheck import HealthResult, HealthTarget
 from modelfleet.agent.procverifier import ProcessVerifier
-from modelfleet.agent.protocol import ModelState
+from modelfleet.agent.protocol import DesiredState, ModelState
 from modelfleet.agent.trustverifier import TrustVerifier
 from modelfleet.agent.verifier import Verifier
 from modelfleet.trust import digest_file, load_policy, verify_artifact
 from tests.trustkit import SignedModel, write_policy
 
-from .helpers import ScriptedCheck, desired, make_installer, versions
+from .helpers import FakeTransport, ScriptedCheck, desired, make_agent, make_installer, versions
 
 
 def write(path: Path, signed: SignedModel, *denied: str) -> Path:
@@ -132,3 +134,36 @@ async def test_rollback_checks_the_policy_in_force_when_it_rolls_back(tmp_path: 
     assert "rolled back to 1.0" not in rec.message
     assert "not verified under the trust policy in force" in rec.message
     assert inst.slots.active_slot() is None
+
+
+async def test_a_running_agent_drops_its_active_model_once_its_policy_revokes_it(
+    tmp_path: Path,
+) -> None:
+    """No new desired version needed: the poll loop notices the changed policy file."""
+    v = versions(tmp_path, "1.0")
+    policy = write(tmp_path / "policy.yaml", v["1.0"])
+    transport = FakeTransport(
+        desired=DesiredState("gw-1", (desired(v["1.0"], "1.0"),), poll_after_seconds=30, etag="e1")
+    )
+    agent = make_agent(tmp_path / "data", policy, transport)
+    slots = agent.installer("detector").slots
+    task = asyncio.create_task(agent.run())
+    try:
+        for _ in range(2000):
+            if agent.state.get("detector").state is ModelState.ACTIVE:
+                break
+            await asyncio.sleep(0.005)
+        assert slots.active_slot() == "A"
+        write(policy, v["1.0"], v["1.0"].digest)  # the device's policy now revokes it
+        for _ in range(2000):
+            if slots.active_slot() is None:
+                break
+            await asyncio.sleep(0.005)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert slots.active_slot() is None
+    rec = agent.state.get("detector")
+    assert rec.state is ModelState.FAILED
+    assert "no longer passes the trust policy: denylist" in rec.message
