@@ -84,6 +84,7 @@ class GatewayAgent:
         self._changed = asyncio.Event()
         self._installers: dict[str, ModelInstaller] = {}
         self._tasks: dict[str, tuple[DesiredModel, asyncio.Task[None]]] = {}
+        self._policy_seen = ""  # the trust policy digest the slots were last checked against
         self._pending_health: collections.deque[HealthWindow] = collections.deque(
             maxlen=MAX_PENDING_WINDOWS
         )
@@ -254,6 +255,7 @@ class GatewayAgent:
         """Recover, re-verify slots made under another policy, then poll, report and sample
         until cancelled."""
         self.recover()
+        self._policy_seen = self.deps.verifier.policy_digest
         for model in sorted(self.state.models.keys() | self._models_on_disk()):
             await self.installer(model).revalidate()
         loops = [self._poll_loop(), self._report_loop()]
@@ -275,11 +277,25 @@ class GatewayAgent:
             self.apply(answer)
         return answer
 
+    async def follow_policy(self) -> None:
+        """When the trust policy file changed, re-verify the slots of every model no install
+        task is working on (one that is does so itself), so a revocation on the device applies
+        without waiting for a new desired version: a revoked active model is dropped."""
+        digest = self.deps.verifier.policy_digest
+        if digest == self._policy_seen:
+            return
+        self._policy_seen = digest
+        for model in sorted(self.state.models.keys() | self._models_on_disk()):
+            current = self._tasks.get(model)
+            if current is None or current[1].done():
+                await self.installer(model).revalidate()
+
     async def _poll_loop(self) -> None:
         etag: str | None = None
         backoff = Backoff(base=1.0, cap=self.settings.max_backoff, rng=self.deps.rng)
         poll_after = self.settings.poll_interval
         while True:
+            await self.follow_policy()
             started = self.deps.clock.monotonic()
             try:
                 desired = await self.poll_once(etag)

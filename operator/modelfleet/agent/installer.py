@@ -97,6 +97,12 @@ class ModelInstaller:
             marker.digest
         )
 
+    def _trusted(self, slot: str) -> bool:
+        """Whether ``slot`` was verified under the trust policy in force now (so it is not
+        revoked: a changed policy file is re-read, see ``trustverifier.PolicyFile``)."""
+        marker = self.slots.marker(slot)
+        return marker is not None and marker.policy_digest == self.ctx.verifier.policy_digest
+
     def _set_healthy(self, slot: str, digest: str | None) -> None:
         rec = self.ctx.state.get(self.model)
         healthy = dict(rec.healthy)
@@ -184,7 +190,12 @@ class ModelInstaller:
             else:
                 await self._health_gate(d, active, previous=slots.other(active))
             return
-        if active and not self._healthy(active) and self._healthy(slots.other(active)):
+        if (
+            active
+            and not self._healthy(active)
+            and self._healthy(slots.other(active))
+            and self._trusted(slots.other(active))
+        ):
             back = slots.other(active)
             back_marker = slots.marker(back)
             assert back_marker is not None  # _healthy checked it
@@ -337,7 +348,6 @@ class ModelInstaller:
         slots = self.slots
         marker = slots.marker(slot)
         assert marker is not None and marker.digest == d.digest
-        fallback = previous if previous is not None and self._healthy(previous) else None
         self._set(d, ModelState.ACTIVATING)
         if slots.active_slot() != slot:
             slots.activate(slot, d.digest)
@@ -361,13 +371,22 @@ class ModelInstaller:
             self._set(d, ModelState.ACTIVE)
             log.info("%s: %s is active and healthy in slot %s", self._p(), d.version, slot)
             return
-        if fallback is not None:
+        # The policy may have changed during the check: roll back only to what it trusts now.
+        fallback = previous if previous is not None and self._healthy(previous) else None
+        untrusted = fallback is not None and not self._trusted(fallback)
+        if fallback is not None and not untrusted:
             fmarker = slots.marker(fallback)
             assert fmarker is not None
             slots.activate(fallback, fmarker.digest)
             reason = (
                 f"{result.reason}; rolled back to {fmarker.version} ({fmarker.digest}) "
                 f"in slot {fallback}"
+            )
+        elif untrusted:
+            slots.deactivate()
+            reason = (
+                f"{result.reason}; the previous model was not verified under the trust policy "
+                "in force, none active"
             )
         else:
             slots.deactivate()

@@ -7,7 +7,8 @@ layer loads for verification (model_signing, sigstore, pydantic) would stay resi
 long-running agent for good, doubling its idle memory on a small gateway; a parser crash cannot
 take the agent down; and the child is started while the artifact downloads (:meth:`prepare`), so
 its start-up costs no time. Fail closed: a child that dies, answers garbage, or verified under a
-policy that differs from the one the agent loaded yields a :class:`VerificationError`.
+policy that differs from the one in force (the file is read again when it changes, see
+:class:`~modelfleet.agent.trustverifier.PolicyFile`) is asked again once, then refused.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import logging
 import sys
 from pathlib import Path
 
-from modelfleet.agent.trustverifier import policy_fingerprint
+from modelfleet.agent.trustverifier import PolicyFile
 from modelfleet.agent.verifier import VerifiedInstall, VerifyRequest
 from modelfleet.trust.errors import VerificationError
-from modelfleet.trust.policy import load_policy
+from modelfleet.trust.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +38,18 @@ class ProcessVerifier:
         self, policy_file: Path, *, python: str = sys.executable, idle_timeout: float = 600.0
     ) -> None:
         self.policy_file = policy_file
-        self.policy = load_policy(policy_file)  # fail early on a bad policy
-        self._policy_digest = policy_fingerprint(self.policy)
+        self._file = PolicyFile(policy_file)  # fail early on a bad policy; reread on change
         self._python = python
         self._idle_timeout = idle_timeout
         self._child: asyncio.subprocess.Process | None = None
 
     @property
+    def policy(self) -> Policy:
+        return self._file.current()[0]
+
+    @property
     def policy_digest(self) -> str:
-        return self._policy_digest
+        return self._file.current()[1]
 
     async def prepare(self) -> None:
         if self._child is None or self._child.returncode is not None:
@@ -67,6 +71,26 @@ class ProcessVerifier:
             )  # fmt: skip
 
     async def verify(self, request: VerifyRequest) -> VerifiedInstall:
+        # A worker started before the policy file changed answers under the old policy: its
+        # answer is discarded and a fresh worker (which reads the file again) asked once more.
+        # A refusal stands whatever the policy (fail closed).
+        answer = await self._ask(request)
+        if answer.get("ok") and answer.get("policyDigest") != self.policy_digest:
+            answer = await self._ask(request)
+            if answer.get("ok") and answer.get("policyDigest") != self.policy_digest:
+                raise VerificationError(
+                    "policy", f"{self.policy_file} changed during verification; try again"
+                )
+        if not answer.get("ok"):
+            raise VerificationError(str(answer.get("check")), str(answer.get("reason")))
+        return VerifiedInstall(
+            digest=str(answer["digest"]),
+            model_path=str(answer["modelPath"]),
+            signer=str(answer.get("signer", "")),
+            signature_digest=str(answer.get("signatureDigest", "")),
+        )
+
+    async def _ask(self, request: VerifyRequest) -> dict[str, object]:
         await self.prepare()
         child, self._child = self._child, None  # one request per child
         assert child is not None
@@ -87,19 +111,7 @@ class ProcessVerifier:
                 f"verification worker exited {child.returncode} without an answer"
                 + (f": {tail}" if tail else ""),
             )
-        if not answer.get("ok"):
-            raise VerificationError(str(answer.get("check")), str(answer.get("reason")))
-        if answer.get("policyDigest") != self._policy_digest:
-            raise VerificationError(
-                "policy",
-                f"{self.policy_file} changed while the agent runs; restart the agent to use it",
-            )
-        return VerifiedInstall(
-            digest=str(answer["digest"]),
-            model_path=str(answer["modelPath"]),
-            signer=str(answer.get("signer", "")),
-            signature_digest=str(answer.get("signatureDigest", "")),
-        )
+        return answer
 
     async def close(self) -> None:
         child, self._child = self._child, None

@@ -6,6 +6,14 @@ Verification runs in a worker thread (hashing releases the GIL). The model is la
 signatures, which check the unpacked files; with the trust layer's safe extractor after a plain
 bundle over the archive bytes), a single file is hard-linked there under its URI's file name.
 
+**The policy file is read again when it changes** (:class:`PolicyFile`, a ``stat`` per look): a
+revocation rolled out to the device's policy file takes effect on the next reconcile, without a
+restart. Every slot marker records the policy digest it was verified under, so a changed policy
+re-verifies the slots before anything relies on them (``ModelInstaller.revalidate``), and a slot
+verified under another policy is never reused, re-activated or rolled back to. A new file that
+cannot be used is logged and the previous policy stays in force (it cannot add a revocation it
+cannot express).
+
 The cache maps (artifact digest, signature digest, attestations digest, policy digest) to the
 verification result. A hit still hashes this agent's own bytes and compares them with the
 expected digest, and still lays out the slot: only the signature and provenance checks, which
@@ -19,6 +27,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shutil
 import threading
@@ -30,9 +39,11 @@ from modelfleet.trust.archive import extract_archive, is_archive
 from modelfleet.trust.digest import digest_file
 from modelfleet.trust.errors import VerificationError
 from modelfleet.trust.policy import Policy, load_policy
+from modelfleet.trust.verified import VerifiedArtifact
 from modelfleet.trust.verify import verify_artifact
 
 CacheKey = tuple[str, str, str, str]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -91,27 +102,85 @@ def _canonical(value: object) -> object:
     return repr(value)
 
 
+class PolicyFile:
+    """A TrustPolicy file, loaded again whenever it changes on disk (module docstring).
+
+    The first load fails loudly (a :class:`VerificationError`): an agent never starts without a
+    usable policy. Thread-safe: the installer asks on the event loop, verification in a thread.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._stamp = self._stat()
+        self._policy = load_policy(path)
+        self._digest = policy_fingerprint(self._policy)
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def current(self) -> tuple[Policy, str]:
+        """The policy in force and its digest, after reading the file again if it changed."""
+        with self._lock:
+            stamp = self._stat()
+            if stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    policy = load_policy(self.path)
+                except VerificationError as exc:
+                    log.error(
+                        "trust policy %s changed but cannot be used (%s); the policy loaded "
+                        "before stays in force",
+                        self.path, exc,
+                    )  # fmt: skip
+                else:
+                    digest = policy_fingerprint(policy)
+                    if digest != self._digest:
+                        log.warning(
+                            "trust policy %s changed (%s -> %s): slots are verified again "
+                            "before use",
+                            self.path, self._digest, digest,
+                        )  # fmt: skip
+                    self._policy, self._digest = policy, digest
+            return self._policy, self._digest
+
+
 class TrustVerifier:
-    """Verifies against one TrustPolicy file, loaded once at start-up (fail closed)."""
+    """Verifies against one TrustPolicy file, read again when it changes (fail closed)."""
 
     def __init__(self, policy_file: Path, *, cache: VerifiedCache | None = None) -> None:
         self.policy_file = policy_file
-        self.policy = load_policy(policy_file)
-        self._policy_digest = policy_fingerprint(self.policy)
+        self._file: PolicyFile | None = PolicyFile(policy_file)
+        self._inline: tuple[Policy, str] | None = None
         self._cache = cache
 
     @classmethod
     def from_policy(cls, policy: Policy, *, cache: VerifiedCache | None = None) -> TrustVerifier:
         self = cls.__new__(cls)
         self.policy_file = Path("<inline>")
-        self.policy = policy
-        self._policy_digest = policy_fingerprint(policy)
+        self._file = None
+        self._inline = (policy, policy_fingerprint(policy))
         self._cache = cache
         return self
 
+    def _current(self) -> tuple[Policy, str]:
+        if self._file is not None:
+            return self._file.current()
+        assert self._inline is not None
+        return self._inline
+
+    @property
+    def policy(self) -> Policy:
+        """The policy in force now."""
+        return self._current()[0]
+
     @property
     def policy_digest(self) -> str:
-        return self._policy_digest
+        return self._current()[1]
 
     async def prepare(self) -> None:
         """Nothing to warm up in-process."""
@@ -122,14 +191,9 @@ class TrustVerifier:
     def verify_sync(self, req: VerifyRequest) -> VerifiedInstall:
         """Verify and lay out the slot (blocking; the worker process calls this too). With
         ``recheck`` nothing in the slot is touched: an archive is unpacked to a scratch folder."""
+        policy, policy_digest = self._current()
         if req.recheck:
-            verified = verify_artifact(
-                self.policy,
-                req.artifact,
-                expected_digest=req.expected_digest,
-                signature=req.signature,
-                attestations=req.attestations,
-            )
+            verified = _verify(req, policy, unpack_to=None)
             return VerifiedInstall(
                 digest=verified.digest,
                 model_path=MODEL_DIR,
@@ -140,13 +204,13 @@ class TrustVerifier:
         _clear(model_dir)
         sig_digest = file_sha256(req.signature) if req.signature is not None else ""
         att_digest = ",".join(file_sha256(a) for a in req.attestations)
-        key: CacheKey = (req.expected_digest, sig_digest, att_digest, self._policy_digest)
+        key: CacheKey = (req.expected_digest, sig_digest, att_digest, policy_digest)
         if self._cache is None:
-            return self._full(req, sig_digest)
+            return self._full(req, sig_digest, policy)
         with self._cache.lock_for(key):  # one full verification per key, the rest wait
             entry = self._cache.get(key)
             if entry is None:
-                result = self._full(req, sig_digest)
+                result = self._full(req, sig_digest, policy)
                 self._cache.put(key, _Entry(signer=result.signer))
                 return result
         digest = digest_file(req.artifact)
@@ -154,7 +218,7 @@ class TrustVerifier:
             raise VerificationError(
                 "digest", f"artifact is {digest}, the release expects {req.expected_digest}"
             )
-        self._lay_out(req)
+        self._lay_out(req, policy)
         return VerifiedInstall(
             digest=digest,
             model_path=MODEL_DIR,
@@ -162,18 +226,12 @@ class TrustVerifier:
             signature_digest=sig_digest,
         )
 
-    def _full(self, req: VerifyRequest, sig_digest: str) -> VerifiedInstall:
-        archive = is_archive(req.artifact)
-        verified = verify_artifact(
-            self.policy,
-            req.artifact,
-            expected_digest=req.expected_digest,
-            signature=req.signature,
-            attestations=req.attestations,
-            unpack_to=req.model_dir if archive else None,
+    def _full(self, req: VerifyRequest, sig_digest: str, policy: Policy) -> VerifiedInstall:
+        verified = _verify(
+            req, policy, unpack_to=req.model_dir if is_archive(req.artifact) else None
         )
         if verified.model_path is None:
-            self._lay_out(req)
+            self._lay_out(req, policy)
         return VerifiedInstall(
             digest=verified.digest,
             model_path=MODEL_DIR,
@@ -181,13 +239,13 @@ class TrustVerifier:
             signature_digest=sig_digest,
         )
 
-    def _lay_out(self, req: VerifyRequest) -> None:
+    def _lay_out(self, req: VerifyRequest, policy: Policy) -> None:
         """``<slot>/model``: the unpacked archive, or the single file under its own name."""
         model_dir = req.model_dir
         _clear(model_dir)
         if is_archive(req.artifact):
             try:
-                extract_archive(req.artifact, model_dir, self.policy.hashing)
+                extract_archive(req.artifact, model_dir, policy.hashing)
             except BaseException:
                 shutil.rmtree(model_dir, ignore_errors=True)
                 raise
@@ -198,6 +256,19 @@ class TrustVerifier:
             os.link(req.artifact, dest)
         except OSError:
             shutil.copyfile(req.artifact, dest)
+
+
+def _verify(req: VerifyRequest, policy: Policy, *, unpack_to: Path | None) -> VerifiedArtifact:
+    """The trust layer's verification of a request's files (``unpack_to``: keep the archive
+    unpacked there)."""
+    return verify_artifact(
+        policy,
+        req.artifact,
+        expected_digest=req.expected_digest,
+        signature=req.signature,
+        attestations=req.attestations,
+        unpack_to=unpack_to,
+    )
 
 
 def _clear(path: Path) -> None:

@@ -151,6 +151,8 @@ def _bundle_policy(args: argparse.Namespace) -> Policy:
 
 
 def run_verify_bundle(args: argparse.Namespace) -> int:
-    result = verify_model(_bundle_policy(args), args.artifact, signature=args.bundle)
+    result = verify_model(
+        _bundle_policy(args), args.artifact, signature=args.bundle, accept_statements=True
+    )
     print(f"verified {result.digest}: signed by {result.signer}", file=sys.stderr)
     return 0

@@ -6,7 +6,12 @@
 * ``@kopf.on.event`` on ModelReleases: reacts at once to what needs it (a new spec generation, a
   manual action, a release never seen) and forgets deleted ones;
 * ``@kopf.timer`` per ModelRelease, every ``interval`` seconds: re-evaluates gates and time-based
-  rules (bake, progress deadline) from the timestamps in status.
+  rules (bake, progress deadline) from the timestamps in status;
+* ``@kopf.index`` on TrustPolicies (cluster-scoped): each policy's ``deniedDigests``, which
+  ``decide`` turns into ``status.stable.revoked`` (:attr:`FleetView.revocations`), and
+  ``@kopf.on.event`` on TrustPolicies: a changed policy re-decides every release naming it at
+  once, so revoking the stable shows in its status and in what gateways are told without
+  waiting for the timer.
 
 Every handler parses, calls :class:`~modelfleet.controller.reconcile.Reconciler`, and maps errors
 at :func:`~modelfleet.controller.errors.kopf_boundary`. Nothing is decided before the gateway
@@ -55,11 +60,23 @@ class Runtime:
     gateways: GatewayCache | None = None
 
 
-def _fleet(gateways: GatewayCache, releases: kopf.Index[str, IndexedRelease]) -> Any:
+def denied_digests(body: Mapping[str, Any]) -> frozenset[str]:
+    """A TrustPolicy's ``spec.deniedDigests`` (entries that are not strings match nothing)."""
+    spec = body.get("spec") or {}
+    raw = spec.get("deniedDigests") if isinstance(spec, Mapping) else None
+    return frozenset(d for d in raw or () if isinstance(d, str))
+
+
+def _fleet(
+    gateways: GatewayCache,
+    releases: kopf.Index[str, IndexedRelease],
+    policies: kopf.Index[str, frozenset[str]],
+) -> Any:
     def view(namespace: str) -> FleetView:
         return FleetView(
             gateways=gateways.get(namespace),
             releases=tuple(r.release for r in releases.get(namespace, ())),
+            revocations={name: next(iter(store)) for name, store in policies.items() if store},
         )
 
     return view
@@ -86,6 +103,29 @@ def build_registry(runtime: Runtime, interval: float) -> kopf.OperatorRegistry:
         except ConfigError:
             return None  # reported by the event handler
 
+    @kopf.index(GROUP, VERSION, "trustpolicies", id="policies", registry=registry)
+    def policies(*, body: kopf.Body, name: str | None, **_: Any) -> dict[str, frozenset[str]]:
+        return {name or "": denied_digests(body)}
+
+    @kopf.on.event(GROUP, VERSION, "trustpolicies", id="policy-event", registry=registry)
+    async def policy_event(*, name: str | None, type: str | None, **kwargs: Any) -> None:
+        reconciler, gateways = runtime.reconciler, runtime.gateways
+        if type is None or reconciler is None or gateways is None:
+            return  # the initial listing: the timers look at every release anyway
+        await gateways.synced.wait()
+        release_index: kopf.Index[str, IndexedRelease] = kwargs["releases"]
+        fleet = _fleet(gateways, release_index, kwargs["policies"])
+        for namespace, store in list(release_index.items()):
+            for item in list(store):
+                if item.release.spec.trust_policy != name or reconciler.busy(item.uid):
+                    continue
+                log.info(
+                    "TrustPolicy %s changed: deciding ModelRelease %s/%s again",
+                    name, namespace, item.release.name,
+                )  # fmt: skip
+                with kopf_boundary():
+                    await reconciler.refresh(namespace, item.release.name, fleet)
+
     @kopf.on.event(GROUP, VERSION, "modelreleases", id="release-event", registry=registry)
     async def release_event(*, body: kopf.Body, type: str, uid: str, **kwargs: Any) -> None:
         reconciler, gateways = runtime.reconciler, runtime.gateways
@@ -98,8 +138,9 @@ def build_registry(runtime: Runtime, interval: float) -> kopf.OperatorRegistry:
         if not needs_attention(raw) or reconciler.busy(uid):
             return
         await gateways.synced.wait()
+        fleet = _fleet(gateways, kwargs["releases"], kwargs["policies"])
         with kopf_boundary():
-            await reconciler.reconcile(raw, _fleet(gateways, kwargs["releases"]), trigger="event")
+            await reconciler.reconcile(raw, fleet, trigger="event")
 
     @kopf.timer(
         GROUP, VERSION, "modelreleases", id="release-timer", interval=interval, registry=registry
@@ -115,8 +156,9 @@ def build_registry(runtime: Runtime, interval: float) -> kopf.OperatorRegistry:
             return  # deleted (an orphaned timer), or not parsable: nothing to do
         if reconciler.busy(uid):
             return  # a verification is running; it decides when done
+        fleet = _fleet(gateways, release_index, kwargs["policies"])
         with kopf_boundary():
-            await reconciler.reconcile(dict(body), _fleet(gateways, release_index), trigger="timer")
+            await reconciler.reconcile(dict(body), fleet, trigger="timer")
 
     _without_finalizers(registry)
     return registry

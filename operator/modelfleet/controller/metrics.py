@@ -18,7 +18,7 @@ API_WRITES = Counter(
 )
 RECONCILES = Counter(
     "modelfleet_operator_reconciles",
-    "ModelRelease reconciliations, by trigger (timer, event) and outcome.",
+    "ModelRelease reconciliations, by trigger (timer, event, policy) and outcome.",
     ["trigger", "outcome"],
 )
 RECONCILE_SECONDS = Histogram(

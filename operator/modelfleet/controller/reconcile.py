@@ -43,7 +43,7 @@ from modelfleet.controller.patching import (
 )
 from modelfleet.controller.source import SourceLookup
 from modelfleet.controller.verifier import ArtifactVerifier
-from modelfleet.core import Release, Verification, status_to_dict
+from modelfleet.core import Release, ReleaseStatus, Verification, status_to_dict
 from modelfleet.core.decide import Decision, Event, FleetView, decide
 from modelfleet.core.gates import DEFAULT_TUNING, Tuning
 
@@ -88,6 +88,22 @@ def needs_attention(body: Mapping[str, Any]) -> bool:
     action_id = annotations.get("modelfleet.dev/action-id")
     last = (status.get("rollout") or {}).get("lastActionId")
     return bool(annotations.get("modelfleet.dev/action")) and bool(action_id) and action_id != last
+
+
+def known_models(status: ReleaseStatus) -> dict[str, str]:
+    """Artifact digest → model digest, for every version this release verified and remembers
+    (stable, target, last verification, history): a denied artifact digest then also refuses
+    its model repacked into other bytes."""
+    known: dict[str, str] = {}
+    verifications = [status.verification]
+    verifications += [s.verification for s in (status.stable, status.target) if s is not None]
+    for v in verifications:
+        if v is not None and v.model_digest:
+            known[v.digest] = v.model_digest
+    for h in status.history:
+        if h.model_digest:
+            known.setdefault(h.digest, h.model_digest)
+    return known
 
 
 def _where(body: Mapping[str, Any]) -> str:
@@ -155,6 +171,16 @@ class Reconciler:
                 log.debug("%s: changed while deciding; reading it again", _where(obj))
                 obj = await self._read(obj)
         return "conflict"
+
+    async def refresh(self, namespace: str, name: str, fleet: FleetFn) -> None:
+        """Read the release and reconcile it (after a change of its TrustPolicy)."""
+        try:
+            body = await self._client.get(custom_path(MODELRELEASE_PLURAL, namespace, name))
+        except ApiError as exc:
+            if exc.not_found:
+                return  # deleted meanwhile
+            raise
+        await self.reconcile(body, fleet, trigger="policy")
 
     async def _read(self, obj: Mapping[str, Any]) -> Mapping[str, Any]:
         meta = obj.get("metadata") or {}
@@ -229,7 +255,9 @@ class Reconciler:
         if cached is not None and cached[:2] == (release.generation, spec.digest):
             return cached[2]
         result = await self._verifier.verify(
-            spec, f"ModelRelease {release.namespace}/{release.name}"
+            spec,
+            f"ModelRelease {release.namespace}/{release.name}",
+            revoked_models=known_models(release.status),
         )
         result = replace(result, generation=release.generation)
         state.verified = (release.generation, spec.digest, result)

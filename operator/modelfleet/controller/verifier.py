@@ -144,6 +144,7 @@ def to_verification(verified: VerifiedArtifact) -> Verification:
     return Verification(
         verified=True,
         digest=verified.digest,
+        model_digest=verified.model_digest,
         authority=f"{verified.authority} ({verified.authority_kind})",
         signer=verified.signer,
         issuer=verified.issuer,
@@ -191,11 +192,16 @@ class ArtifactVerifier:
         policy: Policy = await self._run(lambda: parse_policy(body, resolver=resolver, name=name))
         return policy
 
-    async def verify(self, spec: ReleaseSpec, where: str) -> Verification:
-        """Verify ``spec``'s artifact; a rejection is returned, a transient failure raised."""
+    async def verify(
+        self, spec: ReleaseSpec, where: str, *, revoked_models: Mapping[str, str] | None = None
+    ) -> Verification:
+        """Verify ``spec``'s artifact; a rejection is returned, a transient failure raised.
+
+        ``revoked_models``: artifact digest → model digest of versions this release verified
+        before; a denied artifact digest there refuses its model in any other packing."""
         try:
             async with asyncio.timeout(self._settings.timeout):
-                result = await self._verify(spec, where)
+                result = await self._verify(spec, where, revoked_models or {})
         except TimeoutError:
             VERIFICATIONS.labels(result="error").inc()
             raise VerificationPending(
@@ -221,7 +227,9 @@ class ArtifactVerifier:
                  result.signer)  # fmt: skip
         return result
 
-    async def _verify(self, spec: ReleaseSpec, where: str) -> Verification:
+    async def _verify(
+        self, spec: ReleaseSpec, where: str, revoked_models: Mapping[str, str]
+    ) -> Verification:
         policy = await self.policy(spec.trust_policy)
         if spec.digest in policy.denied_digests:  # refuse before downloading anything
             raise VerificationError(
@@ -254,6 +262,7 @@ class ArtifactVerifier:
                     expected_digest=spec.digest,
                     signature=signature,
                     attestations=attestations,
+                    revoked_models=revoked_models,
                 )
             )
         finally:

@@ -14,7 +14,14 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from modelfleet.core.conditions import CONFLICT, is_true, release_conditions
+from modelfleet.core.conditions import (
+    CONFLICT,
+    DEGRADED,
+    TRUE,
+    is_true,
+    release_conditions,
+    set_condition,
+)
 from modelfleet.core.decision import NORMAL, WARNING, Decision, Event, FleetView
 from modelfleet.core.durations import format_duration
 from modelfleet.core.gates import DEFAULT_TUNING, Measurement, Tuning, explain, judge, measure
@@ -101,6 +108,7 @@ class _Decider:
             started_at=snap.since,
             finished_at=self.now,
             reason=reason,
+            model_digest=snap.verification.model_digest if snap.verification else None,
         )
         kept = (*self.st.history, entry)[-self.tuning.history_limit :]
         self.st = replace(self.st, history=kept)
@@ -119,16 +127,26 @@ class _Decider:
     # ------------------------------------------------------------------ main
 
     def run(self) -> Decision:
+        self._revocations()
         phase = self.st.phase
         stable = self.st.stable
         if stable is not None and self.spec.same_artifact(stable):
-            self._settle_on_stable()
+            if stable.revoked:
+                self._refuse_revoked_stable(stable)
+            else:
+                self._settle_on_stable()
         elif phase in (Phase.PENDING, Phase.SUCCEEDED):
             self._start_verifying("NewVersion", f"spec asks for {self.spec.version}")
         elif phase is Phase.VERIFYING:
             self._verifying()
         elif phase in ROLLING_PHASES:
-            if self.spec.same_artifact(self.st.target):
+            if self.st.target is not None and self._revoked(self.st.target):
+                self._abort(
+                    "TargetRevoked",
+                    f"{self.st.target.version} ({self.st.target.digest}) is revoked by "
+                    f"TrustPolicy {self.release.spec.trust_policy!r}",
+                )
+            elif self.spec.same_artifact(self.st.target):
                 self._rolling()
             else:
                 self._start_verifying(
@@ -161,6 +179,74 @@ class _Decider:
 
     def _current(self) -> Release:
         return replace(self.release, status=self.st)
+
+    # ------------------------------------------------------------------ revocation
+
+    def _revoked(self, snap: VersionSnapshot) -> bool:
+        """Whether the release's TrustPolicy denies ``snap`` now (persisted flag if unknown)."""
+        denied = self.fleet.revocations.get(self.release.spec.trust_policy)
+        return snap.revoked if denied is None else snap.revoked_by(denied)
+
+    def _revocations(self) -> None:
+        """Keep ``stable.revoked`` in step with the TrustPolicy; a change is an Event."""
+        stable = self.st.stable
+        if stable is None or self._revoked(stable) == stable.revoked:
+            return
+        revoked = not stable.revoked
+        self.st = replace(self.st, stable=replace(stable, revoked=revoked))
+        policy = self.release.spec.trust_policy
+        if revoked:
+            self._event(
+                WARNING,
+                "StableRevoked",
+                f"stable {stable.version} ({stable.digest}) is revoked by TrustPolicy "
+                f"{policy!r}: it is told to no gateway; those that run it keep it, no other "
+                "installs it",
+            )
+        else:
+            self._event(
+                NORMAL,
+                "StableReinstated",
+                f"TrustPolicy {policy!r} no longer revokes stable {stable.version}",
+            )
+
+    def _refuse_revoked_stable(self, stable: VersionSnapshot) -> None:
+        """The spec names ``stable`` and the policy revoked it: Rejected, never "Reverted"."""
+        reason = (
+            f"denylist: {stable.version} ({stable.digest}) is revoked by TrustPolicy "
+            f"{self.release.spec.trust_policy!r}"
+        )
+        v = self.st.verification
+        if (
+            self.st.phase is Phase.REJECTED
+            and v is not None
+            and (v.verified, v.digest, v.generation)
+            == (False, self.spec.digest, self.release.generation)
+        ):
+            return  # refused already
+        if self.st.phase in ROLLING_PHASES and self.st.target is not None:
+            self._history(self.st.target, "Superseded", "spec returned to the revoked stable")
+        self._history(self.spec, "Rejected", reason)
+        refused = Verification(
+            verified=False,
+            digest=self.spec.digest,
+            reason=reason,
+            at=self.now,
+            generation=self.release.generation,
+        )
+        self.st = replace(
+            self.st,
+            target=None,
+            verification=refused,
+            source=self.release.source or self.st.source,
+            rollout=RolloutStatus(last_action_id=self.st.rollout.last_action_id),
+        )
+        self._move(
+            Phase.REJECTED,
+            "StableRevoked",
+            f"{self.spec.version} refused: {reason}",
+            warning=True,
+        )
 
     # ------------------------------------------------------------------ phases
 
@@ -400,6 +486,18 @@ class _Decider:
             generation=gen,
             now=self.now,
         )
+        if st.stable is not None and st.stable.revoked and st.reason != "StableRevoked":
+            conds = set_condition(
+                conds,
+                DEGRADED,
+                TRUE,
+                reason="StableRevoked",
+                message=f"stable {st.stable.version} is revoked by TrustPolicy "
+                f"{self.release.spec.trust_policy!r}; gateways get no instruction for the model "
+                "(those that run it keep it) until a new version succeeds",
+                generation=gen,
+                now=self.now,
+            )
         st = replace(st, conditions=conds, observed_generation=gen)
         persisted = self.release.status
         old = {} if persisted == ReleaseStatus() else status_to_dict(persisted)

@@ -7,7 +7,7 @@ and calls ``decide`` again with the result.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -34,6 +34,9 @@ class FleetView:
 
     gateways: Sequence[Gateway] = ()
     releases: Sequence[Release] = ()
+    revocations: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """TrustPolicy name → its ``deniedDigests`` now (the controller watches TrustPolicies). A
+    policy not listed is unknown: the ``revoked`` flags persisted in status stand."""
 
 
 @dataclass(frozen=True, slots=True)

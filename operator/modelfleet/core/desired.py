@@ -7,6 +7,12 @@ For each release (same namespace, same model) whose selector covers the gateway:
 * otherwise the ``stable`` (Pending, Verifying, Rejected and Aborted always land here);
 * otherwise nothing (``snapshot is None``): there is no stable yet, e.g. a first release.
 
+**Revoked stable.** A ``stable`` marked ``revoked`` (the release's TrustPolicy denies it now;
+``decide`` keeps the flag) is told to no gateway: each gets no instruction for the model, so a
+gateway that runs it keeps it and no other installs it. (Deciding from the assignment alone, not
+from what each gateway reports, keeps the fleet API's answers a function of the releases, and
+the same as what the operator counts.)
+
 **Conflicts.** When two or more releases of the same model cover one gateway, no release may
 change what that gateway is told. The gateway is then told the ``stable`` the releases agree on
 (same version and digest in every conflicting release's status), else nothing; in both cases the
@@ -118,14 +124,20 @@ def _assign(plan: CohortPlan, gateway: Gateway) -> Assignment:
         and first <= status.rollout.step
     ):
         return Assignment(model, status.target, Role.TARGET, release.name, step, (), first)
-    if status.stable is not None:
-        return Assignment(model, status.stable, Role.STABLE, release.name, step, (), first)
+    stable = _stable_for(status.stable)
+    if stable is not None:
+        return Assignment(model, stable, Role.STABLE, release.name, step, (), first)
     return Assignment(model, None, Role.NONE, release.name, step, (), first)
+
+
+def _stable_for(stable: VersionSnapshot | None) -> VersionSnapshot | None:
+    """``stable``, unless it is revoked: then no instruction (module docstring)."""
+    return None if stable is None or stable.revoked else stable
 
 
 def _conflict(model: str, covering: list[CohortPlan]) -> Assignment:
     names = tuple(sorted(plan.release.name for plan in covering))
-    stables = [plan.release.status.stable for plan in covering]
+    stables = [_stable_for(plan.release.status.stable) for plan in covering]
     first = stables[0]
     agreed = first is not None and all(first.same_version(other) for other in stables[1:])
     return Assignment(

@@ -32,8 +32,9 @@ class Phase(StrEnum):
     ``stable`` (reason ``Reverted``). Every gateway is told ``stable``."""
 
     REJECTED = "Rejected"
-    """Verification refused the spec's artifact. Every gateway keeps ``stable``; a spec change or
-    a ``retry`` action verifies again."""
+    """Verification refused the spec's artifact, or the spec names the ``stable`` version and the
+    TrustPolicy revoked it (reason ``StableRevoked``). Every gateway keeps ``stable`` (a revoked
+    one only where it already runs); a spec change or a ``retry`` action verifies again."""
 
     ABORTED = "Aborted"
     """The rollout stopped (gate failure, progress deadline, manual abort): every gateway is told
@@ -55,19 +56,26 @@ TRANSITIONS: dict[Phase, frozenset[Phase]] = {
         {
             Phase.PAUSED,  # spec.paused, or gates inconclusive
             Phase.SUCCEEDED,  # last step promoted, or spec reverted to stable
-            Phase.ABORTED,  # gate failure, progress deadline, manual abort
+            Phase.ABORTED,  # gate failure, progress deadline, manual abort, target revoked
             Phase.VERIFYING,  # superseded by a new spec
+            Phase.REJECTED,  # spec reverted to a stable version the policy revoked
         }
     ),
     Phase.PAUSED: frozenset(
         {
             Phase.PROGRESSING,  # resumed (spec.paused cleared, gates conclusive, promote action)
             Phase.SUCCEEDED,  # spec reverted to stable, or promote action on the last step
-            Phase.ABORTED,  # gate failure, progress deadline, manual abort
+            Phase.ABORTED,  # gate failure, progress deadline, manual abort, target revoked
             Phase.VERIFYING,  # superseded by a new spec
+            Phase.REJECTED,  # spec reverted to a stable version the policy revoked
         }
     ),
-    Phase.SUCCEEDED: frozenset({Phase.VERIFYING}),  # a new spec
+    Phase.SUCCEEDED: frozenset(
+        {
+            Phase.VERIFYING,  # a new spec
+            Phase.REJECTED,  # the spec names the stable version, and the policy revoked it
+        }
+    ),
     Phase.REJECTED: frozenset(
         {
             Phase.VERIFYING,  # spec changed, or retry action
@@ -78,6 +86,7 @@ TRANSITIONS: dict[Phase, frozenset[Phase]] = {
         {
             Phase.VERIFYING,  # spec changed, or retry action
             Phase.SUCCEEDED,  # spec reverted to stable
+            Phase.REJECTED,  # spec reverted to a stable version the policy revoked
         }
     ),
 }

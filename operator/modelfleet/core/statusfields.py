@@ -13,6 +13,7 @@ from modelfleet.core.doc import FieldRegistry
 _VERIFICATION = (
     "verified",
     "digest",
+    "modelDigest",
     "authority",
     "signer",
     "issuer",
@@ -28,7 +29,16 @@ _VERIFICATION = (
     "reason",
     "generation",
 )
-_SNAPSHOT = ("version", "digest", "uri", "signature", "attestations", "since", "verification")
+_SNAPSHOT = (
+    "version",
+    "digest",
+    "uri",
+    "signature",
+    "attestations",
+    "since",
+    "verification",
+    "revoked",
+)
 
 #: Every ``status`` path this module reads or writes (``[]`` marks array items).
 STATUS_FIELDS = FieldRegistry(
@@ -103,6 +113,7 @@ STATUS_FIELDS = FieldRegistry(
                 "startedAt",
                 "finishedAt",
                 "reason",
+                "modelDigest",
             )
         ),
     ],

@@ -80,6 +80,8 @@ class Verification:
     verified: bool
     digest: str
     reason: str = ""
+    model_digest: str | None = None
+    """The signed model's manifest digest (model_signing's in-toto subject), if model-signed."""
     authority: str | None = None
     signer: str | None = None
     issuer: str | None = None
@@ -102,6 +104,15 @@ class VersionSnapshot:
     attestations: tuple[str, ...] = ()
     since: datetime | None = None
     verification: Verification | None = None
+    revoked: bool = False
+    """The TrustPolicy denies it now (``status.stable.revoked``, set by ``decide`` from the
+    policy's ``deniedDigests``): it is told to no gateway, so none that does not run it already
+    installs it (``desired_state``)."""
+
+    def revoked_by(self, denied: frozenset[str]) -> bool:
+        """Whether ``denied`` names this version's artifact digest or its model digest."""
+        model = self.verification.model_digest if self.verification is not None else None
+        return self.digest in denied or (model is not None and model in denied)
 
     def same_version(self, other: VersionSnapshot | None) -> bool:
         """Same version name and same bytes (what history and reports are matched on)."""
@@ -265,6 +276,9 @@ class HistoryEntry:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     reason: str | None = None
+    model_digest: str | None = None
+    """The model digest the version verified as, when it did (revoking its artifact digest
+    later also refuses this model repacked)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ def verification_to_dict(v: Verification) -> dict[str, Any]:
         {
             "verified": v.verified,
             "digest": v.digest,
+            "modelDigest": v.model_digest,
             "authority": v.authority,
             "signer": v.signer,
             "issuer": v.issuer,
@@ -80,6 +81,7 @@ def snapshot_to_dict(s: VersionSnapshot) -> dict[str, Any]:
             "verification": None
             if s.verification is None
             else verification_to_dict(s.verification),
+            "revoked": True if s.revoked else None,
         }
     )
 
@@ -173,6 +175,7 @@ def status_to_dict(status: ReleaseStatus) -> dict[str, Any]:
                         "startedAt": _time(h.started_at),
                         "finishedAt": _time(h.finished_at),
                         "reason": h.reason,
+                        "modelDigest": h.model_digest,
                     }
                 )
                 for h in status.history
@@ -243,6 +246,7 @@ def _verification(n: Node | None) -> Verification | None:
         verified=n.boolean("verified"),
         digest=n.string("digest") or "",
         reason=n.string("reason") or "",
+        model_digest=n.string("modelDigest"),
         authority=n.string("authority"),
         signer=n.string("signer"),
         issuer=n.string("issuer"),
@@ -266,6 +270,7 @@ def _snapshot(n: Node | None) -> VersionSnapshot | None:
         attestations=n.strings("attestations"),
         since=n.timestamp("since"),
         verification=_verification(n.node("verification")),
+        revoked=n.boolean("revoked"),
     )
 
 
@@ -364,6 +369,7 @@ def status_from_dict(
                 started_at=h.timestamp("startedAt"),
                 finished_at=h.timestamp("finishedAt"),
                 reason=h.string("reason"),
+                model_digest=h.string("modelDigest"),
             )
             for h in root.nodes("history")
         ),

@@ -34,8 +34,9 @@ Public API::
 
 The artifact at a release's ``uri`` is one model file or a .tar / .tar.gz / .tgz that unpacks into
 the model folder; its signature is a model-signing signature over the model's files (key,
-certificate or Sigstore keyless) or a plain Sigstore bundle over the artifact bytes (message
-signature, or a DSSE statement whose subject is the artifact's digest; key-signed or keyless).
+certificate or Sigstore keyless) or a plain Sigstore bundle over the artifact bytes (a message
+signature, key-signed or keyless). Any other signed statement, such as SLSA provenance, is an
+attestation and is refused as the signature (check ``signature-type``).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ CHECKS: tuple[str, ...] = (
     "digest",  # the bytes do not hash to the expected digest
     "archive",  # the archive is malformed or unsafe (traversal, links, size)
     "bundle",  # the signature file is not a bundle we can parse
+    "signature-type",  # the signature is a signed statement of another kind, not a model signature
     "hashing",  # the signature's hashing config differs from the policy's pinned one
     "trust-root",  # the trust root cannot be loaded or lacks what the signature needs
     "signature",  # the cryptographic signature does not verify

@@ -7,6 +7,7 @@ in the installed ``sigstore`` package, read from disk: nothing here touches the 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import re
 from collections.abc import Sequence
@@ -172,6 +173,56 @@ def cert_sans(cert: x509.Certificate) -> list[str]:
 def cert_subject_cn(cert: x509.Certificate) -> str | None:
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(names[0].value) if names else None
+
+
+def _usages(leaf: x509.Certificate) -> tuple[list[str], list[str]]:
+    """The leaf's key usages and extended key usages, by name (empty when absent)."""
+    usages: list[str] = []
+    with contextlib.suppress(x509.ExtensionNotFound):
+        ku = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+        for attr, label in _KEY_USAGES:
+            with contextlib.suppress(ValueError):  # encipher/decipherOnly need keyAgreement
+                if getattr(ku, attr):
+                    usages.append(label)
+    extended: list[str] = []
+    with contextlib.suppress(x509.ExtensionNotFound):
+        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        extended = [getattr(oid, "_name", None) or oid.dotted_string for oid in eku]
+    return usages, extended
+
+
+_KEY_USAGES = (
+    ("digital_signature", "digitalSignature"),
+    ("content_commitment", "contentCommitment"),
+    ("key_encipherment", "keyEncipherment"),
+    ("data_encipherment", "dataEncipherment"),
+    ("key_agreement", "keyAgreement"),
+    ("key_cert_sign", "keyCertSign"),
+    ("crl_sign", "cRLSign"),
+    ("encipher_only", "encipherOnly"),
+    ("decipher_only", "decipherOnly"),
+)
+
+
+def check_code_signing_usage(leaf: x509.Certificate, where: str) -> None:
+    """A signing leaf must allow digital signatures *and* code signing, as Sigstore and cosign
+    require: keyUsage with digitalSignature, and extendedKeyUsage listing codeSigning. A TLS
+    server or client certificate, or a key-encipherment one, signs no model."""
+    usages, extended = _usages(leaf)
+    has_ku = "digitalSignature" in usages
+    try:
+        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        has_eku = x509.oid.ExtendedKeyUsageOID.CODE_SIGNING in eku
+    except x509.ExtensionNotFound:
+        has_eku = False
+    if not (has_ku and has_eku):
+        raise VerificationError(
+            "certificate",
+            f"{where}: the signing certificate is not for code signing: it needs keyUsage "
+            f"digitalSignature and extendedKeyUsage codeSigning, it has keyUsage "
+            f"[{', '.join(usages) or 'none'}] and extendedKeyUsage "
+            f"[{', '.join(extended) or 'none'}]",
+        )
 
 
 def full_match(pattern: str, value: str) -> bool:

@@ -13,7 +13,6 @@ only parsed here — hashing is pinned by the policy, never guessed from the sig
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +34,7 @@ from modelfleet.trust.material import (
     PublicKey,
     cert_sans,
     cert_subject_cn,
+    check_code_signing_usage,
     full_match,
     key_id,
     load_public_key,
@@ -137,17 +137,7 @@ def check_certificate(
         raise VerificationError(
             "certificate", f"authority {name!r}: certificate does not chain to its CA: {exc}"
         ) from None
-    usable = False
-    with contextlib.suppress(x509.ExtensionNotFound):
-        usable = leaf.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
-    if not usable:
-        try:
-            eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-            usable = x509.oid.ExtendedKeyUsageOID.CODE_SIGNING in eku
-        except x509.ExtensionNotFound:
-            pass
-    if not usable:
-        raise VerificationError("certificate", f"authority {name!r}: certificate may not sign")
+    check_code_signing_usage(leaf, f"authority {name!r}")
     ident, cn, sans = auth.identity, cert_subject_cn(leaf), cert_sans(leaf)
     if ident.subject is not None and cn != ident.subject:
         raise VerificationError(

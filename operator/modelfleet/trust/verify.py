@@ -1,29 +1,51 @@
 """The entry points: verify an artifact (operator, agent) or a model on disk (CLI) against a policy.
 
 Order of checks (cheapest and most decisive first): policy → denylist (expected digest) → digest
-of the artifact bytes, streamed → signature and signer → pinned hashing → denylist (model digest)
-→ unpacking (archives, safely) and the model's files against the signed manifest → required
-attestations. Any exception that is not a :class:`VerificationError` is turned into one (check
+of the artifact bytes, streamed → signature type → signature and signer → pinned hashing →
+denylist (model digest) → unpacking (archives, safely) and the model's files against the signed
+manifest → required attestations.
+
+**What counts as a signature.** A model-signing signature (a DSSE in-toto statement whose
+predicate type is model_signing's), or a Sigstore *message signature* over the artifact bytes.
+Any other signed statement, for example SLSA provenance naming the artifact, is an attestation:
+it is checked under ``spec.artifact.attestations`` against the policy's attestation rules, and
+refused as the release signature (check ``signature-type``), whoever signed it.
+
+**Revocation.** ``deniedDigests`` is matched against the artifact's digest and against the signed
+model's manifest digest (model_signing's in-toto subject digest, ``status.verification
+.modelDigest``). Repacking a revoked model's files gives new artifact bytes but the same manifest
+digest. A caller that knows which model an artifact verified as (the operator, from status) passes
+``revoked_models={artifact digest: model digest}``: an artifact digest on the denylist then revokes
+that model too. Any exception that is not a :class:`VerificationError` is turned into one (check
 ``internal``): nothing but a fully successful run yields a :class:`VerifiedArtifact`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from modelfleet.trust.archive import ArchiveLimits, extract_archive, is_archive
-from modelfleet.trust.bundle import parse_json, verify_key_bundle, verify_keyless_bundle
+from modelfleet.trust.bundle import (
+    IN_TOTO_PAYLOAD_TYPE,
+    dsse_envelope,
+    parse_json,
+    verify_key_bundle,
+    verify_keyless_bundle,
+)
 from modelfleet.trust.digest import compute_manifest, digest_file, root_digest
 from modelfleet.trust.errors import VerificationError
 from modelfleet.trust.material import load_public_key
 from modelfleet.trust.modelsig import (
+    MODEL_SIGNING_PREDICATES,
     SignedManifest,
     check_hashing,
     is_model_signing,
@@ -104,12 +126,43 @@ def _ignore_list(
     return tuple(ignore)
 
 
-def _bundle_signers(
-    raw: bytes, policy: Policy, artifact_sha256: bytes
-) -> tuple[Authority, str, str | None, int | None, datetime | None]:
-    """A plain Sigstore bundle over the artifact: message signature or DSSE naming its digest."""
-    import json
+@dataclass(frozen=True)
+class _Signer:
+    """Who signed, as a verified signature proved it."""
 
+    authority: Authority
+    signer: str
+    issuer: str | None = None
+    tlog_index: int | None = None
+    integrated_time: datetime | None = None
+
+
+def _check_signature_type(doc: dict[str, Any]) -> None:
+    """A plain bundle must be a message signature: a signed statement is an attestation."""
+    envelope = dsse_envelope(doc)
+    if envelope is None:
+        return
+    ptype, payload, _sigs = envelope
+    if ptype != IN_TOTO_PAYLOAD_TYPE:
+        raise VerificationError(
+            "signature-type",
+            f"the signature is a DSSE envelope of payload type {ptype!r}, not a model signature",
+        )
+    try:
+        statement = json.loads(payload)
+        predicate = statement.get("predicateType") if isinstance(statement, dict) else None
+    except ValueError:
+        predicate = None
+    raise VerificationError(
+        "signature-type",
+        f"the signature is an in-toto statement of predicate type {predicate!r}, not a model "
+        f"signature (expected {MODEL_SIGNING_PREDICATES[0]!r} or a message signature over the "
+        "artifact); provenance belongs in spec.artifact.attestations",
+    )
+
+
+def _bundle_signers(raw: bytes, policy: Policy, artifact_sha256: bytes) -> _Signer:
+    """A plain Sigstore bundle over the artifact: message signature or DSSE naming its digest."""
     doc = parse_json(raw)
     material = doc.get("verificationMaterial") or {}
     failures: list[VerificationError] = []
@@ -143,7 +196,7 @@ def _bundle_signers(
                     raise VerificationError(
                         "integrity", "the signed statement's subject is not this artifact"
                     )
-            return auth, ev.signer, ev.issuer, ev.tlog_index, ev.integrated_time
+            return _Signer(auth, ev.signer, ev.issuer, ev.tlog_index, ev.integrated_time)
         except VerificationError as exc:
             failures.append(exc)
     if not failures:
@@ -161,27 +214,96 @@ def _result(
     *,
     digest: str,
     signed: SignedManifest | None,
-    signers: tuple[Authority, str, str | None, int | None, datetime | None],
+    signer: _Signer,
     provenance: tuple[Provenance, ...],
     now: datetime,
     model_path: Path | None,
 ) -> VerifiedArtifact:
-    auth, signer, issuer, index, when = signers
     return VerifiedArtifact(
         digest=digest,
         model_digest=signed.root_digest if signed else None,
         policy=policy.name,
-        authority=auth.name,
-        authority_kind=auth.kind,
+        authority=signer.authority.name,
+        authority_kind=signer.authority.kind,
         signature_format="model-signing" if signed else "sigstore-bundle",
-        signer=signer,
-        issuer=issuer,
-        tlog_index=index,
-        integrated_time=when,
+        signer=signer.signer,
+        issuer=signer.issuer,
+        tlog_index=signer.tlog_index,
+        integrated_time=signer.integrated_time,
         provenance=provenance,
         verified_at=now,
         model_path=model_path,
         _token=_TOKEN,
+    )
+
+
+def _plain_bundle(
+    policy: Policy,
+    raw: bytes,
+    doc: dict[str, Any],
+    digest: str,
+    *,
+    attestations: Sequence[Path],
+    now: datetime,
+    accept_statements: bool,
+) -> VerifiedArtifact:
+    """The whole check of a plain Sigstore bundle over the artifact bytes ``digest``."""
+    if not accept_statements:
+        _check_signature_type(doc)
+    signer = _bundle_signers(raw, policy, bytes.fromhex(digest.removeprefix("sha256:")))
+    provenance = check_attestations(policy, attestations, frozenset({digest}), now)
+    return _result(
+        policy,
+        digest=digest,
+        signed=None,
+        signer=signer,
+        provenance=provenance,
+        now=now,
+        model_path=None,
+    )
+
+
+def _model_signed(
+    policy: Policy, raw: bytes, now: datetime, revoked_models: Mapping[str, str]
+) -> SignedManifest:
+    """A model-signing signature, its pinned hashing, and the denylist on its manifest digest."""
+    signed = verify_model_signature(raw, policy, now=now)
+    check_hashing(signed, policy.hashing)
+    _check_denied(policy, signed.root_digest, "model")
+    for artifact, model in revoked_models.items():
+        if model == signed.root_digest and artifact in policy.denied_digests:
+            raise VerificationError(
+                "denylist",
+                f"model {model} is revoked by policy {policy.name!r}: it is the model of the "
+                f"revoked artifact {artifact}, repacked",
+            )
+    return signed
+
+
+def _model_result(
+    policy: Policy,
+    *,
+    digest: str,
+    signed: SignedManifest,
+    attestations: Sequence[Path],
+    now: datetime,
+    model_path: Path | None,
+) -> VerifiedArtifact:
+    """A model-signed result, once the files matched the manifest: attestations, then proof."""
+    provenance = check_attestations(
+        policy, attestations, frozenset({digest, signed.root_digest}), now
+    )
+    signer = _Signer(
+        signed.authority, signed.signer, signed.issuer, signed.tlog_index, signed.integrated_time
+    )
+    return _result(
+        policy,
+        digest=digest,
+        signed=signed,
+        signer=signer,
+        provenance=provenance,
+        now=now,
+        model_path=model_path,
     )
 
 
@@ -196,12 +318,15 @@ def verify_artifact(
     now: datetime | None = None,
     unpack_to: Path | None = None,
     limits: ArchiveLimits | None = None,
+    revoked_models: Mapping[str, str] | None = None,
 ) -> VerifiedArtifact:
     """Verifies the artifact at ``artifact`` (a model file or a tar archive of the model folder).
 
     ``expected_digest`` is ``"sha256:<hex>"`` of the artifact bytes (from the ModelRelease). An
     archive is unpacked into a temporary folder, or into ``unpack_to`` (empty or missing), which is
-    kept on success and removed on failure. Raises :class:`VerificationError`.
+    kept on success and removed on failure. ``revoked_models``: artifact digest → the model digest
+    it verified as, for what the caller knows (module docstring, *Revocation*). Raises
+    :class:`VerificationError`.
     """
     return _guarded(
         lambda: _verify_artifact(
@@ -214,6 +339,7 @@ def verify_artifact(
             now,
             unpack_to,
             limits,
+            revoked_models or {},
         )
     )
 
@@ -228,6 +354,7 @@ def _verify_artifact(  # noqa: PLR0917 - mirrors verify_artifact's parameters
     now: datetime | None,
     unpack_to: Path | None,
     limits: ArchiveLimits | None,
+    revoked_models: Mapping[str, str],
 ) -> VerifiedArtifact:
     now = now or datetime.now(UTC)
     if not DIGEST_RE.match(expected_digest):
@@ -245,20 +372,10 @@ def _verify_artifact(  # noqa: PLR0917 - mirrors verify_artifact's parameters
         )
     doc = parse_json(raw, "signature")
     if not is_model_signing(doc):
-        signers = _bundle_signers(raw, policy, bytes.fromhex(digest.removeprefix("sha256:")))
-        provenance = check_attestations(policy, attestations, frozenset({digest}), now)
-        return _result(
-            policy,
-            digest=digest,
-            signed=None,
-            signers=signers,
-            provenance=provenance,
-            now=now,
-            model_path=None,
+        return _plain_bundle(
+            policy, raw, doc, digest, attestations=attestations, now=now, accept_statements=False
         )
-    signed = verify_model_signature(raw, policy, now=now)
-    check_hashing(signed, policy.hashing)
-    _check_denied(policy, signed.root_digest, "model")
+    signed = _model_signed(policy, raw, now, revoked_models)
     ignore = tuple(policy.hashing.ignore_paths) + tuple(ignore_paths)
     kept: Path | None = None
     if is_archive(artifact):
@@ -285,22 +402,11 @@ def _verify_artifact(  # noqa: PLR0917 - mirrors verify_artifact's parameters
         compare_manifests(
             signed.items, compute_manifest(artifact, policy.hashing, ignore, known=known)
         )
-    provenance = check_attestations(
-        policy, attestations, frozenset({digest, signed.root_digest}), now
-    )
-    signers = (
-        signed.authority,
-        signed.signer,
-        signed.issuer,
-        signed.tlog_index,
-        signed.integrated_time,
-    )
-    return _result(
+    return _model_result(
         policy,
         digest=digest,
         signed=signed,
-        signers=signers,
-        provenance=provenance,
+        attestations=attestations,
         now=now,
         model_path=kept,
     )
@@ -314,15 +420,21 @@ def verify_model(
     attestations: Sequence[Path] = (),
     ignore_paths: Sequence[str] = (),
     now: datetime | None = None,
+    accept_statements: bool = False,
 ) -> VerifiedArtifact:
     """Verifies a model on disk (a folder, or one file) or a single artifact with a bundle.
 
     A model-signing signature is checked over the model's files; a plain Sigstore bundle over the
     bytes of ``model`` (which must then be a file). ``digest`` of the result is the artifact's
-    SHA-256 for a file and the model-signing root digest for a folder.
+    SHA-256 for a file and the model-signing root digest for a folder. ``accept_statements``
+    (``modelfleet verify-bundle`` only, which checks bundles as the Sigstore conformance suite
+    defines them) also accepts a signed in-toto statement naming the file as its subject; a
+    model's signature never is one.
     """
     return _guarded(
-        lambda: _verify_model(policy, model, signature, attestations, ignore_paths, now)
+        lambda: _verify_model(
+            policy, model, signature, attestations, ignore_paths, now, accept_statements
+        )
     )
 
 
@@ -333,6 +445,7 @@ def _verify_model(  # noqa: PLR0917 - mirrors verify_model's parameters
     attestations: Sequence[Path],
     ignore_paths: Sequence[str],
     now: datetime | None,
+    accept_statements: bool,
 ) -> VerifiedArtifact:
     now = now or datetime.now(UTC)
     raw = _read_signature(signature)
@@ -343,16 +456,14 @@ def _verify_model(  # noqa: PLR0917 - mirrors verify_model's parameters
         digest = digest_file(model)
         _check_denied(policy, digest, "artifact")
         if not is_model_signing(doc):
-            signers = _bundle_signers(raw, policy, bytes.fromhex(digest.removeprefix("sha256:")))
-            provenance = check_attestations(policy, attestations, frozenset({digest}), now)
-            return _result(
+            return _plain_bundle(
                 policy,
-                digest=digest,
-                signed=None,
-                signers=signers,
-                provenance=provenance,
+                raw,
+                doc,
+                digest,
+                attestations=attestations,
                 now=now,
-                model_path=None,
+                accept_statements=accept_statements,
             )
     elif not is_model_signing(doc):
         raise VerificationError(
@@ -360,9 +471,7 @@ def _verify_model(  # noqa: PLR0917 - mirrors verify_model's parameters
         )
     else:
         digest = ""
-    signed = verify_model_signature(raw, policy, now=now)
-    check_hashing(signed, policy.hashing)
-    _check_denied(policy, signed.root_digest, "model")
+    signed = _model_signed(policy, raw, now, {})
     ignore = _ignore_list(policy, model, signature, ignore_paths)
     known = None
     if digest and policy.hashing.method == "sha256" and policy.hashing.serialization == "files":
@@ -370,23 +479,8 @@ def _verify_model(  # noqa: PLR0917 - mirrors verify_model's parameters
     actual = compute_manifest(model, policy.hashing, ignore, known=known)
     compare_manifests(signed.items, actual)
     digest = digest or root_digest(actual)
-    subjects = frozenset({digest, signed.root_digest})
-    provenance = check_attestations(policy, attestations, subjects, now)
-    signers = (
-        signed.authority,
-        signed.signer,
-        signed.issuer,
-        signed.tlog_index,
-        signed.integrated_time,
-    )
-    return _result(
-        policy,
-        digest=digest,
-        signed=signed,
-        signers=signers,
-        provenance=provenance,
-        now=now,
-        model_path=None,
+    return _model_result(
+        policy, digest=digest, signed=signed, attestations=attestations, now=now, model_path=None
     )
 
 

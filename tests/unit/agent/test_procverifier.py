@@ -46,7 +46,13 @@ async def test_a_worker_that_dies_fails_closed(tmp_path: Path) -> None:
         await verifier.verify(request)
 
 
-async def test_a_policy_changed_under_the_agent_is_refused(tmp_path: Path) -> None:
+async def test_a_policy_changed_under_the_agent_is_followed(tmp_path: Path) -> None:
+    """The policy file is read again when it changes (issue 9: a revocation rolled out to the
+    device takes effect without a restart); what verifies is what the file in force trusts, and
+    the digest the agent marks slots with is that file's."""
+    from modelfleet.agent.trustverifier import policy_fingerprint
+    from modelfleet.trust.policy import load_policy
+
     v = versions(tmp_path, "1.0")
     other = versions(tmp_path / "other", "1.0")
     policy = tmp_path / "policy.yaml"
@@ -59,5 +65,10 @@ async def test_a_policy_changed_under_the_agent_is_refused(tmp_path: Path) -> No
         "detector", "1.0", other["1.0"].digest, slot, other["1.0"].artifact, "m",
         other["1.0"].signature,
     )  # fmt: skip
-    with pytest.raises(VerificationError, match="changed while the agent runs"):
-        await verifier.verify(request)
+    assert (await verifier.verify(request)).digest == other["1.0"].digest
+    assert verifier.policy_digest == policy_fingerprint(load_policy(policy))
+    refused = VerifyRequest(
+        "detector", "1.0", v["1.0"].digest, slot, v["1.0"].artifact, "m", v["1.0"].signature
+    )
+    with pytest.raises(VerificationError):
+        await verifier.verify(refused)

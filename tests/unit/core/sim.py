@@ -63,6 +63,8 @@ class Sim:
     persisted: dict[str, Any] = field(default_factory=dict)
     running: dict[str, tuple[str, str]] = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)
+    revocations: dict[str, frozenset[str]] = field(default_factory=dict)
+    """TrustPolicy name → deniedDigests, as the controller passes them to ``decide``."""
 
     def __post_init__(self) -> None:
         self.persisted = (
@@ -74,7 +76,15 @@ class Sim:
         return {"ring": "early"} if i % self.early_every == 0 else {}
 
     def bare(self) -> list[Gateway]:
-        return [Gateway(n, NS, self.labels(i)) for i, n in enumerate(self.names)]
+        """The gateways with what they run now (no health): what desired_state looks at."""
+        out = []
+        for i, n in enumerate(self.names):
+            models = {}
+            if n in self.running:
+                version, state = self.running[n]
+                models[MODEL] = ModelState(MODEL, version, digest(version), ModelStateKind(state))
+            out.append(Gateway(n, NS, self.labels(i), models))
+        return out
 
     def told(self) -> dict[str, str | None]:
         """What each gateway is told now (version or None)."""
@@ -122,7 +132,7 @@ class Sim:
         self.now += after
         d = decide(
             self.release,
-            FleetView(self.gateways(), [self.release, *self.others]),
+            FleetView(self.gateways(), [self.release, *self.others], self.revocations),
             self.now,
             verification=verification,
         )

@@ -13,7 +13,7 @@ from modelfleet.core.decide import Decision
 from modelfleet.core.phases import can_transition
 
 from . import scenarios as sc
-from .factories import refused, verified
+from .factories import digest, refused, verified
 from .sim import Sim
 
 Step = Callable[[], tuple[Sim, Decision]]
@@ -141,6 +141,43 @@ def _aborted_to_succeeded_on_revert() -> tuple[Sim, Decision]:
     return sim, sim.tick()
 
 
+def _revoke(sim: Sim, *versions: str) -> None:
+    sim.revocations = {"prod-signers": frozenset(digest(v) for v in versions)}
+
+
+def _succeeded_to_rejected_stable_revoked() -> tuple[Sim, Decision]:
+    sim = sc.settled()
+    _revoke(sim, "1.0.0")
+    return sim, sim.tick()
+
+
+def _progressing_to_rejected_on_revert_to_revoked() -> tuple[Sim, Decision]:
+    sim = sc.progressing()
+    _revoke(sim, "1.0.0")
+    sim.edit(version="1.0.0")
+    return sim, sim.tick()
+
+
+def _progressing_to_aborted_target_revoked() -> tuple[Sim, Decision]:
+    sim = sc.progressing()
+    _revoke(sim, "2.0.0")
+    return sim, sim.tick()
+
+
+def _paused_to_rejected_on_revert_to_revoked() -> tuple[Sim, Decision]:
+    sim = sc.paused_by_spec()
+    _revoke(sim, "1.0.0")
+    sim.edit(version="1.0.0")
+    return sim, sim.tick()
+
+
+def _aborted_to_rejected_on_revert_to_revoked() -> tuple[Sim, Decision]:
+    sim = sc.aborted()
+    _revoke(sim, "1.0.0")
+    sim.edit(version="1.0.0")
+    return sim, sim.tick()
+
+
 CASES: list[tuple[Phase, Phase, str, Step]] = [
     (Phase.PENDING, Phase.VERIFYING, "NewVersion", _pending_to_verifying),
     (Phase.VERIFYING, Phase.PROGRESSING, "Verified", _verifying_to_progressing),
@@ -153,16 +190,26 @@ CASES: list[tuple[Phase, Phase, str, Step]] = [
     (Phase.PROGRESSING, Phase.SUCCEEDED, "Reverted", _progressing_to_succeeded_on_revert),
     (Phase.PROGRESSING, Phase.ABORTED, "ErrorRateExceeded", _progressing_to_aborted_on_gate),
     (Phase.PROGRESSING, Phase.VERIFYING, "Superseded", _progressing_to_verifying_superseded),
+    (
+        Phase.PROGRESSING,
+        Phase.REJECTED,
+        "StableRevoked",
+        _progressing_to_rejected_on_revert_to_revoked,
+    ),
+    (Phase.PROGRESSING, Phase.ABORTED, "TargetRevoked", _progressing_to_aborted_target_revoked),
     (Phase.PAUSED, Phase.PROGRESSING, "Resumed", _paused_to_progressing_on_resume),
     (Phase.PAUSED, Phase.PROGRESSING, "GatesConclusive", _paused_to_progressing_when_conclusive),
     (Phase.PAUSED, Phase.SUCCEEDED, "Reverted", _paused_to_succeeded_on_revert),
     (Phase.PAUSED, Phase.ABORTED, "LatencyP95Exceeded", _paused_to_aborted_on_gate),
     (Phase.PAUSED, Phase.VERIFYING, "Superseded", _paused_to_verifying_superseded),
+    (Phase.PAUSED, Phase.REJECTED, "StableRevoked", _paused_to_rejected_on_revert_to_revoked),
     (Phase.SUCCEEDED, Phase.VERIFYING, "NewVersion", _succeeded_to_verifying),
+    (Phase.SUCCEEDED, Phase.REJECTED, "StableRevoked", _succeeded_to_rejected_stable_revoked),
     (Phase.REJECTED, Phase.VERIFYING, "NewVersion", _rejected_to_verifying_on_spec_change),
     (Phase.REJECTED, Phase.SUCCEEDED, "Reverted", _rejected_to_succeeded_on_revert),
     (Phase.ABORTED, Phase.VERIFYING, "RetryRequested", _aborted_to_verifying_on_retry),
     (Phase.ABORTED, Phase.SUCCEEDED, "Reverted", _aborted_to_succeeded_on_revert),
+    (Phase.ABORTED, Phase.REJECTED, "StableRevoked", _aborted_to_rejected_on_revert_to_revoked),
 ]
 
 

@@ -424,6 +424,8 @@ def test_symlink_escaping_the_model_is_rejected_even_when_allowed(tmp_path: Path
 
 
 def test_key_signed_dsse_bundle_over_an_artifact(tmp_path: Path) -> None:
+    """A signed statement naming the artifact is a bundle ``verify-bundle`` accepts, never a
+    release signature (issue 9: provenance is checked as an attestation only)."""
     import json
 
     from modelfleet.trust import digest_file
@@ -434,11 +436,12 @@ def test_key_signed_dsse_bundle_over_an_artifact(tmp_path: Path) -> None:
     bundle = tmp_path / "artifact.sigstore.json"
     bundle.write_text(json.dumps(dsse_bundle(slsa_statement(s.digest), s.key)))
     policy = load_policy(s.policy_path)
-    result = verify_artifact(policy, s.artifact, expected_digest=s.digest, signature=bundle)
+    err = reject(verify_artifact, policy, s.artifact, expected_digest=s.digest, signature=bundle)
+    assert err.check == "signature-type"
+    result = verify_model(policy, s.artifact, signature=bundle, accept_statements=True)
     assert result.signature_format == "sigstore-bundle" and result.model_digest is None
     other = tmp_path / "other.bin"
     other.write_bytes(b"other")
-    err = reject(
-        verify_artifact, policy, other, expected_digest=digest_file(other), signature=bundle
-    )
+    err = reject(verify_model, policy, other, signature=bundle, accept_statements=True)
     assert err.check == "integrity"
+    assert digest_file(other) != s.digest
