@@ -254,3 +254,217 @@ def test_unsigned_commit_is_refused_when_signatures_are_required(
     assert out.returncode == 1 and "is not signed" in out.stderr
     items = get(control_plane, "modelreleases", "-n", namespace)["items"]
     assert items == []
+
+
+# --------------------------------------------------------------------------- attacks (issue 10)
+
+
+def _ssh_key(tmp_path: Path, name: str) -> Path:
+    key = tmp_path / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return key
+
+
+def _allowed_signers(tmp_path: Path, key: Path) -> Path:
+    allowed = tmp_path / "allowed_signers"
+    allowed.write_text(f"bot@example.com {key.with_suffix('.pub').read_text()}", encoding="utf-8")
+    return allowed
+
+
+def _sign_with(repo: FleetRepo, key: Path) -> None:
+    repo.git("config", "gpg.format", "ssh")
+    repo.git("config", "user.signingkey", str(key))
+
+
+def _signed_commit(repo: FleetRepo, message: str, files: dict[str, Any] | None = None) -> str:
+    for rel, doc in (files or {}).items():
+        target = repo.path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        repo.git("add", rel)
+    repo.git("commit", "-q", "-S", "--allow-empty", "-m", message)
+    return repo.git("rev-parse", "HEAD")
+
+
+def _exists(control_plane: ControlPlane, *args: str) -> bool:
+    out = control_plane.kubectl("get", *args, "-o", "name", check=False)
+    return out.returncode == 0 and bool(out.stdout.strip())
+
+
+def test_a_commit_with_a_kind_outside_the_allow_list_applies_nothing(
+    control_plane: ControlPlane, fleet: tuple[FleetRepo, str], namespace: str, tmp_path: Path
+) -> None:
+    """Attack: a Git writer adds a ClusterRoleBinding to cluster-admin and a Secret in
+    kube-system next to an ordinary release. The whole commit is refused, nothing applied."""
+    repo, policy = fleet
+    crb = f"pwned-{namespace}"
+    repo.commit(
+        "release plus a little extra",
+        {
+            f"fleet/releases/{namespace}/detector.yaml": release(
+                namespace, "detector", "1.0.0", "1", policy
+            ),
+            "fleet/zz/escalate.yaml": {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": crb},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "cluster-admin",
+                },
+                "subjects": [{"kind": "Group", "name": "system:authenticated"}],
+            },
+        },
+    )
+    try:
+        out = sync(control_plane, repo, tmp_path, namespace, "--namespace", namespace)
+        assert out.returncode == 1, out.stdout
+        assert "fleet/zz/escalate.yaml" in out.stderr
+        assert f"ClusterRoleBinding {crb}" in out.stderr and "not allowed" in out.stderr
+        assert not _exists(control_plane, "clusterrolebinding", crb)
+        assert get(control_plane, "modelreleases", "-n", namespace)["items"] == []
+    finally:
+        control_plane.kubectl("delete", "clusterrolebinding", crb, "--ignore-not-found")
+
+
+def test_a_commit_writing_outside_the_allowed_namespaces_applies_nothing(
+    control_plane: ControlPlane, fleet: tuple[FleetRepo, str], namespace: str, tmp_path: Path
+) -> None:
+    """Attack: an allowed kind, but in kube-system (and a Secret there), next to a release."""
+    repo, policy = fleet
+    repo.commit(
+        "releases in two namespaces",
+        {
+            f"fleet/releases/{namespace}/detector.yaml": release(
+                namespace, "detector", "1.0.0", "1", policy
+            ),
+            "fleet/releases/kube-system/detector.yaml": release(
+                "kube-system", f"detector-{namespace}", "1.0.0", "1", policy
+            ),
+            "fleet/secrets/steal.yaml": {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": f"steal-{namespace}", "namespace": "kube-system"},
+                "stringData": {"token": "x"},
+            },
+        },
+    )
+    out = sync(control_plane, repo, tmp_path, namespace, "--namespace", namespace)
+    assert out.returncode == 1, out.stdout
+    assert "fleet/releases/kube-system/detector.yaml" in out.stderr
+    assert "namespace 'kube-system' is not allowed" in out.stderr
+    assert f"Secret kube-system/steal-{namespace}" in out.stderr
+    assert get(control_plane, "modelreleases", "-n", namespace)["items"] == []
+    assert not _exists(control_plane, "modelrelease", f"detector-{namespace}", "-n", "kube-system")
+    assert not _exists(control_plane, "secret", f"steal-{namespace}", "-n", "kube-system")
+
+
+def _hand_made(control_plane: ControlPlane, namespace: str, policy: str, **meta: Any) -> str:
+    """A ModelRelease created by hand (kubectl create, not the sync); its uid."""
+    doc = release(namespace, "handmade", "7.0.0", "7", policy)
+    doc["metadata"].update(meta)
+    control_plane.kubectl("create", "-f", "-", input=json.dumps(doc))
+    uid = get(control_plane, "modelrelease", "handmade", "-n", namespace)["metadata"]["uid"]
+    assert isinstance(uid, str)
+    return uid
+
+
+def test_an_object_made_by_hand_is_neither_adopted_nor_pruned(
+    control_plane: ControlPlane, fleet: tuple[FleetRepo, str], namespace: str, tmp_path: Path
+) -> None:
+    """Attack: a same-named manifest appears for an object created by hand (the sync would take
+    it over), then goes again (the sync would delete it)."""
+    repo, policy = fleet
+    uid = _hand_made(control_plane, namespace, policy)
+    repo.commit(
+        "claim the hand-made release",
+        {
+            f"fleet/releases/{namespace}/detector.yaml": release(
+                namespace, "detector", "1.0.0", "1", policy
+            ),
+            f"fleet/releases/{namespace}/handmade.yaml": release(
+                namespace, "handmade", "8.0.0", "8", policy
+            ),
+        },
+    )
+    out = sync(control_plane, repo, tmp_path, namespace, "--namespace", namespace)
+    assert out.returncode == 1, out.stdout
+    assert f"ModelRelease {namespace}/handmade" in out.stderr and "--adopt" in out.stderr
+    live = get(control_plane, "modelrelease", "handmade", "-n", namespace)
+    assert live["spec"]["version"] == "7.0.0" and live["metadata"]["uid"] == uid
+    assert not _exists(control_plane, "modelrelease", "detector", "-n", namespace)
+
+    repo.git("rm", "-q", f"fleet/releases/{namespace}/handmade.yaml")
+    repo.git("commit", "-q", "-m", "drop the claim")
+    out = sync(control_plane, repo, tmp_path, namespace, "--namespace", namespace, "--prune")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["pruned"] == []
+    assert get(control_plane, "modelrelease", "handmade", "-n", namespace)["metadata"]["uid"] == uid
+
+
+def test_labels_and_copied_annotations_do_not_make_an_object_prunable(
+    control_plane: ControlPlane, fleet: tuple[FleetRepo, str], namespace: str, tmp_path: Path
+) -> None:
+    """Attack: a user labels an object with the sync's label (and copies every annotation of
+    an object the sync did create) so that the next prune deletes it."""
+    repo, policy = fleet
+    repo.commit(
+        "detector",
+        {
+            f"fleet/releases/{namespace}/detector.yaml": release(
+                namespace, "detector", "1.0.0", "1", policy
+            )
+        },
+    )
+    assert sync(control_plane, repo, tmp_path, namespace, "--namespace", namespace).returncode == 0
+    synced = get(control_plane, "modelrelease", "detector", "-n", namespace)["metadata"]
+    copied = {k: v for k, v in synced["annotations"].items() if k.startswith("modelfleet.dev/")}
+    uid = _hand_made(
+        control_plane, namespace, policy, labels=dict(synced["labels"]), annotations=copied
+    )
+    out = sync(control_plane, repo, tmp_path, namespace, "--namespace", namespace, "--prune")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["pruned"] == []
+    assert get(control_plane, "modelrelease", "handmade", "-n", namespace)["metadata"]["uid"] == uid
+
+
+@pytest.mark.parametrize("via", ["first-parent", "merged-side-branch"])
+def test_an_unsigned_commit_under_a_signed_tip_is_refused(
+    control_plane: ControlPlane,
+    fleet: tuple[FleetRepo, str],
+    namespace: str,
+    tmp_path: Path,
+    via: str,
+) -> None:
+    """Attack: after a signed, synced release, an unsigned commit changes the release, and a
+    signed commit goes on top (an empty commit, or a signed merge of the unsigned branch)."""
+    repo, policy = fleet
+    key = _ssh_key(tmp_path, "release_key")
+    allowed = _allowed_signers(tmp_path, key)
+    _sign_with(repo, key)
+    manifest = f"fleet/releases/{namespace}/detector.yaml"
+    _signed_commit(
+        repo, "detector 1.0.0", {manifest: release(namespace, "detector", "1.0.0", "1", policy)}
+    )
+    args = ("--namespace", namespace, "--require-signed", "--allowed-signers", str(allowed))
+    first = sync(control_plane, repo, tmp_path, namespace, *args)
+    assert first.returncode == 0, first.stderr
+    if via == "merged-side-branch":
+        repo.git("checkout", "-q", "-b", "side")
+    unsigned = repo.commit(
+        "sneak in a release",
+        {manifest: release(namespace, "detector", "6.6.6", "6", policy)},
+    )
+    if via == "merged-side-branch":
+        repo.git("checkout", "-q", "main")
+        _signed_commit(repo, "unrelated signed work", {"notes/work.yaml": {"a": 1}})
+        repo.git("merge", "-q", "--no-ff", "-S", "-m", "merge side (signed)", "side")
+        assert repo.git("log", "-1", "--format=%G?") == "G"
+    else:
+        _signed_commit(repo, "looks reviewed")
+    out = sync(control_plane, repo, tmp_path, namespace, *args)
+    assert out.returncode == 1, out.stdout
+    assert f"commit {unsigned[:12]}" in out.stderr and "is not signed" in out.stderr
+    live = get(control_plane, "modelrelease", "detector", "-n", namespace)
+    assert live["spec"]["version"] == "1.0.0"
