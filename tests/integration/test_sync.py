@@ -111,6 +111,8 @@ def sync(
             "fleet",
             "--name",
             name,
+            "--namespace",
+            name,
             "--cache-dir",
             str(tmp_path / "cache"),
             "--json",
@@ -147,7 +149,7 @@ def test_sync_applies_stamps_rolls_back_and_prunes(
             ),
         },
     )
-    first = sync(control_plane, repo, tmp_path, namespace)
+    first = sync(control_plane, repo, tmp_path, namespace, "--allow-trust-policies")
     assert first.returncode == 0, first.stderr
     result = json.loads(first.stdout)
     assert result["revision"] == v1
@@ -168,7 +170,7 @@ def test_sync_applies_stamps_rolls_back_and_prunes(
             )
         },
     )
-    assert sync(control_plane, repo, tmp_path, namespace).returncode == 0
+    assert sync(control_plane, repo, tmp_path, namespace, "--allow-trust-policies").returncode == 0
     assert (
         get(control_plane, "modelrelease", "detector", "-n", namespace)["spec"]["version"]
         == "2.0.0"
@@ -195,7 +197,7 @@ def test_sync_applies_stamps_rolls_back_and_prunes(
     assert rb.returncode == 0, rb.stderr
     revert = repo.git("rev-parse", "HEAD")
     assert f"This reverts commit {bad}" in repo.git("log", "-1", "--format=%B")
-    assert sync(control_plane, repo, tmp_path, namespace).returncode == 0
+    assert sync(control_plane, repo, tmp_path, namespace, "--allow-trust-policies").returncode == 0
     live = get(control_plane, "modelrelease", "detector", "-n", namespace)
     assert live["spec"]["version"] == "1.0.0"
     assert live["spec"]["artifact"]["digest"] == "sha256:" + "1" * 64
@@ -204,7 +206,7 @@ def test_sync_applies_stamps_rolls_back_and_prunes(
     # a release removed from Git is pruned; the policy and the other release stay
     repo.git("rm", "-q", f"fleet/releases/{namespace}/counter.yaml")
     repo.git("commit", "-q", "-m", "retire counter")
-    pruned = sync(control_plane, repo, tmp_path, namespace, "--prune")
+    pruned = sync(control_plane, repo, tmp_path, namespace, "--allow-trust-policies", "--prune")
     assert pruned.returncode == 0, pruned.stderr
     assert json.loads(pruned.stdout)["pruned"] == [f"ModelRelease {namespace}/counter"]
     names = [
@@ -318,7 +320,7 @@ def test_a_commit_with_a_kind_outside_the_allow_list_applies_nothing(
         },
     )
     try:
-        out = sync(control_plane, repo, tmp_path, namespace, "--namespace", namespace)
+        out = sync(control_plane, repo, tmp_path, namespace)
         assert out.returncode == 1, out.stdout
         assert "fleet/zz/escalate.yaml" in out.stderr
         assert f"ClusterRoleBinding {crb}" in out.stderr and "not allowed" in out.stderr
@@ -350,7 +352,7 @@ def test_a_commit_writing_outside_the_allowed_namespaces_applies_nothing(
             },
         },
     )
-    out = sync(control_plane, repo, tmp_path, namespace, "--namespace", namespace)
+    out = sync(control_plane, repo, tmp_path, namespace)
     assert out.returncode == 1, out.stdout
     assert "fleet/releases/kube-system/detector.yaml" in out.stderr
     assert "namespace 'kube-system' is not allowed" in out.stderr
@@ -388,7 +390,7 @@ def test_an_object_made_by_hand_is_neither_adopted_nor_pruned(
             ),
         },
     )
-    out = sync(control_plane, repo, tmp_path, namespace, "--namespace", namespace)
+    out = sync(control_plane, repo, tmp_path, namespace)
     assert out.returncode == 1, out.stdout
     assert f"ModelRelease {namespace}/handmade" in out.stderr and "--adopt" in out.stderr
     live = get(control_plane, "modelrelease", "handmade", "-n", namespace)
@@ -397,7 +399,7 @@ def test_an_object_made_by_hand_is_neither_adopted_nor_pruned(
 
     repo.git("rm", "-q", f"fleet/releases/{namespace}/handmade.yaml")
     repo.git("commit", "-q", "-m", "drop the claim")
-    out = sync(control_plane, repo, tmp_path, namespace, "--namespace", namespace, "--prune")
+    out = sync(control_plane, repo, tmp_path, namespace, "--prune")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["pruned"] == []
     assert get(control_plane, "modelrelease", "handmade", "-n", namespace)["metadata"]["uid"] == uid
@@ -417,13 +419,13 @@ def test_labels_and_copied_annotations_do_not_make_an_object_prunable(
             )
         },
     )
-    assert sync(control_plane, repo, tmp_path, namespace, "--namespace", namespace).returncode == 0
+    assert sync(control_plane, repo, tmp_path, namespace).returncode == 0
     synced = get(control_plane, "modelrelease", "detector", "-n", namespace)["metadata"]
     copied = {k: v for k, v in synced["annotations"].items() if k.startswith("modelfleet.dev/")}
     uid = _hand_made(
         control_plane, namespace, policy, labels=dict(synced["labels"]), annotations=copied
     )
-    out = sync(control_plane, repo, tmp_path, namespace, "--namespace", namespace, "--prune")
+    out = sync(control_plane, repo, tmp_path, namespace, "--prune")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["pruned"] == []
     assert get(control_plane, "modelrelease", "handmade", "-n", namespace)["metadata"]["uid"] == uid
@@ -447,7 +449,7 @@ def test_an_unsigned_commit_under_a_signed_tip_is_refused(
     _signed_commit(
         repo, "detector 1.0.0", {manifest: release(namespace, "detector", "1.0.0", "1", policy)}
     )
-    args = ("--namespace", namespace, "--require-signed", "--allowed-signers", str(allowed))
+    args = ("--require-signed", "--allowed-signers", str(allowed))
     first = sync(control_plane, repo, tmp_path, namespace, *args)
     assert first.returncode == 0, first.stderr
     if via == "merged-side-branch":
