@@ -379,7 +379,7 @@ def test_the_sync_runs_as_its_service_account(installed: Installed, tmp_path: Pa
     manifest = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "ModelRelease",
-        "metadata": {"name": "detector", "namespace": ns},
+        "metadata": {"name": "synced", "namespace": ns},
         "spec": {
             "model": "detector",
             "version": "1.0.0",
@@ -426,13 +426,13 @@ def test_the_sync_runs_as_its_service_account(installed: Installed, tmp_path: Pa
 
     first = run("--prune")
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout)["applied"] == [f"ModelRelease {ns}/detector"]
+    assert json.loads(first.stdout)["applied"] == [f"ModelRelease {ns}/synced"]
     (repo / "detector.yaml").unlink()
     git("add", "-A")
     git("commit", "-q", "-m", "retire detector")
     second = run("--prune", "--allow-empty")
     assert second.returncode == 0, second.stderr
-    assert json.loads(second.stdout)["pruned"] == [f"ModelRelease {ns}/detector"]
+    assert json.loads(second.stdout)["pruned"] == [f"ModelRelease {ns}/synced"]
     out = installed.kubectl_as(kubeconfig, "get", "secret", CA_SECRET, "-n", SYSTEM)
     assert out.returncode != 0 and "Forbidden" in out.stderr
     crb = {

@@ -2,12 +2,14 @@
 list, delete.
 
 :class:`Applier` is the small interface the sync needs; :class:`KubernetesApplier` implements it
-with the ``kubernetes`` package's dynamic client: a new object is *created* (POST: it fails if
+with the ``kubernetes`` package's dynamic client. A new object is *created* (POST: it fails if
 the object appeared meanwhile, so the sync knows it made the object and records the uid the API
-server gave it), then server-side applied (``fieldManager`` ``modelfleet-sync``, ``force=true``
-so Git wins over other managers of the same fields, as Argo CD's ``ServerSideApply=true`` does;
-``metadata.uid`` in the body makes the apply fail on an object recreated since it was read);
-deletes carry the uid as a precondition. Discovery gives each kind's scope.
+server gave it); the create's field ownership is then turned into this manager's ``Apply``
+ownership, so a field later removed from Git is removed from the object. Every write after that
+is a server-side apply (``fieldManager`` ``modelfleet-sync``, ``force=true`` so Git wins over
+other managers of the same fields, as Argo CD's ``ServerSideApply=true`` does) with
+``metadata.uid`` in the body, so it fails on an object recreated since it was read. Deletes carry
+the uid as a precondition. Discovery gives each kind's scope.
 """
 
 from __future__ import annotations
@@ -149,10 +151,49 @@ class KubernetesApplier:
             )
         except ApiException as exc:
             if exc.status == 409:
-                raise ObjectExists(_api_message(exc, obj, "create")) from None
-            raise ClusterError(_api_message(exc, obj, "create")) from None
+                raise ObjectExists(_api_message(exc, obj)) from None
+            raise ClusterError(_api_message(exc, obj)) from None
         created: dict[str, Any] = out.to_dict()
-        return created
+        return created if dry_run else self._as_applied(resource, created)
+
+    def _as_applied(self, resource: Any, created: dict[str, Any]) -> dict[str, Any]:
+        """Turn the create's ``Update`` managedFields entry into this manager's ``Apply`` entry
+        (as ``kubectl``'s client-side to server-side apply migration does), so that a field
+        later removed from Git is removed from the object by the next server-side apply."""
+        from kubernetes.client.exceptions import ApiException
+
+        meta = created["metadata"]
+        entries = meta.get("managedFields") or []
+        index = next(
+            (
+                i
+                for i, m in enumerate(entries)
+                if m.get("manager") == self._field_manager and m.get("operation") == "Update"
+            ),
+            None,
+        )
+        if index is None:
+            return created
+        patch = [
+            {"op": "test", "path": "/metadata/uid", "value": meta["uid"]},
+            {"op": "test", "path": f"/metadata/managedFields/{index}/manager",
+             "value": self._field_manager},
+            {"op": "replace", "path": f"/metadata/managedFields/{index}/operation",
+             "value": "Apply"},
+        ]  # fmt: skip
+        try:
+            out = self._dyn.patch(
+                resource,
+                body=patch,
+                name=meta["name"],
+                namespace=meta.get("namespace"),
+                content_type="application/json-patch+json",
+                field_manager=self._field_manager,
+            )
+        except ApiException as exc:
+            raise ClusterError(_api_message(exc, created, "take field ownership of")) from None
+        patched: dict[str, Any] = out.to_dict()
+        return patched
 
     def apply(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         from kubernetes.client.exceptions import ApiException

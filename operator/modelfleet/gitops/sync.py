@@ -311,17 +311,17 @@ def _plan(
     return planned
 
 
-def _apply(p: _Planned, config: SyncConfig, applier: Applier) -> None:
+def _apply(p: _Planned, config: SyncConfig, applier: Applier, *, dry_run: bool) -> None:
     uid = p.live_uid
     if uid is None:
         try:
-            created = applier.create(p.obj, dry_run=config.dry_run)
+            created = applier.create(p.obj, dry_run=dry_run)
         except ObjectExists:
             raise SyncRefused(
                 f"{p.manifest.path}: {ObjectRef.of(p.obj)} was created by someone else while "
                 "syncing; not taken over (pass --adopt to take it over)"
             ) from None
-        if config.dry_run:
+        if dry_run:
             return
         uid = str((created.get("metadata") or {}).get("uid") or "")
         if not uid:
@@ -329,7 +329,7 @@ def _apply(p: _Planned, config: SyncConfig, applier: Applier) -> None:
     owned_obj = stamp(
         p.manifest, config=config, revision=p.revision, namespaced=p.namespaced, uid=uid
     )
-    applier.apply(owned_obj, dry_run=config.dry_run)
+    applier.apply(owned_obj, dry_run=dry_run)
 
 
 def _check_name(config: SyncConfig) -> None:
@@ -369,11 +369,16 @@ def sync_once(config: SyncConfig, applier: Applier) -> SyncResult:
             revisions[m.path] = last_change(repo, sha, m.path)
     planned = _plan(checked, config, applier, revisions, sha)
     by_obj = {id(p.obj): p for p in planned}
+    ordered = [by_obj[id(obj)] for obj in order(p.obj for p in planned)]
+    # The API server validates the whole commit (schema, CEL rules, admission) in a dry run
+    # before anything is written: an invalid object late in the commit applies nothing.
+    for p in ordered:
+        _apply(p, config, applier, dry_run=True)
     applied, adopted = [], []
-    for obj in order(p.obj for p in planned):
-        p = by_obj[id(obj)]
-        _apply(p, config, applier)
-        applied.append(ObjectRef.of(obj))
+    for p in ordered:
+        if not config.dry_run:
+            _apply(p, config, applier, dry_run=False)
+        applied.append(ObjectRef.of(p.obj))
         if p.adopt:
             adopted.append(applied[-1])
             log.warning("sync %s: adopted %s (existed, not created by this sync)", config.name,

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from modelfleet.errors import ClusterError
 from modelfleet.gitops import SyncFailed, SyncRefused, UntrustedCommit
 from modelfleet.gitops.apply import ObjectExists
 from modelfleet.gitops.revision import source_revision
@@ -57,6 +58,8 @@ class MemoryCluster:
     def create(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         if self._key(obj) in self.objects:
             raise ObjectExists(f"{self._key(obj)} exists")
+        if obj["metadata"]["name"] == "rejected-by-the-api-server":
+            raise ClusterError("cannot apply: invalid")
         if dry_run:
             return obj
         return self.add(obj)
@@ -66,11 +69,13 @@ class MemoryCluster:
         live = self.objects.get(self._key(obj))
         if live is not None and meta.get("uid") and meta["uid"] != live["metadata"]["uid"]:
             raise AssertionError("uid precondition failed")
+        if meta.get("name") == "rejected-by-the-api-server":
+            raise ClusterError("cannot apply: invalid")
         if not dry_run:
             new = copy.deepcopy(obj)
             new["metadata"]["uid"] = live["metadata"]["uid"] if live else str(uuid.uuid4())
             self.objects[self._key(obj)] = new
-        self.applied.append(f"{obj['kind']}/{meta['name']}")
+            self.applied.append(f"{obj['kind']}/{meta['name']}")
         return obj
 
     def list(
@@ -451,3 +456,15 @@ def test_going_back_to_an_applied_commit_needs_no_new_signatures(
     result = sync_once(config(repo, tmp_path, signatures=signing), cluster)
     assert result.revision == v1
     assert cluster.objects[("ModelRelease", "retail", "detector")]["spec"]["version"] == "1.0.0"
+
+
+def test_an_object_the_api_server_rejects_applies_nothing_of_the_commit(
+    fleet: GitRepo, tmp_path: Path
+) -> None:
+    """The whole commit is dry-run first: an invalid object sorted last stops the rest."""
+    bad = release_manifest("1.0.0", name="rejected-by-the-api-server")
+    fleet.commit("bad", {"fleet/zz.yaml": bad})
+    cluster = MemoryCluster()
+    with pytest.raises(ClusterError, match="invalid"):
+        sync_once(config(fleet, tmp_path), cluster)
+    assert cluster.applied == [] and cluster.objects == {}
