@@ -491,3 +491,44 @@ def test_an_unsigned_commit_under_a_signed_tip_is_refused(
     assert f"commit {unsigned[:12]}" in out.stderr and "is not signed" in out.stderr
     live = get(control_plane, "modelrelease", "detector", "-n", namespace)
     assert live["spec"]["version"] == "1.0.0"
+
+
+def test_adopt_takes_over_and_a_removed_field_is_removed(
+    control_plane: ControlPlane, fleet: tuple[FleetRepo, str], namespace: str, tmp_path: Path
+) -> None:
+    repo, policy = fleet
+    uid = _hand_made(control_plane, namespace, policy)
+    paused = release(namespace, "handmade", "8.0.0", "8", policy)
+    paused["spec"]["paused"] = True
+    repo.commit(
+        "take over handmade, paused",
+        {
+            f"fleet/releases/{namespace}/handmade.yaml": paused,
+            f"fleet/releases/{namespace}/detector.yaml": {
+                **paused,
+                "metadata": {"name": "detector", "namespace": namespace},
+            },
+        },
+    )
+    out = sync(control_plane, repo, tmp_path, namespace, "--adopt")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["adopted"] == [f"ModelRelease {namespace}/handmade"]
+    live = get(control_plane, "modelrelease", "handmade", "-n", namespace)
+    assert live["metadata"]["annotations"]["modelfleet.dev/sync-owner"] == f"{namespace}/{uid}"
+    assert live["spec"]["version"] == "8.0.0" and live["spec"]["paused"] is True
+    # a field set at creation and later removed from Git is removed from the object
+    assert get(control_plane, "modelrelease", "detector", "-n", namespace)["spec"]["paused"]
+    created = release(namespace, "detector", "8.0.0", "8", policy)
+    repo.commit("unpause detector", {f"fleet/releases/{namespace}/detector.yaml": created})
+    assert sync(control_plane, repo, tmp_path, namespace).returncode == 0
+    live = get(control_plane, "modelrelease", "detector", "-n", namespace)
+    assert not live["spec"].get("paused")
+    assert {(m["manager"], m["operation"]) for m in live["metadata"]["managedFields"]} == {
+        ("modelfleet-sync", "Apply")
+    }
+    # adopted objects are the sync's: pruned when gone from Git
+    repo.git("rm", "-q", f"fleet/releases/{namespace}/handmade.yaml")
+    repo.git("commit", "-q", "-m", "retire handmade")
+    out = sync(control_plane, repo, tmp_path, namespace, "--prune")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["pruned"] == [f"ModelRelease {namespace}/handmade"]
