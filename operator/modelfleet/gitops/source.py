@@ -12,8 +12,9 @@ carry a good signature from an allowed key, not only the tip: a signed (even emp
 top of an unsigned one vouches for nothing. The commits checked are ``git rev-list TIP
 ^APPLIED ^TRUST_FROM``: everything reachable from the new tip (first-parent line and merged side
 branches alike) that is not reachable from the last applied revision (the ref
-``refs/modelfleet/applied/<sync name>`` in the cache, moved only after a successful sync) or from
-the operator-given ``--trust-from`` revision. Without either (the first run, or a lost cache)
+``refs/modelfleet/verified/<sync name>`` in the cache, moved only after a successful sync that
+required signatures, so turning ``--require-signed`` on later trusts nothing applied before) or
+from the operator-given ``--trust-from`` revision. Without either (the first run, or a lost cache)
 that is the whole history, so a repository with unsigned old commits needs ``--trust-from`` once.
 SSH signatures are checked by git against ``gpg.ssh.allowedSignersFile`` (only keys listed there
 verify as good, ``%G?`` = ``G``); GPG signatures against a keyring (``GNUPGHOME``), accepted when
@@ -39,7 +40,7 @@ from modelfleet.gitops.history import CommitSignature, signature_config
 from modelfleet.gitops.repo import run
 
 SYNC_REF = "refs/modelfleet/sync"
-APPLIED_REF_PREFIX = "refs/modelfleet/applied/"
+APPLIED_REF_PREFIX = "refs/modelfleet/verified/"
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 

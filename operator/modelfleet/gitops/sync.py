@@ -386,8 +386,8 @@ def sync_once(config: SyncConfig, applier: Applier) -> SyncResult:
         log.info("sync %s: applied %s at %s", config.name, applied[-1], sha[:12])
     keep = {ObjectRef.of(p.obj) for p in planned}
     pruned = _prune(config, applier, keep) if config.prune else []
-    if not config.dry_run:
-        mark_applied(repo, config.name, sha)
+    if config.signatures is not None and not config.dry_run:
+        mark_applied(repo, config.name, sha)  # the next pass checks only what comes after
     return SyncResult(sha, tuple(applied), tuple(pruned), signature, config.dry_run, tuple(adopted))
 
 

@@ -468,3 +468,14 @@ def test_an_object_the_api_server_rejects_applies_nothing_of_the_commit(
     with pytest.raises(ClusterError, match="invalid"):
         sync_once(config(fleet, tmp_path), cluster)
     assert cluster.applied == [] and cluster.objects == {}
+
+
+def test_turning_signatures_on_later_trusts_nothing_synced_before(
+    repo: GitRepo, tmp_path: Path, signing: SignaturePolicy
+) -> None:
+    unsigned = repo.commit("1.0.0", {"fleet/r.yaml": release_manifest("1.0.0", digest_of("1"))})
+    cluster = MemoryCluster()
+    sync_once(config(repo, tmp_path), cluster)  # no signatures required: applied
+    _signed(repo, "signed, empty")
+    with pytest.raises(UntrustedCommit, match=f"commit {unsigned[:12]} .*whole history"):
+        sync_once(config(repo, tmp_path, signatures=signing), cluster)
