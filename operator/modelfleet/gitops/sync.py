@@ -215,7 +215,7 @@ def _group(api_version: str) -> str:
     return api_version.rpartition("/")[0] if "/" in api_version else ""
 
 
-def _describe(m: Manifest, config: SyncConfig) -> str:
+def _describe(m: Manifest) -> str:
     meta = m.doc.get("metadata") or {}
     ns = meta.get("namespace")
     return f"{m.path}: {m.doc.get('kind')} {f'{ns}/' if ns else ''}{meta.get('name')}"
@@ -240,6 +240,8 @@ def _check(
     checked: list[tuple[Manifest, bool]] = []
     for m in manifests:
         problem = _kind_problem(m, config)
+        if problem is None and not isinstance((m.doc.get("metadata") or {}).get("name"), str):
+            problem = "metadata.name is missing"
         if problem is None:
             namespaced = applier.is_namespaced(m.doc["apiVersion"], m.doc["kind"])
             if namespaced is None:
@@ -254,12 +256,17 @@ def _check(
             if problem is None:
                 checked.append((m, bool(namespaced)))
                 continue
-        problems.append(f"{_describe(m, config)}: {problem}")
+        problems.append(f"{_describe(m)}: {problem}")
+    _refuse(sha, problems)
+    return checked
+
+
+def _refuse(sha: str, problems: list[str]) -> None:
+    """Raise :class:`SyncRefused` naming (up to ten of) ``problems``, if there are any."""
     if problems:
         shown = "; ".join(problems[:10])
         more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
         raise SyncRefused(f"refusing commit {sha[:12]}, nothing applied: {shown}{more}")
-    return checked
 
 
 @dataclass(frozen=True)
@@ -304,10 +311,7 @@ def _plan(
                 f"{m.path}: {ref} exists and was not created by sync {config.name!r}; "
                 "pass --adopt to take it over"
             )
-    if problems:
-        shown = "; ".join(problems[:10])
-        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
-        raise SyncRefused(f"refusing commit {sha[:12]}, nothing applied: {shown}{more}")
+    _refuse(sha, problems)
     return planned
 
 
