@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -479,3 +480,60 @@ def test_turning_signatures_on_later_trusts_nothing_synced_before(
     _signed(repo, "signed, empty")
     with pytest.raises(UntrustedCommit, match=f"commit {unsigned[:12]} .*whole history"):
         sync_once(config(repo, tmp_path, signatures=signing), cluster)
+
+
+@pytest.fixture
+def gpg_home(tmp_path: Path) -> Iterator[Path]:
+    """A GnuPG home with two fresh signing keys (uids: release, rogue); stops its agent after."""
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    for uid in ("Release Bot <bot@example.com>", "Rogue <rogue@example.com>"):
+        subprocess.run(
+            ["gpg", "--homedir", str(home), "--batch", "--passphrase", "",
+             "--quick-gen-key", uid, "ed25519", "sign", "never"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    yield home
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
+
+
+def _gpg_fingerprint(home: Path, email: str) -> str:
+    out = subprocess.run(
+        ["gpg", "--homedir", str(home), "--with-colons", "--list-secret-keys", email],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    return next(line.split(":")[9] for line in out.splitlines() if line.startswith("fpr:"))
+
+
+def test_gpg_signed_ranges_are_checked_commit_by_commit(
+    repo: GitRepo, tmp_path: Path, gpg_home: Path
+) -> None:
+    release_key = _gpg_fingerprint(gpg_home, "bot@example.com")
+    rogue_key = _gpg_fingerprint(gpg_home, "rogue@example.com")
+    env = {"GNUPGHOME": str(gpg_home)}
+    repo.git("config", "gpg.format", "openpgp")
+
+    def commit(message: str, key: str | None, version: str | None = None) -> str:
+        if version:
+            repo.write("fleet/r.yaml", release_manifest(version, digest_of(version[0])))
+            repo.git("add", "--", "fleet/r.yaml")
+        sign = [f"-S{key}"] if key else []
+        repo.git("commit", "-q", *sign, "--allow-empty", "-m", message, env=env)
+        return repo.head()
+
+    base = repo.head()
+    commit("1.0.0", release_key, "1.0.0")
+    policy = SignaturePolicy(gpg_home=gpg_home, allowed_gpg_keys=(release_key,))
+    cluster = MemoryCluster()
+    result = sync_once(config(repo, tmp_path, signatures=policy, trust_from=base), cluster)
+    assert result.signature is not None and result.signature.fingerprint == release_key
+    unsigned = commit("6.6.6 unsigned", None, "6.6.6")
+    commit("looks reviewed", release_key)
+    with pytest.raises(UntrustedCommit, match=f"commit {unsigned[:12]} .*is not signed"):
+        sync_once(config(repo, tmp_path, signatures=policy), cluster)
+    repo.git("reset", "-q", "--hard", "HEAD~2")
+    rogue = commit("7.7.7 by a key in the keyring but not allowed", rogue_key, "7.7.7")
+    commit("looks reviewed", release_key)
+    with pytest.raises(UntrustedCommit, match=f"commit {rogue[:12]} .*not in the allowed keys"):
+        sync_once(config(repo, tmp_path, signatures=policy), cluster)
+    assert cluster.objects[("ModelRelease", "retail", "detector")]["spec"]["version"] == "1.0.0"
