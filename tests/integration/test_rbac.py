@@ -226,7 +226,7 @@ def test_the_fleet_api_runs_as_its_service_account_and_cannot_read_the_ca_key(
     assert core.read_namespaced_secret(TLS_SECRET, SYSTEM).data["tls.key"]
 
 
-def _wait(predicate: Any, timeout: float = 60.0) -> Any:
+def _wait(predicate: Any, timeout: float = 120.0) -> Any:
     import time
 
     deadline = time.monotonic() + timeout
