@@ -166,16 +166,6 @@ def commit_signature(repo: git.Repo, sha: str, policy: SignaturePolicy) -> Commi
     return _signatures(repo, policy, ["-1", sha])[0][2]
 
 
-def require_trusted(repo: git.Repo, sha: str, policy: SignaturePolicy) -> CommitSignature:
-    """Refuse ``sha`` unless it is signed by an allowed key (this commit alone; the sync uses
-    :func:`require_trusted_range`)."""
-    sig = commit_signature(repo, sha, policy)
-    reason = _judge(sig, policy)
-    if reason is not None:
-        raise UntrustedCommit(f"commit {sha[:12]} {reason}; refusing to sync it")
-    return sig
-
-
 def resolve_commit(repo: git.Repo, rev: str, what: str) -> str:
     """The full SHA of commit ``rev`` in the cached repository."""
     try:
