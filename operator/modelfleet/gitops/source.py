@@ -145,6 +145,7 @@ def _signatures(
         repo,
         *signature_config(policy.allowed_signers),
         "log",
+        "--no-show-signature",  # a user's log.showSignature must not mix gpg output in
         "--reverse",
         f"--format={_SIG_FORMAT}",
         *revs,
