@@ -12,30 +12,44 @@ import signal
 import threading
 from pathlib import Path
 
-from modelfleet.errors import ModelfleetError
+from modelfleet.errors import ConfigError, ModelfleetError
 from modelfleet.gitops.apply import KubernetesApplier, api_client
 from modelfleet.gitops.source import GitSource, SignaturePolicy
 from modelfleet.gitops.sync import SyncConfig, SyncResult, run_sync_loop, sync_once
 
 EPILOG = """\
 For clusters without Argo CD. Each pass fetches REF from REPO (file://, https://, ssh://) into
---cache-dir, reads every YAML/JSON object under --path, and applies them with server-side apply
-(field manager modelfleet-sync), in Argo CD sync-wave order (TrustPolicy before ModelRelease).
+--cache-dir, reads every YAML/JSON object under --path, checks the whole commit, and only then
+applies it with server-side apply (field manager modelfleet-sync), in Argo CD sync-wave order.
+
+What a commit may hold: ModelReleases and EdgeGateways (TrustPolicies only with
+--allow-trust-policies), in the namespace --namespace (more with --allow-namespace). Any other
+kind or namespace refuses the whole commit, naming the file, kind and name; nothing is applied.
+
+Ownership: an object the sync creates is annotated modelfleet.dev/sync-owner=<name>/<uid> with
+the uid the API server gave it. An object that already exists but was not created by this sync
+(made by hand, or by another sync) is refused unless --adopt; labels or annotations copied onto
+an object do not make it the sync's. --prune deletes only objects this sync owns that are gone
+from Git (never those annotated argocd.argoproj.io/sync-options: Prune=false, never on an empty
+path).
+
+--require-signed: every commit since the last applied revision (first-parent line and merged
+branches alike, git rev-list LAST..TIP) must be signed by an allowed key: SSH signatures checked
+against --allowed-signers (git's allowed-signers format), GPG signatures against --gpg-home,
+optionally restricted to --allowed-gpg-key fingerprints. On the first sync (or with a new
+--cache-dir) the whole history is checked, back to --trust-from REV if given. A refused or
+failed pass applies nothing; in loop mode (--interval) the next pass tries again.
+
 Each object is stamped with the label modelfleet.dev/sync=<name> and the annotations
 modelfleet.dev/git-repo, modelfleet.dev/git-path and modelfleet.dev/git-revision (the last
 commit that changed its file), which the operator copies into ModelRelease status.source.
 
---prune deletes objects carrying this sync's label and repository that are gone from Git
-(never those annotated argocd.argoproj.io/sync-options: Prune=false, never on an empty path).
---require-signed refuses a commit not signed by an allowed key: SSH signatures checked against
---allowed-signers (git's allowed-signers format), GPG signatures against --gpg-home, optionally
-restricted to --allowed-gpg-key fingerprints. A refused or failed pass applies nothing; in loop
-mode (--interval) the next pass tries again.
-
 examples:
-  modelfleet sync https://git.example.com/acme/fleet-config.git --ref main --path releases
+  modelfleet sync https://git.example.com/acme/fleet-config.git --ref main --path releases \\
+      --namespace retail
   modelfleet sync git@git.example.com:acme/fleet.git --ssh-key ~/.ssh/deploy --interval 60 \\
-      --prune --require-signed --allowed-signers ./allowed_signers
+      --namespace retail --allow-namespace stores --prune \\
+      --require-signed --allowed-signers ./allowed_signers --trust-from 4b825dc6
 """
 
 
@@ -54,7 +68,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--name", default="default", help="this sync's name, in the modelfleet.dev/sync label"
     )
     p.add_argument(
-        "--namespace", default="default", help="namespace for namespaced objects that name none"
+        "--namespace",
+        default="default",
+        help="namespace for objects that name none, and allowed (default: default)",
+    )
+    p.add_argument(
+        "--allow-namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="another namespace objects may be applied to (besides --namespace); repeatable",
+    )
+    p.add_argument(
+        "--allow-trust-policies",
+        action="store_true",
+        help="also apply TrustPolicies (cluster-scoped: who may sign models everywhere)",
+    )
+    p.add_argument(
+        "--adopt",
+        action="store_true",
+        help="take over objects that exist but were not created by this sync",
     )
     p.add_argument(
         "--prune", action="store_true", help="delete this sync's objects that are gone from Git"
@@ -89,6 +122,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="FINGERPRINT",
         help="accept this GPG key even if not certified in the keyring; repeatable",
     )
+    sig.add_argument(
+        "--trust-from",
+        metavar="REV",
+        help="a commit trusted without checking: only commits after it need signatures "
+        "(needed on the first sync of a history with unsigned commits)",
+    )
     kube = p.add_argument_group("cluster")
     kube.add_argument(
         "--kubeconfig",
@@ -114,6 +153,8 @@ def _print(result: SyncResult | ModelfleetError, as_json: bool) -> None:
         f"{len(result.pruned)} pruned",
         flush=True,
     )
+    for ref in result.adopted:
+        print(f"  adopted {ref}", flush=True)
     for ref in result.pruned:
         print(f"  pruned {ref}", flush=True)
 
@@ -123,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
     if "://" not in repo and ":" not in repo.split("/")[0] and Path(repo).exists():
         repo = Path(repo).resolve().as_uri()
     signatures = None
+    if args.trust_from and not args.require_signed:
+        raise ConfigError("--trust-from only makes sense with --require-signed")
     if args.require_signed:
         signatures = SignaturePolicy(
             allowed_signers=args.allowed_signers,
@@ -138,6 +181,10 @@ def run(args: argparse.Namespace) -> int:
         allow_empty=args.allow_empty,
         signatures=signatures,
         dry_run=args.dry_run,
+        namespaces=tuple(args.allow_namespace),
+        allow_trust_policies=args.allow_trust_policies,
+        adopt=args.adopt,
+        trust_from=args.trust_from,
     )
     applier = KubernetesApplier(api_client(args.kubeconfig, args.context))
     if args.interval is None:

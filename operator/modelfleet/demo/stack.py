@@ -275,6 +275,7 @@ class Stack:
                 "--interval", str(settings.interval),
                 "--cache-dir", str(self.workdir / "sync-cache"),
                 "--kubeconfig", str(self.kubeconfig), "--json",
+                "--allow-trust-policies",  # the demo repository holds its TrustPolicy
                 *(["--prune"] if settings.prune else []),
             ),
         )  # fmt: skip

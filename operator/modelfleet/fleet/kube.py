@@ -66,7 +66,9 @@ class KubeAccess:
         return ctx
 
     def auth_headers(self) -> dict[str, str]:
-        token = self.config.get_api_key_with_prefix("authorization")
+        # The kubernetes client keeps a bearer token (kubeconfig token, in-cluster
+        # ServiceAccount token) under "BearerToken"; older versions used "authorization".
+        token = self.config.get_api_key_with_prefix("BearerToken", alias="authorization")
         return {"Authorization": token} if token else {}
 
 

@@ -35,6 +35,7 @@ from modelfleet.gitops.errors import (
     ReleaseRefused,
     RevertConflict,
     SyncFailed,
+    SyncRefused,
     UntrustedCommit,
 )
 from modelfleet.gitops.history import CommitSignature, HistoryEntry, release_history
@@ -78,6 +79,7 @@ __all__ = [
     "RollbackResult",
     "SourceRevision",
     "SyncFailed",
+    "SyncRefused",
     "UntrustedCommit",
     "ValidationReport",
     "crd_schema",

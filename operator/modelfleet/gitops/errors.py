@@ -50,5 +50,10 @@ class SyncFailed(GitOpsError):
     """The Git sync could not fetch, parse or apply the manifests."""
 
 
+class SyncRefused(SyncFailed):
+    """A commit asks for something the sync may not do (a kind or namespace outside the
+    allow-list, an object the sync did not create); nothing of it was applied."""
+
+
 class GitCommandFailed(GitOpsError):
     """A git command failed; the message carries git's own first error line."""

@@ -1,12 +1,31 @@
 """``modelfleet sync``: a built-in Git → cluster sync for fleets without Argo CD.
 
 One pass (:func:`sync_once`): fetch the ref (:mod:`modelfleet.gitops.source`), optionally require
-a trusted commit signature, read every manifest under the path, stamp each object, order them,
-server-side apply them (:mod:`modelfleet.gitops.apply`), then optionally prune.
+that every commit not yet trusted is signed, read every manifest under the path, **check the
+whole commit** (allow-listed kinds and namespaces, duplicates, ownership of what already exists)
+and only then stamp, order and server-side apply the objects
+(:mod:`modelfleet.gitops.apply`), then optionally prune. A commit that fails any check applies
+nothing.
+
+What a commit may contain (a Git writer must not get the sync's credentials):
+
+* kinds: ``ModelRelease`` and ``EdgeGateway`` of ``modelfleet.dev``; ``TrustPolicy`` only with
+  ``allow_trust_policies`` (``--allow-trust-policies``): it decides who may sign models for the
+  whole cluster. Anything else (RBAC, Secrets, Namespaces, CRDs, workloads) is refused.
+* namespaces: ``namespace`` (``--namespace``, also the namespace of objects that name none)
+  and ``namespaces`` (``--allow-namespace``); nothing else.
+
+Ownership: an object the sync creates gets the annotation ``modelfleet.dev/sync-owner:
+<sync name>/<uid>``, with the uid the API server gave it at creation. Only an object whose
+annotation names this sync and whose recorded uid equals its actual ``metadata.uid`` (which no
+one can choose) is the sync's: it is updated, and pruned when gone from Git. Copying the label
+or the annotations to another object, or recreating an object under the same name, does not
+make it the sync's. An object that exists but is not the sync's is refused (the whole commit),
+unless ``adopt`` (``--adopt``) takes it over (its current uid is recorded).
 
 Stamps, read back by :func:`modelfleet.gitops.revision.source_revision`:
 
-* label ``modelfleet.dev/sync: <name>``: the sync owns the object (only such objects are pruned);
+* label ``modelfleet.dev/sync: <name>``: lets prune list candidates (not proof of ownership);
 * ``modelfleet.dev/git-repo`` (the URL), ``modelfleet.dev/git-path`` (the file the object came
   from) and ``modelfleet.dev/git-revision``: the last commit that changed that file, not the
   commit synced, so an unrelated commit changes no object (no update event, no new revision in a
@@ -14,11 +33,11 @@ Stamps, read back by :func:`modelfleet.gitops.revision.source_revision`:
   reverts.
 
 Order: Argo CD's ``argocd.argoproj.io/sync-wave`` annotation first (so the same repository syncs
-the same way under both), then kind (Namespace, CRD, ..., TrustPolicy, EdgeGateway, ModelRelease
-last), then namespace and name.
+the same way under both), then kind (TrustPolicy, EdgeGateway, ModelRelease last), then
+namespace and name.
 
-Prune (opt-in): objects of the synced kinds (plus the three modelfleet kinds) that carry this
-sync's label and repository annotation but are no longer in Git are deleted, except those
+Prune (opt-in): objects of the allowed kinds in the allowed namespaces that this sync owns (see
+above) but are no longer in Git are deleted (with the uid as a precondition), except those
 annotated ``argocd.argoproj.io/sync-options: Prune=false``. An empty path never prunes unless
 ``allow_empty`` (a mistyped path must not wipe a fleet).
 """
@@ -27,6 +46,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,38 +54,35 @@ from pathlib import Path
 from typing import Any
 
 from modelfleet.errors import ModelfleetError
-from modelfleet.gitops.apply import Applier
-from modelfleet.gitops.errors import SyncFailed
+from modelfleet.gitops.apply import Applier, ObjectExists
+from modelfleet.gitops.errors import SyncFailed, SyncRefused
 from modelfleet.gitops.history import CommitSignature
 from modelfleet.gitops.revision import PATH_ANNOTATION, REPO_ANNOTATION, REVISION_ANNOTATION
 from modelfleet.gitops.source import (
     GitSource,
     Manifest,
     SignaturePolicy,
+    applied_revision,
     fetch,
     last_change,
+    mark_applied,
     read_manifests,
-    require_trusted,
+    require_trusted_range,
 )
 
 log = logging.getLogger(__name__)
 
 SYNC_LABEL = "modelfleet.dev/sync"
+OWNER_ANNOTATION = "modelfleet.dev/sync-owner"
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
 SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
-GROUP_VERSION = "modelfleet.dev/v1alpha1"
-ALWAYS_PRUNABLE = ("TrustPolicy", "EdgeGateway", "ModelRelease")
-KIND_ORDER: dict[str, int] = {
-    "Namespace": 0,
-    "CustomResourceDefinition": 1,
-    "ServiceAccount": 2,
-    "Secret": 3,
-    "ConfigMap": 4,
-    "TrustPolicy": 6,
-    "EdgeGateway": 7,
-    "ModelRelease": 8,
-}
+GROUP = "modelfleet.dev"
+GROUP_VERSION = f"{GROUP}/v1alpha1"
+DEFAULT_KINDS = ("EdgeGateway", "ModelRelease")
+TRUST_KINDS = ("TrustPolicy",)
+KIND_ORDER: dict[str, int] = {"TrustPolicy": 6, "EdgeGateway": 7, "ModelRelease": 8}
 _OTHER_KINDS = 5
+_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -78,6 +95,18 @@ class SyncConfig:
     allow_empty: bool = False
     signatures: SignaturePolicy | None = None  # None: signatures not required
     dry_run: bool = False
+    namespaces: tuple[str, ...] = ()  # where objects may go, besides ``namespace``
+    allow_trust_policies: bool = False
+    adopt: bool = False
+    trust_from: str | None = None  # with signatures: a commit trusted without checking
+
+    @property
+    def allowed_kinds(self) -> tuple[str, ...]:
+        return (*TRUST_KINDS, *DEFAULT_KINDS) if self.allow_trust_policies else DEFAULT_KINDS
+
+    @property
+    def allowed_namespaces(self) -> tuple[str, ...]:
+        return tuple(sorted({self.namespace, *self.namespaces}))
 
 
 @dataclass(frozen=True, order=True)
@@ -104,11 +133,13 @@ class SyncResult:
     pruned: tuple[ObjectRef, ...]
     signature: CommitSignature | None = None
     dry_run: bool = False
+    adopted: tuple[ObjectRef, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "revision": self.revision,
             "applied": [str(r) for r in self.applied],
+            "adopted": [str(r) for r in self.adopted],
             "pruned": [str(r) for r in self.pruned],
             "signer": self.signature.signer if self.signature else None,
             "dryRun": self.dry_run,
@@ -123,22 +154,49 @@ def _wave(obj: dict[str, Any]) -> int:
         raise SyncFailed(f"{ObjectRef.of(obj)}: {SYNC_WAVE} {raw!r} is not an integer") from None
 
 
+def owner_value(config: SyncConfig, uid: str) -> str:
+    """The ownership annotation of an object this sync created (or adopted) with ``uid``."""
+    return f"{config.name}/{uid}"
+
+
+def owned(live: dict[str, Any], config: SyncConfig) -> bool:
+    """Whether this sync created (or adopted) ``live``: its ownership annotation names this sync
+    and the object's own uid, which the API server chose and nobody can set."""
+    meta = live.get("metadata") or {}
+    uid = meta.get("uid")
+    recorded = (meta.get("annotations") or {}).get(OWNER_ANNOTATION)
+    return bool(uid) and recorded == owner_value(config, str(uid))
+
+
 def stamp(
-    manifest: Manifest, *, config: SyncConfig, revision: str, namespaced: bool | None
+    manifest: Manifest,
+    *,
+    config: SyncConfig,
+    revision: str,
+    namespaced: bool | None,
+    uid: str | None = None,
 ) -> dict[str, Any]:
-    """The object to apply: the manifest plus the sync's label and Git annotations."""
+    """The object to apply: the manifest plus the sync's label and Git annotations, and (with
+    ``uid``) the ownership annotation and ``metadata.uid`` (a precondition of the apply)."""
     obj = copy.deepcopy(manifest.doc)
     meta = obj.setdefault("metadata", {})
     if namespaced and not meta.get("namespace"):
         meta["namespace"] = config.namespace
+    for key in ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields"):
+        meta.pop(key, None)
     meta.setdefault("labels", {})[SYNC_LABEL] = config.name
-    meta.setdefault("annotations", {}).update(
+    annotations = meta.setdefault("annotations", {})
+    annotations.pop(OWNER_ANNOTATION, None)  # only the sync decides who owns an object
+    annotations.update(
         {
             REPO_ANNOTATION: config.source.url,
             PATH_ANNOTATION: manifest.path,
             REVISION_ANNOTATION: revision,
         }
     )
+    if uid is not None:
+        meta["uid"] = uid
+        annotations[OWNER_ANNOTATION] = owner_value(config, uid)
     obj.pop("status", None)
     return obj
 
@@ -153,63 +211,224 @@ def order(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(objects, key=key)
 
 
-def _prunable(obj: dict[str, Any], url: str) -> bool:
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
-    if annotations.get(REPO_ANNOTATION) != url:
-        return False
-    options = str(annotations.get(SYNC_OPTIONS, "")).replace(" ", "")
-    return "Prune=false" not in options.split(",")
+def _group(api_version: str) -> str:
+    return api_version.rpartition("/")[0] if "/" in api_version else ""
+
+
+def _describe(m: Manifest) -> str:
+    meta = m.doc.get("metadata") or {}
+    ns = meta.get("namespace")
+    return f"{m.path}: {m.doc.get('kind')} {f'{ns}/' if ns else ''}{meta.get('name')}"
+
+
+def _kind_problem(m: Manifest, config: SyncConfig) -> str | None:
+    kind, api_version = str(m.doc.get("kind")), str(m.doc.get("apiVersion"))
+    if _group(api_version) == GROUP and kind in config.allowed_kinds:
+        return None
+    allowed = ", ".join(config.allowed_kinds)
+    hint = "" if config.allow_trust_policies else " (TrustPolicy with --allow-trust-policies)"
+    return f"kind {kind} ({api_version}) is not allowed: sync applies only {allowed}{hint}"
+
+
+def _check(
+    manifests: list[Manifest], config: SyncConfig, applier: Applier, sha: str
+) -> list[tuple[Manifest, bool]]:
+    """Refuse the commit (:class:`SyncRefused`, naming every offending file, kind and name)
+    unless every object is of an allowed kind in an allowed namespace; each manifest with its
+    scope (namespaced or not)."""
+    problems: list[str] = []
+    checked: list[tuple[Manifest, bool]] = []
+    for m in manifests:
+        problem = _kind_problem(m, config)
+        if problem is None and not isinstance((m.doc.get("metadata") or {}).get("name"), str):
+            problem = "metadata.name is missing"
+        if problem is None:
+            namespaced = applier.is_namespaced(m.doc["apiVersion"], m.doc["kind"])
+            if namespaced is None:
+                problem = f"the cluster does not serve {m.doc['apiVersion']} {m.doc['kind']}"
+            elif namespaced:
+                ns = (m.doc.get("metadata") or {}).get("namespace") or config.namespace
+                if ns not in config.allowed_namespaces:
+                    problem = (
+                        f"namespace {ns!r} is not allowed (allowed: "
+                        f"{', '.join(config.allowed_namespaces)}; see --allow-namespace)"
+                    )
+            if problem is None:
+                checked.append((m, bool(namespaced)))
+                continue
+        problems.append(f"{_describe(m)}: {problem}")
+    _refuse(sha, problems)
+    return checked
+
+
+def _refuse(sha: str, problems: list[str]) -> None:
+    """Raise :class:`SyncRefused` naming (up to ten of) ``problems``, if there are any."""
+    if problems:
+        shown = "; ".join(problems[:10])
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        raise SyncRefused(f"refusing commit {sha[:12]}, nothing applied: {shown}{more}")
+
+
+@dataclass(frozen=True)
+class _Planned:
+    obj: dict[str, Any]  # stamped, without ownership
+    manifest: Manifest
+    revision: str
+    namespaced: bool
+    live_uid: str | None  # None: to be created
+    adopt: bool = False
+
+
+def _plan(
+    checked: list[tuple[Manifest, bool]],
+    config: SyncConfig,
+    applier: Applier,
+    revisions: dict[str, str],
+    sha: str,
+) -> list[_Planned]:
+    """What each object needs (create, update, adopt), from the live objects; refuses the whole
+    commit when an object exists that this sync does not own and ``adopt`` is off."""
+    planned: list[_Planned] = []
+    problems: list[str] = []
+    seen: set[ObjectRef] = set()
+    for m, namespaced in checked:
+        obj = stamp(m, config=config, revision=revisions[m.path], namespaced=namespaced)
+        ref = ObjectRef.of(obj)
+        if ref in seen:
+            raise SyncFailed(f"{ref} is defined twice under {config.source.path!r}")
+        seen.add(ref)
+        live = applier.get(ref.api_version, ref.kind, ref.name, ref.namespace or None)
+        if live is None:
+            planned.append(_Planned(obj, m, revisions[m.path], namespaced, None))
+            continue
+        uid = str((live.get("metadata") or {}).get("uid") or "")
+        if owned(live, config):
+            planned.append(_Planned(obj, m, revisions[m.path], namespaced, uid))
+        elif config.adopt:
+            planned.append(_Planned(obj, m, revisions[m.path], namespaced, uid, adopt=True))
+        else:
+            problems.append(
+                f"{m.path}: {ref} exists and was not created by sync {config.name!r}; "
+                "pass --adopt to take it over"
+            )
+    _refuse(sha, problems)
+    return planned
+
+
+def _apply(p: _Planned, config: SyncConfig, applier: Applier, *, dry_run: bool) -> None:
+    uid = p.live_uid
+    if uid is None:
+        try:
+            created = applier.create(p.obj, dry_run=dry_run)
+        except ObjectExists:
+            raise SyncRefused(
+                f"{p.manifest.path}: {ObjectRef.of(p.obj)} was created by someone else while "
+                "syncing; not taken over (pass --adopt to take it over)"
+            ) from None
+        if dry_run:
+            return
+        uid = str((created.get("metadata") or {}).get("uid") or "")
+        if not uid:
+            raise SyncFailed(f"{ObjectRef.of(p.obj)}: the API server returned no uid")
+    owned_obj = stamp(
+        p.manifest, config=config, revision=p.revision, namespaced=p.namespaced, uid=uid
+    )
+    applier.apply(owned_obj, dry_run=dry_run)
+
+
+def _check_name(config: SyncConfig) -> None:
+    if not _NAME.fullmatch(config.name):
+        raise SyncFailed(
+            f"sync name {config.name!r} must be a label value: up to 63 letters, digits, "
+            "'-', '_' or '.', starting and ending with a letter or digit"
+        )
 
 
 def sync_once(config: SyncConfig, applier: Applier) -> SyncResult:
-    """One sync pass; raises :class:`SyncFailed` (or a cluster error) and applies nothing when
-    the commit is untrusted or a manifest is unreadable."""
+    """One sync pass; raises :class:`SyncFailed` / :class:`SyncRefused` /
+    :class:`~modelfleet.gitops.errors.UntrustedCommit` (or a cluster error) and applies nothing
+    when a commit is untrusted, a manifest is unreadable or not allowed, or an object exists
+    that this sync does not own."""
+    _check_name(config)
     repo, sha = fetch(config.source, config.cache_dir)
-    signature = require_trusted(repo, sha, config.signatures) if config.signatures else None
+    signature = None
+    if config.signatures:
+        signature = require_trusted_range(
+            repo,
+            sha,
+            config.signatures,
+            applied=applied_revision(repo, config.name),
+            trust_from=config.trust_from,
+        )
     manifests = read_manifests(repo, sha, config.source.path)
     if not manifests and not config.allow_empty:
         raise SyncFailed(
             f"no manifests under {config.source.path!r} at {sha[:12]}; refusing to sync an "
             "empty path (pass --allow-empty if that is intended)"
         )
-    changed: dict[str, str] = {}
-    objects = []
-    for m in manifests:
-        if m.path not in changed:
-            changed[m.path] = last_change(repo, sha, m.path)
-        namespaced = applier.is_namespaced(m.doc["apiVersion"], m.doc["kind"])
-        objects.append(stamp(m, config=config, revision=changed[m.path], namespaced=namespaced))
-    ordered = order(objects)
-    seen: set[ObjectRef] = set()
-    for obj in ordered:
-        ref = ObjectRef.of(obj)
-        if ref in seen:
-            raise SyncFailed(f"{ref} is defined twice under {config.source.path!r}")
-        seen.add(ref)
-    applied = []
-    for obj in ordered:
-        applier.apply(obj, dry_run=config.dry_run)
-        applied.append(ObjectRef.of(obj))
+    checked = _check(manifests, config, applier, sha)
+    revisions: dict[str, str] = {}
+    for m, _ in checked:
+        if m.path not in revisions:
+            revisions[m.path] = last_change(repo, sha, m.path)
+    planned = _plan(checked, config, applier, revisions, sha)
+    by_obj = {id(p.obj): p for p in planned}
+    ordered = [by_obj[id(obj)] for obj in order(p.obj for p in planned)]
+    # The API server validates the whole commit (schema, CEL rules, admission) in a dry run
+    # before anything is written: an invalid object late in the commit applies nothing.
+    for p in ordered:
+        _apply(p, config, applier, dry_run=True)
+    applied, adopted = [], []
+    for p in ordered:
+        if not config.dry_run:
+            _apply(p, config, applier, dry_run=False)
+        applied.append(ObjectRef.of(p.obj))
+        if p.adopt:
+            adopted.append(applied[-1])
+            log.warning("sync %s: adopted %s (existed, not created by this sync)", config.name,
+                        applied[-1])  # fmt: skip
         log.info("sync %s: applied %s at %s", config.name, applied[-1], sha[:12])
-    pruned = _prune(config, applier, seen) if config.prune else []
-    return SyncResult(sha, tuple(applied), tuple(pruned), signature, config.dry_run)
+    keep = {ObjectRef.of(p.obj) for p in planned}
+    pruned = _prune(config, applier, keep) if config.prune else []
+    if config.signatures is not None and not config.dry_run:
+        mark_applied(repo, config.name, sha)  # the next pass checks only what comes after
+    return SyncResult(sha, tuple(applied), tuple(pruned), signature, config.dry_run, tuple(adopted))
+
+
+def _prune_opted_out(obj: dict[str, Any]) -> bool:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    options = str(annotations.get(SYNC_OPTIONS, "")).replace(" ", "")
+    return "Prune=false" in options.split(",")
 
 
 def _prune(config: SyncConfig, applier: Applier, keep: set[ObjectRef]) -> list[ObjectRef]:
-    kinds = {(r.api_version, r.kind) for r in keep}
-    kinds |= {(GROUP_VERSION, k) for k in ALWAYS_PRUNABLE}
     pruned = []
     selector = f"{SYNC_LABEL}={config.name}"
-    for api_version, kind in sorted(kinds, key=lambda k: -KIND_ORDER.get(k[1], _OTHER_KINDS)):
-        for item in applier.list(api_version, kind, selector):
-            live = {**item, "apiVersion": api_version, "kind": kind}
-            ref = ObjectRef.of(live)
-            if ref in keep or not _prunable(live, config.source.url):
-                continue
-            if not config.dry_run:
-                applier.delete(api_version, kind, ref.name, ref.namespace or None)
-            pruned.append(ref)
-            log.info("sync %s: pruned %s (no longer in Git)", config.name, ref)
+    kinds = sorted(config.allowed_kinds, key=lambda k: -KIND_ORDER.get(k, _OTHER_KINDS))
+    for kind in kinds:
+        namespaced = applier.is_namespaced(GROUP_VERSION, kind)
+        if namespaced is None:
+            continue
+        where: tuple[str | None, ...] = config.allowed_namespaces if namespaced else (None,)
+        for ns in where:
+            for item in applier.list(GROUP_VERSION, kind, selector, ns):
+                live = {**item, "apiVersion": GROUP_VERSION, "kind": kind}
+                ref = ObjectRef.of(live)
+                if ref in keep or _prune_opted_out(live):
+                    continue
+                if not owned(live, config):
+                    log.warning(
+                        "sync %s: not pruning %s: it carries the sync's label but was not "
+                        "created by this sync",
+                        config.name,
+                        ref,
+                    )
+                    continue
+                uid = str(live["metadata"]["uid"])
+                if not config.dry_run:
+                    applier.delete(GROUP_VERSION, kind, ref.name, ref.namespace or None, uid=uid)
+                pruned.append(ref)
+                log.info("sync %s: pruned %s (no longer in Git)", config.name, ref)
     return pruned
 
 

@@ -78,5 +78,10 @@ def test_the_operator_may_not_write_specs_gateways_or_read_secrets_cluster_wide(
 
 
 def test_trust_material_is_readable_in_the_operators_namespace(installed: ControlPlane) -> None:
-    assert can(installed, "get", "secrets", "-n", "modelfleet-system")
+    # Secrets by name only (issue 10, item 17): the trust material, never the fleet CA's key.
+    for name, allowed in (("modelfleet-trust-material", "yes"), ("modelfleet-fleet-ca", "no")):
+        out = installed.kubectl("auth", "can-i", "get", f"secrets/{name}", f"--as={SA}",
+                                "-n", "modelfleet-system", check=False)  # fmt: skip
+        assert out.stdout.strip() == allowed, name
+    assert not can(installed, "get", "secrets", "-n", "modelfleet-system")
     assert can(installed, "get", "configmaps", "-n", "modelfleet-system")

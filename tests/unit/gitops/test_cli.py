@@ -75,3 +75,12 @@ def test_refusal_is_one_line_and_exit_code_one(
     assert main(args) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("modelfleet release: TrustPolicy 'prod-signers'")
+
+
+def test_sync_trust_from_needs_require_signed(
+    repo: GitRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["sync", str(repo.path), "--trust-from", repo.head(), "--cache-dir", str(tmp_path)]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["modelfleet sync: --trust-from only makes sense with --require-signed"]
