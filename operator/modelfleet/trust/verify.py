@@ -12,13 +12,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from modelfleet.trust.archive import ArchiveLimits, extract_archive, is_archive
+from modelfleet.trust.archive import ArchiveLimits, extract_archive, is_archive, scan_archive
 from modelfleet.trust.bundle import parse_json, verify_key_bundle, verify_keyless_bundle
 from modelfleet.trust.digest import compute_manifest, digest_file, root_digest
 from modelfleet.trust.errors import VerificationError
@@ -262,21 +261,25 @@ def _verify_artifact(  # noqa: PLR0917 - mirrors verify_artifact's parameters
     ignore = tuple(policy.hashing.ignore_paths) + tuple(ignore_paths)
     kept: Path | None = None
     if is_archive(artifact):
-        scratch = (
-            None if unpack_to is not None else Path(tempfile.mkdtemp(prefix="modelfleet-verify-"))
+        # the signed manifest drives unpacking: read once, writing nothing, then (for a slot)
+        # again, writing only what that first read verified; see trust/archive.py
+        contents = scan_archive(
+            artifact, policy.hashing, signed=signed.items, ignore=ignore, limits=limits
         )
-        folder = unpack_to if unpack_to is not None else scratch
-        assert folder is not None
-        ok = False
-        try:
-            actual = extract_archive(artifact, folder, policy.hashing, ignore=ignore, limits=limits)
-            if actual is None:
-                actual = compute_manifest(folder, policy.hashing, ignore)
-            compare_manifests(signed.items, actual)
-            ok = True
-        finally:
-            if scratch is not None or not ok:
-                shutil.rmtree(folder, ignore_errors=True)
+        compare_manifests(signed.items, contents.items)
+        if unpack_to is not None:
+            try:
+                extract_archive(
+                    artifact,
+                    unpack_to,
+                    policy.hashing,
+                    expected=contents,
+                    ignore=ignore,
+                    limits=limits,
+                )
+            except BaseException:
+                shutil.rmtree(unpack_to, ignore_errors=True)
+                raise
         kept = unpack_to
     else:
         known = None
