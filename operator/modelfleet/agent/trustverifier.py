@@ -125,24 +125,11 @@ class TrustVerifier:
 
     def verify_sync(self, req: VerifyRequest) -> VerifiedInstall:
         """Verify and lay out the slot (blocking; the worker process calls this too). With
-        ``recheck`` nothing in the slot is touched: an archive is unpacked to a scratch folder."""
+        ``recheck`` nothing in the slot is touched: an archive is read, never unpacked."""
+        sig_digest = file_sha256(req.signature)
         if req.recheck:
-            verified = verify_artifact(
-                self.policy,
-                req.artifact,
-                expected_digest=req.expected_digest,
-                signature=req.signature,
-                attestations=req.attestations,
-            )
-            return VerifiedInstall(
-                digest=verified.digest,
-                model_path=MODEL_DIR,
-                signer=verified.signer,
-                signature_digest=file_sha256(req.signature),
-            )
-        model_dir = req.model_dir
-        _clear(model_dir)
-        sig_digest = file_sha256(req.signature) if req.signature is not None else ""
+            return self._full(req, sig_digest, lay_out=False)
+        _clear(req.model_dir)
         att_digest = ",".join(file_sha256(a) for a in req.attestations)
         key: CacheKey = (req.expected_digest, sig_digest, att_digest, self._policy_digest)
         if self._cache is None:
@@ -166,17 +153,19 @@ class TrustVerifier:
             signature_digest=sig_digest,
         )
 
-    def _full(self, req: VerifyRequest, sig_digest: str) -> VerifiedInstall:
-        archive = is_archive(req.artifact)
+    def _full(
+        self, req: VerifyRequest, sig_digest: str, *, lay_out: bool = True
+    ) -> VerifiedInstall:
+        unpack = lay_out and is_archive(req.artifact)
         verified = verify_artifact(
             self.policy,
             req.artifact,
             expected_digest=req.expected_digest,
             signature=req.signature,
             attestations=req.attestations,
-            unpack_to=req.model_dir if archive else None,
+            unpack_to=req.model_dir if unpack else None,
         )
-        if verified.model_path is None:
+        if lay_out and verified.model_path is None:
             self._lay_out(req)
         return VerifiedInstall(
             digest=verified.digest,

@@ -24,7 +24,8 @@ only when, resolved through the archive's other links, it ends at a regular file
 ``O_NOFOLLOW | O_EXCL``, folders opened with ``O_NOFOLLOW``, and links are created last (one hop,
 straight to their resolved file) and checked against the real file system: no member order can
 make a write go through a link. Members under ``ignore`` paths pass the same checks and are then
-left out (not covered by the signature, so never unpacked). Caps: ``max_members`` members and
+left out (not covered by the signature, so never unpacked); so are folders that hold no file
+written (a signature covers files, not folders). Caps: ``max_members`` members and
 ``max_bytes`` of content (a decompression bomb is stopped by the header of its member).
 """
 
@@ -71,10 +72,6 @@ class ArchiveContents:
     items: dict[str, str]  # model-signing manifest items: identifier -> hex digest
     sizes: dict[str, int]  # regular files written out: path -> size
     links: dict[str, str] = field(default_factory=dict)  # symbolic link -> the file it names
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(self.sizes.values())
 
 
 def is_archive(path: Path) -> bool:
@@ -246,13 +243,15 @@ class _Writer:
 def _read_archive(
     archive: Path,
     hashing: Hashing,
-    *,
-    signed: Mapping[str, str] | None,
-    expected: ArchiveContents | None,
     ignore: tuple[str, ...],
-    limits: ArchiveLimits,
-    writer: _Writer | None,
+    limits: ArchiveLimits | None,
+    *,
+    signed: Mapping[str, str] | None = None,
+    expected: ArchiveContents | None = None,
+    writer: _Writer | None = None,
 ) -> ArchiveContents:
+    """The one pass behind :func:`scan_archive` and :func:`extract_archive`."""
+    limits = limits or ArchiveLimits()
     covered = _signed_files(signed, hashing) if signed is not None else None
     wanted = expected.items if expected is not None else signed
     tree = _Tree()
@@ -260,7 +259,6 @@ def _read_archive(
     sizes: dict[str, int] = {}
     kept_links: list[str] = []
     total = 0
-    budget = expected.total_bytes if expected is not None else limits.max_bytes
     buffer = bytearray(BUFFER_SIZE)
     view = memoryview(buffer)
     try:
@@ -270,10 +268,8 @@ def _read_archive(
                     raise _fail(f"more than {limits.max_members} members")
                 rel = _member_path(member.name)
                 if member.isdir():
-                    if rel != ".":
+                    if rel != ".":  # checked; created only as the folder of a file written
                         tree.add(rel, "folder")
-                        if writer is not None and not is_ignored(rel, ignore):
-                            writer.folder(rel)
                     continue
                 if rel == ".":
                     raise _fail("a non-folder member named '.'")
@@ -314,12 +310,9 @@ def _read_archive(
                             "integrity",
                             f"member {rel!r} is {member.size} bytes, the signature covers {want}",
                         )
-                if expected is not None:
-                    if expected.sizes.get(rel) != member.size:
-                        raise _fail(f"member {rel!r} changed since the archive was verified")
-                    budget -= member.size
-                    if budget < 0:  # pragma: no cover - sizes match one by one
-                        raise _fail("unpacks to more than the verified model")
+                if expected is not None and expected.sizes.get(rel) != member.size:
+                    # each file is written once, at the size verified: the total is the model's
+                    raise _fail(f"member {rel!r} changed since the archive was verified")
                 source = tar.extractfile(member)
                 if source is None:
                     raise _fail(f"member {rel!r} has no content")
@@ -343,8 +336,10 @@ def _read_archive(
                     _check_items(got, _items_of(wanted, rel, hashing), rel)
                 items.update(got)
                 sizes[rel] = member.size
+        if expected is not None and set(sizes) != set(expected.sizes):
+            raise _fail(f"{archive.name} changed since it was verified")
         links: dict[str, str] = {}
-        for rel in [r for r in tree.links if r not in kept_links]:
+        for rel in set(tree.links) - set(kept_links):
             tree.resolve(rel)  # ignored links are checked too
         for rel in kept_links:
             target = tree.resolve(rel)
@@ -402,15 +397,7 @@ def scan_archive(
     With ``signed`` (the signature's manifest items), every member must be covered by it before
     its content is read, hash to it, and every signed file must be present.
     """
-    return _read_archive(
-        archive,
-        hashing,
-        signed=signed,
-        expected=None,
-        ignore=ignore,
-        limits=limits or ArchiveLimits(),
-        writer=None,
-    )
+    return _read_archive(archive, hashing, ignore, limits, signed=signed)
 
 
 def extract_archive(
@@ -434,14 +421,6 @@ def extract_archive(
     except OSError as exc:
         raise _fail(f"cannot unpack into {dest}: {exc.strerror}") from None
     try:
-        return _read_archive(
-            archive,
-            hashing,
-            signed=None,
-            expected=expected,
-            ignore=ignore,
-            limits=limits or ArchiveLimits(),
-            writer=writer,
-        )
+        return _read_archive(archive, hashing, ignore, limits, expected=expected, writer=writer)
     finally:
         writer.close()

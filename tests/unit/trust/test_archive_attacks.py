@@ -294,3 +294,101 @@ def test_unsigned_file_under_an_ignored_path_is_never_unpacked(
             "tokenizer",
             "tokenizer/vocab.txt",
         ]
+
+
+# -- the extractor alone: archives a plain bundle signs, or that matched a verified digest ------
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=["".join(map(str, o)) for o in ORDERS])
+def test_extractor_without_a_manifest_never_writes_through_a_link(
+    sandbox: Path, order: tuple[int, ...]
+) -> None:
+    from modelfleet.trust.archive import extract_archive
+
+    evil = write_tar(
+        sandbox.parent / "evil.tar", [file("ok.bin", b"x"), *(CHAIN[i] for i in order)]
+    )
+    before = tree_state(sandbox, skip=["slot"])
+    with pytest.raises(VerificationError) as info:
+        extract_archive(evil, sandbox / "slot" / "model", Hashing(allow_symlinks=True))
+    assert info.value.check == "archive"
+    assert any(repr(name) in info.value.reason for name in CHAIN_NAMES), info.value.reason
+    assert tree_state(sandbox, skip=["slot"]) == before
+    assert (
+        not (sandbox / "escaped.txt").exists() and not (sandbox / "slot" / "escaped.txt").exists()
+    )
+
+
+def test_archive_replaced_between_the_check_and_the_unpacking_writes_nothing_unverified(
+    sandbox: Path, signed: SignedModel
+) -> None:
+    from modelfleet.trust.archive import extract_archive, scan_archive
+
+    policy = policy_for(signed)
+    good = write_tar(sandbox.parent / "good.tar", genuine_members(signed.model_dir or Path()))
+    contents = scan_archive(good, policy.hashing, signed=_signed_items(signed, policy))
+    swapped = [
+        zeros(m.name, len(m.data) + 1) if m.name == "model.onnx" else m
+        for m in genuine_members(signed.model_dir or Path())
+    ]
+    write_tar(good, swapped)  # what a second read would find
+    dest = sandbox / "slot" / "model"
+    with pytest.raises(VerificationError) as info:
+        extract_archive(good, dest, policy.hashing, expected=contents)
+    assert info.value.check == "archive" and "'model.onnx' changed" in info.value.reason
+    assert not (dest / "model.onnx").exists()
+
+
+def test_signed_links_unpack_as_one_hop_to_their_file_and_empty_folders_are_left_out(
+    sandbox: Path, signed: SignedModel
+) -> None:
+    import os
+
+    from modelfleet.trust import sign_model
+
+    model = signed.model_dir or Path()
+    sig = sandbox.parent / "links.sig"
+    sign_model(model, sig, private_key=signed.key, hashing=Hashing(allow_symlinks=True))
+    members = [
+        symlink("a/vocab", "../b/vocab"),  # a chain inside the model: a/vocab -> b/vocab -> file
+        *genuine_members(model),
+        symlink("b/vocab", "../tokenizer/vocab.txt"),
+        folder("empty"),
+    ]
+    tar = write_tar(sandbox.parent / "links.tar", members)
+    policy = policy_for(signed, allowSymlinks=True)
+    dest = sandbox / "slot" / "model"
+    with pytest.raises(VerificationError) as info:  # the links are not in the signed manifest
+        verify_artifact(
+            policy, tar, expected_digest=digest_file(tar), signature=sig, unpack_to=dest
+        )
+    assert info.value.check == "integrity" and "'a/vocab' is not covered" in info.value.reason
+    # sign a folder that holds the same links, then unpack it
+    (model / "a").mkdir()
+    (model / "b").mkdir()
+    os.symlink("../b/vocab", model / "a" / "vocab")
+    os.symlink("../tokenizer/vocab.txt", model / "b" / "vocab")
+    sign_model(model, sig, private_key=signed.key, hashing=Hashing(allow_symlinks=True))
+    try:
+        result = verify_artifact(
+            policy, tar, expected_digest=digest_file(tar), signature=sig, unpack_to=dest
+        )
+    finally:
+        for link in (model / "a" / "vocab", model / "b" / "vocab"):
+            link.unlink()
+        (model / "a").rmdir()
+        (model / "b").rmdir()
+    assert result.model_path == dest
+    assert os.readlink(dest / "a" / "vocab") == "../tokenizer/vocab.txt"  # one hop
+    assert (dest / "a" / "vocab").read_bytes() == (dest / "tokenizer" / "vocab.txt").read_bytes()
+    assert not (dest / "empty").exists()
+
+
+def _signed_items(signed: SignedModel, policy: Policy) -> dict[str, str]:
+    from datetime import UTC, datetime
+
+    from modelfleet.trust.modelsig import verify_model_signature
+
+    return verify_model_signature(
+        signed.signature.read_bytes(), policy, now=datetime.now(UTC)
+    ).items
