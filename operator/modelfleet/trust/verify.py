@@ -199,7 +199,8 @@ def verify_artifact(
     """Verifies the artifact at ``artifact`` (a model file or a tar archive of the model folder).
 
     ``expected_digest`` is ``"sha256:<hex>"`` of the artifact bytes (from the ModelRelease). An
-    archive is unpacked into a temporary folder, or into ``unpack_to`` (empty or missing), which is
+    archive is checked member by member against the signed manifest without writing anything;
+    with ``unpack_to`` (empty or missing) only what that check verified is then unpacked there,
     kept on success and removed on failure. Raises :class:`VerificationError`.
     """
     return _guarded(
