@@ -30,8 +30,10 @@ from tests.trustkit.archives import (
     Member,
     MiB,
     bytes_written_by_this_process,
+    fifo,
     file,
     genuine_members,
+    hardlink,
     symlink,
     tree_state,
     write_tar,
@@ -116,6 +118,10 @@ ATTACKS = {
     "symlink-chain-under-ignored-path": (UNDER_IGNORED, ".tar", ("archive",)),
     "unsigned-1GiB-gzip-bomb": ((zeros("bomb.bin", 1 * GiB),), ".tar.gz", ("integrity",)),
     "signed-name-200MiB-of-zeros": ((), ".tgz", ("integrity",)),
+    "hard-link-into-slot-a": ((hardlink("h", "../../A/model/model.onnx"),), ".tar", ("archive",)),
+    "absolute-path": ((file("/tmp/evil.py", b"x"),), ".tar", ("archive",)),
+    "dot-dot-path": ((file("../../A/model/evil.py", b"x"),), ".tar", ("archive",)),
+    "fifo": ((fifo("pipe"),), ".tar", ("archive",)),
 }
 
 
