@@ -46,6 +46,9 @@ from modelfleet.trust.policy import Hashing
 
 ARCHIVE_SUFFIXES: tuple[str, ...] = (".tar", ".tar.gz", ".tgz")
 MAX_LINK_HOPS = 40  # like the kernel's limit on symbolic links in one lookup
+#: tarfile's stream buffer: its reads re-slice the whole buffer, so a large one makes archives of
+#: many small files quadratic (4 MiB: 13 s for 5,000 members; 64 KiB: under 1 s, same throughput)
+TAR_STREAM_BUFFER = 64 * 1024
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _KINDS: dict[bytes, str] = {
@@ -53,7 +56,6 @@ _KINDS: dict[bytes, str] = {
     tarfile.CHRTYPE: "a character device",
     tarfile.BLKTYPE: "a block device",
     tarfile.FIFOTYPE: "a fifo",
-    tarfile.CONTTYPE: "a contiguous file",
 }
 
 
@@ -112,10 +114,13 @@ def _signed_files(items: Mapping[str, str], hashing: Hashing) -> dict[str, int |
     return sizes
 
 
-def _items_of(items: Mapping[str, str], path: str, hashing: Hashing) -> dict[str, str]:
-    if hashing.serialization != "shards":
-        return {path: items[path]} if path in items else {}
-    return {k: v for k, v in items.items() if k.rsplit(":", 2)[0] == path}
+def _by_path(items: Mapping[str, str], hashing: Hashing) -> dict[str, dict[str, str]]:
+    """Manifest items grouped by the file they belong to (one, or its shards)."""
+    out: dict[str, dict[str, str]] = {}
+    for ident, digest in items.items():
+        path = ident.rsplit(":", 2)[0] if hashing.serialization == "shards" else ident
+        out.setdefault(path, {})[ident] = digest
+    return out
 
 
 def _rekey(items: Mapping[str, str], old: str, new: str, hashing: Hashing) -> dict[str, str]:
@@ -253,7 +258,9 @@ def _read_archive(
     """The one pass behind :func:`scan_archive` and :func:`extract_archive`."""
     limits = limits or ArchiveLimits()
     covered = _signed_files(signed, hashing) if signed is not None else None
-    wanted = expected.items if expected is not None else signed
+    wanted_items = expected.items if expected is not None else signed
+    wanted = _by_path(wanted_items, hashing) if wanted_items is not None else None
+    per_file: dict[str, dict[str, str]] = {}
     tree = _Tree()
     items: dict[str, str] = {}
     sizes: dict[str, int] = {}
@@ -262,7 +269,7 @@ def _read_archive(
     buffer = bytearray(BUFFER_SIZE)
     view = memoryview(buffer)
     try:
-        with tarfile.open(archive, mode="r|*", bufsize=BUFFER_SIZE) as tar:
+        with tarfile.open(archive, mode="r|*", bufsize=TAR_STREAM_BUFFER) as tar:
             for count, member in enumerate(tar, start=1):
                 if count > limits.max_members:
                     raise _fail(f"more than {limits.max_members} members")
@@ -333,7 +340,8 @@ def _read_archive(
                         os.close(out)
                 got = hasher.finish()
                 if wanted is not None:
-                    _check_items(got, _items_of(wanted, rel, hashing), rel)
+                    _check_items(got, wanted.get(rel, {}), rel)
+                per_file[rel] = got
                 items.update(got)
                 sizes[rel] = member.size
         if expected is not None and set(sizes) != set(expected.sizes):
@@ -347,12 +355,12 @@ def _read_archive(
                 raise _fail(f"symbolic link {rel!r} points at a file that is left out")
             if expected is not None and expected.links.get(rel) != target:
                 raise _fail(f"symbolic link {rel!r} changed since the archive was verified")
-            got = _rekey(_items_of(items, target, hashing), target, rel, hashing)
+            got = _rekey(per_file[target], target, rel, hashing)
             if wanted is not None:
-                _check_items(got, _items_of(wanted, rel, hashing), rel)
+                _check_items(got, wanted.get(rel, {}), rel)
             links[rel] = target
         for rel, target in links.items():
-            items.update(_rekey(_items_of(items, target, hashing), target, rel, hashing))
+            items.update(_rekey(per_file[target], target, rel, hashing))
             if writer is not None:
                 writer.link(rel, target)
         if covered is not None:
