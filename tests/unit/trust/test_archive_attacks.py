@@ -112,7 +112,6 @@ def attack(
     *,
     unpack: bool,
     suffix: str = ".tar",
-    signature: Path | None = None,
     archive: Path | None = None,
 ) -> VerificationError:
     """Verifies a crafted archive; returns the rejection after checking nothing was written."""
@@ -124,7 +123,7 @@ def attack(
             policy,
             evil,
             expected_digest=digest_file(evil),
-            signature=signature or signed.signature,
+            signature=signed.signature,
             unpack_to=sandbox / "slot" / "model" if unpack else None,
         )
     written = bytes_written_by_this_process() - written
