@@ -2,9 +2,13 @@
 verified-digest cache that N simulated agents can share.
 
 Verification runs in a worker thread (hashing releases the GIL). The model is laid out in
-``<slot>/model``: an archive is unpacked there (by the verifier itself for model-signing
-signatures, which check the unpacked files; with the trust layer's safe extractor after a plain
-bundle over the archive bytes), a single file is hard-linked there under its URI's file name.
+``<slot>/model``: an archive is unpacked there by the trust layer's extractor, which never writes
+through a link nor outside the folder. With a model-signing signature, ``verify_artifact`` reads
+the archive once writing nothing, checking every member against the signed manifest, then
+unpacks only what that read verified; after a plain bundle over the archive bytes (or a cache hit
+on a verified digest: the same bytes), the extractor's safety rules apply alone. Members under the
+policy's ``ignorePaths`` are never unpacked. A single file is hard-linked there under its URI's
+file name.
 
 **The policy file is read again when it changes** (:class:`PolicyFile`, a ``stat`` per look): a
 revocation rolled out to the device's policy file takes effect on the next reconcile, without a
@@ -245,7 +249,12 @@ class TrustVerifier:
         _clear(model_dir)
         if is_archive(req.artifact):
             try:
-                extract_archive(req.artifact, model_dir, policy.hashing)
+                extract_archive(
+                    req.artifact,
+                    model_dir,
+                    policy.hashing,
+                    ignore=tuple(policy.hashing.ignore_paths),
+                )
             except BaseException:
                 shutil.rmtree(model_dir, ignore_errors=True)
                 raise

@@ -26,14 +26,13 @@ import hashlib
 import json
 import logging
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from modelfleet.trust.archive import ArchiveLimits, extract_archive, is_archive
+from modelfleet.trust.archive import ArchiveLimits, extract_archive, is_archive, scan_archive
 from modelfleet.trust.bundle import (
     IN_TOTO_PAYLOAD_TYPE,
     dsse_envelope,
@@ -323,7 +322,8 @@ def verify_artifact(
     """Verifies the artifact at ``artifact`` (a model file or a tar archive of the model folder).
 
     ``expected_digest`` is ``"sha256:<hex>"`` of the artifact bytes (from the ModelRelease). An
-    archive is unpacked into a temporary folder, or into ``unpack_to`` (empty or missing), which is
+    archive is checked member by member against the signed manifest without writing anything;
+    with ``unpack_to`` (empty or missing) only what that check verified is then unpacked there,
     kept on success and removed on failure. ``revoked_models``: artifact digest → the model digest
     it verified as, for what the caller knows (module docstring, *Revocation*). Raises
     :class:`VerificationError`.
@@ -379,21 +379,25 @@ def _verify_artifact(  # noqa: PLR0917 - mirrors verify_artifact's parameters
     ignore = tuple(policy.hashing.ignore_paths) + tuple(ignore_paths)
     kept: Path | None = None
     if is_archive(artifact):
-        scratch = (
-            None if unpack_to is not None else Path(tempfile.mkdtemp(prefix="modelfleet-verify-"))
+        # the signed manifest drives unpacking: read once, writing nothing, then (for a slot)
+        # again, writing only what that first read verified; see trust/archive.py
+        contents = scan_archive(
+            artifact, policy.hashing, signed=signed.items, ignore=ignore, limits=limits
         )
-        folder = unpack_to if unpack_to is not None else scratch
-        assert folder is not None
-        ok = False
-        try:
-            actual = extract_archive(artifact, folder, policy.hashing, ignore=ignore, limits=limits)
-            if actual is None:
-                actual = compute_manifest(folder, policy.hashing, ignore)
-            compare_manifests(signed.items, actual)
-            ok = True
-        finally:
-            if scratch is not None or not ok:
-                shutil.rmtree(folder, ignore_errors=True)
+        compare_manifests(signed.items, contents.items)
+        if unpack_to is not None:
+            try:
+                extract_archive(
+                    artifact,
+                    unpack_to,
+                    policy.hashing,
+                    expected=contents,
+                    ignore=ignore,
+                    limits=limits,
+                )
+            except BaseException:
+                shutil.rmtree(unpack_to, ignore_errors=True)
+                raise
         kept = unpack_to
     else:
         known = None
