@@ -55,7 +55,7 @@ fmt: install ## format the code
 demo: install envtest ## the whole loop in one command: Git commit -> verified rollout -> revert
 	$(PY) -m modelfleet demo
 
-kind-e2e: install ## run the e2e suite on a kind cluster (needs Docker; not run in CI)
+kind-e2e: install ## the e2e suite on kind with the same Dockerfile and manifests (needs Docker; not run here)
 	bash hack/kind-e2e.sh
 
 clean: ## remove the venv and caches inside the clone

@@ -10,7 +10,8 @@
 #
 # Installs podman/runc/debootstrap when missing (hack/ensure-podman.sh). pip in the build uses
 # the warm pip cache of this machine (mounted, not copied into the image) and this machine's CA
-# bundle when PIP_CERT/REQUESTS_CA_BUNDLE/SSL_CERT_FILE names one (for TLS-inspecting proxies).
+# bundle (PIP_CERT, REQUESTS_CA_BUNDLE, SSL_CERT_FILE, else /etc/ssl/certs/ca-certificates.crt)
+# so that pip works behind a TLS-inspecting proxy the way it does on this machine.
 # Prints the two tags, one per line, and the build time on stderr.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,7 +28,7 @@ base=$IMAGE_BASE
 [ "$base" = local ] && base=$(bash "$here/base-image.sh")
 
 args=(--build-arg "BASE=$base" --layers --network host)
-ca=${PIP_CERT:-${REQUESTS_CA_BUNDLE:-${SSL_CERT_FILE:-}}}
+ca=${PIP_CERT:-${REQUESTS_CA_BUNDLE:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}}
 if [ -n "$ca" ] && [ -f "$ca" ]; then
   args+=(--volume "$(readlink -f "$ca"):/etc/modelfleet-build-ca.pem:ro"
          --build-arg BUILD_CA=/etc/modelfleet-build-ca.pem)

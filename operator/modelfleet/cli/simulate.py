@@ -178,7 +178,7 @@ def _splits(values: list[str]) -> list[tuple[str, str, float]]:
     return out
 
 
-def _enroll(
+def enroll_simulated(
     api: Any,
     count: int,
     *,
@@ -239,7 +239,7 @@ def handle(args: argparse.Namespace) -> int:
 
         access = load_access(args.kubeconfig)
         namespace = args.namespace or access.namespace
-        configs = _enroll(
+        configs = enroll_simulated(
             api_client(access),
             args.gateways,
             namespace=namespace,
