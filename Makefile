@@ -7,6 +7,12 @@ STAMP := $(VENV)/.installed
 include operator/modelfleet/devcluster/envtest.versions
 export KUBERNETES_VERSION ETCD_VERSION
 
+# `make image`: the tags built, and the base ("local": made from Debian's packages by
+# hack/base-image.sh, for machines without a registry; or e.g. docker.io/library/python:3.11-slim).
+IMAGE ?= localhost/modelfleet:dev
+AGENT_IMAGE ?= localhost/modelfleet-agent:dev
+IMAGE_BASE ?= local
+
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -25,7 +31,13 @@ envtest: ## build etcd, kube-apiserver and kubectl from Go modules (cached under
 	  echo "envtest: using $${KUBEBUILDER_ASSETS:-the current kubeconfig}"; \
 	else bash operator/modelfleet/devcluster/build-envtest.sh >/dev/null; fi
 
-test: install envtest ## run the whole test suite (unit, integration on a real API server, e2e)
+podman: ## install podman, runc and debootstrap with apt-get when missing (the image tests need them)
+	@bash hack/ensure-podman.sh
+
+image: ## build the container images with podman: operator + fleet API, and the agent
+	@IMAGE=$(IMAGE) AGENT_IMAGE=$(AGENT_IMAGE) IMAGE_BASE=$(IMAGE_BASE) bash hack/image.sh >/dev/null
+
+test: install envtest podman ## run the whole test suite (unit, integration on a real API server, e2e)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: install ## run only the fast unit tests
@@ -43,10 +55,10 @@ fmt: install ## format the code
 demo: install envtest ## the whole loop in one command: Git commit -> verified rollout -> revert
 	$(PY) -m modelfleet demo
 
-kind-e2e: install ## run the e2e suite on a kind cluster (needs Docker; not run in CI)
+kind-e2e: install ## the e2e suite on kind with the same Dockerfile and manifests (needs Docker; not run here)
 	bash hack/kind-e2e.sh
 
 clean: ## remove the venv and caches inside the clone
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install envtest test unit lint fmt demo kind-e2e clean
+.PHONY: help install envtest podman image test unit lint fmt demo kind-e2e clean

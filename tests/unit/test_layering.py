@@ -4,6 +4,10 @@ and ``trust`` is the only door to sigstore and model_signing."""
 from __future__ import annotations
 
 import ast
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,3 +61,138 @@ def test_only_trust_imports_sigstore_and_model_signing() -> None:
         if name.split(".")[0] in {"sigstore", "model_signing", "sigstore_models"}
     ]
     assert offenders == []
+
+
+# What each deployed role must never load: the operator and the fleet API run in an image without
+# git (GitOps stays in the CLI and `modelfleet sync`); the agent runs on small gateways with the
+# `agent` extra only (no Kubernetes client, no kopf, no GitPython).
+ROLE_FORBIDDEN = {
+    "controller": {"modelfleet.gitops", "git", "gitdb"},
+    "fleet": {"modelfleet.gitops", "git", "gitdb", "modelfleet.controller", "kopf"},
+    "agent": {
+        "modelfleet.gitops", "modelfleet.fleet", "modelfleet.controller", "modelfleet.devcluster",
+        "modelfleet.demo", "git", "gitdb", "kopf", "kubernetes",
+    },
+}  # fmt: skip
+
+
+def _module_path(name: str) -> Path | None:
+    parts = name.split(".")
+    if parts[0] != "modelfleet":
+        return None
+    base = PACKAGE.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _loaded_by(name: str) -> set[str]:
+    """What importing module ``name`` runs: its parent packages' ``__init__`` and itself."""
+    parts = name.split(".")
+    return {".".join(parts[: i + 1]) for i in range(len(parts))}
+
+
+def import_closure(start: set[str]) -> set[str]:
+    """Every module name (modelfleet's followed, others as named) that importing ``start``
+    may load, following imports anywhere in a module (also those inside functions)."""
+    seen: set[str] = set()
+    todo = [m for s in start for m in _loaded_by(s)]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = _module_path(name)
+        if path is None:
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module]
+                targets += [
+                    f"{node.module}.{a.name}"
+                    for a in node.names
+                    if _module_path(f"{node.module}.{a.name}") is not None
+                ]
+            for target in targets:
+                todo.extend(m for m in _loaded_by(target) if m not in seen)
+    return seen
+
+
+def _hits(loaded: set[str], forbidden: set[str]) -> list[str]:
+    return sorted(m for m in loaded if any(m == f or m.startswith(f + ".") for f in forbidden))
+
+
+@pytest.mark.parametrize("layer", sorted(ROLE_FORBIDDEN))
+def test_deployed_roles_never_import_what_their_extra_lacks(layer: str) -> None:
+    """controller/ and fleet/ reach no git (GitPython fails to import without a git binary);
+    agent/ reaches neither fleet/ nor controller/ nor kopf, kubernetes or git. Checked on the
+    whole import closure, parent packages included: importing ``modelfleet.gitops.revision``
+    once pulled GitPython into the operator through ``modelfleet/gitops/__init__.py``."""
+    for path in modules(layer):
+        name = ".".join(("modelfleet", *path.relative_to(PACKAGE).with_suffix("").parts))
+        name = name.removesuffix(".__init__")
+        hits = _hits(import_closure({name}), ROLE_FORBIDDEN[layer])
+        assert hits == [], f"{name} loads {hits}"
+
+
+def test_the_closure_walker_sees_a_package_init() -> None:
+    # The regression this guards against: a pure module inside gitops still loads gitops/__init__.
+    assert "git" in import_closure({"modelfleet.gitops.revision"})
+
+
+ROLE_ENTRIES = {
+    "operator": ["modelfleet.controller.handlers", "modelfleet.controller.runner"],
+    "fleet API": ["modelfleet.fleet.app", "modelfleet.fleet.process", "modelfleet.cli.fleet_api"],
+    "agent": ["modelfleet.agent.__main__", "modelfleet.cli.agent"],
+}
+
+
+def _path_without_git() -> str:
+    path = os.path.dirname(sys.executable)
+    assert shutil.which("git", path=path) is None
+    return path
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_ENTRIES))
+def test_role_entry_points_import_with_git_off_path(role: str) -> None:
+    """With no git binary (as in the image), the role's modules import and load no GitPython."""
+    code = (
+        "import importlib, sys\n"
+        f"for name in {ROLE_ENTRIES[role]!r}:\n"
+        "    importlib.import_module(name)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('git', 'gitdb')"
+        " or m.startswith('modelfleet.gitops'))\n"
+        "assert not bad, bad\n"
+    )
+    env = {"PATH": _path_without_git(), "HOME": os.environ.get("HOME", "/tmp")}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "argv", [["operator", "--help"], ["fleet-api", "--help"], ["agent", "--help"], ["--help"]]
+)
+def test_commands_run_with_git_off_path(argv: list[str]) -> None:
+    env = {"PATH": _path_without_git(), "HOME": os.environ.get("HOME", "/tmp")}
+    done = subprocess.run(
+        [sys.executable, "-m", "modelfleet", *argv],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "usage: modelfleet" in done.stdout

@@ -12,8 +12,22 @@ from collections.abc import Sequence
 from modelfleet.errors import ModelfleetError
 
 
+def _missing(exc: ImportError) -> int:
+    """One line naming the extra to install (``modelfleet[agent]``), or re-raise."""
+    from modelfleet.cli.main import missing_extra
+
+    missing = missing_extra("agent", exc)
+    if missing is None:
+        raise exc
+    print(str(missing).replace("modelfleet agent", "modelfleet-agent", 1), file=sys.stderr)
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    from modelfleet.cli import agent as command
+    try:
+        from modelfleet.cli import agent as command
+    except ImportError as exc:
+        return _missing(exc)
 
     parser = argparse.ArgumentParser(prog="modelfleet-agent")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
@@ -29,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelfleetError as exc:
         print(f"modelfleet agent: {exc.diagnostics()}", file=sys.stderr)
         return 1
+    except ImportError as exc:
+        return _missing(exc)
 
 
 if __name__ == "__main__":

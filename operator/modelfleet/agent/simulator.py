@@ -11,7 +11,7 @@ the same code path.
 
 Programmatic use (the demo does this)::
 
-    configs = load_bundles(Path("bundles"))      # or enroll_simulated(api, 100, ...)
+    configs = load_bundles(Path("bundles"))      # or enrolled by `modelfleet simulate`
     async with Simulation(configs, SimulationOptions(behaviour=table)) as sim:
         await sim.run(duration=120, progress=print)
         print(sim.snapshot().counts)
@@ -42,7 +42,7 @@ from modelfleet.agent.behaviour import (
     SyntheticHealthSource,
     draw,
 )
-from modelfleet.agent.bundles import enroll_simulated, load_bundles
+from modelfleet.agent.bundles import load_bundles
 from modelfleet.agent.clock import Clock, SystemClock
 from modelfleet.agent.config import AgentConfig
 from modelfleet.agent.core import AgentDeps, GatewayAgent
@@ -58,7 +58,6 @@ __all__ = [
     "FleetSnapshot",
     "Simulation",
     "SimulationOptions",
-    "enroll_simulated",
     "load_bundles",
 ]
 T = TypeVar("T")

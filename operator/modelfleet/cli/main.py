@@ -4,6 +4,10 @@ Each command module exposes ``register(subparsers) -> None`` that adds its parse
 ``func`` (``(argparse.Namespace) -> int``) as the parser default. Modules are imported only when
 listed here, so ``--help`` lists exactly the subcommands that exist; running one command imports
 only its own module (an agent on a small gateway does not load the operator or the signer).
+
+Each role installs only its extra (``modelfleet[operator]``, ``[fleet]``, ``[agent]``,
+``[gitops]``; ``[all]`` for everything). A command whose extra is missing fails with one line
+that says which extra to install; ``--help`` still lists it, marked as not installed.
 """
 
 from __future__ import annotations
@@ -55,7 +59,84 @@ COMMANDS: dict[str, str] = {
     "demo": "demo",
 }
 
+#: The extra each command needs beyond the base install (verification: sigstore, model-signing,
+#: cryptography, pyyaml). Commands not listed run on the base install.
+COMMAND_EXTRAS: dict[str, str] = {
+    "agent": "agent",
+    "simulate": "agent",
+    "fleet-ca": "fleet",
+    "gateway": "fleet",
+    "fleet-api": "fleet",
+    "release": "gitops",
+    "rollback": "gitops",
+    "history": "gitops",
+    "sync": "gitops",
+    "operator": "operator",
+    "demo": "all",
+}
+
+#: The top-level modules each extra brings, in the order an extra is suggested for a module that
+#: several bring (checked by a test against pyproject.toml's optional dependencies).
+EXTRA_MODULES: dict[str, frozenset[str]] = {
+    "agent": frozenset({"aiohttp", "prometheus_client"}),
+    "fleet": frozenset({"kubernetes", "aiohttp", "prometheus_client", "uvloop"}),
+    "operator": frozenset({"kopf", "kubernetes", "aiohttp", "prometheus_client"}),
+    "gitops": frozenset({"git", "jsonschema", "ruamel", "kubernetes"}),
+}
+
 Handler = Callable[[argparse.Namespace], int]
+
+
+class MissingExtra(Exception):
+    """A command cannot run because its extra (or the git binary) is not installed."""
+
+    def __init__(self, command: str, extra: str | None, message: str) -> None:
+        super().__init__(message)
+        self.command = command
+        self.extra = extra
+
+
+def missing_extra(command: str, exc: ImportError) -> MissingExtra | None:
+    """What ``exc`` means for ``command`` when it comes from an uninstalled extra, else ``None``
+    (a broken install or a bug: the caller reports it as such)."""
+    if exc.name is None and "git executable" in str(exc):  # GitPython without a git binary
+        return MissingExtra(
+            command,
+            None,
+            f"modelfleet {command} needs the git executable: install git, or set "
+            "GIT_PYTHON_GIT_EXECUTABLE to its path",
+        )
+    module = (exc.name or "").partition(".")[0]
+    if not module or module == "modelfleet":
+        return None
+    wanted = COMMAND_EXTRAS.get(command)
+    if wanted is not None and (wanted == "all" or module in EXTRA_MODULES[wanted]):
+        extra = wanted
+    else:
+        extra = next((e for e, mods in EXTRA_MODULES.items() if module in mods), "")
+        if not extra:
+            return None
+    return MissingExtra(
+        command,
+        extra,
+        f"modelfleet {command} needs the '{extra}' extra: pip install 'modelfleet[{extra}]' "
+        f"(module {module!r} is not installed)",
+    )
+
+
+def _not_installed(sub: argparse._SubParsersAction[argparse.ArgumentParser], module: str,
+                   exc: ImportError) -> None:  # fmt: skip
+    """List ``module``'s commands in ``--help`` as not installed, or re-raise ``exc``."""
+    for command in (c for c, m in COMMANDS.items() if m == module):
+        missing = missing_extra(command, exc)
+        if missing is None:
+            raise exc
+        need = (
+            "no git executable"
+            if missing.extra is None
+            else f"needs pip install 'modelfleet[{missing.extra}]'"
+        )
+        sub.add_parser(command, help=f"(unavailable: {need})", add_help=False)
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -80,14 +161,27 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     names = (COMMANDS[command],) if command in COMMANDS else COMMAND_MODULES
     for name in names:
-        module = importlib.import_module(f"modelfleet.cli.{name}")
+        try:
+            module = importlib.import_module(f"modelfleet.cli.{name}")
+        except ImportError as exc:
+            if command in COMMANDS:  # the one command asked for: say what to install
+                missing = missing_extra(command, exc)
+                if missing is None:
+                    raise
+                raise missing from exc
+            _not_installed(sub, name, exc)
+            continue
         module.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_command_of(argv))
+    try:
+        parser = build_parser(_command_of(argv))
+    except MissingExtra as exc:
+        print(exc, file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(
@@ -105,16 +199,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"modelfleet {args.command}: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # one line, not a traceback; MODELFLEET_DEBUG=1 shows it
-        if os.environ.get("MODELFLEET_DEBUG"):
-            raise
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-        print(
-            f"modelfleet {args.command}: unexpected {type(exc).__name__}: {detail} "
-            "(set MODELFLEET_DEBUG=1 for the traceback)",
-            file=sys.stderr,
-        )
+    except ImportError as exc:  # a command importing its extra only when it runs
+        missing = missing_extra(args.command, exc)
+        if missing is None:
+            return _unexpected(args.command, exc)
+        print(missing, file=sys.stderr)
         return 1
+    except Exception as exc:
+        return _unexpected(args.command, exc)
+
+
+def _unexpected(command: str, exc: Exception) -> int:
+    """One line, not a traceback; MODELFLEET_DEBUG=1 shows it."""
+    if os.environ.get("MODELFLEET_DEBUG"):
+        raise exc
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    print(
+        f"modelfleet {command}: unexpected {type(exc).__name__}: {detail} "
+        "(set MODELFLEET_DEBUG=1 for the traceback)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

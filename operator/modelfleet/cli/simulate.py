@@ -9,8 +9,9 @@ import logging
 import signal
 import sys
 import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelfleet.errors import ConfigError
 
@@ -177,9 +178,54 @@ def _splits(values: list[str]) -> list[tuple[str, str, float]]:
     return out
 
 
+def enroll_simulated(
+    api: Any,
+    count: int,
+    *,
+    namespace: str,
+    out_dir: Path,
+    fleet_url: str,
+    trust_policy: bytes,
+    prefix: str = "sim",
+    labels: Mapping[str, str] | None = None,
+    label_splits: Sequence[tuple[str, str, float]] = (),
+    ca_namespace: str | None = None,
+    seed: int = 0,
+) -> list[AgentConfig]:
+    """Enroll ``count`` gateways for real (EdgeGateway + client certificate each) and write
+    their bundles under ``out_dir/<name>``. ``label_splits`` adds ``key=value`` to the share
+    of gateways given by the fraction (e.g. ``("ring", "early", 0.1)``). Here, not in the agent
+    package: enrollment needs the Kubernetes client, which the ``agent`` extra does not bring."""
+    from modelfleet.agent.behaviour import draw
+    from modelfleet.agent.config import load_agent_config
+    from modelfleet.fleet.enroll import enroll_gateways
+    from modelfleet.fleet.secrets import load_fleet_ca
+
+    ca = load_fleet_ca(api, ca_namespace or namespace)
+    width = max(4, len(str(count - 1)))
+    wanted = []
+    for i in range(count):
+        name = f"{prefix}-{i:0{width}d}"
+        gw_labels = dict(labels or {})
+        for key, value, fraction in label_splits:
+            if draw(seed, "label", key, name) < fraction:
+                gw_labels[key] = value
+        wanted.append((name, gw_labels))
+    bundles = enroll_gateways(
+        api,
+        wanted,
+        namespace=namespace,
+        ca=ca,
+        fleet_url=fleet_url,
+        trust_policy=trust_policy,
+        renew=True,
+    )
+    return [load_agent_config(b.write(out_dir / b.gateway)) for b in bundles]
+
+
 def handle(args: argparse.Namespace) -> int:
     from modelfleet.agent.behaviour import BehaviourTable, load_behaviour
-    from modelfleet.agent.simulator import SimulationOptions, enroll_simulated, load_bundles
+    from modelfleet.agent.simulator import SimulationOptions, load_bundles
 
     if (args.bundles is None) == (args.gateways is None):
         raise ConfigError("give exactly one of --bundles DIR or --gateways N")

@@ -1,6 +1,6 @@
 """Where a ModelRelease's spec came from in Git (``status.source``), looked up once per generation.
 
-:mod:`modelfleet.gitops.revision` knows the rules (Argo CD tracking annotation or label, else the
+:mod:`modelfleet.api.source` knows the rules (Argo CD tracking annotation or label, else the
 ``modelfleet sync`` annotations); this module fetches the Argo CD Application it names, if any.
 An absent Application, or an API server without the Application CRD at all, is not an error:
 the source then comes from annotations (``modelfleet.dev/source-*`` or ``git-*``) or stays unknown.
@@ -12,9 +12,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from modelfleet.api.source import source_revision, tracking_application
 from modelfleet.controller.kube import ApiError, KubeClient, custom_path
 from modelfleet.core import Source
-from modelfleet.gitops.revision import source_revision, tracking_application
 
 log = logging.getLogger(__name__)
 
