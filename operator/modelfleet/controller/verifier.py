@@ -2,15 +2,17 @@
 
 :class:`ArtifactVerifier` reads the named TrustPolicy (cluster-scoped) and the Secrets and
 ConfigMaps it references, fetches the artifact, its signature and attestations into a scratch
-folder (:mod:`modelfleet.controller.fetch`), runs :func:`modelfleet.trust.verify_artifact` in a
-thread executor (it is blocking and CPU-bound), and turns the outcome into the
-:class:`modelfleet.core.Verification` that ``decide()`` takes:
+folder with the one fetcher (:mod:`modelfleet.fetch`, under the operator's allow-lists), runs
+:func:`modelfleet.trust.verify_artifact` in a thread executor (it is blocking and CPU-bound),
+and turns the outcome into the :class:`modelfleet.core.Verification` that ``decide()`` takes:
 
 * a :class:`~modelfleet.trust.VerifiedArtifact` → ``verified=True`` with signer, authority, log
   index and provenance;
 * a :class:`~modelfleet.trust.VerificationError` (or a permanent fetch failure, a missing or
   unusable TrustPolicy) → ``verified=False`` with ``"<check>: <reason>"``: the release is
-  Rejected;
+  Rejected. A fetch failure names the fetcher's check (``scheme``, ``host``, ``file-root``,
+  ``redirect``, ``token-realm``, ``response``, ``size``, ``digest``, ...) and never the digest
+  of bytes that did not match;
 * a transient failure (artifact server down, timeout, API server unreachable) → raised as
   :class:`~modelfleet.controller.errors.VerificationPending` or ``ApiError``: the release stays
   Verifying and is tried again.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
@@ -34,10 +37,10 @@ from typing import Any
 
 from modelfleet.api import TRUSTPOLICY_PLURAL
 from modelfleet.controller.errors import VerificationPending
-from modelfleet.controller.fetch import Fetcher, FetchError, FetchLimits, scratch_cleanup
 from modelfleet.controller.kube import ApiError, KubeAccess, KubeClient, custom_path
 from modelfleet.controller.metrics import VERIFICATIONS
 from modelfleet.core import Provenance, ReleaseSpec, Verification
+from modelfleet.fetch import Fetcher, FetchError, FetchLimits, FetchPolicy
 from modelfleet.trust import (
     MaterialResolver,
     Policy,
@@ -52,9 +55,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class VerifierSettings:
-    """How verification runs: limits, timeout, where namespace-less references point."""
+    """How verification runs: what may be fetched, limits, timeout, where namespace-less
+    references point."""
 
     limits: FetchLimits = field(default_factory=FetchLimits)
+    fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
     timeout: float = 300.0
     material_namespace: str = "modelfleet-system"
 
@@ -97,6 +102,11 @@ def _refuse_files(value: Any, where: str = "spec") -> None:
     elif isinstance(value, list):
         for i, item in enumerate(value):
             _refuse_files(item, f"{where}[{i}]")
+
+
+def scratch_cleanup(folder: Path) -> None:
+    """Remove a scratch folder, ignoring errors (it is under the system temp dir)."""
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def warm_up() -> None:
@@ -212,7 +222,7 @@ class ArtifactVerifier:
                 raise VerificationPending(f"{where}: {exc.diagnostics()}; retrying") from exc
             VERIFICATIONS.labels(result="rejected").inc()
             log.warning("%s: %s refused: %s", where, spec.version, exc)
-            return rejection(spec.digest, f"input: {exc.diagnostics()}")
+            return rejection(spec.digest, exc.summary)
         except ApiError:
             VERIFICATIONS.labels(result="error").inc()
             raise
@@ -234,16 +244,22 @@ class ArtifactVerifier:
         limits = self._settings.limits
         scratch = Path(tempfile.mkdtemp(prefix="modelfleet-fetch-"))
         try:
-            async with Fetcher(limits) as fetcher:
-                artifact = await fetcher.fetch(
-                    spec.uri, scratch / "artifact", limit=limits.max_artifact_bytes
-                )
-                signature = await fetcher.fetch(
-                    spec.signature, scratch / "signature", limit=limits.max_sidecar_bytes
-                )
+            async with Fetcher(self._settings.fetch_policy, limits) as fetcher:
+                artifact = await _fetch(
+                    fetcher, "artifact", spec.uri, scratch / "artifact",
+                    max_bytes=limits.max_artifact_bytes, expected_digest=spec.digest,
+                )  # fmt: skip
+                signature = await _fetch(
+                    fetcher, "signature", spec.signature, scratch / "signature",
+                    max_bytes=limits.max_sidecar_bytes,
+                )  # fmt: skip
                 attestations = [
-                    await fetcher.fetch(
-                        uri, scratch / f"attestation-{i}", limit=limits.max_sidecar_bytes
+                    await _fetch(
+                        fetcher,
+                        f"attestation {i}",
+                        uri,
+                        scratch / f"attestation-{i}",
+                        max_bytes=limits.max_sidecar_bytes,
                     )
                     for i, uri in enumerate(spec.attestations)
                 ]
@@ -260,3 +276,24 @@ class ArtifactVerifier:
             await self._run(lambda: scratch_cleanup(scratch))
         log.debug("%s: verification scratch %s removed", where, scratch)
         return to_verification(verified)
+
+
+async def _fetch(
+    fetcher: Fetcher,
+    what: str,
+    uri: str,
+    dest: Path,
+    *,
+    max_bytes: int,
+    expected_digest: str | None = None,
+) -> Path:
+    """Fetch one input of a verification; a failure says which input it was."""
+    try:
+        fetched = await fetcher.fetch(
+            uri, dest, max_bytes=max_bytes, expected_digest=expected_digest
+        )
+    except FetchError as exc:
+        raise FetchError(
+            exc.uri, exc.check, f"{what}: {exc.reason}", transient=exc.transient
+        ) from exc
+    return fetched.path

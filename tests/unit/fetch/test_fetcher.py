@@ -6,14 +6,16 @@ import hashlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
 
-from modelfleet.controller.fetch import (
+from modelfleet.fetch import (
     Fetcher,
     FetchError,
     FetchLimits,
+    FetchPolicy,
     parse_oci,
     pick_layer,
 )
@@ -75,8 +77,8 @@ async def server() -> AsyncIterator[str]:
 
 
 async def fetch(uri: str, dest: Path, limit: int = 1 << 20) -> bytes:
-    async with Fetcher(FetchLimits(timeout=10)) as fetcher:
-        await fetcher.fetch(uri, dest, limit=limit)
+    async with Fetcher(FetchPolicy.permissive(), FetchLimits(timeout=10)) as fetcher:
+        await fetcher.fetch(uri, dest, max_bytes=limit)
     return dest.read_bytes()
 
 
@@ -140,10 +142,10 @@ def test_oci_references_split_into_registry_repository_and_reference() -> None:
         "team/detector",
         "2.1.0",
     )
-    assert ref.base == "https://registry.example:5000"
+    assert FetchPolicy().registry_scheme("", urlsplit("oci://registry.example:5000/x")) == "https"
     assert parse_oci("oci://r.example/detector@sha256:abc").reference == "sha256:abc"
     assert parse_oci("oci://localhost:5000/detector").reference == "latest"
-    assert parse_oci("oci://localhost:5000/detector").base == "http://localhost:5000"
+    assert FetchPolicy().registry_scheme("", urlsplit("oci://localhost:5000/x")) == "http"
 
 
 def test_a_layer_is_picked_by_title_when_there_are_several() -> None:
