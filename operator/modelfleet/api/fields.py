@@ -155,5 +155,7 @@ TRUSTPOLICY_FIELDS = FieldRegistry(
             for k in ("predicateType", "builderIds", "sourceRepositories", "refs")
         ),
         "spec.deniedDigests",
+        "spec.namespaces",
+        *_selector("spec.namespaceSelector"),
     ],
 )

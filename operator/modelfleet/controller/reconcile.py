@@ -229,7 +229,7 @@ class Reconciler:
         if cached is not None and cached[:2] == (release.generation, spec.digest):
             return cached[2]
         result = await self._verifier.verify(
-            spec, f"ModelRelease {release.namespace}/{release.name}"
+            spec, f"ModelRelease {release.namespace}/{release.name}", namespace=release.namespace
         )
         result = replace(result, generation=release.generation)
         state.verified = (release.generation, spec.digest, result)

@@ -17,6 +17,10 @@ and turns the outcome into the :class:`modelfleet.core.Verification` that ``deci
   :class:`~modelfleet.controller.errors.VerificationPending` or ``ApiError``: the release stays
   Verifying and is tried again.
 
+A TrustPolicy with a scope (``spec.namespaces`` / ``spec.namespaceSelector``) is checked
+against the release's namespace (and its labels, read from the API server) before anything is
+fetched; a release outside the scope is Rejected with ``policy:`` naming the policy and its scope.
+
 ``file:`` material in a cluster TrustPolicy is refused: the operator's own files are not a trust
 root anyone applying a policy should be able to point at.
 """
@@ -201,11 +205,12 @@ class ArtifactVerifier:
         policy: Policy = await self._run(lambda: parse_policy(body, resolver=resolver, name=name))
         return policy
 
-    async def verify(self, spec: ReleaseSpec, where: str) -> Verification:
-        """Verify ``spec``'s artifact; a rejection is returned, a transient failure raised."""
+    async def verify(self, spec: ReleaseSpec, where: str, *, namespace: str) -> Verification:
+        """Verify ``spec`` (of a release in ``namespace``); a rejection is returned, a transient
+        failure raised."""
         try:
             async with asyncio.timeout(self._settings.timeout):
-                result = await self._verify(spec, where)
+                result = await self._verify(spec, where, namespace)
         except TimeoutError:
             VERIFICATIONS.labels(result="error").inc()
             raise VerificationPending(
@@ -231,8 +236,28 @@ class ArtifactVerifier:
                  result.signer)  # fmt: skip
         return result
 
-    async def _verify(self, spec: ReleaseSpec, where: str) -> Verification:
+    async def in_scope(self, policy: Policy, namespace: str) -> None:
+        """Raise a ``policy`` VerificationError unless ``namespace`` may name ``policy``."""
+        scope = policy.scope
+        labels: Mapping[str, str] = {}
+        if scope.needs_labels(namespace):
+            try:
+                body = await self._client.get(f"/api/v1/namespaces/{namespace}")
+            except ApiError as exc:
+                if not exc.not_found:
+                    raise
+                body = {}
+            labels = (body.get("metadata") or {}).get("labels") or {}
+        if not scope.allows(namespace, labels):
+            raise VerificationError(
+                "policy",
+                f"TrustPolicy {policy.name!r} does not apply to namespace {namespace!r}: its "
+                f"scope is {scope.describe()}",
+            )
+
+    async def _verify(self, spec: ReleaseSpec, where: str, namespace: str) -> Verification:
         policy = await self.policy(spec.trust_policy)
+        await self.in_scope(policy, namespace)
         if spec.digest in policy.denied_digests:  # refuse before downloading anything
             raise VerificationError(
                 "denylist", f"artifact {spec.digest} is revoked by policy {policy.name!r}"
