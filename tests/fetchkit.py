@@ -11,14 +11,16 @@ the requests each path received.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import hashlib
 import ipaddress
 import json
 import ssl
+import subprocess
 import threading
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -240,3 +242,34 @@ class LoopbackServer:
             )  # fmt: skip
             self.bytes(realm.removeprefix(self.url).split("?")[0], body, ctype, status)
         return f"oci://{self.authority}/{repository}:{reference}"
+
+
+@contextlib.contextmanager
+def small_filesystem(path: Path, size: str) -> Iterator[Path]:
+    """A real, small file system (tmpfs of ``size``, e.g. ``"4m"``) mounted at ``path``.
+
+    Writing past its size fails with ENOSPC, as on a full gateway disk. Mounting needs root
+    (the test containers run as root); anything else is an error saying so, never a skip."""
+    path.mkdir(parents=True, exist_ok=True)
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if mount.returncode != 0:
+        raise RuntimeError(
+            f"cannot mount a {size} tmpfs at {path} (these tests need root): {mount.stderr}"
+        )
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
+
+
+def ballast(folder: Path, size: int) -> Path:
+    """Fill ``size`` bytes of ``folder``'s file system with one file (removed to free space)."""
+    path = folder / "ballast"
+    with path.open("wb") as fh:
+        fh.write(b"\0" * size)
+    return path

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -88,7 +90,10 @@ class ProcessVerifier:
                 + (f": {tail}" if tail else ""),
             )
         if not answer.get("ok"):
-            raise VerificationError(str(answer.get("check")), str(answer.get("reason")))
+            error = VerificationError(str(answer.get("check")), str(answer.get("reason")))
+            if answer.get("outOfSpace") is True:  # the child's cause, for is_out_of_space()
+                raise error from OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            raise error
         if answer.get("policyDigest") != self._policy_digest:
             raise VerificationError(
                 "policy",

@@ -27,7 +27,7 @@ from modelfleet.fetch.http import HttpClient
 from modelfleet.fetch.local import copy_file
 from modelfleet.fetch.oci import pull
 from modelfleet.fetch.policy import FetchPolicy
-from modelfleet.fetch.sink import Progress, part_path
+from modelfleet.fetch.sink import CHUNK, Progress, part_path
 
 MAX_SIDECAR_BYTES = 16 * 1024 * 1024
 
@@ -41,6 +41,7 @@ class FetchLimits:
     timeout: float | None = 300.0  # a whole fetch; None: no overall limit
     connect_timeout: float = 30.0
     read_timeout: float = 60.0  # between two reads
+    chunk_size: int = CHUNK
     ca_file: str | None = None
 
     def ssl_context(self) -> ssl.SSLContext:
@@ -101,7 +102,7 @@ class Fetcher:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.limits.connect_timeout, sock_read=self.limits.read_timeout
         )
-        return HttpClient(self.policy, self._session, timeout)
+        return HttpClient(self.policy, self._session, timeout, chunk_size=self.limits.chunk_size)
 
     async def fetch(
         self,

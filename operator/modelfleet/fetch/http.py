@@ -49,10 +49,13 @@ class HttpClient:
         policy: FetchPolicy,
         session_for: SessionFor,
         timeout: aiohttp.ClientTimeout,
+        *,
+        chunk_size: int = CHUNK,
     ) -> None:
         self.policy = policy
         self._session_for = session_for
         self._timeout = timeout
+        self._chunk = chunk_size
 
     @contextlib.asynccontextmanager
     async def get(
@@ -140,7 +143,7 @@ class HttpClient:
             resumed = bool(have) and resp.status == 206
             with Sink(uri, part, max_bytes=max_bytes, resume=resumed, total=total,
                       progress=progress) as sink:  # fmt: skip
-                async for chunk in resp.content.iter_chunked(CHUNK):
+                async for chunk in resp.content.iter_chunked(self._chunk):
                     sink.write(chunk)
                 sink.finish()
         if total is not None and sink.size != total:
@@ -174,6 +177,6 @@ def _expected_total(
         total = resp.content_length
     if total is not None and total > max_bytes:
         raise FetchError(
-            uri, "size", f"larger than the limit of {max_bytes} bytes ({total} announced)"
+            uri, "size", f"larger than the limit: {total} bytes exceeds the limit of {max_bytes}"
         )
     return total

@@ -25,7 +25,11 @@ def copy_file(
         if not stat.S_ISREG(info.st_mode):
             raise FetchError(uri, "file-type", "not a regular file")
         if info.st_size > max_bytes:
-            raise FetchError(uri, "size", f"larger than the limit of {max_bytes} bytes")
+            raise FetchError(
+                uri,
+                "size",
+                f"larger than the limit: {info.st_size} bytes exceeds the limit of {max_bytes}",
+            )
         fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise FetchError(uri, "not-found", "no such file") from None
