@@ -59,7 +59,8 @@ async def test_dev_zero_is_refused_before_anything_is_written(small_fs: Path) ->
     dest = small_fs / "artifact"
     with pytest.raises(DownloadError) as info:
         await downloader.fetch("file:///dev/zero", dest, max_bytes=MIB)
-    assert info.value.check == "file-type" and not info.value.transient
+    assert not info.value.transient  # a retry could not help
+    assert info.value.check == "file-type"
     assert list(small_fs.iterdir()) == []
 
 
@@ -76,9 +77,11 @@ async def test_a_symlink_to_a_device_or_a_fifo_is_refused(small_fs: Path, tmp_pa
 
 
 async def test_a_full_disk_during_download_removes_the_part_file_and_retries_once_space_frees(
-    small_fs: Path, tmp_path: Path
+    small_fs: Path, tmp_path: Path, session: aiohttp.ClientSession
 ) -> None:
     signed = make_signed_model(tmp_path / "models", content=os.urandom(2 * MIB + 12345))
+    server = LoopbackServer().start()
+    uri = server.bytes("/model.bin", signed.artifact.read_bytes())
     weight = ballast(small_fs, 7 * MIB)  # about 1 MiB left: the download cannot fit
     seen: list[tuple[ModelState, str, list[str]]] = []
 
@@ -88,8 +91,17 @@ async def test_a_full_disk_during_download_removes_the_part_file_and_retries_onc
         seen.append((rec.state, rec.message, parts))
         weight.unlink(missing_ok=True)
 
-    installer = make_installer(small_fs / "data", signed.policy_path, clock=HookClock(free_space))
-    await installer.reconcile(desired(signed, "1.0.0"))
+    installer = make_installer(
+        small_fs / "data",
+        signed.policy_path,
+        clock=HookClock(free_space),
+        fetcher=Downloader(lambda _: session),
+    )
+    d = desired(signed, "1.0.0")
+    try:
+        await installer.reconcile(type(d)(**{**d.__dict__, "artifact_uri": uri}))
+    finally:
+        server.stop()
     assert seen, "the agent never backed off"
     state, message, parts = seen[0]
     assert state is ModelState.DOWNLOADING and "No space left on device" in message
