@@ -30,7 +30,8 @@ def copy_file(
                 "size",
                 f"larger than the limit: {info.st_size} bytes exceeds the limit of {max_bytes}",
             )
-        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
+        # ``source`` is the resolved path: a link swapped in since the check is not followed.
+        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except FileNotFoundError:
         raise FetchError(uri, "not-found", "no such file") from None
     except OSError as exc:
