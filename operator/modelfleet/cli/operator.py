@@ -48,8 +48,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.kubeconfig is not None and not args.kubeconfig.is_file():
         raise ConfigError(f"--kubeconfig {args.kubeconfig}: no such file")
     for root in args.allow_file_root:
-        if not Path(root).is_dir():
-            raise ConfigError(f"--allow-file-root {root}: no such folder")
+        if Path(root).exists() and not Path(root).is_dir():  # it may be created later
+            raise ConfigError(f"--allow-file-root {root}: not a folder")
     plain = args.plain_http_registry
     try:
         policy = FetchPolicy.build(

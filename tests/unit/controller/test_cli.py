@@ -80,7 +80,7 @@ def test_artifact_source_flags_parse() -> None:
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--allow-file-root", "/nonexistent/models"], "no such folder"),
+        (["--allow-file-root", "/etc/passwd"], "not a folder"),
         (["--allow-host", "ex*ample.com"], "artifact sources"),
     ],
 )
