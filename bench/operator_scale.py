@@ -137,7 +137,8 @@ class Bench:
             [sys.executable, "-m", "modelfleet", "operator", "--namespace", NS,
              "--interval", str(self.args.interval), "--kubeconfig", str(self.cp.kubeconfig),
              "--metrics-port", str(self.metrics_port), "--metrics-host", "127.0.0.1",
-             "--liveness", f"http://127.0.0.1:{liveness}/healthz"],
+             "--liveness", f"http://127.0.0.1:{liveness}/healthz",
+             "--allow-file-root", str(self.tmp)],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
         deadline = time.monotonic() + 180

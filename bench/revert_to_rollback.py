@@ -245,7 +245,9 @@ def main() -> int:
                 rate_limit=5.0, rate_burst=20.0,
             )
         )  # fmt: skip
-        stack.start_operator(OperatorSettings(interval=args.operator_interval))
+        stack.start_operator(
+            OperatorSettings(interval=args.operator_interval, file_roots=(shelf.root,))
+        )
         stack.start_sync(SyncSettings(repo_url=repo.url, interval=args.sync_interval))
         stack.start_simulator(
             SimulatorSettings(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from modelfleet.demo.models import ModelShelf
-from modelfleet.demo.stack import FleetApiSettings, SimulatorSettings, Stack
+from modelfleet.demo.stack import FleetApiSettings, OperatorSettings, SimulatorSettings, Stack
 from modelfleet.demo.watch import FleetView, Observer
 
 from .conftest import MODEL, apply_release, event_reasons, gateway_models, wait_for
@@ -65,7 +65,7 @@ def test_200_gateways_roll_out_in_three_steps_and_a_regression_aborts_at_the_can
 ) -> None:
     stack.fleet_ca_init()
     stack.start_fleet_api(FleetApiSettings())
-    stack.start_operator()
+    stack.start_operator(OperatorSettings(file_roots=(shelf.root,)))
     behaviour = {"2.0.0": {"errorRate": 0.4}}
     stack.start_simulator(
         SimulatorSettings(gateways=GATEWAYS, behaviour=behaviour),

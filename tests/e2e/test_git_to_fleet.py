@@ -12,7 +12,13 @@ import pytest
 
 from modelfleet.demo.gitrepo import FleetRepo
 from modelfleet.demo.models import ModelShelf
-from modelfleet.demo.stack import FleetApiSettings, SimulatorSettings, Stack, SyncSettings
+from modelfleet.demo.stack import (
+    FleetApiSettings,
+    OperatorSettings,
+    SimulatorSettings,
+    Stack,
+    SyncSettings,
+)
 from modelfleet.demo.watch import FleetView, Observer
 
 from .conftest import event_reasons, gateway_models, wait_for
@@ -51,7 +57,7 @@ def test_revert_commit_returns_every_gateway_to_the_previous_version(
     repo.create(shelf.policy_manifest())
     stack.fleet_ca_init()
     stack.start_fleet_api(FleetApiSettings())
-    stack.start_operator()
+    stack.start_operator(OperatorSettings(file_roots=(shelf.root,)))
     stack.start_sync(SyncSettings(repo_url=repo.url, interval=1.0))
     stack.start_simulator(
         SimulatorSettings(gateways=GATEWAYS),

@@ -1,5 +1,7 @@
 """The layering of DESIGN.md §6, checked on the source: imports point down, ``core`` stays pure,
-and ``trust`` is the only door to sigstore and model_signing."""
+``trust`` is the only door to sigstore and model_signing, and ``fetch`` (the one artifact
+fetcher, below the operator and the agent) and the agent load no Kubernetes, kopf or Git
+library."""
 
 from __future__ import annotations
 
@@ -20,7 +22,11 @@ FORBIDDEN = {
     "core": {"api", "trust", "controller", "fleet", "agent", "gitops", "cli", "devcluster"},
     "api": {"trust", "controller", "fleet", "agent", "gitops", "cli", "devcluster"},
     "trust": {"controller", "fleet", "agent", "gitops", "cli"},
-}
+    "fetch": {"api", "trust", "controller", "fleet", "agent", "gitops", "cli", "devcluster",
+              "demo", "enrollment", "kube", "protocol"},
+}  # fmt: skip
+#: Libraries the agent's image does not install: neither it nor what it imports may load them.
+NOT_ON_GATEWAYS = {"kopf", "kubernetes", "git"}
 
 
 def imports(path: Path) -> set[str]:
@@ -196,3 +202,25 @@ def test_commands_run_with_git_off_path(argv: list[str]) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "usage: modelfleet" in done.stdout
+
+
+def test_fetch_imports_no_cluster_or_git_library() -> None:
+    for path in modules("fetch"):
+        used = {name.split(".")[0] for name in imports(path)}
+        assert not used & (NOT_ON_GATEWAYS | {"sigstore", "model_signing"}), path.name
+
+
+def test_the_agent_and_the_fetcher_load_no_kopf_kubernetes_or_git() -> None:
+    # Import every agent module (and so everything they import) in a fresh interpreter.
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import modelfleet.agent as agent, modelfleet.fetch\n"
+        "for m in pkgutil.iter_modules(agent.__path__):\n"
+        "    importlib.import_module('modelfleet.agent.' + m.name)\n"
+        f"print(sorted(k for k in {sorted(NOT_ON_GATEWAYS)!r} if k in sys.modules))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

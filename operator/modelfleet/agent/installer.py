@@ -37,6 +37,7 @@ from modelfleet.agent.slots import (
 from modelfleet.agent.state import FailedTarget
 from modelfleet.agent.verifier import VerifyRequest
 from modelfleet.errors import ModelfleetError
+from modelfleet.fetch import is_out_of_space
 from modelfleet.trust.errors import VerificationError
 
 log = logging.getLogger(__name__)
@@ -226,12 +227,17 @@ class ModelInstaller:
         """Download and verify ``d`` into ``slot``; False after reporting a failure.
 
         A digest mismatch is retried once with a fresh download (a partial file resumed after
-        a power loss may hold garbage); any other verification failure is final.
+        a power loss may hold garbage); a full disk while verifying or unpacking empties the
+        slot and is retried with backoff (space may free); any other verification failure is
+        final.
         """
         hexd = d.digest.removeprefix("sha256:")[:16]
         artifact_name = f"artifact.{hexd}"
         self._set_healthy(slot, None)
-        for attempt in (1, 2):
+        storage_backoff = Backoff(base=2.0, cap=self.ctx.retry_cap)
+        attempt = 0
+        while attempt < 2:
+            attempt += 1
             slot_dir = self.slots.prepare(slot, keep_part=artifact_name + PART_SUFFIX)
             self._set(d, ModelState.DOWNLOADING)
             await self.ctx.verifier.prepare()
@@ -256,9 +262,30 @@ class ModelInstaller:
                 verified = await self.ctx.verifier.verify(request)
                 await durable  # written back while verification read it
                 await self._make_durable(slot_dir, tree=True)
+                self.slots.write_marker(
+                    slot,
+                    Marker(
+                        digest=verified.digest,
+                        version=d.version,
+                        model_path=verified.model_path,
+                        artifact=artifact.name,
+                        signature=signature.name if signature else "",
+                        attestations=tuple(a.name for a in attestations),
+                        signature_digest=verified.signature_digest,
+                        policy_digest=self.ctx.verifier.policy_digest,
+                        verified_at=isoformat(self.ctx.clock.now()),
+                    ),
+                )
                 break
-            except ModelfleetError as exc:
+            except (ModelfleetError, OSError) as exc:
                 await asyncio.gather(durable, return_exceptions=True)
+                if is_out_of_space(exc):
+                    self.slots.prepare(slot)  # free what this install took
+                    await self._storage_retry(d, exc, storage_backoff)
+                    attempt -= 1
+                    continue
+                if not isinstance(exc, ModelfleetError):
+                    raise
                 self.slots.prepare(slot)  # drop the untrusted bytes
                 if attempt == 1 and getattr(exc, "check", "") == "digest":
                     log.warning(
@@ -272,26 +299,22 @@ class ModelInstaller:
                 durable.cancel()
         else:  # pragma: no cover - the loop always breaks or returns
             return False
-        self.slots.write_marker(
-            slot,
-            Marker(
-                digest=verified.digest,
-                version=d.version,
-                model_path=verified.model_path,
-                artifact=artifact.name,
-                signature=signature.name if signature else "",
-                attestations=tuple(a.name for a in attestations),
-                signature_digest=verified.signature_digest,
-                policy_digest=self.ctx.verifier.policy_digest,
-                verified_at=isoformat(self.ctx.clock.now()),
-            ),
-        )
         log.info(
             "%s: %s (%s) verified in slot %s%s",
             self._p(), d.version, d.digest, slot,
             f", signed by {verified.signer}" if verified.signer else "",
         )  # fmt: skip
         return True
+
+    async def _storage_retry(self, d: DesiredModel, exc: BaseException, backoff: Backoff) -> None:
+        delay = backoff.next_delay()
+        detail = exc.diagnostics() if isinstance(exc, ModelfleetError) else str(exc)
+        log.warning(
+            "%s: no space left for %s (%s); slot emptied, retrying in %.1fs",
+            self._p(), d.version, detail, delay,
+        )  # fmt: skip
+        self._set(d, ModelState.DOWNLOADING, f"retrying in {delay:.0f}s: no space left: {detail}")
+        await self.ctx.clock.sleep(delay)
 
     async def _make_durable(self, path: Path, *, tree: bool = False) -> None:
         if self.ctx.durable:

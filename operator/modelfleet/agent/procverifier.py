@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -82,7 +84,10 @@ class ProcessVerifier:
                     "policy", f"{self.policy_file} changed during verification; try again"
                 )
         if not answer.get("ok"):
-            raise VerificationError(str(answer.get("check")), str(answer.get("reason")))
+            error = VerificationError(str(answer.get("check")), str(answer.get("reason")))
+            if answer.get("outOfSpace") is True:  # the child's cause, for is_out_of_space()
+                raise error from OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            raise error
         return VerifiedInstall(
             digest=str(answer["digest"]),
             model_path=str(answer["modelPath"]),

@@ -4,7 +4,8 @@ Started by :class:`~modelfleet.agent.procverifier.ProcessVerifier` while an arti
 it loads the policy file and what verification needs, then waits (at most ``--idle-timeout``
 seconds) for one JSON request line on stdin, runs :meth:`TrustVerifier.verify_sync` on it and
 prints one JSON answer line: ``{"ok": true, "digest", "modelPath", "signer", "signatureDigest",
-"policyDigest"}`` or ``{"ok": false, "check", "reason"}``.
+"policyDigest"}`` or ``{"ok": false, "check", "reason", "outOfSpace"}`` (``outOfSpace``: the
+failure was a full disk, which the agent retries once space frees).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from modelfleet.agent.procverifier import decode_request
 from modelfleet.agent.trustverifier import TrustVerifier
 from modelfleet.errors import ModelfleetError
+from modelfleet.fetch import is_out_of_space
 from modelfleet.trust.errors import VerificationError
 from modelfleet.trust.warmup import warm_up
 
@@ -53,10 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         }
     except VerificationError as exc:
         answer = {"ok": False, "check": exc.check, "reason": exc.reason}
+        answer["outOfSpace"] = is_out_of_space(exc)
     except ModelfleetError as exc:
         answer = {"ok": False, "check": "internal", "reason": exc.diagnostics()}
+        answer["outOfSpace"] = is_out_of_space(exc)
     except Exception as exc:  # fail closed, with the cause in one line
         answer = {"ok": False, "check": "internal", "reason": f"{type(exc).__name__}: {exc}"}
+        answer["outOfSpace"] = is_out_of_space(exc)
     print(json.dumps(answer), flush=True)
     return 0
 

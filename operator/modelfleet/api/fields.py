@@ -140,5 +140,7 @@ TRUSTPOLICY_FIELDS = FieldRegistry(
             for k in ("predicateType", "builderIds", "sourceRepositories", "refs")
         ),
         "spec.deniedDigests",
+        "spec.namespaces",
+        *_selector("spec.namespaceSelector"),
     ],
 )

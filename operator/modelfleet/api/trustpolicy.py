@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from modelfleet.api.fields import TRUSTPOLICY_FIELDS
-from modelfleet.api.release import object_name
+from modelfleet.api.release import object_name, parse_selector
 from modelfleet.core.doc import Node
+from modelfleet.core.scope import NamespaceScope
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -134,6 +135,7 @@ class TrustPolicySpec:
     hashing: Hashing = Hashing()
     attestations: tuple[AttestationRequirement, ...] = ()
     denied_digests: frozenset[str] = frozenset()
+    scope: NamespaceScope = field(default_factory=NamespaceScope)
 
 
 def _ref(node: Node | None) -> SecretRef | None:
@@ -250,6 +252,11 @@ def parse_trust_policy(body: Mapping[str, Any]) -> TrustPolicySpec:
     for digest in denied:
         if not _DIGEST.fullmatch(digest):
             raise spec.error("deniedDigests", f"{digest!r} is not sha256: plus 64 lowercase hex")
+    selector = spec.node("namespaceSelector")
+    scope = NamespaceScope(
+        frozenset(spec.strings("namespaces")) if spec.has("namespaces") else None,
+        parse_selector(selector) if selector is not None else None,
+    )
     return TrustPolicySpec(
         name=(meta.string("name") if meta is not None else None) or "",
         authorities=authorities,
@@ -264,4 +271,5 @@ def parse_trust_policy(body: Mapping[str, Any]) -> TrustPolicySpec:
             for a in spec.nodes("attestations")
         ),
         denied_digests=frozenset(denied),
+        scope=scope,
     )

@@ -37,8 +37,8 @@ def _bytes(text: str) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from modelfleet.controller import OperatorOptions, run
-    from modelfleet.controller.fetch import FetchLimits
     from modelfleet.controller.verifier import VerifierSettings
+    from modelfleet.fetch import FetchLimits, FetchPolicy
 
     if args.all_namespaces and args.namespace:
         raise ConfigError("--namespace and --all-namespaces exclude each other")
@@ -47,12 +47,27 @@ def _run(args: argparse.Namespace) -> int:
                           "--all-namespaces")  # fmt: skip
     if args.kubeconfig is not None and not args.kubeconfig.is_file():
         raise ConfigError(f"--kubeconfig {args.kubeconfig}: no such file")
+    for root in args.allow_file_root:
+        if Path(root).exists() and not Path(root).is_dir():  # it may be created later
+            raise ConfigError(f"--allow-file-root {root}: not a folder")
+    plain = args.plain_http_registry
+    try:
+        policy = FetchPolicy.build(
+            schemes=args.allow_scheme,
+            hosts=args.allow_host,
+            file_roots=args.allow_file_root,
+            max_redirects=args.max_redirects,
+            plain_http_registries=None if plain is None else [h for h in plain if h != "none"],
+        )
+    except ValueError as exc:
+        raise ConfigError(f"artifact sources: {exc}") from None
     verifier = VerifierSettings(
         limits=FetchLimits(
             max_artifact_bytes=args.max_artifact_bytes,
             timeout=args.verify_timeout,
             ca_file=args.artifact_ca,
         ),
+        fetch_policy=policy,
         timeout=args.verify_timeout,
         material_namespace=args.material_namespace,
     )
@@ -82,7 +97,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Watches ModelReleases, EdgeGateways and TrustPolicies (modelfleet.dev/v1alpha1). A "
             "new spec is verified first (artifact, signature and attestations fetched from their "
-            "file://, https:// or oci:// URIs, checked against the named TrustPolicy); only a "
+            "https:// or oci:// URIs on allowed hosts, checked against the named TrustPolicy); "
+            "only a "
             "verified version becomes status.target. A timer per release then evaluates the "
             "health gates on the gateways told the target, promotes a step after its bake, pauses "
             "on silence and aborts on evidence of harm. Progress lives in status only: the "
@@ -122,6 +138,36 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--max-artifact-bytes", type=_bytes, default=8 * GIB, metavar="SIZE",
         help="refuse artifacts larger than this (e.g. 512M, 8G); signatures and attestations "
         "are capped at 16M",
+    )  # fmt: skip
+    g = p.add_argument_group(
+        "artifact sources",
+        "A ModelRelease names the URIs the operator fetches; these allow-lists bound them. Every "
+        "URI and every redirect hop must pass; a refused one rejects the release, naming the "
+        "check.",
+    )
+    g.add_argument(
+        "--allow-host", action="append", default=[], metavar="HOST[:PORT]",
+        help="fetch artifacts, signatures and attestations from this host (repeatable; "
+        "*.example.com for subdomains, * for any host). Default: none, so every https:// and "
+        "oci:// URI is refused until hosts are allowed",
+    )  # fmt: skip
+    g.add_argument(
+        "--allow-scheme", action="append", default=[], choices=("http",),
+        help="also allow plain http:// (https:// and oci:// are always allowed)",
+    )  # fmt: skip
+    g.add_argument(
+        "--allow-file-root", action="append", default=[], metavar="DIR",
+        help="allow file:// URIs under this folder (repeatable; symbolic links are resolved "
+        "first). Default: none, file:// is refused. For development and tests only",
+    )  # fmt: skip
+    g.add_argument(
+        "--max-redirects", type=int, default=5, metavar="N",
+        help="follow at most this many redirects (each to the same scheme and an allowed host)",
+    )  # fmt: skip
+    g.add_argument(
+        "--plain-http-registry", action="append", default=None, metavar="HOST[:PORT]",
+        help="speak plain HTTP to this OCI registry (repeatable; 'none' for no registry). "
+        "Default: localhost, 127.0.0.1 and ::1, as container tools do",
     )  # fmt: skip
     g.add_argument(
         "--artifact-ca", default=None, metavar="PEM",

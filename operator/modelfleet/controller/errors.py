@@ -19,9 +19,9 @@ from collections.abc import Iterator
 
 import kopf
 
-from modelfleet.controller.fetch import FetchError
 from modelfleet.controller.kube import ApiError
 from modelfleet.errors import ConfigError, ModelfleetError
+from modelfleet.fetch import FetchError
 
 #: Seconds before a temporary failure is retried.
 RETRY_DELAY = 2.0

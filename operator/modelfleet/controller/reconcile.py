@@ -257,6 +257,7 @@ class Reconciler:
         result = await self._verifier.verify(
             spec,
             f"ModelRelease {release.namespace}/{release.name}",
+            namespace=release.namespace,
             revoked_models=known_models(release.status),
         )
         result = replace(result, generation=release.generation)

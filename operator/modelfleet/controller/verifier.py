@@ -2,18 +2,24 @@
 
 :class:`ArtifactVerifier` reads the named TrustPolicy (cluster-scoped) and the Secrets and
 ConfigMaps it references, fetches the artifact, its signature and attestations into a scratch
-folder (:mod:`modelfleet.controller.fetch`), runs :func:`modelfleet.trust.verify_artifact` in a
-thread executor (it is blocking and CPU-bound), and turns the outcome into the
-:class:`modelfleet.core.Verification` that ``decide()`` takes:
+folder with the one fetcher (:mod:`modelfleet.fetch`, under the operator's allow-lists), runs
+:func:`modelfleet.trust.verify_artifact` in a thread executor (it is blocking and CPU-bound),
+and turns the outcome into the :class:`modelfleet.core.Verification` that ``decide()`` takes:
 
 * a :class:`~modelfleet.trust.VerifiedArtifact` → ``verified=True`` with signer, authority, log
   index and provenance;
 * a :class:`~modelfleet.trust.VerificationError` (or a permanent fetch failure, a missing or
   unusable TrustPolicy) → ``verified=False`` with ``"<check>: <reason>"``: the release is
-  Rejected;
+  Rejected. A fetch failure names the fetcher's check (``scheme``, ``host``, ``file-root``,
+  ``redirect``, ``token-realm``, ``response``, ``size``, ``digest``, ...) and never the digest
+  of bytes that did not match;
 * a transient failure (artifact server down, timeout, API server unreachable) → raised as
   :class:`~modelfleet.controller.errors.VerificationPending` or ``ApiError``: the release stays
   Verifying and is tried again.
+
+A TrustPolicy with a scope (``spec.namespaces`` / ``spec.namespaceSelector``) is checked
+against the release's namespace (and its labels, read from the API server) before anything is
+fetched; a release outside the scope is Rejected with ``policy:`` naming the policy and its scope.
 
 ``file:`` material in a cluster TrustPolicy is refused: the operator's own files are not a trust
 root anyone applying a policy should be able to point at.
@@ -24,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
@@ -34,10 +41,10 @@ from typing import Any
 
 from modelfleet.api import TRUSTPOLICY_PLURAL
 from modelfleet.controller.errors import VerificationPending
-from modelfleet.controller.fetch import Fetcher, FetchError, FetchLimits, scratch_cleanup
 from modelfleet.controller.kube import ApiError, KubeAccess, KubeClient, custom_path
 from modelfleet.controller.metrics import VERIFICATIONS
 from modelfleet.core import Provenance, ReleaseSpec, Verification
+from modelfleet.fetch import Fetcher, FetchError, FetchLimits, FetchPolicy
 from modelfleet.trust import (
     MaterialResolver,
     Policy,
@@ -52,9 +59,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class VerifierSettings:
-    """How verification runs: limits, timeout, where namespace-less references point."""
+    """How verification runs: what may be fetched, limits, timeout, where namespace-less
+    references point."""
 
     limits: FetchLimits = field(default_factory=FetchLimits)
+    fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
     timeout: float = 300.0
     material_namespace: str = "modelfleet-system"
 
@@ -97,6 +106,11 @@ def _refuse_files(value: Any, where: str = "spec") -> None:
     elif isinstance(value, list):
         for i, item in enumerate(value):
             _refuse_files(item, f"{where}[{i}]")
+
+
+def scratch_cleanup(folder: Path) -> None:
+    """Remove a scratch folder, ignoring errors (it is under the system temp dir)."""
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def warm_up() -> None:
@@ -193,15 +207,21 @@ class ArtifactVerifier:
         return policy
 
     async def verify(
-        self, spec: ReleaseSpec, where: str, *, revoked_models: Mapping[str, str] | None = None
+        self,
+        spec: ReleaseSpec,
+        where: str,
+        *,
+        namespace: str,
+        revoked_models: Mapping[str, str] | None = None,
     ) -> Verification:
-        """Verify ``spec``'s artifact; a rejection is returned, a transient failure raised.
+        """Verify ``spec`` (of a release in ``namespace``); a rejection is returned, a transient
+        failure raised.
 
         ``revoked_models``: artifact digest → model digest of versions this release verified
         before; a denied artifact digest there refuses its model in any other packing."""
         try:
             async with asyncio.timeout(self._settings.timeout):
-                result = await self._verify(spec, where, revoked_models or {})
+                result = await self._verify(spec, where, namespace, revoked_models or {})
         except TimeoutError:
             VERIFICATIONS.labels(result="error").inc()
             raise VerificationPending(
@@ -218,7 +238,7 @@ class ArtifactVerifier:
                 raise VerificationPending(f"{where}: {exc.diagnostics()}; retrying") from exc
             VERIFICATIONS.labels(result="rejected").inc()
             log.warning("%s: %s refused: %s", where, spec.version, exc)
-            return rejection(spec.digest, f"input: {exc.diagnostics()}")
+            return rejection(spec.digest, exc.summary)
         except ApiError:
             VERIFICATIONS.labels(result="error").inc()
             raise
@@ -227,10 +247,34 @@ class ArtifactVerifier:
                  result.signer)  # fmt: skip
         return result
 
+    async def in_scope(self, policy: Policy, namespace: str) -> None:
+        """Raise a ``policy`` VerificationError unless ``namespace`` may name ``policy``."""
+        scope = policy.scope
+        labels: Mapping[str, str] = {}
+        if scope.needs_labels(namespace):
+            try:
+                body = await self._client.get(f"/api/v1/namespaces/{namespace}")
+            except ApiError as exc:
+                if not exc.not_found:
+                    raise
+                body = {}
+            labels = (body.get("metadata") or {}).get("labels") or {}
+        if not scope.allows(namespace, labels):
+            raise VerificationError(
+                "policy",
+                f"TrustPolicy {policy.name!r} does not apply to namespace {namespace!r}: its "
+                f"scope is {scope.describe()}",
+            )
+
     async def _verify(
-        self, spec: ReleaseSpec, where: str, revoked_models: Mapping[str, str]
+        self,
+        spec: ReleaseSpec,
+        where: str,
+        namespace: str,
+        revoked_models: Mapping[str, str],
     ) -> Verification:
         policy = await self.policy(spec.trust_policy)
+        await self.in_scope(policy, namespace)
         if spec.digest in policy.denied_digests:  # refuse before downloading anything
             raise VerificationError(
                 "denylist", f"artifact {spec.digest} is revoked by policy {policy.name!r}"
@@ -242,16 +286,22 @@ class ArtifactVerifier:
         limits = self._settings.limits
         scratch = Path(tempfile.mkdtemp(prefix="modelfleet-fetch-"))
         try:
-            async with Fetcher(limits) as fetcher:
-                artifact = await fetcher.fetch(
-                    spec.uri, scratch / "artifact", limit=limits.max_artifact_bytes
-                )
-                signature = await fetcher.fetch(
-                    spec.signature, scratch / "signature", limit=limits.max_sidecar_bytes
-                )
+            async with Fetcher(self._settings.fetch_policy, limits) as fetcher:
+                artifact = await _fetch(
+                    fetcher, "artifact", spec.uri, scratch / "artifact",
+                    max_bytes=limits.max_artifact_bytes, expected_digest=spec.digest,
+                )  # fmt: skip
+                signature = await _fetch(
+                    fetcher, "signature", spec.signature, scratch / "signature",
+                    max_bytes=limits.max_sidecar_bytes,
+                )  # fmt: skip
                 attestations = [
-                    await fetcher.fetch(
-                        uri, scratch / f"attestation-{i}", limit=limits.max_sidecar_bytes
+                    await _fetch(
+                        fetcher,
+                        f"attestation {i}",
+                        uri,
+                        scratch / f"attestation-{i}",
+                        max_bytes=limits.max_sidecar_bytes,
                     )
                     for i, uri in enumerate(spec.attestations)
                 ]
@@ -269,3 +319,24 @@ class ArtifactVerifier:
             await self._run(lambda: scratch_cleanup(scratch))
         log.debug("%s: verification scratch %s removed", where, scratch)
         return to_verification(verified)
+
+
+async def _fetch(
+    fetcher: Fetcher,
+    what: str,
+    uri: str,
+    dest: Path,
+    *,
+    max_bytes: int,
+    expected_digest: str | None = None,
+) -> Path:
+    """Fetch one input of a verification; a failure says which input it was."""
+    try:
+        fetched = await fetcher.fetch(
+            uri, dest, max_bytes=max_bytes, expected_digest=expected_digest
+        )
+    except FetchError as exc:
+        raise FetchError(
+            exc.uri, exc.check, f"{what}: {exc.reason}", transient=exc.transient
+        ) from exc
+    return fetched.path

@@ -148,7 +148,9 @@ class Demo:
         url = stack.start_fleet_api(FleetApiSettings())
         self.done(f"fleet API on {url} (mTLS, fleet CA in Secret)", t)
         t = time.monotonic()
-        stack.start_operator(OperatorSettings(interval=s.operator_interval))
+        stack.start_operator(
+            OperatorSettings(interval=s.operator_interval, file_roots=(self.shelf.root,))
+        )
         stack.start_sync(SyncSettings(repo_url=self.repo.url, interval=s.sync_interval))
         self.done("operator and `modelfleet sync` (main, every 1s) running", t)
         t = time.monotonic()

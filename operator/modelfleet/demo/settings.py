@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
 @dataclass(frozen=True)
 class OperatorSettings:
-    """``modelfleet operator`` flags."""
+    """``modelfleet operator`` flags. ``file_roots``: folders whose ``file://`` artifacts the
+    operator may read (``--allow-file-root``; the demo's model shelf), none by default."""
 
     interval: float = 1.0
+    file_roots: tuple[Path, ...] = ()
     extra: tuple[str, ...] = ()
 
 

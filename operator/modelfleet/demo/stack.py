@@ -256,6 +256,7 @@ class Stack:
                 "--kubeconfig", str(self.kubeconfig),
                 "--liveness", f"http://127.0.0.1:{liveness}/healthz",
                 "--material-namespace", self.namespace,
+                *(arg for root in settings.file_roots for arg in ("--allow-file-root", str(root))),
                 *settings.extra,
             ),
         )  # fmt: skip

@@ -11,16 +11,16 @@ file); a ``--digest`` that disagrees with the bytes is a refusal.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import shutil
 import tempfile
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import git
 
+from modelfleet.fetch import Fetcher, FetchError, FetchLimits, FetchPolicy
 from modelfleet.gitops.errors import GitOpsError, ManifestInvalid, ReleaseRefused
 from modelfleet.gitops.manifest import (
     Artifact,
@@ -96,17 +96,23 @@ def _fetch(location: str, given: Path | None, tmp: Path, what: str) -> Path:
     local = local_path(location)
     if local is not None:
         return local
-    if location.startswith(("https://", "http://")):
+    if location.startswith(("https://", "http://", "oci://")):
         dest = tmp / f"{what}-{len(list(tmp.iterdir()))}"
         try:
-            with urllib.request.urlopen(location, timeout=60) as resp, dest.open("wb") as out:
-                shutil.copyfileobj(resp, out, 1024 * 1024)
-        except OSError as exc:
-            raise ReleaseRefused(f"cannot download the {what} from {location}: {exc}") from None
+            asyncio.run(_download(location, dest))
+        except FetchError as exc:
+            raise ReleaseRefused(f"cannot download the {what}: {exc.diagnostics()}") from None
         return dest
     raise ReleaseRefused(
         f"cannot read the {what} at {location}: pass a local copy with --{what}-file"
     )
+
+
+async def _download(uri: str, dest: Path) -> None:
+    """The one fetcher, as the user runs it: every scheme and host, the operator's size limit."""
+    limits = FetchLimits(timeout=600.0)
+    async with Fetcher(FetchPolicy.permissive(), limits) as fetcher:
+        await fetcher.fetch(uri, dest, max_bytes=limits.max_artifact_bytes)
 
 
 def _evidence(req: ReleaseRequest, tmp: Path) -> Evidence:

@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 
 import yaml
 
+from modelfleet.core.scope import NamespaceScope, parse_scope
 from modelfleet.trust.errors import VerificationError
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -147,6 +148,8 @@ class Policy:
     hashing: Hashing = field(default_factory=lambda: DEFAULT_HASHING)
     attestations: tuple[AttestationRule, ...] = ()
     denied_digests: frozenset[str] = frozenset()
+    #: Which namespaces may name the policy (the operator enforces it; files ignore it).
+    scope: NamespaceScope = field(default_factory=NamespaceScope)
 
 
 def _fail(where: str, message: str) -> VerificationError:
@@ -361,12 +364,17 @@ def parse_policy(
     rules = tuple(
         _rule(r, i) for i, r in enumerate(_list(spec.get("attestations"), "attestations"))
     )
+    try:
+        scope = parse_scope(spec)
+    except ValueError as exc:
+        raise VerificationError("policy", str(exc)) from None
     return Policy(
         name=name or "unnamed",
         authorities=authorities,
         hashing=_hashing(spec.get("hashing")),
         attestations=rules,
         denied_digests=frozenset(denied),
+        scope=scope,
     )
 
 

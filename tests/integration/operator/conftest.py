@@ -2,7 +2,9 @@
 artifacts, and a gateway driver that writes reports straight into EdgeGateway status.
 
 * ``operator`` (function scope): ``python -m modelfleet operator --namespace NS --interval 1``
-  against the session's control plane; ``.kill()`` (SIGKILL), ``.start()``, ``.writes()``.
+  against the session's control plane, opted in to what the tests serve (``file://`` under the
+  test's folder, plain ``http://`` on loopback); ``.kill()`` (SIGKILL), ``.start()``,
+  ``.writes()``.
 * ``artifacts``: signs model versions with one key, serves them as ``file://`` URIs, and applies
   the matching cluster-scoped TrustPolicy (a unique name per test).
 * ``fleet``: creates EdgeGateways and plays their agents: each ``tick()`` reads the releases from
@@ -213,6 +215,16 @@ class OperatorProcess:
         return out
 
 
+def artifact_sources(folder: Path) -> tuple[str, ...]:
+    """The artifact sources the operator tests use: files under ``folder``, HTTP on loopback."""
+    return (
+        "--allow-file-root", str(folder),
+        "--allow-scheme", "http",
+        "--allow-host", "127.0.0.1",
+        "--allow-host", "localhost",
+    )  # fmt: skip
+
+
 @pytest.fixture
 def api(control_plane: ControlPlane, namespace: str) -> Api:
     return Api(control_plane, namespace)
@@ -222,7 +234,7 @@ def api(control_plane: ControlPlane, namespace: str) -> Api:
 def operator(
     control_plane: ControlPlane, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(control_plane, namespace, tmp_path)
+    proc = OperatorProcess(control_plane, namespace, tmp_path, extra=artifact_sources(tmp_path))
     proc.start()
     try:
         yield proc

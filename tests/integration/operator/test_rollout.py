@@ -101,7 +101,7 @@ def test_missing_artifact_is_rejected_with_the_reason(
     fleet.start()
     establish(api, fleet, artifacts, "1.0.0")
     body = release_body("detector", "2.0.0", artifacts)
-    body["spec"]["artifact"]["uri"] = "file:///nonexistent/model.bin"
+    body["spec"]["artifact"]["uri"] = (artifacts.root / "nonexistent" / "model.bin").as_uri()
     api.apply_release(body)
     st = wait_for(
         lambda: (s := api.status("detector")).get("phase") == "Rejected" and s, 30, what="Rejected"

@@ -164,6 +164,6 @@ async def test_file_uri_is_copied(downloader: Downloader, tmp_path: Path) -> Non
 
 
 async def test_unsupported_scheme_is_permanent(downloader: Downloader, tmp_path: Path) -> None:
-    with pytest.raises(DownloadError, match="unsupported URI scheme 'oci'") as info:
-        await downloader.fetch("oci://registry/model:1", tmp_path / "a", max_bytes=10)
+    with pytest.raises(DownloadError, match="unsupported scheme 'ftp'") as info:
+        await downloader.fetch("ftp://registry/model:1", tmp_path / "a", max_bytes=10)
     assert not info.value.transient

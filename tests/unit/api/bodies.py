@@ -275,5 +275,10 @@ def trustpolicy() -> dict[str, Any]:
                 }
             ],
             "deniedDigests": ["sha256:" + "b" * 64],
+            "namespaces": ["team-a"],
+            "namespaceSelector": {
+                "matchLabels": {"env": "prod"},
+                "matchExpressions": [{"key": "tier", "operator": "In", "values": ["edge"]}],
+            },
         },
     }

@@ -62,3 +62,31 @@ def test_namespaces_must_be_chosen(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--namespace" in capsys.readouterr().err
     assert main(["operator", "-A", "-n", "x"]) == 1
     assert "exclude each other" in capsys.readouterr().err
+
+
+def test_artifact_source_flags_parse() -> None:
+    args = build_parser().parse_args(
+        ["operator", "-A", "--allow-host", "models.example.com", "--allow-host", "*.cdn.example",
+         "--allow-scheme", "http", "--allow-file-root", "/srv/models",
+         "--plain-http-registry", "none", "--max-redirects", "2"]
+    )  # fmt: skip
+    assert args.allow_host == ["models.example.com", "*.cdn.example"]
+    assert args.allow_scheme == ["http"] and args.allow_file_root == ["/srv/models"]
+    assert args.plain_http_registry == ["none"] and args.max_redirects == 2
+    defaults = build_parser().parse_args(["operator", "-A"])
+    assert defaults.allow_host == [] and defaults.allow_file_root == []
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--allow-file-root", "/etc/passwd"], "not a folder"),
+        (["--allow-host", "ex*ample.com"], "artifact sources"),
+    ],
+)
+def test_bad_artifact_sources_are_one_line_errors(
+    capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    assert main(["operator", "-A", *flags]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -6,9 +6,9 @@ import kopf
 import pytest
 
 from modelfleet.controller.errors import VerificationPending, classify, kopf_boundary
-from modelfleet.controller.fetch import FetchError
 from modelfleet.controller.kube import ApiError
 from modelfleet.errors import ConfigError, ModelfleetError
+from modelfleet.fetch import FetchError
 
 
 @pytest.mark.parametrize("status", [0, 409, 429, 500, 503])
@@ -22,9 +22,13 @@ def test_refused_requests_are_permanent(status: int) -> None:
 
 
 def test_transient_fetch_failures_and_pending_verifications_are_retried() -> None:
-    assert isinstance(classify(FetchError("u", "timeout", transient=True)), kopf.TemporaryError)
+    assert isinstance(
+        classify(FetchError("u", "network", "timeout", transient=True)), kopf.TemporaryError
+    )
     assert isinstance(classify(VerificationPending("later")), kopf.TemporaryError)
-    assert isinstance(classify(FetchError("u", "404", transient=False)), kopf.PermanentError)
+    assert isinstance(
+        classify(FetchError("u", "http", "HTTP 404", transient=False)), kopf.PermanentError
+    )
 
 
 def test_malformed_objects_are_permanent() -> None:

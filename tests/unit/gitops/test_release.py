@@ -170,3 +170,21 @@ def test_push_sends_the_branch_to_the_remote(
     result = create_release(fleet_repo.path, request(signed, push=True))
     assert result.pushed
     assert git.Repo(remote).commit(result.branch).hexsha == result.commit
+
+
+def test_a_release_of_an_oci_artifact_is_verified_from_the_registry(
+    fleet_repo: GitRepo, signed: SignedModel
+) -> None:
+    from tests.fetchkit import LoopbackServer
+
+    registry = LoopbackServer().start()
+    try:
+        uri = registry.oci(
+            "models/detector", "2.1.0", signed.artifact.read_bytes(), realm=registry.url + "/t"
+        )
+        sig = registry.bytes("/detector.sig", signed.signature.read_bytes())
+        result = create_release(fleet_repo.path, request(signed, uri=uri, signature_uri=sig))
+    finally:
+        registry.stop()
+    assert result.digest == signed.digest
+    assert registry.hits["/t"] == 1

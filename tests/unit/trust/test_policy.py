@@ -110,7 +110,14 @@ def test_crd_file_and_policy_agree_on_field_names() -> None:
     props = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
         "properties"
     ]
-    assert set(props) == {"authorities", "hashing", "attestations", "deniedDigests"}
+    assert set(props) == {
+        "authorities",
+        "hashing",
+        "attestations",
+        "deniedDigests",
+        "namespaces",
+        "namespaceSelector",
+    }
     auth = props["authorities"]["items"]["properties"]
     assert set(auth["keyless"]["properties"]) == {
         "identities",

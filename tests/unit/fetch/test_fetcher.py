@@ -6,17 +6,21 @@ import hashlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 from aiohttp import web
 
-from modelfleet.controller.fetch import (
+from modelfleet.fetch import (
     Fetcher,
     FetchError,
     FetchLimits,
+    FetchPolicy,
     parse_oci,
     pick_layer,
 )
+from tests.fetchkit import LoopbackServer
 
 BLOB = b"model-bytes" * 1000
 BLOB_DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()
@@ -75,8 +79,8 @@ async def server() -> AsyncIterator[str]:
 
 
 async def fetch(uri: str, dest: Path, limit: int = 1 << 20) -> bytes:
-    async with Fetcher(FetchLimits(timeout=10)) as fetcher:
-        await fetcher.fetch(uri, dest, limit=limit)
+    async with Fetcher(FetchPolicy.permissive(), FetchLimits(timeout=10)) as fetcher:
+        await fetcher.fetch(uri, dest, max_bytes=limit)
     return dest.read_bytes()
 
 
@@ -140,10 +144,10 @@ def test_oci_references_split_into_registry_repository_and_reference() -> None:
         "team/detector",
         "2.1.0",
     )
-    assert ref.base == "https://registry.example:5000"
+    assert FetchPolicy().registry_scheme("", urlsplit("oci://registry.example:5000/x")) == "https"
     assert parse_oci("oci://r.example/detector@sha256:abc").reference == "sha256:abc"
     assert parse_oci("oci://localhost:5000/detector").reference == "latest"
-    assert parse_oci("oci://localhost:5000/detector").base == "http://localhost:5000"
+    assert FetchPolicy().registry_scheme("", urlsplit("oci://localhost:5000/x")) == "http"
 
 
 def test_a_layer_is_picked_by_title_when_there_are_several() -> None:
@@ -157,3 +161,64 @@ def test_a_layer_is_picked_by_title_when_there_are_several() -> None:
     assert pick_layer("u", manifest, "team/detector") == b
     with pytest.raises(FetchError):
         pick_layer("u", {"layers": manifest["layers"] * 2}, "team/detector")
+
+
+async def test_a_digest_mismatch_never_names_the_digest_of_what_was_read(tmp_path: Path) -> None:
+    src = tmp_path / "model.bin"
+    src.write_bytes(BLOB)
+    async with Fetcher(FetchPolicy.permissive()) as fetcher:
+        with pytest.raises(FetchError) as info:
+            await fetcher.fetch(
+                src.as_uri(),
+                tmp_path / "out",
+                max_bytes=1 << 20,
+                expected_digest="sha256:" + "0" * 64,
+            )
+    assert info.value.check == "digest" and not info.value.transient
+    assert BLOB_DIGEST.removeprefix("sha256:") not in str(info.value)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.part").exists()
+
+
+async def test_a_resumed_download_that_mismatches_is_fetched_again_from_scratch(
+    tmp_path: Path,
+) -> None:
+    server = LoopbackServer().start()
+    try:
+        uri = server.bytes("/model.bin", BLOB)
+        (tmp_path / "out.part").write_bytes(b"garbage from before a power loss")
+        async with Fetcher(FetchPolicy.permissive()) as fetcher:
+            fetched = await fetcher.fetch(
+                uri, tmp_path / "out", max_bytes=1 << 20, expected_digest=BLOB_DIGEST
+            )
+    finally:
+        server.stop()
+    assert fetched.digest == BLOB_DIGEST and (tmp_path / "out").read_bytes() == BLOB
+    assert server.hits["/model.bin"] == 2
+
+
+async def test_credentials_are_not_forwarded_to_another_host_on_a_redirect(tmp_path: Path) -> None:
+    from aiohttp import web as aioweb
+
+    from modelfleet.fetch.http import HttpClient
+
+    seen: list[str | None] = []
+    first, second = LoopbackServer().start(), LoopbackServer().start()
+    try:
+
+        async def record(request: aioweb.Request) -> aioweb.Response:
+            seen.append(request.headers.get("Authorization"))
+            return aioweb.Response(body=b"ok")
+
+        target = second.route("/blob", record)
+        start = first.redirect("/blob", target.replace("127.0.0.1", "localhost"))
+        async with aiohttp.ClientSession() as session:
+            http = HttpClient(
+                FetchPolicy.permissive(), lambda _: session, aiohttp.ClientTimeout(total=10)
+            )
+            await http.download(
+                start, tmp_path / "out", max_bytes=100, headers={"Authorization": "Bearer t"}
+            )
+    finally:
+        first.stop()
+        second.stop()
+    assert seen == [None]
