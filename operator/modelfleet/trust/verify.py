@@ -368,7 +368,8 @@ def _verify_artifact(  # noqa: PLR0917 - mirrors verify_artifact's parameters
     digest = digest_file(artifact)
     if digest != expected_digest:
         raise VerificationError(
-            "digest", f"artifact is {digest}, the release expects {expected_digest}"
+            "digest",
+            f"digest mismatch: the artifact is not the {expected_digest} the release names",
         )
     doc = parse_json(raw, "signature")
     if not is_model_signing(doc):

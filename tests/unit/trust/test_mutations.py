@@ -116,6 +116,21 @@ def test_artifact_with_wrong_digest_is_rejected_before_anything_else(tmp_path: P
     assert err.check == "digest"
 
 
+def test_a_digest_mismatch_does_not_reveal_the_digest_of_what_was_read(tmp_path: Path) -> None:
+    # The reason reaches ModelRelease and EdgeGateway status: whoever named the URI must not learn
+    # the digest of the bytes behind it (a probe of a file or an internal URL).
+    s = make_signed_model(tmp_path, archive=True)
+    err = reject(
+        verify_artifact,
+        load_policy(s.policy_path),
+        s.artifact,
+        expected_digest="sha256:" + "0" * 64,
+        signature=s.signature,
+    )
+    assert err.reason.startswith("digest mismatch")
+    assert s.digest.removeprefix("sha256:") not in str(err)
+
+
 def test_tampered_archive_fails_on_digest(tmp_path: Path) -> None:
     s = make_signed_model(tmp_path, archive=True)
     data = bytearray(s.artifact.read_bytes())
