@@ -19,8 +19,17 @@ from modelfleet.core.decision import NORMAL, WARNING, Decision, Event, FleetView
 from modelfleet.core.durations import format_duration
 from modelfleet.core.gates import DEFAULT_TUNING, Measurement, Tuning, explain, judge, measure
 from modelfleet.core.phases import ROLLING_PHASES, Phase, can_transition
-from modelfleet.core.timers import bake_left, no_progress_since, step_reset, track
+from modelfleet.core.timers import (
+    awaiting_first_reports,
+    bake_left,
+    first_reports_due,
+    no_progress_since,
+    step_reset,
+    track,
+)
 from modelfleet.core.types import (
+    GENERATED_ACTION_ID,
+    Action,
     ActionKind,
     GateResult,
     GateStatus,
@@ -35,6 +44,17 @@ from modelfleet.core.types import (
 from modelfleet.core.wire import status_patch, status_to_dict
 
 __all__ = ["NORMAL", "WARNING", "Decision", "Event", "FleetView", "decide"]
+
+#: The annotation an action is read from (named in ``ActionIgnored`` events).
+ACTION_ANNOTATION = "modelfleet.dev/action"
+#: When each action applies (the rest of an ``ActionIgnored`` message).
+_APPLIES = {
+    ActionKind.PROMOTE: "promote applies while a rollout is Progressing or Paused",
+    ActionKind.ABORT: "abort applies while Verifying, Progressing or Paused",
+    ActionKind.RETRY: "retry applies after Rejected or Aborted",
+}
+#: ``status.reason`` while a freshly converged step waits for its first health reports.
+WAITING_FOR_REPORTS = "WaitingForReports"
 
 
 def decide(
@@ -69,11 +89,8 @@ class _Decider:
         self.requeue: timedelta | None = None
         self.m = Measurement()
         self.measured = False
-        action = release.action
-        fresh = action is not None and action.id != self.st.rollout.last_action_id
-        self.action = action.kind if fresh and action is not None else None
-        if fresh and action is not None:
-            self._rollout(last_action_id=action.id)
+        self.action: ActionKind | None = None
+        self._take_action(release.action)
 
     # ------------------------------------------------------------------ helpers
 
@@ -104,6 +121,26 @@ class _Decider:
         )
         kept = (*self.st.history, entry)[-self.tuning.history_limit :]
         self.st = replace(self.st, history=kept)
+
+    def _take_action(self, action: Action | None) -> None:
+        """Run each action id once; forget a generated id once its annotation is gone."""
+        last = self.st.rollout.last_action_id
+        if action is None:
+            if last is not None and last.startswith(GENERATED_ACTION_ID):
+                self._rollout(last_action_id=None)  # annotating again runs the action again
+            return
+        if action.id == last:
+            return
+        self._rollout(last_action_id=action.id)
+        if action.kind is None:
+            self._event(
+                WARNING,
+                "ActionIgnored",
+                f"{ACTION_ANNOTATION}={action.name!r} ignored: not an action; "
+                "use promote, abort or retry",
+            )
+            return
+        self.action = action.kind
 
     def _ignore(self, why: str) -> None:
         if self.action is not None:
@@ -148,7 +185,8 @@ class _Decider:
                 and v.generation == self.release.generation
                 and v.digest == self.spec.digest
             )
-        self._ignore(f"release is {self.st.phase}")
+        if self.action is not None:
+            self._ignore(f"the release is {self.st.phase}; {_APPLIES[self.action]}")
         if not self.measured:
             self._measure()
         return self._finish()
@@ -173,7 +211,12 @@ class _Decider:
             return
         if phase in ROLLING_PHASES and self.st.target is not None:
             self._history(self.st.target, "Reverted", "spec returned to the stable version")
-        self.st = replace(self.st, target=None)
+        # status.verification describes the version in force, not the rollout or refusal that
+        # the revert ended.
+        stable = self.st.stable
+        self.st = replace(
+            self.st, target=None, verification=None if stable is None else stable.verification
+        )
         self._rollout(
             step=len(self.release.spec.steps) - 1,
             step_name=self._step_name(-1),
@@ -294,8 +337,10 @@ class _Decider:
             self._abort(verdict.reason, why)
             return
         r = self.st.rollout
+        grace = self.tuning.first_report_grace
+        awaiting = awaiting_first_reports(r, verdict.result, grace, self.now)
         deadline = spec.gates.progress_deadline
-        since = no_progress_since(r, verdict.result, self.now)
+        since = no_progress_since(r, verdict.result, self.now, awaiting=awaiting)
         if deadline is not None and since is not None and not spec.paused:
             if self.now - since > deadline:
                 self._abort(
@@ -304,8 +349,10 @@ class _Decider:
                 )
                 return
             self._soonest(since + deadline - self.now + timedelta(milliseconds=1))
-        self.st = replace(self.st, rollout=track(r, verdict.result, self.now))
-        self._pause_or_resume(verdict, why)
+        self.st = replace(self.st, rollout=track(r, verdict.result, self.now, awaiting=awaiting))
+        if awaiting:
+            self._soonest(first_reports_due(self.st.rollout, grace, self.now))
+        self._pause_or_resume(verdict, why, awaiting=awaiting)
         r = self.st.rollout
         bake = spec.steps[r.step].bake
         left = bake_left(r, bake, self.now)
@@ -329,11 +376,19 @@ class _Decider:
             verdict = old
         self._rollout(gates=verdict, cohorts=self.m.cohorts)
 
-    def _pause_or_resume(self, verdict: GateStatus, why: str) -> None:
+    def _pause_or_resume(self, verdict: GateStatus, why: str, *, awaiting: bool) -> None:
         phase, reason = self.st.phase, self.st.reason
         if self.release.spec.paused:
             if not (phase is Phase.PAUSED and reason == "PausedBySpec"):
                 self._move(Phase.PAUSED, "PausedBySpec", "spec.paused is true: holding the step")
+        elif awaiting:
+            if phase is Phase.PROGRESSING:
+                self._note(
+                    WAITING_FOR_REPORTS,
+                    f"step {self.st.rollout.step_name} converged; waiting up to "
+                    f"{format_duration(self.tuning.first_report_grace)} for its first health "
+                    "reports",
+                )
         elif verdict.result is GateResult.INCONCLUSIVE:
             if not (phase is Phase.PAUSED and reason == "Inconclusive"):
                 self._move(Phase.PAUSED, "Inconclusive", f"{verdict.reason}: {why}")
@@ -342,6 +397,15 @@ class _Decider:
                 self._move(Phase.PROGRESSING, "Resumed", "spec.paused is false again")
             else:
                 self._move(Phase.PROGRESSING, "GatesConclusive", f"{verdict.reason}: {why}")
+        elif reason == WAITING_FOR_REPORTS:
+            self._note(
+                "ReportsReceived",
+                f"step {self.st.rollout.step_name}: health reports arrived; gates are judged",
+            )
+
+    def _note(self, reason: str, message: str) -> None:
+        """Say what a Progressing step is doing (``status.reason``): no phase change, no Event."""
+        self.st = replace(self.st, reason=reason, message=message)
 
     def _promote(self, reason: str, message: str) -> None:
         r = self.st.rollout
@@ -351,9 +415,12 @@ class _Decider:
             return
         step = r.step + 1
         self.st = replace(self.st, rollout=step_reset(r, step, self._step_name(step), self.now))
-        self._event(NORMAL, reason, f"step {r.step_name} -> {self._step_name(step)}: {message}")
+        text = f"step {r.step_name} -> {self._step_name(step)}: {message}"
+        self._event(NORMAL, reason, text)
         if self.st.phase is Phase.PAUSED and not self.release.spec.paused:
             self._move(Phase.PROGRESSING, reason, message)
+        elif self.st.phase is Phase.PROGRESSING:
+            self._note(reason, text)
         self.requeue = None
 
     def _succeed(self, reason: str, message: str) -> None:
