@@ -469,7 +469,9 @@ class _Decider:
         )
         st = replace(st, conditions=conds, observed_generation=gen)
         persisted = self.release.status
-        old = {} if persisted == ReleaseStatus() else status_to_dict(persisted)
+        # Never written (the CRD's default status is only ``observedGeneration: 0``): write all.
+        fresh = replace(persisted, observed_generation=None) == ReleaseStatus()
+        old = {} if fresh else status_to_dict(persisted)
         return Decision(
             status=st,
             patch=status_patch(old, status_to_dict(st)),

@@ -204,3 +204,11 @@ def test_decide_is_pure_for_generated_ids() -> None:
     assert a == b
     assert a.status.phase is Phase.ABORTED
     assert a.status.rollout.last_action_id == "auto:abort"
+
+
+def test_a_defaulted_never_written_status_is_written_whole() -> None:
+    r = sc.pending().release
+    never = replace(r, status=replace(r.status, observed_generation=0))
+    d = decide(never, FleetView(), sc.T0)
+    assert d.status.phase is Phase.VERIFYING
+    assert {"observedGeneration", "phase", "conditions", "rollout"} <= set(d.patch)
