@@ -26,7 +26,7 @@ type verdictCase struct {
 	Object json.RawMessage `json:"object"`
 }
 
-func casesDir(t *testing.T) string {
+func casesDir() string {
 	if dir := os.Getenv("KSTATUS_CASES"); dir != "" {
 		return dir
 	}
@@ -35,7 +35,7 @@ func casesDir(t *testing.T) string {
 
 func loadCases(t *testing.T) []verdictCase {
 	t.Helper()
-	dir := casesDir(t)
+	dir := casesDir()
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
 		t.Fatalf("listing %s: %v", dir, err)

@@ -21,11 +21,17 @@ API reads it on every request); what a gateway runs is the ModelRelease's status
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import shutil
 import subprocess
+import threading
+import time
 from collections import Counter
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +91,8 @@ class Cases:
         folder.mkdir(parents=True, exist_ok=True)
         self.count = 0
         self.seen: Counter[tuple[str, str]] = Counter()
+        self.distinct: dict[tuple[str, str, str, str], str] = {}
+        """One file per (kind, phase, reason, verdict): what the Go module keeps as testdata."""
 
     def add(self, label: str, obj: dict[str, Any], expect: str) -> None:
         self.count += 1
@@ -94,6 +102,8 @@ class Cases:
         name = f"{self.count:03d}-{label}-{kind.lower()}-{obj['metadata']['name']}"
         case = {"name": name, "expect": expect, "object": _strip(obj)}
         (self.folder / f"{name}.json").write_text(json.dumps(case, indent=1, sort_keys=True))
+        key = (kind, status.get("phase") or "", status.get("reason") or "", expect)
+        self.distinct.setdefault(key, f"{name}.json")
 
     def releases(self, label: str, objects: list[dict[str, Any]]) -> None:
         last: Any = None
@@ -111,6 +121,28 @@ class Cases:
             obj.setdefault("kind", "EdgeGateway")
             obj.setdefault("apiVersion", f"{GROUP}/{VERSION}")
             self.add(label, obj, CURRENT)
+
+
+@contextlib.contextmanager
+def slow_server(root: Path, delay: float) -> Iterator[str]:
+    """``root`` over HTTP on loopback, each response ``delay`` seconds late."""
+
+    class Slow(SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(delay)
+            super().do_GET()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Slow, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def go_test(cases: Path) -> subprocess.CompletedProcess[str]:
@@ -241,6 +273,12 @@ def test_kstatus_judges_every_phase_of_real_rollouts_as_a_user_expects(
         api.apply_release(release_body("detector", "2.0.0", artifacts, paused=True))
         _until(api, "PausedBySpec", lambda s: s.get("reason") == "PausedBySpec")
         cases.gateways("paused", api)
+
+        # 8. A verification that takes a while is stored as Verifying meanwhile.
+        with slow_server(artifacts.root, delay=2.0) as base:
+            api.apply_release(release_body("detector", "5.0.0", artifacts, base_url=base))
+            _until(api, "Verifying", lambda s: s.get("phase") == "Verifying")
+            _until(api, "5.0.0 verified", lambda s: s.get("phase") == "Progressing")
         final = api.release("detector")
     finally:
         recorder.stop()
@@ -257,7 +295,9 @@ def test_kstatus_judges_every_phase_of_real_rollouts_as_a_user_expects(
     if os.environ.get("MODELFLEET_KSTATUS_TESTDATA"):  # refresh the Go module's own copy
         target = GO_MODULE / "testdata"
         shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(cases.folder, target)
+        target.mkdir()
+        for file in cases.distinct.values():
+            shutil.copy(cases.folder / file, target / file)
 
 
 def _kubectl_wait(
