@@ -74,6 +74,8 @@ def expected_verdict(obj: dict[str, Any]) -> str:
     status = obj.get("status") or {}
     if status.get("observedGeneration") != obj["metadata"].get("generation"):
         return IN_PROGRESS  # the operator has not looked at this spec yet
+    if any(c["type"] == "Conflict" and c["status"] == "True" for c in status["conditions"]):
+        return FAILED  # assignments frozen until a human makes the selectors disjoint
     return EXPECTED[status.get("phase") or "Pending"]
 
 
@@ -91,8 +93,8 @@ class Cases:
         folder.mkdir(parents=True, exist_ok=True)
         self.count = 0
         self.seen: Counter[tuple[str, str]] = Counter()
-        self.distinct: dict[tuple[str, str, str, str], str] = {}
-        """One file per (kind, phase, reason, verdict): what the Go module keeps as testdata."""
+        self.distinct: dict[tuple[str, str, str, str, bool], str] = {}
+        """One file per (kind, phase, reason, verdict, in conflict): the Go module's testdata."""
 
     def add(self, label: str, obj: dict[str, Any], expect: str) -> None:
         self.count += 1
@@ -102,7 +104,8 @@ class Cases:
         name = f"{self.count:03d}-{label}-{kind.lower()}-{obj['metadata']['name']}"
         case = {"name": name, "expect": expect, "object": _strip(obj)}
         (self.folder / f"{name}.json").write_text(json.dumps(case, indent=1, sort_keys=True))
-        key = (kind, status.get("phase") or "", status.get("reason") or "", expect)
+        conflict = _condition(status, "Conflict")[0] == "True"
+        key = (kind, status.get("phase") or "", status.get("reason") or "", expect, conflict)
         self.distinct.setdefault(key, f"{name}.json")
 
     def releases(self, label: str, objects: list[dict[str, Any]]) -> None:
@@ -170,6 +173,13 @@ def _until(api: Api, what: str, check: Any, timeout: float = 60) -> dict[str, An
 
     result: dict[str, Any] = wait_for(probe, timeout, interval=0.2, what=what)
     return result
+
+
+def _condition(status: dict[str, Any], type_: str) -> tuple[str | None, str | None]:
+    for c in status.get("conditions") or []:
+        if c["type"] == type_:
+            return c["status"], c.get("reason")
+    return None, None
 
 
 def _events(api: Api) -> Counter[tuple[str, str, str]]:
@@ -279,14 +289,30 @@ def test_kstatus_judges_every_phase_of_real_rollouts_as_a_user_expects(
             api.apply_release(release_body("detector", "5.0.0", artifacts, base_url=base))
             _until(api, "Verifying", lambda s: s.get("phase") == "Verifying")
             _until(api, "5.0.0 verified", lambda s: s.get("phase") == "Progressing")
+
+        # 9. Another release of the same model over the same gateways: both in conflict.
+        api.apply_release(release_body("detector-other", "1.0.0", artifacts))
+        _until(api, "Conflict", lambda s: _condition(s, "Stalled") == ("True", "Conflict"))
+
+        def other_in_conflict() -> dict[str, Any] | None:
+            obj = api.release("detector-other")
+            stalled = _condition(obj.get("status") or {}, "Stalled")
+            return obj if stalled == ("True", "Conflict") else None
+
+        cases.add("conflict", wait_for(other_in_conflict, 30, what="Conflict"), FAILED)
+        api.custom.delete_namespaced_custom_object(
+            GROUP, VERSION, api.namespace, "modelreleases", "detector-other"
+        )
+        _until(api, "Conflict cleared", lambda s: _condition(s, "Stalled")[0] == "False")
         final = api.release("detector")
     finally:
         recorder.stop()
     cases.releases("release", recorder.objects)
-    cases.add("last", final, IN_PROGRESS)
+    cases.add("last", final, expected_verdict(final))
 
     judged = {phase for phase, _ in cases.seen}
     assert {"Verifying", "Progressing", "Paused", "Succeeded", "Aborted", "Rejected"} <= judged
+    assert any(key[4] for key in cases.distinct), "a release in conflict was judged"
     assert {verdict for _, verdict in cases.seen} == {IN_PROGRESS, CURRENT, FAILED}
     proc = go_test(cases.folder)
     assert proc.returncode == 0, proc.stdout[-20000:] + proc.stderr[-5000:]
