@@ -397,7 +397,7 @@ class _Decider:
                 self._move(Phase.PROGRESSING, "Resumed", "spec.paused is false again")
             else:
                 self._move(Phase.PROGRESSING, "GatesConclusive", f"{verdict.reason}: {why}")
-        elif reason == WAITING_FOR_REPORTS:
+        elif reason == WAITING_FOR_REPORTS and verdict.result is GateResult.PASS:
             self._note(
                 "ReportsReceived",
                 f"step {self.st.rollout.step_name}: health reports arrived; gates are judged",
