@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from modelfleet.core.actions import ignored, take
 from modelfleet.core.conditions import CONFLICT, is_true, release_conditions
 from modelfleet.core.decision import NORMAL, WARNING, Decision, Event, FleetView
 from modelfleet.core.durations import format_duration
@@ -28,8 +29,6 @@ from modelfleet.core.timers import (
     track,
 )
 from modelfleet.core.types import (
-    GENERATED_ACTION_ID,
-    Action,
     ActionKind,
     GateResult,
     GateStatus,
@@ -45,14 +44,6 @@ from modelfleet.core.wire import status_patch, status_to_dict
 
 __all__ = ["NORMAL", "WARNING", "Decision", "Event", "FleetView", "decide"]
 
-#: The annotation an action is read from (named in ``ActionIgnored`` events).
-ACTION_ANNOTATION = "modelfleet.dev/action"
-#: When each action applies (the rest of an ``ActionIgnored`` message).
-_APPLIES = {
-    ActionKind.PROMOTE: "promote applies while a rollout is Progressing or Paused",
-    ActionKind.ABORT: "abort applies while Verifying, Progressing or Paused",
-    ActionKind.RETRY: "retry applies after Rejected or Aborted",
-}
 #: ``status.reason`` while a freshly converged step waits for its first health reports.
 WAITING_FOR_REPORTS = "WaitingForReports"
 
@@ -89,8 +80,12 @@ class _Decider:
         self.requeue: timedelta | None = None
         self.m = Measurement()
         self.measured = False
-        self.action: ActionKind | None = None
-        self._take_action(release.action)
+        taken = take(release.action, self.st.rollout.last_action_id)
+        self.action: ActionKind | None = taken.kind
+        if taken.last_action_id != self.st.rollout.last_action_id:
+            self._rollout(last_action_id=taken.last_action_id)
+        if taken.event is not None:
+            self.events.append(taken.event)
 
     # ------------------------------------------------------------------ helpers
 
@@ -122,29 +117,9 @@ class _Decider:
         kept = (*self.st.history, entry)[-self.tuning.history_limit :]
         self.st = replace(self.st, history=kept)
 
-    def _take_action(self, action: Action | None) -> None:
-        """Run each action id once; forget a generated id once its annotation is gone."""
-        last = self.st.rollout.last_action_id
-        if action is None:
-            if last is not None and last.startswith(GENERATED_ACTION_ID):
-                self._rollout(last_action_id=None)  # annotating again runs the action again
-            return
-        if action.id == last:
-            return
-        self._rollout(last_action_id=action.id)
-        if action.kind is None:
-            self._event(
-                WARNING,
-                "ActionIgnored",
-                f"{ACTION_ANNOTATION}={action.name!r} ignored: not an action; "
-                "use promote, abort or retry",
-            )
-            return
-        self.action = action.kind
-
-    def _ignore(self, why: str) -> None:
+    def _ignore(self, why: str | None = None) -> None:
         if self.action is not None:
-            self._event(NORMAL, "ActionIgnored", f"{self.action.value} ignored: {why}")
+            self.events.append(ignored(self.action, self.st.phase, why))
             self.action = None
 
     def _step_name(self, step: int) -> str:
@@ -185,8 +160,7 @@ class _Decider:
                 and v.generation == self.release.generation
                 and v.digest == self.spec.digest
             )
-        if self.action is not None:
-            self._ignore(f"the release is {self.st.phase}; {_APPLIES[self.action]}")
+        self._ignore()
         if not self.measured:
             self._measure()
         return self._finish()
