@@ -8,6 +8,7 @@ schemathesis fuzz run of the published OpenAPI document that finds no 5xx.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import threading
@@ -113,8 +114,15 @@ class Fleet:
 
 @pytest.fixture(scope="module")
 def fleet(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    with running_fleet(control_plane, tmp_path_factory.mktemp("fleet")) as f:
+        yield f
+
+
+@contextlib.contextmanager
+def running_fleet(control_plane: ControlPlane, folder: Path) -> Iterator[Fleet]:
+    """A namespace with a fleet CA, a running fleet API, gw-a (ring early) and gw-b enrolled,
+    and a release rolling out to the early ring."""
     ns = f"fleet-api-{secrets.token_hex(3)}"
-    folder = tmp_path_factory.mktemp("fleet")
     with control_plane.namespace(ns):
         api = api_client(load_access(control_plane.kubeconfig))
         ca, _ = ensure_fleet_ca(api, ns)

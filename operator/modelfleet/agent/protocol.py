@@ -8,19 +8,17 @@ fields, so a newer fleet API can add fields without breaking older agents.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelfleet.api.edge import DIGEST_RE, MAX_DRIFT, MODEL_RE, VERSION_RE, format_window, matches
+from modelfleet.api.edge import MAX_MS as MAX_LATENCY_MS
 from modelfleet.errors import ModelfleetError
 
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_MODEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
-MAX_MESSAGE = 1024
-MAX_LATENCY_MS = 1e7
-MAX_DRIFT = 1e6
+__all__ = ["DIGEST_RE", "MAX_DRIFT", "MAX_LATENCY_MS", "MAX_MESSAGE", "format_window"]
+
+MAX_MESSAGE = 1024  # what the agent sends (the fleet API takes up to api.edge.MAX_MESSAGE)
 
 
 class ProtocolError(ModelfleetError):
@@ -139,13 +137,6 @@ class HealthWindow:
         return out
 
 
-def format_window(seconds: float) -> str:
-    """``60s``, or ``2500ms`` for short windows (the fleet API takes whole units)."""
-    if seconds >= 10 or float(seconds).is_integer():
-        return f"{max(1, round(seconds))}s"
-    return f"{max(1, round(seconds * 1000))}ms"
-
-
 def _clamp(value: float, maximum: float, digits: int) -> float:
     return round(min(max(value, 0.0), maximum), digits)
 
@@ -198,10 +189,10 @@ def _parse_model(index: int, raw: object) -> DesiredModel:
     if not isinstance(raw, Mapping):
         raise ProtocolError(f"{where}: expected an object")
     model = _str(raw, "model", where)
-    if not _MODEL_RE.match(model):
+    if not matches(MODEL_RE, model):
         raise ProtocolError(f"{where}.model: {model!r} is not a valid model name")
     digest = _str(raw, "digest", where)
-    if not DIGEST_RE.match(digest):
+    if not matches(DIGEST_RE, digest):
         raise ProtocolError(f"{where}.digest: {digest!r} is not sha256:<64 hex>")
     artifact = raw.get("artifact")
     if not isinstance(artifact, Mapping):
@@ -218,7 +209,7 @@ def _parse_model(index: int, raw: object) -> DesiredModel:
     step = raw.get("step")
     release = raw.get("release")
     version = _str(raw, "version", where)
-    if not _VERSION_RE.match(version):
+    if not matches(VERSION_RE, version):
         raise ProtocolError(f"{where}.version: {version!r} is not a valid version")
     return DesiredModel(
         model=model,

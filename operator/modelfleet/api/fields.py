@@ -8,6 +8,7 @@ standard ObjectMeta and are not in the CRD schemas.
 
 from __future__ import annotations
 
+from modelfleet.api.edge import HEALTH_FIELDS, MODEL_FIELDS
 from modelfleet.core.doc import FieldRegistry
 
 _METADATA = (
@@ -79,25 +80,9 @@ EDGEGATEWAY_FIELDS = FieldRegistry(
         "status.lastSeen",
         "status.agentVersion",
         "status.models",
-        *(
-            f"status.models[].{k}"
-            for k in ("model", "version", "digest", "slot", "state", "message", "since")
-        ),
+        *(f"status.models[].{k}" for k in (*MODEL_FIELDS, "since")),
         "status.health",
-        *(
-            f"status.health[].{k}"
-            for k in (
-                "model",
-                "version",
-                "window",
-                "windowEnd",
-                "requests",
-                "errors",
-                "latencyP50Ms",
-                "latencyP95Ms",
-                "driftScore",
-            )
-        ),
+        *(f"status.health[].{k}" for k in HEALTH_FIELDS),
     ],
 )
 

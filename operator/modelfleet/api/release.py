@@ -140,10 +140,10 @@ def _gates(node: Node | None) -> Gates:
 def parse_spec(spec: Node) -> ReleaseSpec:
     """``ModelRelease.spec``."""
     model = spec.required_string("model")
-    if not _DNS_LABEL.match(model) or len(model) > 63:
+    if not _DNS_LABEL.fullmatch(model) or len(model) > 63:
         raise spec.error("model", f"{model!r} must be a DNS label (lowercase, digits, '-')")
     version = spec.required_string("version")
-    if not _VERSION.match(version):
+    if not _VERSION.fullmatch(version):
         raise spec.error(
             "version", f"{version!r} may contain only letters, digits, '.', '_', '+', '-'"
         )
@@ -153,7 +153,7 @@ def parse_spec(spec: Node) -> ReleaseSpec:
     if not uri.startswith(_SCHEMES):
         raise artifact.error("uri", f"{uri!r} must start with https://, oci://, file:// or http://")
     digest = artifact.required_string("digest")
-    if not _DIGEST.match(digest):
+    if not _DIGEST.fullmatch(digest):
         raise artifact.error("digest", f"{digest!r} must be sha256: followed by 64 lowercase hex")
     signature = artifact.node("signature")
     rollout = spec.node("rollout", required=True)

@@ -248,7 +248,7 @@ def parse_trust_policy(body: Mapping[str, Any]) -> TrustPolicySpec:
         )
     denied = spec.strings("deniedDigests")
     for digest in denied:
-        if not _DIGEST.match(digest):
+        if not _DIGEST.fullmatch(digest):
             raise spec.error("deniedDigests", f"{digest!r} is not sha256: plus 64 lowercase hex")
     return TrustPolicySpec(
         name=(meta.string("name") if meta is not None else None) or "",

@@ -8,6 +8,7 @@ from pathlib import Path
 from modelfleet.errors import ConfigError
 from modelfleet.fleet.app import ServerOptions, TLSFiles, serve
 from modelfleet.fleet.coalesce import CoalescePolicy
+from modelfleet.fleet.guard import ConnectionLimits
 from modelfleet.fleet.kube import load_access
 from modelfleet.fleet.ratelimit import RateLimit
 from modelfleet.fleet.secrets import TLS_SECRET
@@ -37,6 +38,23 @@ def _options(args: argparse.Namespace) -> ServerOptions:
             idle_health_interval=args.idle_health_interval,
         ),
         rate=rate,
+        body_timeout=args.body_timeout,
+    )
+    for flag, value in (
+        ("--handshake-timeout", args.handshake_timeout),
+        ("--header-timeout", args.header_timeout),
+        ("--body-timeout", args.body_timeout),
+        ("--keepalive-timeout", args.keepalive_timeout),
+    ):
+        if not value > 0:
+            raise ConfigError(f"{flag} must be a positive number of seconds")
+    if args.max_handshakes is not None and args.max_handshakes < 1:
+        raise ConfigError("--max-handshakes must be at least 1")
+    limits = ConnectionLimits(
+        handshake_timeout=args.handshake_timeout,
+        max_handshakes=args.max_handshakes,
+        header_timeout=args.header_timeout,
+        keepalive_timeout=args.keepalive_timeout,
     )
     return ServerOptions(
         host=args.host,
@@ -53,6 +71,7 @@ def _options(args: argparse.Namespace) -> ServerOptions:
         max_staleness=args.max_staleness,
         workers=args.workers,
         reuse_port=args.reuse_port or args.workers > 1,
+        limits=limits,
     )
 
 
@@ -106,6 +125,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t.add_argument("--tls-namespace", help=f"namespace of the {TLS_SECRET} Secret")
 
     b = p.add_argument_group("protocol")
+    c = p.add_argument_group("connections (bounds on clients that have not proved who they are)")
     b.add_argument("--poll-interval", type=float, default=30.0, help="pollAfterSeconds, seconds")
     b.add_argument(
         "--active-poll-interval",
@@ -114,27 +134,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="pollAfterSeconds while a release covering the gateway rolls out",
     )
     b.add_argument("--jitter", type=float, default=0.2, help="± fraction of random poll jitter")
-    b.add_argument(
-        "--health-interval", type=float, default=50.0,
-        help="in an active cohort, at most one health write per gateway per this many seconds "
-        "(a little below the agents' reportInterval)",
+    seconds = (
+        (b, "--health-interval", 50.0, "in an active cohort, at most one health write per gateway "
+         "per interval (a little below the agents' reportInterval)"),
+        (b, "--idle-health-interval", 600.0,
+         "outside an active cohort, at most one health write per interval"),
+        (b, "--heartbeat-interval", 600.0, "refresh status.lastSeen at least this often"),
+        (b, "--active-heartbeat-interval", 50.0,
+         "lastSeen refresh while the gateway is in an active cohort"),
+        (b, "--max-staleness", 60.0,
+         "answer 503 once the API server has been unreachable this long"),
+        (c, "--handshake-timeout", 5.0, "time a connection has to finish its TLS handshake"),
+        (c, "--header-timeout", 10.0,
+         "time from a request's first byte (or the handshake) to the end of its headers"),
+        (c, "--body-timeout", 10.0, "time to receive a report body"),
+        (c, "--keepalive-timeout", 75.0, "how long an idle keep-alive connection is kept"),
     )  # fmt: skip
-    b.add_argument(
-        "--idle-health-interval", type=float, default=600.0,
-        help="outside an active cohort, at most one health write per this many seconds",
-    )  # fmt: skip
-    b.add_argument(
-        "--heartbeat-interval", type=float, default=600.0,
-        help="refresh status.lastSeen at least this often (seconds)",
-    )  # fmt: skip
-    b.add_argument(
-        "--active-heartbeat-interval", type=float, default=50.0,
-        help="lastSeen refresh while the gateway is in an active cohort",
-    )  # fmt: skip
+    for group, flag, default, text in seconds:
+        group.add_argument(flag, type=float, default=default, help=f"{text} (seconds)")
     b.add_argument("--rate-limit", type=float, default=2.0, help="requests/s per gateway")
     b.add_argument("--rate-burst", type=float, default=20.0, help="burst per gateway")
-    b.add_argument(
-        "--max-staleness", type=float, default=60.0,
-        help="answer 503 once the API server has been unreachable this long (seconds)",
+    c.add_argument(
+        "--max-handshakes", type=int, default=None,
+        help="connections in TLS handshake at once; beyond it the oldest is dropped "
+        "(default: a quarter of the open-file limit, 64 to 4096)",
     )  # fmt: skip
     p.set_defaults(func=_run)

@@ -2,7 +2,8 @@
 
 One list + watch per watched namespace (or one cluster-wide, filtered by the namespace patterns)
 keeps ``{namespace: {name: Gateway}}`` current. No handler, timer or daemon runs per gateway: a
-report is one JSON decode and one :func:`~modelfleet.api.parse_gateway`.
+report is one JSON decode and one :func:`~modelfleet.api.gateway.readable_gateway`: a gateway
+whose status cannot be read in full is kept with what can be read (assigned, not reporting).
 
 Why not ``kopf.index``: kopf holds every indexed object's worker until *all* objects are
 indexed, through one shared condition that wakes every waiting worker on each object indexed.
@@ -23,7 +24,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from modelfleet.api import EDGEGATEWAY_PLURAL, parse_gateway
+from modelfleet.api import EDGEGATEWAY_PLURAL
+from modelfleet.api.gateway import readable_gateway
 from modelfleet.controller.kube import ApiError, KubeClient, WatchExpired, custom_path
 from modelfleet.controller.metrics import INDEXED_GATEWAYS
 from modelfleet.core import Gateway
@@ -76,11 +78,18 @@ class GatewayCache:
         if not self._watched(namespace):
             return
         try:
-            gateway = parse_gateway(obj)
-        except ConfigError as exc:
+            gateway, unreadable = readable_gateway(obj)
+        except ConfigError as exc:  # no name or labels: no cohort can be known
             log.warning("EdgeGateway %s/%s ignored: %s", namespace, name, exc.diagnostics())
             self._drop(obj)
             return
+        if unreadable is not None:
+            # Still counted, with what could be read: assigned but not reporting, never absent
+            # (absent gateways leave their cohort, and gates pass on an empty cohort).
+            log.warning(
+                "EdgeGateway %s/%s: status partly unreadable, counted without it: %s",
+                namespace, name, unreadable.diagnostics(),
+            )  # fmt: skip
         self._by_ns.setdefault(namespace, {})[name] = gateway
         self._views.pop(namespace, None)
 

@@ -26,7 +26,7 @@ def parse_duration(text: str, *, field: str = "duration") -> timedelta:
     ``field`` names the manifest field in the error message.
     """
     value = text.strip() if isinstance(text, str) else text
-    if not isinstance(value, str) or not _WHOLE.match(value):
+    if not isinstance(value, str) or not _WHOLE.fullmatch(value):
         raise DurationError(
             f"{field}: {text!r} is not a duration; use digits and units h, m, s or ms, "
             "e.g. 90s, 10m, 1h30m or 500ms"

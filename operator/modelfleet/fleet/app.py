@@ -29,6 +29,8 @@ from aiohttp import web
 
 from modelfleet.api import parse_release
 from modelfleet.errors import ConfigError
+from modelfleet.fleet.events import ConflictEvents
+from modelfleet.fleet.guard import ConnectionLimits, GuardedSite
 from modelfleet.fleet.index import FleetIndex
 from modelfleet.fleet.kube import KubeAccess, KubeClient, api_client, load_access
 from modelfleet.fleet.metrics import FleetMetrics, metrics_app
@@ -65,6 +67,7 @@ class ServerOptions:
     workers: int = 1
     reuse_port: bool = False
     backlog: int = 2048
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     uvloop: bool = True  # use uvloop when it is installed
 
 
@@ -105,7 +108,9 @@ class Replica:
     def __init__(self, options: ServerOptions, kube: KubeClient) -> None:
         self.options = options
         self.metrics = FleetMetrics()
-        self.index = FleetIndex(parse_release)
+        self.conflicts = ConflictEvents(kube)
+        self.index = FleetIndex(parse_release, on_claims_changed=self.conflicts.claims_changed)
+        self.conflicts.index = self.index
         ns = options.namespace
         stale = options.max_staleness
 
@@ -130,9 +135,13 @@ class Replica:
             ),
         ]
         self.listening = False
+        self.site: GuardedSite | None = None
         self.api = FleetAPI(
             self.index, kube, options.settings, ready=self.ready, metrics=self.metrics
         )
+
+    def count_dropped(self, reason: str) -> None:
+        self.metrics.handshakes_dropped.labels(reason).inc()
 
     def ready(self) -> tuple[bool, str]:
         if not self.listening:
@@ -149,6 +158,9 @@ class Replica:
         while True:
             self.metrics.gateways.set(len(self.index.gateways))
             self.metrics.releases.set(len(self.index.releases))
+            self.metrics.duplicate_fingerprints.set(len(self.index.conflicts()))
+            if self.site is not None:
+                self.metrics.handshakes_pending.set(self.site.pending_handshakes)
             self.api.limiter.prune()
             ticks += 1
             if self.listening and ticks % 12 == 0:
@@ -185,6 +197,7 @@ async def run(
             replica = Replica(options, kube)
             tasks = [asyncio.create_task(r.run()) for r in replica.reflectors]
             tasks.append(asyncio.create_task(replica.housekeeping()))
+            tasks.append(asyncio.create_task(replica.conflicts.run()))
             runners: list[web.AppRunner] = []
             try:
                 if options.metrics_port is not None:
@@ -205,14 +218,17 @@ async def run(
                 runner = web.AppRunner(replica.api.app(), access_log=None, handle_signals=False)
                 await runner.setup()
                 runners.append(runner)
-                site = web.TCPSite(
+                site = GuardedSite(
                     runner,
                     options.host,
                     options.port,
                     ssl_context=ctx,
+                    limits=options.limits,
                     reuse_port=options.reuse_port,
                     backlog=options.backlog,
+                    on_dropped=replica.count_dropped,
                 )
+                replica.site = site
                 await site.start()
                 replica.listening = True
                 # Thousands of long-lived connections and index entries: keep them out of the
@@ -220,7 +236,7 @@ async def run(
                 gc.collect()
                 gc.freeze()
                 gc.set_threshold(50_000, 20, 10)
-                port = _bound_port(site) or options.port
+                port = site.port
                 log.info(
                     "fleet API serving https://%s:%d (%s; %d gateways, %d releases)",
                     options.host, port, f"namespace {options.namespace}"
@@ -251,12 +267,6 @@ async def _wait_synced(replica: Replica, stop: asyncio.Event) -> None:
         if time.monotonic() - started > 30:
             log.warning("fleet API: still waiting for the first list from the API server")
             started = time.monotonic()
-
-
-def _bound_port(site: web.TCPSite) -> int | None:
-    server: Any = site._server  # aiohttp keeps the asyncio server here
-    sockets = getattr(server, "sockets", None) or []
-    return int(sockets[0].getsockname()[1]) if sockets else None
 
 
 def _serve_one(options: ServerOptions) -> int:

@@ -213,7 +213,7 @@ def enroll_gateway(
 
 
 def _validate(name: str, labels: Mapping[str, str], fleet_url: str) -> None:
-    if not GATEWAY_RE.match(name) or len(name) > 253:
+    if not GATEWAY_RE.fullmatch(name) or len(name) > 253:
         raise EnrollmentError(f"gateway name {name!r} is not a valid Kubernetes object name")
     check_labels(labels)
     if not fleet_url.startswith("https://"):

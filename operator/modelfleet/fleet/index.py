@@ -2,9 +2,13 @@
 
 Fed by the watches (:mod:`modelfleet.fleet.reflector`), read by every request:
 
-* **identity**: ``fingerprint -> gateway``; an EdgeGateway whose ``spec.certificateFingerprint``
-  changes or disappears drops out of the map with that watch event, so a revoked certificate is
-  refused on its next request, even on an open connection or a pending long poll;
+* **identity**: ``fingerprint -> the EdgeGateways that claim it``, kept from the objects as they
+  are now; an EdgeGateway whose ``spec.certificateFingerprint`` changes or disappears drops out
+  with that watch event, so a revoked certificate is refused on its next request, even on an open
+  connection or a pending long poll. A fingerprint claimed by more than one EdgeGateway (in any
+  namespaces) identifies nobody for as long as it is so, and identifies the one left as soon as
+  the others drop it or are deleted; ``on_claims_changed`` hears each such change (the server
+  posts Events naming the conflicting objects);
 * **desired state**: one :class:`~modelfleet.core.desired.Assigner` per namespace, rebuilt when a
   ModelRelease of that namespace changes; each gateway's answer (body and ETag) is cached until
   its namespace's releases or its own labels change, so a poll with ``If-None-Match`` costs a
@@ -32,6 +36,7 @@ log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, name)
 ReleaseParser = Callable[[Mapping[str, Any]], Release]
+ClaimsListener = Callable[[str, frozenset[Key], frozenset[Key]], None]
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class GatewayEntry:
     fingerprint: str | None
     status: dict[str, Any]
     gateway: Gateway
+    uid: str = ""
     desired: Desired | None = None
     desired_epoch: int = -1
 
@@ -89,6 +95,7 @@ def _entry(obj: Mapping[str, Any]) -> GatewayEntry:
         fingerprint=fp if isinstance(fp, str) and fp else None,
         status=status if isinstance(status, dict) else {},
         gateway=Gateway(name=name, namespace=namespace, labels=labels),
+        uid=str(meta.get("uid") or ""),
     )
 
 
@@ -136,10 +143,13 @@ def _relevant(r: Release) -> tuple[Any, ...]:
 class FleetIndex:
     """Gateways, releases and the derived lookups; see the module docstring."""
 
-    def __init__(self, parse_release: ReleaseParser) -> None:
+    def __init__(
+        self, parse_release: ReleaseParser, *, on_claims_changed: ClaimsListener | None = None
+    ) -> None:
         self._parse_release = parse_release
+        self._on_claims_changed = on_claims_changed
         self.gateways: dict[Key, GatewayEntry] = {}
-        self.by_fingerprint: dict[str, Key] = {}
+        self.claims: dict[str, set[Key]] = {}  # fingerprint -> EdgeGateways that claim it
         self.releases: dict[Key, Release] = {}
         self._epoch: dict[str, int] = {}
         self._assigners: dict[str, Assigner] = {}
@@ -150,9 +160,43 @@ class FleetIndex:
     # ------------------------------------------------------------------ identity
 
     def identify(self, fingerprint: str) -> GatewayEntry | None:
-        """The gateway whose enrolled certificate has this fingerprint, if any."""
-        key = self.by_fingerprint.get(fingerprint)
-        return None if key is None else self.gateways.get(key)
+        """The gateway whose enrolled certificate has this fingerprint: None when no EdgeGateway
+        claims it, or more than one does (see :meth:`claimants`)."""
+        keys = self.claims.get(fingerprint)
+        if keys is None or len(keys) != 1:
+            return None
+        (key,) = keys
+        return self.gateways.get(key)
+
+    def claimants(self, fingerprint: str) -> tuple[Key, ...]:
+        """Every EdgeGateway whose ``spec.certificateFingerprint`` is ``fingerprint``, sorted."""
+        return tuple(sorted(self.claims.get(fingerprint, ())))
+
+    def conflicts(self) -> dict[str, tuple[Key, ...]]:
+        """Fingerprints claimed by more than one EdgeGateway, with their claimants."""
+        return {fp: tuple(sorted(keys)) for fp, keys in self.claims.items() if len(keys) > 1}
+
+    def _claim(self, fingerprint: str | None, key: Key, *, add: bool) -> None:
+        if not fingerprint:
+            return
+        before = frozenset(self.claims.get(fingerprint, ()))
+        after = before | {key} if add else before - {key}
+        if after == before:
+            return
+        if after:
+            self.claims[fingerprint] = set(after)
+        else:
+            self.claims.pop(fingerprint, None)
+        if len(after) > 1:
+            log.warning(
+                "EdgeGateways %s share certificate fingerprint %s: refusing it until one is left",
+                ", ".join(f"{ns}/{name}" for ns, name in sorted(after)), fingerprint,
+            )  # fmt: skip
+        for other in before | after:  # their identity changed: wake their long polls
+            if other != key:
+                self._wake_gateway(other)
+        if self._on_claims_changed is not None and (len(before) > 1 or len(after) > 1):
+            self._on_claims_changed(fingerprint, before, after)
 
     # ------------------------------------------------------------------ gateways
 
@@ -160,22 +204,12 @@ class FleetIndex:
         new = _entry(obj)
         key = new.key
         old = self.gateways.get(key)
-        if old is not None:
-            if old.fingerprint and self.by_fingerprint.get(old.fingerprint) == key:
-                del self.by_fingerprint[old.fingerprint]
-            if old.labels == new.labels:
-                new.desired, new.desired_epoch = old.desired, old.desired_epoch
-        if new.fingerprint:
-            other = self.by_fingerprint.get(new.fingerprint)
-            if other is not None and other != key:
-                log.warning(
-                    "EdgeGateways %s/%s and %s/%s share a certificate fingerprint; refusing both",
-                    *other, *key,
-                )  # fmt: skip
-                self.by_fingerprint[new.fingerprint] = ("", "")  # ambiguous: nobody
-            else:
-                self.by_fingerprint[new.fingerprint] = key
+        if old is not None and old.labels == new.labels:
+            new.desired, new.desired_epoch = old.desired, old.desired_epoch
         self.gateways[key] = new
+        if old is not None and old.fingerprint != new.fingerprint:
+            self._claim(old.fingerprint, key, add=False)
+        self._claim(new.fingerprint, key, add=True)
         if old is None or old.labels != new.labels or old.fingerprint != new.fingerprint:
             self._wake_gateway(key)
 
@@ -191,8 +225,8 @@ class FleetIndex:
         meta = obj.get("metadata") or {}
         key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
         old = self.gateways.pop(key, None)
-        if old is not None and old.fingerprint and self.by_fingerprint.get(old.fingerprint) == key:
-            del self.by_fingerprint[old.fingerprint]
+        if old is not None:
+            self._claim(old.fingerprint, key, add=False)
         self._wake_gateway(key)
 
     def replace_gateways(self, objs: Iterable[Mapping[str, Any]]) -> None:

@@ -46,6 +46,20 @@ class FleetMetrics:
             p + "gateways", "EdgeGateways known (enrolled or not)", registry=self.registry
         )
         self.releases = Gauge(p + "releases", "ModelReleases known", registry=self.registry)
+        self.handshakes_pending = Gauge(
+            p + "handshakes_pending", "Connections in TLS handshake", registry=self.registry
+        )
+        self.handshakes_dropped = Counter(
+            p + "handshakes_dropped_total",
+            "Connections closed before their TLS handshake finished, by reason "
+            "(evicted: over --max-handshakes or out of descriptors; timeout; failed)",
+            ["reason"], registry=self.registry,
+        )  # fmt: skip
+        self.duplicate_fingerprints = Gauge(
+            p + "duplicate_fingerprints",
+            "Certificate fingerprints claimed by more than one EdgeGateway (refused)",
+            registry=self.registry,
+        )
 
     def exposition(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -16,10 +16,10 @@ from modelfleet.fleet import protocol as p
 POLL_AFTER_HEADER = "Modelfleet-Poll-After"
 
 _ERROR_CODES = (
-    "invalid_json, invalid_field, unknown_field, invalid_parameter, unknown_parameter, "
-    "unsupported_media_type, body_too_large, unknown_certificate, certificate_expired, "
-    "gateway_mismatch, rate_limited, not_found, method_not_allowed, rejected, "
-    "upstream_unavailable, not_ready"
+    "bad_request, invalid_json, invalid_field, unknown_field, invalid_parameter, "
+    "unknown_parameter, unsupported_media_type, body_too_large, request_timeout, "
+    "unknown_certificate, duplicate_fingerprint, certificate_expired, gateway_mismatch, "
+    "rate_limited, not_found, method_not_allowed, rejected, upstream_unavailable, not_ready"
 )
 
 _ERROR = {
@@ -206,7 +206,12 @@ _POLL = {
     }
 }
 _COMMON = {
-    "403": _err("The certificate is not enrolled or was revoked, or names another gateway."),
+    "400": _err("The request is not valid HTTP/1.1 (nothing of it is repeated)."),
+    "403": _err(
+        "The certificate is not enrolled or was revoked, more than one EdgeGateway claims it, "
+        "or the request names another gateway."
+    ),
+    "408": _err("The request headers (or a report's body) did not arrive in time."),
     "429": _err("Too many requests from this gateway.", **_RETRY),
     "503": _err("The API server is unreachable or this replica is not synced yet.", **_RETRY),
 }
@@ -273,8 +278,8 @@ def document() -> dict[str, Any]:
                             },
                         },
                         "304": {"description": "Unchanged since If-None-Match.", "headers": _POLL},
-                        "400": _err("A bad query parameter."),
                         **_COMMON,
+                        "400": _err("A bad or repeated query parameter, or invalid HTTP."),
                     },
                 }
             },
@@ -300,11 +305,11 @@ def document() -> dict[str, Any]:
                                 }
                             },
                         },
-                        "400": _err("The body is not valid JSON."),
+                        **_COMMON,
+                        "400": _err("The body is not valid JSON, or the request not HTTP/1.1."),
                         "413": _err(f"The body is larger than {p.MAX_BODY_BYTES} bytes."),
                         "415": _err("The body is not application/json."),
                         "422": _err("The body breaks a rule; error.field names the field."),
-                        **_COMMON,
                     },
                 }
             },
@@ -317,6 +322,8 @@ def document() -> dict[str, Any]:
                             "description": "OpenAPI 3 document",
                             "content": {"application/json": {"schema": {"type": "object"}}},
                         },
+                        "400": _COMMON["400"],
+                        "408": _COMMON["408"],
                         "429": _COMMON["429"],
                     },
                 }

@@ -18,38 +18,61 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
+from modelfleet.api.edge import (
+    AGENT_VERSION_RE,
+    DIGEST_RE,
+    GATEWAY_RE,
+    HEALTH_FIELDS,
+    MAX_AGENT_VERSION,
+    MAX_BODY_BYTES,
+    MAX_COUNT,
+    MAX_DRIFT,
+    MAX_HEALTH,
+    MAX_MESSAGE,
+    MAX_MODELS,
+    MAX_MS,
+    MAX_WINDOW,
+    MODEL_FIELDS,
+    MODEL_RE,
+    SLOTS,
+    STATES,
+    TIME_RE,
+    VERSION_RE,
+    WINDOW_RE,
+    matches,
+)
 from modelfleet.errors import ModelfleetError
 
-STATES: Final = (
-    "Idle",
-    "Downloading",
-    "Downloaded",
-    "Verifying",
-    "Activating",
-    "Active",
-    "Failed",
-    "RolledBack",
-)
-SLOTS: Final = ("A", "B", "")
-MAX_BODY_BYTES: Final = 64 * 1024
-MAX_MODELS: Final = 32
-MAX_HEALTH: Final = 256
-MAX_MESSAGE: Final = 4096
-MAX_AGENT_VERSION: Final = 64
-MAX_WAIT_SECONDS: Final = 60
-MAX_COUNT: Final = 2**53 - 1
-MAX_MS: Final = 1e7
-MAX_DRIFT: Final = 1e6
+__all__ = [
+    "AGENT_VERSION_RE",
+    "DIGEST_RE",
+    "GATEWAY_RE",
+    "MAX_AGENT_VERSION",
+    "MAX_BODY_BYTES",
+    "MAX_COUNT",
+    "MAX_DRIFT",
+    "MAX_HEALTH",
+    "MAX_MESSAGE",
+    "MAX_MODELS",
+    "MAX_MS",
+    "MAX_WAIT_SECONDS",
+    "MODEL_RE",
+    "SLOTS",
+    "STATES",
+    "TIME_RE",
+    "VERSION_RE",
+    "WINDOW_RE",
+    "DesiredQuery",
+    "HealthSample",
+    "ModelReport",
+    "ProtocolError",
+    "Report",
+    "decode_json",
+    "parse_desired_query",
+    "parse_report",
+]
 
-MODEL_RE: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-VERSION_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
-DIGEST_RE: Final = re.compile(r"^sha256:[0-9a-f]{64}$")
-WINDOW_RE: Final = re.compile(r"^([0-9]{1,9}(\.[0-9]{1,3})?(ms|s|m|h)){1,4}$")
-AGENT_VERSION_RE: Final = re.compile(r"^[\x21-\x7e]{1,64}$")
-GATEWAY_RE: Final = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-TIME_RE: Final = re.compile(
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
-)
+MAX_WAIT_SECONDS: Final = 60
 
 
 class ProtocolError(ModelfleetError):
@@ -134,6 +157,15 @@ class DesiredQuery:
     gateway: str | None = None
 
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def safe_name(key: str) -> str:
+    """A client-chosen name fit to repeat in an error (else a placeholder): errors echo nothing
+    a client could use to inject text into logs or responses."""
+    return key if _SAFE_NAME.fullmatch(key) else "(unprintable name)"
+
+
 def _invalid(field: str, message: str) -> NoReturn:
     raise ProtocolError(422, "invalid_field", f"{field}: {message}", field)
 
@@ -156,7 +188,8 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise ProtocolError(400, "invalid_json", f"duplicate key {key!r} in a JSON object", key)
+            name = safe_name(key)
+            raise ProtocolError(400, "invalid_json", f"duplicate key {name} in a JSON object", name)
         out[key] = value
     return out
 
@@ -191,7 +224,7 @@ class _Obj:
         self.path = path
         for key in value:
             if key not in allowed:
-                field = self.at(key)
+                field = self.at(safe_name(key))
                 raise ProtocolError(
                     422,
                     "unknown_field",
@@ -214,15 +247,15 @@ class _Obj:
             _invalid(self.at(key), f"must be a string, got {_type_name(value)}")
         if len(value) > max_len:
             _invalid(self.at(key), f"must be at most {max_len} characters")
-        if pattern is not None and not pattern.match(value):
-            _invalid(self.at(key), f"{value[:80]!r} does not match {pattern.pattern}")
+        if pattern is not None and not matches(pattern, value):
+            _invalid(self.at(key), f"does not match {pattern.pattern}")
         return value
 
     def enum(self, key: str, allowed: tuple[str, ...], *, required: bool) -> str | None:
         value = self.string(key, None, required=required)
         if value is not None and value not in allowed:
             shown = ", ".join(repr(a) for a in allowed)
-            _invalid(self.at(key), f"{value[:80]!r} is not one of {shown}")
+            _invalid(self.at(key), f"must be one of {shown}")
         return value
 
     def integer(self, key: str) -> int:
@@ -261,22 +294,8 @@ class _Obj:
         return value
 
 
-_MODEL_FIELDS = ("model", "version", "digest", "slot", "state", "message")
-_HEALTH_FIELDS = (
-    "model",
-    "version",
-    "window",
-    "windowEnd",
-    "requests",
-    "errors",
-    "latencyP50Ms",
-    "latencyP95Ms",
-    "driftScore",
-)
-
-
 def _model_report(value: object, path: str) -> ModelReport:
-    o = _Obj(value, path, _MODEL_FIELDS)
+    o = _Obj(value, path, MODEL_FIELDS)
     model = o.string("model", MODEL_RE, required=True, max_len=63) or ""
     state = o.enum("state", STATES, required=True) or ""
     idle = state == "Idle"
@@ -299,11 +318,11 @@ def _model_report(value: object, path: str) -> ModelReport:
 
 
 def _health_sample(value: object, path: str) -> HealthSample:
-    o = _Obj(value, path, _HEALTH_FIELDS)
+    o = _Obj(value, path, HEALTH_FIELDS)
     sample = HealthSample(
         model=o.string("model", MODEL_RE, required=True, max_len=63) or "",
         version=o.string("version", VERSION_RE, required=True, max_len=128) or "",
-        window=o.string("window", WINDOW_RE, required=True, max_len=32) or "",
+        window=o.string("window", WINDOW_RE, required=True, max_len=MAX_WINDOW) or "",
         requests=o.integer("requests"),
         errors=o.integer("errors"),
         latency_p50_ms=o.number("latencyP50Ms", MAX_MS),
@@ -315,7 +334,7 @@ def _health_sample(value: object, path: str) -> HealthSample:
         try:
             dt.datetime.fromisoformat(sample.window_end.replace("Z", "+00:00"))
         except ValueError:
-            _invalid(o.at("windowEnd"), f"{sample.window_end!r} is not a valid date-time")
+            _invalid(o.at("windowEnd"), "is not a valid date-time")
     if sample.errors > sample.requests:
         _invalid(o.at("errors"), f"{sample.errors} errors exceed {sample.requests} requests")
     p50, p95 = sample.latency_p50_ms, sample.latency_p95_ms
@@ -338,7 +357,7 @@ def parse_report(doc: object) -> Report:
     seen: set[str] = set()
     for i, m in enumerate(models):
         if m.model in seen:
-            _invalid(f"models[{i}].model", f"model {m.model!r} is listed twice")
+            _invalid(f"models[{i}].model", f"model {m.model} is listed twice")
         seen.add(m.model)
     health = tuple(
         _health_sample(item, f"health[{i}]")
@@ -352,7 +371,10 @@ def parse_desired_query(query: Mapping[str, str], keys: list[str]) -> DesiredQue
     for key in keys:
         if key not in ("wait", "gateway"):
             raise ProtocolError(
-                400, "unknown_parameter", f"unknown query parameter {key!r}; allowed: wait", key
+                400,
+                "unknown_parameter",
+                f"unknown query parameter {safe_name(key)}; allowed: wait, gateway",
+                safe_name(key),
             )
         if keys.count(key) > 1:
             raise ProtocolError(400, "invalid_parameter", f"{key} given more than once", key)
@@ -361,7 +383,10 @@ def parse_desired_query(query: Mapping[str, str], keys: list[str]) -> DesiredQue
     if raw is not None:
         if not raw.isascii() or not raw.isdigit() or len(raw) > 3:
             raise ProtocolError(
-                400, "invalid_parameter", f"wait must be whole seconds, got {raw[:20]!r}", "wait"
+                400,
+                "invalid_parameter",
+                f"wait must be whole seconds from 0 to {MAX_WAIT_SECONDS}",
+                "wait",
             )
         wait = int(raw)
         if wait > MAX_WAIT_SECONDS:
@@ -369,6 +394,6 @@ def parse_desired_query(query: Mapping[str, str], keys: list[str]) -> DesiredQue
                 400, "invalid_parameter", f"wait must be at most {MAX_WAIT_SECONDS}", "wait"
             )
     gateway = query.get("gateway")
-    if gateway is not None and not GATEWAY_RE.match(gateway):
+    if gateway is not None and not matches(GATEWAY_RE, gateway):
         raise ProtocolError(400, "invalid_parameter", "gateway is not a valid name", "gateway")
     return DesiredQuery(wait=wait, gateway=gateway)

@@ -21,12 +21,14 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 from cryptography import x509
 
 from modelfleet.fleet.coalesce import CoalescePolicy, plan_status_patch
+from modelfleet.fleet.guard import FleetRequestHandler
 from modelfleet.fleet.index import Desired, FleetIndex, GatewayEntry
 from modelfleet.fleet.kube import KubeClient, UpstreamError
 from modelfleet.fleet.metrics import FleetMetrics
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 JSON = "application/json"
+_STATUSES = {s.value for s in HTTPStatus}
 _NO_QUERY = DesiredQuery()
 
 
@@ -60,6 +63,7 @@ class ProtocolSettings:
     rate: RateLimit = field(default_factory=RateLimit)
     max_body_bytes: int = MAX_BODY_BYTES
     upstream_retry_after: int = 5
+    body_timeout: float = 10.0
 
 
 def error_response(err: ProtocolError) -> web.Response:
@@ -125,6 +129,16 @@ class FleetAPI:
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        protocol = request.protocol
+        if isinstance(protocol, FleetRequestHandler):
+            protocol.request_started()
+            try:
+                return await self._answer(request, handler)
+            finally:
+                protocol.request_finished()
+        return await self._answer(request, handler)
+
+    async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         route = request.path if request.path in ("/v1/desired", "/v1/report") else "other"
         started = time.perf_counter()
         try:
@@ -134,7 +148,8 @@ class FleetAPI:
         except web.HTTPException as exc:  # routing: 404, 405 (keeps Allow)
             code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "bad_request")
             headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
-            response = error_response(ProtocolError(exc.status, code, exc.reason, **headers))
+            reason = HTTPStatus(exc.status).phrase if exc.status in _STATUSES else "error"
+            response = error_response(ProtocolError(exc.status, code, reason, **headers))
             if "Allow" in headers:
                 response.headers["Allow"] = headers["Allow"]
         except Exception:
@@ -194,6 +209,13 @@ class FleetAPI:
 
     def _lookup(self, fp: str) -> GatewayEntry:
         entry = self.index.identify(fp)
+        if entry is None and len(self.index.claimants(fp)) > 1:
+            raise ProtocolError(
+                403,
+                "duplicate_fingerprint",
+                "more than one EdgeGateway claims this certificate's fingerprint; it is refused "
+                "until only one does (Events on those EdgeGateways name them)",
+            )
         if entry is None:
             raise ProtocolError(
                 403,
@@ -212,7 +234,7 @@ class FleetAPI:
     async def get_desired(self, request: web.Request) -> web.Response:
         entry = self.identify(request)
         query = (
-            parse_desired_query(request.query, list(request.query.keys()))
+            parse_desired_query(request.query, [key for key, _ in request.query.items()])
             if request.query_string
             else _NO_QUERY
         )
@@ -262,11 +284,17 @@ class FleetAPI:
             raise too_large
         chunks: list[bytes] = []
         size = 0
-        while chunk := await request.content.read(65536):
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(self.settings.body_timeout):
+                while chunk := await request.content.read(65536):
+                    size += len(chunk)
+                    if size > limit:
+                        raise too_large
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise ProtocolError(
+                408, "request_timeout", "the request body did not arrive in time"
+            ) from None
         return b"".join(chunks)
 
     async def post_report(self, request: web.Request) -> web.Response:

@@ -365,6 +365,7 @@ class Profile:
     p95: float = 50.0
     fail: bool = False
     silent: bool = False
+    window: str = "5m"  # "0.5s": a health window the operator's duration grammar cannot read
     first_report_after: float = 0.0
     """Seconds between activating the version and the first health window (as a real agent:
     state at once, health once a window is full)."""
@@ -446,8 +447,8 @@ class FleetDriver:
                                  "state": state, "slot": "A", "since": now}]  # fmt: skip
             status["health"] = (
                 []
-                if p.fail or p.silent or not health
-                else [{"model": MODEL, "version": version, "window": "5m", "windowEnd": now,
+                if not health or ((p.fail or p.silent) and p.window == "5m")
+                else [{"model": MODEL, "version": version, "window": p.window, "windowEnd": now,
                        "requests": p.requests, "errors": p.errors, "latencyP95Ms": p.p95}]
             )  # fmt: skip
         self.api.custom.patch_namespaced_custom_object_status(

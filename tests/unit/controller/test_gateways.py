@@ -48,13 +48,30 @@ def test_patterns_watch_cluster_wide_and_filter() -> None:
     assert cache(["a", "b"])._scopes == ("a", "b")
 
 
-def test_a_malformed_gateway_is_left_out() -> None:
+def test_a_gateway_with_an_unreadable_status_is_kept_without_what_cannot_be_read() -> None:
+    # Issue 10 changes this on purpose: it used to be left out, so it left its cohort and the
+    # gates passed on an empty cohort. Now it stays, assigned but not reporting the bad parts.
     c = cache(None)
-    c._put(gw("a"))
-    bad = gw("a")
-    bad["status"] = {"models": [{"model": "m", "state": "Exploded"}]}
+    bad = gw("a", ring="early")
+    bad["status"] = {
+        "lastSeen": "2026-01-02T03:04:05Z",
+        "models": [{"model": "m", "state": "Exploded"}, {"model": "n", "state": "Failed",
+                                                        "version": "2", "digest": "sha256:x"}],
+        "health": [{"model": "n", "version": "2", "window": "0.5s", "requests": 5, "errors": 5}],
+    }  # fmt: skip
     c._put(bad)
-    assert c.get("retail") == ()
+    (kept,) = c.get("retail")
+    assert kept.labels == {"ring": "early"} and kept.last_seen is not None
+    assert set(kept.models) == {"n"} and kept.health == ()
+
+
+def test_a_gateway_whose_status_is_not_even_an_object_is_kept_as_not_reporting() -> None:
+    c = cache(None)
+    bad = gw("a", ring="early")
+    bad["status"] = {"models": "everything is fine", "health": [1, 2], "lastSeen": "yesterday"}
+    c._put(bad)
+    (kept,) = c.get("retail")
+    assert kept.models == {} and kept.health == () and kept.last_seen is None
 
 
 def test_nothing_is_synced_before_every_scope_is_listed() -> None:

@@ -192,3 +192,54 @@ async def test_closing_wakes_every_long_poll_for_good(index: FleetIndex) -> None
     ns_fut, gw_fut = index.change_futures(("ns", "b"))
     index.wake_all(closing=True)
     assert ns_fut.done() and gw_fut.done() and index.closing
+
+
+# ----------------------------------------------------------------------------- fingerprint squatting
+
+
+def _squatter(namespace: str, name: str, fp: str) -> dict[str, Any]:
+    doc = gateway(name, fp)
+    doc["metadata"]["namespace"] = namespace
+    return doc
+
+
+def test_a_duplicate_in_another_namespace_refuses_both_and_its_deletion_restores_at_once() -> None:
+    changes: list[tuple[str, frozenset[Any], frozenset[Any]]] = []
+    index = FleetIndex(parse_release, on_claims_changed=lambda *c: changes.append(c))
+    index.upsert_gateway(gateway("a", FP_A))
+    real = index.identify(FP_A)
+    assert real is not None
+    index.upsert_gateway(_squatter("elsewhere", "squat", FP_A))
+    assert index.identify(FP_A) is None
+    assert index.claimants(FP_A) == (("elsewhere", "squat"), (real.namespace, "a"))
+    assert index.conflicts() == {FP_A: index.claimants(FP_A)}
+    index.delete_gateway(_squatter("elsewhere", "squat", FP_A))
+    assert index.identify(FP_A) is real and index.conflicts() == {}
+    assert [len(after) for _, _, after in changes] == [2, 1]
+
+
+def test_a_duplicate_that_changes_its_fingerprint_releases_the_real_one() -> None:
+    index = FleetIndex(parse_release)
+    index.upsert_gateway(gateway("a", FP_A))
+    index.upsert_gateway(_squatter("elsewhere", "squat", FP_A))
+    index.upsert_gateway(_squatter("elsewhere", "squat", FP_B))
+    assert index.identify(FP_A) is not None and index.identify(FP_B) is not None
+
+
+def test_a_relist_resolves_duplicates_from_the_objects_as_they_are() -> None:
+    index = FleetIndex(parse_release)
+    index.upsert_gateway(gateway("a", FP_A))
+    index.upsert_gateway(_squatter("elsewhere", "squat", FP_A))
+    index.replace_gateways([gateway("a", FP_A)])  # the squatter went while the watch was down
+    assert index.identify(FP_A) is not None
+
+
+def test_three_claimants_stay_refused_until_one_is_left() -> None:
+    index = FleetIndex(parse_release)
+    for ns in ("x", "y", "z"):
+        index.upsert_gateway(_squatter(ns, "g", FP_A))
+    index.delete_gateway(_squatter("x", "g", FP_A))
+    assert index.identify(FP_A) is None
+    index.delete_gateway(_squatter("y", "g", FP_A))
+    entry = index.identify(FP_A)
+    assert entry is not None and entry.namespace == "z"

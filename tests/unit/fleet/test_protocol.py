@@ -79,7 +79,7 @@ def test_the_agents_windowend_is_accepted() -> None:
     assert parse_report(doc).health[0].window_end == "2026-01-02T03:04:05Z"
 
 
-@pytest.mark.parametrize("window", ["60s", "0.5s", "1m30s", "250ms", "1h"])
+@pytest.mark.parametrize("window", ["60s", "500ms", "1m30s", "250ms", "1h"])
 def test_window_durations_are_accepted(window: str) -> None:
     doc = report()
     doc["health"][0]["window"] = window
@@ -137,6 +137,30 @@ BAD: list[tuple[str, Any, str, str]] = [
     ("too many health items", lambda d: d.update(health=d["health"] * (MAX_HEALTH + 1)),
      "invalid_field", "health"),
     ("gateway not a name", lambda d: d.update(gateway="Not A Name"), "invalid_field", "gateway"),
+    # The operator reads status.health[].window with the ModelRelease duration grammar (whole
+    # units): a fractional window would make the gateway unreadable to the gates (issue 10).
+    ("window fractional", lambda d: d["health"][0].update(window="0.5s"), "invalid_field",
+     "health[0].window"),
+    ("window zero-padded fraction", lambda d: d["health"][0].update(window="1.0m"),
+     "invalid_field", "health[0].window"),
+    # `$` matches before a final newline: every pattern must match the whole value.
+    ("version with a newline", lambda d: d["models"][0].update(version="2.1.0\n"),
+     "invalid_field", "models[0].version"),
+    ("model with a newline", lambda d: d["models"][0].update(model="detector\n"),
+     "invalid_field", "models[0].model"),
+    ("digest with a newline", lambda d: d["models"][0].update(digest=DIGEST + "\n"),
+     "invalid_field", "models[0].digest"),
+    ("health version with a newline", lambda d: d["health"][0].update(version="2.1.0\n"),
+     "invalid_field", "health[0].version"),
+    ("window with a newline", lambda d: d["health"][0].update(window="60s\n"),
+     "invalid_field", "health[0].window"),
+    ("windowEnd with a newline",
+     lambda d: d["health"][0].update(windowEnd="2026-01-02T03:04:05Z\n"),
+     "invalid_field", "health[0].windowEnd"),
+    ("agentVersion with a newline", lambda d: d.update(agentVersion="0.1.0\n"),
+     "invalid_field", "agentVersion"),
+    ("gateway with a newline", lambda d: d.update(gateway="gw-1\n"), "invalid_field",
+     "gateway"),
 ]  # fmt: skip
 
 
@@ -190,6 +214,7 @@ def test_desired_query_accepts_wait_and_gateway() -> None:
         ({"wait": "1.5"}, "wait"),
         ({"wait": "abc"}, "wait"),
         ({"gateway": "UPPER"}, "gateway"),
+        ({"gateway": "gw-1\n"}, "gateway"),
         ({"since": "1"}, "since"),
     ],
 )
@@ -203,3 +228,27 @@ def test_a_repeated_query_parameter_is_400() -> None:
     with pytest.raises(ProtocolError) as info:
         parse_desired_query({"wait": "1"}, ["wait", "wait"])
     assert info.value.field == "wait"
+
+
+def test_a_repeated_gateway_parameter_is_400() -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_desired_query({"gateway": "gw-1"}, ["gateway", "gateway"])
+    assert (info.value.status, info.value.code, info.value.field) == (
+        400, "invalid_parameter", "gateway",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d["models"][0].update(state="<script>" + "x" * 50),
+        lambda d: d["models"][0].update(version="1.0\r\nSet-Cookie: a=b"),
+        lambda d: d.update({"<img src=x>": 1}),
+    ],
+)
+def test_errors_repeat_no_client_value(mutate: Any) -> None:
+    doc = report()
+    mutate(doc)
+    err = error_of(doc)
+    text = json.dumps(err.body())
+    assert "<" not in text and "Set-Cookie" not in text and "xxxxx" not in text

@@ -1,0 +1,73 @@
+"""One unreadable report never hides a gateway from the gates (issue 10, item 10).
+
+The fleet API now refuses a report the operator could not read back, but EdgeGateway status can
+still hold one (written before that, or by anyone allowed to write status). The canary gateways
+here report a health window of ``"0.5s"``, which the operator's duration grammar cannot read.
+The operator used to ignore such a gateway entirely: the canary cohort was empty and its gates
+passed. Now the gateway stays in its cohort, counted without what cannot be read.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from .conftest import (
+    Api,
+    Artifacts,
+    FleetDriver,
+    OperatorProcess,
+    establish,
+    release_body,
+    wait_for,
+)
+
+pytestmark = pytest.mark.cluster
+
+
+def judged(api: Api, expected: str) -> dict[str, Any] | None:
+    """The status once 2.0.0 is judged: ``expected``, or Succeeded with 2.0.0 stable (the bug)."""
+    st = api.status("detector")
+    if st.get("phase") == expected and (st.get("target") or {}).get("version") == "2.0.0":
+        return st
+    if st.get("phase") == "Succeeded" and (st.get("stable") or {}).get("version") == "2.0.0":
+        return st
+    return None
+
+
+def test_a_failing_canary_with_an_unreadable_health_window_still_aborts(
+    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+) -> None:
+    fleet.create(60)
+    fleet.start()
+    establish(api, fleet, artifacts, "1.0.0")
+    fleet.profile("2.0.0", fail=True, window="0.5s")
+    api.apply_release(release_body("detector", "2.0.0", artifacts))
+    st = wait_for(lambda: judged(api, "Aborted"), 60, what="the rollout of 2.0.0 to end")
+    assert st["phase"] == "Aborted", st
+    assert st["reason"] == "TooManyFailedGateways"
+    assert st["rollout"]["step"] == 0, "aborted in the canary"
+    assert st["stable"]["version"] == "1.0.0"
+    assert "status partly unreadable" in operator.logs()
+
+
+def test_a_canary_whose_health_cannot_be_read_holds_the_rollout_and_never_promotes(
+    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+) -> None:
+    fleet.create(60)
+    fleet.start()
+    establish(api, fleet, artifacts, "1.0.0")
+    fleet.profile("2.0.0", errors=900, window="0.5s")  # failing, in a window nobody can read
+    api.apply_release(release_body("detector", "2.0.0", artifacts))
+    st = wait_for(lambda: judged(api, "Paused"), 60, what="the canary step to be judged")
+    assert st["phase"] == "Paused", st
+    assert st["reason"] == "Inconclusive"
+    canary = st["rollout"]["cohorts"][0]
+    assert canary["assigned"] > 0 and canary["reporting"] == 0, canary
+    deadline = time.monotonic() + 6  # several bakes and timer intervals
+    while time.monotonic() < deadline:
+        st = api.status("detector")
+        assert st["rollout"]["step"] == 0 and st["phase"] == "Paused"
+        time.sleep(0.3)
