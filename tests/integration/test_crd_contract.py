@@ -207,6 +207,19 @@ def test_invalid_manifest_is_rejected_naming_the_field(
     assert words in out, out
 
 
+@pytest.mark.cluster
+def test_empty_steps_is_refused_with_messages_not_a_cel_runtime_error(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    code, out = apply(control_plane, namespace, with_change(release, steps()))
+    assert code != 0
+    # Every CEL rule runs even when minItems already failed: self[size(self) - 1] must be
+    # guarded, or the API server answers "index out of bounds: -1 evaluating rule".
+    assert "index out of bounds" not in out, out
+    assert "evaluating rule" not in out, out
+    assert "spec.rollout.steps: needs at least one step" in out, out
+
+
 def test_the_invalid_table_is_large_enough() -> None:
     assert len(INVALID) >= 15
     assert len({case for case, *_ in INVALID}) == len(INVALID)

@@ -5,7 +5,15 @@ Everything that spells a Kubernetes name lives here, so a rename is one edit.
 
 from __future__ import annotations
 
-from modelfleet.core.conditions import CONFLICT, DEGRADED, PROGRESSING, READY, VERIFIED
+from modelfleet.core.conditions import (
+    CONFLICT,
+    DEGRADED,
+    PROGRESSING,
+    READY,
+    RECONCILING,
+    STALLED,
+    VERIFIED,
+)
 
 GROUP = "modelfleet.dev"
 VERSION = "v1alpha1"
@@ -40,3 +48,5 @@ CONDITION_VERIFIED = VERIFIED
 CONDITION_PROGRESSING = PROGRESSING
 CONDITION_DEGRADED = DEGRADED
 CONDITION_CONFLICT = CONFLICT
+CONDITION_RECONCILING = RECONCILING
+CONDITION_STALLED = STALLED

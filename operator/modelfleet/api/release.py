@@ -25,6 +25,7 @@ from modelfleet.core.doc import Node
 from modelfleet.core.durations import DurationError, parse_duration
 from modelfleet.core.selectors import LabelSelector, Operator, Requirement
 from modelfleet.core.types import (
+    GENERATED_ACTION_ID,
     Action,
     ActionKind,
     Gates,
@@ -184,21 +185,22 @@ def parse_spec(spec: Node) -> ReleaseSpec:
 
 
 def parse_action(annotations: Mapping[str, str]) -> Action | None:
-    """The pending one-shot action, or ``None``.
+    """The one-shot action annotated, or ``None`` (never an error: a release stays readable).
 
-    An action without ``modelfleet.dev/action-id`` is ignored (it could not be run exactly
-    once); an unknown action name is a :class:`ConfigError`.
+    ``modelfleet.dev/action-id`` makes an action idempotent (it runs once per id). Without it the
+    id is ``auto:<action>`` (see :class:`~modelfleet.core.types.Action`), as ``kubectl annotate``
+    users expect. An unknown action name gives an action of kind ``None``, which ``decide``
+    ignores with an ``ActionIgnored`` event naming the known ones.
     """
-    kind = annotations.get(ACTION_ANNOTATION)
-    action_id = annotations.get(ACTION_ID_ANNOTATION)
-    if not kind or not action_id:
+    name = (annotations.get(ACTION_ANNOTATION) or "").strip()
+    if not name:
         return None
+    action_id = (annotations.get(ACTION_ID_ANNOTATION) or "").strip()
     try:
-        return Action(ActionKind(kind.strip().lower()), action_id)
+        kind: ActionKind | None = ActionKind(name.lower())
     except ValueError:
-        raise ConfigError(
-            f"annotation {ACTION_ANNOTATION}: {kind!r} is not one of promote, abort, retry"
-        ) from None
+        kind = None
+    return Action(kind, action_id or f"{GENERATED_ACTION_ID}{name.lower()}", name)
 
 
 def parse_source(annotations: Mapping[str, str]) -> Source | None:
@@ -220,10 +222,7 @@ def parse_release(body: Mapping[str, Any]) -> Release:
     spec = root.node("spec", required=True)
     assert spec is not None
     annotations = meta.string_map("annotations")
-    try:
-        action = parse_action(annotations)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    action = parse_action(annotations)
     status = body.get("status")
     if status is not None and not isinstance(status, Mapping):
         raise ConfigError(f"{where}: status: expected an object, got {status!r}")

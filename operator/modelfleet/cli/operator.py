@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from modelfleet.errors import ConfigError
@@ -38,6 +39,7 @@ def _bytes(text: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     from modelfleet.controller import OperatorOptions, run
     from modelfleet.controller.verifier import VerifierSettings
+    from modelfleet.core.gates import Tuning
     from modelfleet.fetch import FetchLimits, FetchPolicy
 
     if args.all_namespaces and args.namespace:
@@ -73,6 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     return run(
         OperatorOptions(
+            tuning=Tuning(report_interval=timedelta(seconds=args.report_interval)),
             namespaces=tuple(args.namespace),
             all_namespaces=args.all_namespaces,
             interval=args.interval,
@@ -127,6 +130,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--status-refresh", type=_positive, default=10.0, metavar="SECONDS",
         help="write changes of measured values only (cohort counts, gate figures) at most this "
         "often; decisions (phase, step, timestamps) are always written at once",
+    )  # fmt: skip
+    g.add_argument(
+        "--report-interval", type=_positive, default=60.0, metavar="SECONDS",
+        help="the gateways' health report period (agent reportInterval); a freshly converged "
+        "step waits two of these for its first health reports (Progressing, reason "
+        "WaitingForReports) before missing evidence holds it as Inconclusive",
     )  # fmt: skip
     g = p.add_argument_group("verification")
     g.add_argument(

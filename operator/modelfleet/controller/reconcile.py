@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from modelfleet.api import MODELRELEASE_PLURAL, parse_release
+from modelfleet.api import MODELRELEASE_PLURAL, parse_action, parse_release
 from modelfleet.controller.kube import ApiError, KubeClient, custom_path
 from modelfleet.controller.metrics import PHASE_CHANGES, RECONCILE_SECONDS, RECONCILES
 from modelfleet.controller.patching import (
@@ -46,6 +46,7 @@ from modelfleet.controller.verifier import ArtifactVerifier
 from modelfleet.core import Release, ReleaseStatus, Verification, status_to_dict
 from modelfleet.core.decide import Decision, Event, FleetView, decide
 from modelfleet.core.gates import DEFAULT_TUNING, Tuning
+from modelfleet.core.types import GENERATED_ACTION_ID
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,8 @@ class _ReleaseState:
 
 def needs_attention(body: Mapping[str, Any]) -> bool:
     """Whether a watch event shows something to act on at once (else the timer is enough):
-    no status yet, a spec generation not observed yet, or a manual action not yet run."""
+    no status yet, a spec generation not observed yet, a manual action not yet run (or ignored),
+    or the removal of an action annotated without an id (so that annotating it again runs it)."""
     meta = body.get("metadata") or {}
     status = body.get("status") or {}
     if not status.get("phase"):
@@ -85,9 +87,11 @@ def needs_attention(body: Mapping[str, Any]) -> bool:
     if meta.get("generation") != status.get("observedGeneration"):
         return True
     annotations = meta.get("annotations") or {}
-    action_id = annotations.get("modelfleet.dev/action-id")
+    action = parse_action({str(k): str(v) for k, v in annotations.items()})
     last = (status.get("rollout") or {}).get("lastActionId")
-    return bool(annotations.get("modelfleet.dev/action")) and bool(action_id) and action_id != last
+    if action is None:
+        return isinstance(last, str) and last.startswith(GENERATED_ACTION_ID)
+    return action.id != last
 
 
 def known_models(status: ReleaseStatus) -> dict[str, str]:

@@ -1,7 +1,20 @@
-"""kstatus-style conditions: set one without moving ``lastTransitionTime`` needlessly.
+"""kstatus-compliant conditions: set one without moving ``lastTransitionTime`` needlessly.
 
 ``lastTransitionTime`` changes only when a condition's ``status`` changes (True/False/Unknown);
 reason, message and ``observedGeneration`` follow the latest decision.
+
+Readiness tools (Flux health checks and ``wait: true``, kpt, cli-utils: all through
+``sigs.k8s.io/cli-utils/pkg/kstatus``) read ``status.observedGeneration`` and the two
+"abnormal-true" conditions ``Reconciling`` and ``Stalled``; ``kubectl wait --for=condition=Ready``
+reads ``Ready``. :func:`release_conditions` keeps them consistent with the phase, so that:
+
+* a release the operator has not observed yet (``observedGeneration`` behind) is InProgress;
+* Verifying, Progressing and Paused are InProgress (``Reconciling=True``; its reason says why:
+  ``WaitingForReports``, ``PausedBySpec``, ``Inconclusive``...);
+* Succeeded is Current (``Ready=True``, neither ``Reconciling`` nor ``Stalled``);
+* Rejected, Aborted and a release in conflict are Failed (``Stalled=True``): a human must act
+  (a new spec, a ``retry``, non-overlapping selectors), so ``wait: true`` fails instead of
+  waiting for its timeout. ``Reconciling`` and ``Stalled`` are never both True.
 """
 
 from __future__ import annotations
@@ -27,6 +40,17 @@ DEGRADED = "Degraded"
 """True when the release stopped short: Rejected or Aborted."""
 CONFLICT = "Conflict"
 """True when another release of the same model covers some of the same gateways."""
+RECONCILING = "Reconciling"
+"""kstatus: True while the operator works towards the spec on its own (Verifying, Progressing,
+Paused): the release is InProgress."""
+STALLED = "Stalled"
+"""kstatus: True when nothing more happens without a human (Rejected, Aborted, Conflict): the
+release is Failed."""
+
+#: Phases in which the operator is still working on the spec by itself.
+_WORKING = frozenset({Phase.PENDING, Phase.VERIFYING, Phase.PROGRESSING, Phase.PAUSED})
+#: Phases that end short of the spec and wait for a human.
+_STOPPED = frozenset({Phase.ABORTED, Phase.REJECTED})
 
 
 def status_of(flag: bool | None) -> str:
@@ -84,7 +108,7 @@ def release_conditions(
     generation: int | None,
     now: datetime,
 ) -> tuple[Condition, ...]:
-    """The five ModelRelease conditions for a phase (``conflict``: its message, or ``None``)."""
+    """The ModelRelease conditions for a phase (``conflict``: its message, or ``None``)."""
     verified = {
         Phase.PROGRESSING: TRUE,
         Phase.PAUSED: TRUE,
@@ -92,8 +116,18 @@ def release_conditions(
         Phase.REJECTED: FALSE,
         Phase.ABORTED: TRUE if has_target else UNKNOWN,
     }.get(phase, UNKNOWN)
+    stalled = phase in _STOPPED or conflict is not None
+    reconciling = phase in _WORKING and not stalled
+    stall_reason, stall_message = (
+        (reason, message) if phase in _STOPPED or conflict is None else ("Conflict", conflict)
+    )
     wanted = [
-        (READY, status_of(phase is Phase.SUCCEEDED and conflict is None), reason, message),
+        (
+            READY,
+            status_of(phase is Phase.SUCCEEDED and conflict is None),
+            reason if conflict is None else "Conflict",
+            message if conflict is None else conflict,
+        ),
         (VERIFIED, verified, reason, message),
         (PROGRESSING, status_of(phase in (Phase.VERIFYING, Phase.PROGRESSING)), reason, message),
         (DEGRADED, status_of(phase in (Phase.ABORTED, Phase.REJECTED)), reason, message),
@@ -102,6 +136,18 @@ def release_conditions(
             status_of(conflict is not None),
             "Conflict" if conflict is not None else "NoConflict",
             conflict or "no other release of this model covers these gateways",
+        ),
+        (
+            RECONCILING,
+            status_of(reconciling),
+            reason if reconciling else phase.value,
+            message if reconciling else f"the operator has nothing left to do ({phase.value})",
+        ),
+        (
+            STALLED,
+            status_of(stalled),
+            stall_reason if stalled else phase.value,
+            stall_message if stalled else f"no human action is needed ({phase.value})",
         ),
     ]
     conds = tuple(existing)

@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from modelfleet.core.actions import ignored, take
 from modelfleet.core.conditions import (
     CONFLICT,
     DEGRADED,
@@ -26,7 +27,14 @@ from modelfleet.core.decision import NORMAL, WARNING, Decision, Event, FleetView
 from modelfleet.core.durations import format_duration
 from modelfleet.core.gates import DEFAULT_TUNING, Measurement, Tuning, explain, judge, measure
 from modelfleet.core.phases import ROLLING_PHASES, Phase, can_transition
-from modelfleet.core.timers import bake_left, no_progress_since, step_reset, track
+from modelfleet.core.timers import (
+    awaiting_first_reports,
+    bake_left,
+    first_reports_due,
+    no_progress_since,
+    step_reset,
+    track,
+)
 from modelfleet.core.types import (
     ActionKind,
     GateResult,
@@ -42,6 +50,9 @@ from modelfleet.core.types import (
 from modelfleet.core.wire import status_patch, status_to_dict
 
 __all__ = ["NORMAL", "WARNING", "Decision", "Event", "FleetView", "decide"]
+
+#: ``status.reason`` while a freshly converged step waits for its first health reports.
+WAITING_FOR_REPORTS = "WaitingForReports"
 
 
 def decide(
@@ -76,11 +87,12 @@ class _Decider:
         self.requeue: timedelta | None = None
         self.m = Measurement()
         self.measured = False
-        action = release.action
-        fresh = action is not None and action.id != self.st.rollout.last_action_id
-        self.action = action.kind if fresh and action is not None else None
-        if fresh and action is not None:
-            self._rollout(last_action_id=action.id)
+        taken = take(release.action, self.st.rollout.last_action_id)
+        self.action: ActionKind | None = taken.kind
+        if taken.last_action_id != self.st.rollout.last_action_id:
+            self._rollout(last_action_id=taken.last_action_id)
+        if taken.event is not None:
+            self.events.append(taken.event)
 
     # ------------------------------------------------------------------ helpers
 
@@ -113,9 +125,9 @@ class _Decider:
         kept = (*self.st.history, entry)[-self.tuning.history_limit :]
         self.st = replace(self.st, history=kept)
 
-    def _ignore(self, why: str) -> None:
+    def _ignore(self, why: str | None = None) -> None:
         if self.action is not None:
-            self._event(NORMAL, "ActionIgnored", f"{self.action.value} ignored: {why}")
+            self.events.append(ignored(self.action, self.st.phase, why))
             self.action = None
 
     def _step_name(self, step: int) -> str:
@@ -166,7 +178,7 @@ class _Decider:
                 and v.generation == self.release.generation
                 and v.digest == self.spec.digest
             )
-        self._ignore(f"release is {self.st.phase}")
+        self._ignore()
         if not self.measured:
             self._measure()
         return self._finish()
@@ -259,7 +271,12 @@ class _Decider:
             return
         if phase in ROLLING_PHASES and self.st.target is not None:
             self._history(self.st.target, "Reverted", "spec returned to the stable version")
-        self.st = replace(self.st, target=None)
+        # status.verification describes the version in force, not the rollout or refusal that
+        # the revert ended.
+        stable = self.st.stable
+        self.st = replace(
+            self.st, target=None, verification=None if stable is None else stable.verification
+        )
         self._rollout(
             step=len(self.release.spec.steps) - 1,
             step_name=self._step_name(-1),
@@ -380,8 +397,10 @@ class _Decider:
             self._abort(verdict.reason, why)
             return
         r = self.st.rollout
+        grace = self.tuning.first_report_grace
+        awaiting = awaiting_first_reports(r, verdict.result, grace, self.now)
         deadline = spec.gates.progress_deadline
-        since = no_progress_since(r, verdict.result, self.now)
+        since = no_progress_since(r, verdict.result, self.now, awaiting=awaiting)
         if deadline is not None and since is not None and not spec.paused:
             if self.now - since > deadline:
                 self._abort(
@@ -390,8 +409,10 @@ class _Decider:
                 )
                 return
             self._soonest(since + deadline - self.now + timedelta(milliseconds=1))
-        self.st = replace(self.st, rollout=track(r, verdict.result, self.now))
-        self._pause_or_resume(verdict, why)
+        self.st = replace(self.st, rollout=track(r, verdict.result, self.now, awaiting=awaiting))
+        if awaiting:
+            self._soonest(first_reports_due(self.st.rollout, grace, self.now))
+        self._pause_or_resume(verdict, why, awaiting=awaiting)
         r = self.st.rollout
         bake = spec.steps[r.step].bake
         left = bake_left(r, bake, self.now)
@@ -415,11 +436,19 @@ class _Decider:
             verdict = old
         self._rollout(gates=verdict, cohorts=self.m.cohorts)
 
-    def _pause_or_resume(self, verdict: GateStatus, why: str) -> None:
+    def _pause_or_resume(self, verdict: GateStatus, why: str, *, awaiting: bool) -> None:
         phase, reason = self.st.phase, self.st.reason
         if self.release.spec.paused:
             if not (phase is Phase.PAUSED and reason == "PausedBySpec"):
                 self._move(Phase.PAUSED, "PausedBySpec", "spec.paused is true: holding the step")
+        elif awaiting:
+            if phase is Phase.PROGRESSING:
+                self._note(
+                    WAITING_FOR_REPORTS,
+                    f"step {self.st.rollout.step_name} converged; waiting up to "
+                    f"{format_duration(self.tuning.first_report_grace)} for its first health "
+                    "reports",
+                )
         elif verdict.result is GateResult.INCONCLUSIVE:
             if not (phase is Phase.PAUSED and reason == "Inconclusive"):
                 self._move(Phase.PAUSED, "Inconclusive", f"{verdict.reason}: {why}")
@@ -428,6 +457,15 @@ class _Decider:
                 self._move(Phase.PROGRESSING, "Resumed", "spec.paused is false again")
             else:
                 self._move(Phase.PROGRESSING, "GatesConclusive", f"{verdict.reason}: {why}")
+        elif reason == WAITING_FOR_REPORTS and verdict.result is GateResult.PASS:
+            self._note(
+                "ReportsReceived",
+                f"step {self.st.rollout.step_name}: health reports arrived; gates are judged",
+            )
+
+    def _note(self, reason: str, message: str) -> None:
+        """Say what a Progressing step is doing (``status.reason``): no phase change, no Event."""
+        self.st = replace(self.st, reason=reason, message=message)
 
     def _promote(self, reason: str, message: str) -> None:
         r = self.st.rollout
@@ -437,9 +475,12 @@ class _Decider:
             return
         step = r.step + 1
         self.st = replace(self.st, rollout=step_reset(r, step, self._step_name(step), self.now))
-        self._event(NORMAL, reason, f"step {r.step_name} -> {self._step_name(step)}: {message}")
+        text = f"step {r.step_name} -> {self._step_name(step)}: {message}"
+        self._event(NORMAL, reason, text)
         if self.st.phase is Phase.PAUSED and not self.release.spec.paused:
             self._move(Phase.PROGRESSING, reason, message)
+        elif self.st.phase is Phase.PROGRESSING:
+            self._note(reason, text)
         self.requeue = None
 
     def _succeed(self, reason: str, message: str) -> None:
@@ -500,7 +541,9 @@ class _Decider:
             )
         st = replace(st, conditions=conds, observed_generation=gen)
         persisted = self.release.status
-        old = {} if persisted == ReleaseStatus() else status_to_dict(persisted)
+        # Never written (the CRD's default status is only ``observedGeneration: 0``): write all.
+        fresh = replace(persisted, observed_generation=None) == ReleaseStatus()
+        old = {} if fresh else status_to_dict(persisted)
         return Decision(
             status=st,
             patch=status_patch(old, status_to_dict(st)),

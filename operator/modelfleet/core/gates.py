@@ -56,6 +56,15 @@ class Tuning:
     """A health report whose window ended longer ago than this does not count as reporting."""
     history_limit: int = 20
     """How many ``status.history`` entries are kept (oldest dropped first)."""
+    report_interval: timedelta = timedelta(seconds=60)
+    """How often gateways send a health window (the agents' ``reportInterval``)."""
+
+    @property
+    def first_report_grace(self) -> timedelta:
+        """How long a freshly converged step waits for its first health reports before missing
+        evidence counts as Inconclusive: two report intervals (one window to fill, and up to one
+        more for the agent's timer and the fleet API's coalescing to deliver it)."""
+        return 2 * self.report_interval
 
 
 DEFAULT_TUNING = Tuning()

@@ -7,11 +7,19 @@ so a restarted operator resumes every clock where it was and a bake is never sho
 * ``convergedAt``: the first evaluation at this step that was not Wait;
 * ``healthySince``: the start of the current unbroken run of Pass evaluations (cleared by any
   Wait or Inconclusive); the step promotes once ``now - healthySince >= bake``;
-* ``inconclusiveSince``: the start of the current run of Inconclusive evaluations.
+* ``inconclusiveSince``: the start of the current run of Inconclusive evaluations past the
+  first-report grace.
+
+**First reports.** A cohort that has just converged has not sent a health window yet: an
+Inconclusive verdict within ``grace`` (two report intervals, see
+:attr:`~modelfleet.core.gates.Tuning.first_report_grace`) of ``convergedAt`` is *waiting for
+reports* (:func:`awaiting_first_reports`), not missing evidence: it neither holds the step nor
+starts ``inconclusiveSince``. Evidence still missing after the grace is Inconclusive.
 
 ``progressDeadline`` bounds the time *without progress*: before the step first converges
 (from ``stepStartedAt``) and while gates stay inconclusive (from ``inconclusiveSince``). Baking
-healthy never counts against it, and neither does time paused by ``spec.paused``.
+healthy never counts against it, and neither does time paused by ``spec.paused`` nor the
+(bounded) first-report grace.
 """
 
 from __future__ import annotations
@@ -22,11 +30,31 @@ from datetime import datetime, timedelta
 from modelfleet.core.types import GateResult, RolloutStatus
 
 
-def track(rollout: RolloutStatus, result: GateResult, now: datetime) -> RolloutStatus:
-    """The step clocks after an evaluation with ``result`` at ``now``."""
+def awaiting_first_reports(
+    rollout: RolloutStatus, result: GateResult, grace: timedelta, now: datetime
+) -> bool:
+    """Whether an Inconclusive verdict only means the step converged too recently to have
+    reported (within ``grace`` of ``convergedAt``; a step converging now has just started)."""
+    if result is not GateResult.INCONCLUSIVE:
+        return False
+    return now - (rollout.converged_at or now) < grace
+
+
+def first_reports_due(rollout: RolloutStatus, grace: timedelta, now: datetime) -> timedelta:
+    """How long until the first-report grace of the converged step ends (``<= 0``: it has)."""
+    return (rollout.converged_at or now) + grace - now
+
+
+def track(
+    rollout: RolloutStatus, result: GateResult, now: datetime, *, awaiting: bool = False
+) -> RolloutStatus:
+    """The step clocks after an evaluation with ``result`` at ``now`` (``awaiting``: the verdict
+    is Inconclusive only for want of the first reports; see :func:`awaiting_first_reports`)."""
     if result is GateResult.WAIT:
         return replace(rollout, healthy_since=None, inconclusive_since=None)
     converged = rollout.converged_at or now
+    if awaiting:
+        return replace(rollout, converged_at=converged, healthy_since=None, inconclusive_since=None)
     if result is GateResult.INCONCLUSIVE:
         return replace(
             rollout,
@@ -42,8 +70,13 @@ def track(rollout: RolloutStatus, result: GateResult, now: datetime) -> RolloutS
     )
 
 
-def no_progress_since(rollout: RolloutStatus, result: GateResult, now: datetime) -> datetime | None:
-    """Since when the step has made no progress (``None``: it is progressing or baking)."""
+def no_progress_since(
+    rollout: RolloutStatus, result: GateResult, now: datetime, *, awaiting: bool = False
+) -> datetime | None:
+    """Since when the step has made no progress (``None``: it is progressing, baking or
+    ``awaiting`` its first reports)."""
+    if awaiting:
+        return None
     if result is GateResult.WAIT and rollout.converged_at is None:
         return rollout.step_started_at or now
     if result is GateResult.INCONCLUSIVE:

@@ -302,12 +302,29 @@ class ReleaseStatus:
         return next((c for c in self.conditions if c.type == type_), None)
 
 
+#: Prefix of the id given to an action annotated without ``modelfleet.dev/action-id``.
+GENERATED_ACTION_ID = "auto:"
+
+
 @dataclass(frozen=True, slots=True)
 class Action:
-    """A one-shot manual action, from annotations ``modelfleet.dev/action`` and ``action-id``."""
+    """A one-shot manual action, from annotations ``modelfleet.dev/action`` and ``action-id``.
 
-    kind: ActionKind
+    Without an ``action-id`` the id is ``auto:<action>``: the action runs once while the
+    annotation stays, and runs again after the annotation was removed (and the operator saw it
+    go) and added back. ``kind`` is ``None`` for an action name modelfleet does not know; such
+    an action is ignored with an ``ActionIgnored`` event, once per id.
+    """
+
+    kind: ActionKind | None
     id: str
+    name: str = ""
+    """The action as annotated (what an unknown action is called in the event)."""
+
+    @property
+    def generated_id(self) -> bool:
+        """Whether the id was generated (no ``modelfleet.dev/action-id`` annotation)."""
+        return self.id.startswith(GENERATED_ACTION_ID)
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,12 +84,14 @@ SPECIFIC_RULES: dict[str, Rule] = {
     "self.filter(s, has(s.percent)).map(s, s.percent).isSorted() && "
     "self.filter(s, has(s.percent)).all(a, self.filter(b, has(b.percent) && "
     "b.percent == a.percent).size() == 1)": _steps_percents_increase,
-    "has(self[size(self) - 1].percent) && self[size(self) - 1].percent == 100": _last_step_full,
+    "size(self) == 0 || (has(self[size(self) - 1].percent) && "
+    "self[size(self) - 1].percent == 100)": lambda v: not v or _last_step_full(v),
     "self.all(a, self.filter(b, b.name == a.name).size() == 1)": _names_unique,
     "(self.operator in ['In', 'NotIn']) == (has(self.values) && size(self.values) > 0)": (
         _match_expression_values
     ),
     "size(self) >= 1": lambda v: len(v) >= 1,
+    "size(self) > 0": lambda v: len(v) > 0,
     "[has(self.publicGood) && self.publicGood, has(self.data), has(self.configMapRef), "
     "has(self.file)].filter(x, x).size() <= 1": _public_good_or_one_root,
 }

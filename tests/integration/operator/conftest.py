@@ -1,10 +1,11 @@
 """Fixtures for the operator's integration tests: the operator as a real subprocess, real signed
 artifacts, and a gateway driver that writes reports straight into EdgeGateway status.
 
-* ``operator`` (function scope): ``python -m modelfleet operator --namespace NS --interval 1``
-  against the session's control plane, opted in to what the tests serve (``file://`` under the
-  test's folder, plain ``http://`` on loopback); ``.kill()`` (SIGKILL), ``.start()``,
-  ``.writes()``.
+* ``operator`` (function scope): ``python -m modelfleet operator --namespace NS --interval 1
+  --report-interval 1`` against the session's control plane, opted in to what the tests serve
+  (``file://`` under the test's folder, plain ``http://`` on loopback; the gateways played here
+  report health at once, so the first-report grace is two seconds); ``.kill()`` (SIGKILL),
+  ``.start()``, ``.writes()``.
 * ``artifacts``: signs model versions with one key, serves them as ``file://`` URIs, and applies
   the matching cluster-scoped TrustPolicy (a unique name per test).
 * ``fleet``: creates EdgeGateways and plays their agents: each ``tick()`` reads the releases from
@@ -147,6 +148,7 @@ class OperatorProcess:
     namespace: str
     log_dir: Path
     interval: float = 1.0
+    report_interval: float = 1.0
     extra: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
     metrics_port: int = 0
@@ -162,6 +164,7 @@ class OperatorProcess:
             sys.executable, "-m", "modelfleet", "-v", "operator",
             "--namespace", self.namespace,
             "--interval", str(self.interval),
+            "--report-interval", str(self.report_interval),
             "--kubeconfig", str(self.cp.kubeconfig),
             "--metrics-port", str(self.metrics_port), "--metrics-host", "127.0.0.1",
             "--liveness", f"http://127.0.0.1:{liveness}/healthz",
@@ -374,6 +377,9 @@ class Profile:
     fail: bool = False
     silent: bool = False
     window: str = "5m"  # "0.5s": a health window the operator's duration grammar cannot read
+    first_report_after: float = 0.0
+    """Seconds between activating the version and the first health window (as a real agent:
+    state at once, health once a window is full)."""
 
 
 class FleetDriver:
@@ -383,7 +389,8 @@ class FleetDriver:
         self.api = api
         self.labels: dict[str, dict[str, str]] = {}
         self.profiles: dict[str, Profile] = {}
-        self.reported: dict[str, tuple[str | None, Profile | None]] = {}
+        self.reported: dict[str, tuple[str | None, Profile | None, bool]] = {}
+        self.activated: dict[str, tuple[str, float]] = {}
         self.told: dict[str, dict[str, str | None]] = {}
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -425,13 +432,21 @@ class FleetDriver:
                 continue  # no instruction: an agent keeps what it runs
             with self._lock:
                 profile = None if told is None else self.profiles.get(told[0], Profile())
-            key = (None if told is None else told[1], profile)
+            digest = None if told is None else told[1]
+            if digest is not None and self.activated.get(name, ("",))[0] != digest:
+                self.activated[name] = (digest, time.monotonic())
+            due = profile is not None and (
+                time.monotonic() - self.activated[name][1] >= profile.first_report_after
+            )
+            key = (digest, profile, due)
             if self.reported.get(name) == key:
                 continue
-            self._report(name, told, profile)
+            self._report(name, told, profile, health=due)
             self.reported[name] = key
 
-    def _report(self, name: str, told: tuple[str, str] | None, p: Profile | None) -> None:
+    def _report(
+        self, name: str, told: tuple[str, str] | None, p: Profile | None, *, health: bool = True
+    ) -> None:
         now = now_iso()
         status: dict[str, Any] = {"lastSeen": now, "agentVersion": "test"}
         if told is None or p is None:
@@ -443,7 +458,7 @@ class FleetDriver:
                                  "state": state, "slot": "A", "since": now}]  # fmt: skip
             status["health"] = (
                 []
-                if (p.fail or p.silent) and p.window == "5m"
+                if not health or ((p.fail or p.silent) and p.window == "5m")
                 else [{"model": MODEL, "version": version, "window": p.window, "windowEnd": now,
                        "requests": p.requests, "errors": p.errors, "latencyP95Ms": p.p95}]
             )  # fmt: skip
@@ -520,6 +535,8 @@ class StatusRecorder:
         self.api = api
         self.name = name
         self.revisions: list[dict[str, Any]] = []
+        self.objects: list[dict[str, Any]] = []
+        """Every revision of the whole object (metadata and spec too), in order."""
         self._watch = watch.Watch()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._stopped = threading.Event()
@@ -539,6 +556,7 @@ class StatusRecorder:
                     status = obj.get("status") or {}
                     if not self.revisions or self.revisions[-1] != status:
                         self.revisions.append(status)
+                    self.objects.append(obj)
                     if self._stopped.is_set():
                         return
             except Exception:  # a restarted API server: watch again from where it was

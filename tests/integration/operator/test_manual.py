@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from modelfleet.devcluster import ControlPlane
+
 from .conftest import (
     Api,
     Artifacts,
@@ -83,3 +85,48 @@ def test_promote_abort_and_retry_actions_run_once_per_id(
     assert st["rollout"]["lastActionId"] == "r-1"
     time.sleep(3)
     assert api.status("detector")["rollout"]["step"] == 0, "retry ran once"
+
+
+def test_kubectl_annotate_without_an_id_runs_once_and_ignored_actions_say_why(
+    control_plane: ControlPlane,
+    api: Api,
+    artifacts: Artifacts,
+    fleet: FleetDriver,
+    operator: OperatorProcess,
+) -> None:
+    def annotate(*pairs: str) -> None:
+        control_plane.kubectl("annotate", "--overwrite", "-n", api.namespace, "mr/detector", *pairs)
+
+    def ignored() -> list[dict[str, str]]:
+        return [e for e in api.events("detector") if e["reason"] == "ActionIgnored"]
+
+    fleet.create(40)
+    fleet.start()
+    establish(api, fleet, artifacts, "1.0.0")
+    # A phase where the action means nothing: an event says when it applies.
+    annotate("modelfleet.dev/action=retry")
+    event = wait_for(ignored, 20, what="ActionIgnored for retry")[0]
+    assert "retry applies after Rejected or Aborted" in event["message"]
+    annotate("modelfleet.dev/action-")
+    wait_for(lambda: "lastActionId" not in api.status("detector")["rollout"], 20, what="cleared")
+
+    api.apply_release(release_body("detector", "2.0.0", artifacts, steps=LONG_BAKE))
+    _status_where(api, "canary", lambda s: s.get("phase") == "Progressing")
+    annotate("modelfleet.dev/action=promote")  # no action-id: what a kubectl user types
+    st = _status_where(api, "promoted", lambda s: s["rollout"]["step"] == 1)
+    assert st["rollout"]["lastActionId"] == "auto:promote"
+    time.sleep(3)
+    assert api.status("detector")["rollout"]["step"] == 1, "ran once while annotated"
+    annotate("modelfleet.dev/action-")
+    wait_for(lambda: "lastActionId" not in api.status("detector")["rollout"], 20, what="cleared")
+    annotate("modelfleet.dev/action=promote")
+    _status_where(api, "promoted again", lambda s: s["rollout"]["step"] == 2)
+
+    annotate("modelfleet.dev/action=nuke", "modelfleet.dev/action-id=n-1")
+    events = wait_for(
+        lambda: [e for e in ignored() if "nuke" in e["message"]], 20, what="ignored nuke"
+    )
+    assert events[0]["type"] == "Warning"
+    assert "use promote, abort or retry" in events[0]["message"]
+    st = api.status("detector")
+    assert (st["phase"], st["rollout"]["step"]) == ("Progressing", 2)

@@ -42,15 +42,16 @@ def test_status_of() -> None:
 
 
 def test_release_conditions_for_each_phase() -> None:
+    # Reconciling / Stalled are what kstatus (Flux, kpt) reads: InProgress / Failed.
     expected = {
-        Phase.VERIFYING: ("False", "Unknown", "True", "False"),
-        Phase.PROGRESSING: ("False", "True", "True", "False"),
-        Phase.PAUSED: ("False", "True", "False", "False"),
-        Phase.SUCCEEDED: ("True", "True", "False", "False"),
-        Phase.REJECTED: ("False", "False", "False", "True"),
-        Phase.ABORTED: ("False", "True", "False", "True"),
+        Phase.VERIFYING: ("False", "Unknown", "True", "False", "True", "False"),
+        Phase.PROGRESSING: ("False", "True", "True", "False", "True", "False"),
+        Phase.PAUSED: ("False", "True", "False", "False", "True", "False"),
+        Phase.SUCCEEDED: ("True", "True", "False", "False", "False", "False"),
+        Phase.REJECTED: ("False", "False", "False", "True", "False", "True"),
+        Phase.ABORTED: ("False", "True", "False", "True", "False", "True"),
     }
-    for phase, (ready, verified, progressing, degraded) in expected.items():
+    for phase, (ready, verified, progressing, degraded, reconciling, stalled) in expected.items():
         conds = release_conditions(
             (),
             phase=phase,
@@ -68,6 +69,8 @@ def test_release_conditions_for_each_phase() -> None:
             "Progressing": progressing,
             "Degraded": degraded,
             "Conflict": "False",
+            "Reconciling": reconciling,
+            "Stalled": stalled,
         }, phase
 
 
@@ -85,3 +88,21 @@ def test_conflict_makes_a_succeeded_release_not_ready() -> None:
     got = {c.type: (c.status, c.message) for c in conds}
     assert got["Ready"][0] == "False"
     assert got["Conflict"] == ("True", "3 gateways are also covered by other")
+
+
+def test_conflict_stalls_a_release_in_any_phase() -> None:
+    for phase in (Phase.PROGRESSING, Phase.SUCCEEDED):
+        conds = release_conditions(
+            (),
+            phase=phase,
+            reason="r",
+            message="m",
+            has_target=True,
+            conflict="3 gateways are also covered by other",
+            generation=1,
+            now=T0,
+        )
+        got = {c.type: (c.status, c.reason) for c in conds}
+        assert got["Stalled"] == ("True", "Conflict"), phase
+        assert got["Reconciling"][0] == "False", "never Reconciling and Stalled at once"
+        assert got["Ready"] == ("False", "Conflict")

@@ -149,11 +149,6 @@ _DELETE = object()
             [{"key": "a", "operator": "Gt", "values": ["1"]}],
             r"matchExpressions\[0\]\.operator: 'Gt' is not one of",
         ),
-        (
-            "metadata.annotations",
-            {"modelfleet.dev/action": "nuke", "modelfleet.dev/action-id": "1"},
-            r"'nuke' is not one of promote, abort, retry",
-        ),
         ("status", {"phase": "Exploded"}, r"status\.phase: unknown phase"),
         (
             "status",
@@ -167,9 +162,25 @@ def test_bad_modelrelease_names_object_and_field(path: str, value: Any, message:
         parse_release(_edit(path, value))
 
 
-def test_action_without_id_is_ignored() -> None:
-    r = parse_release(_edit("metadata.annotations", {"modelfleet.dev/action": "abort"}))
-    assert r.action is None
+def test_action_without_id_gets_a_generated_one_shot_id() -> None:
+    r = parse_release(_edit("metadata.annotations", {"modelfleet.dev/action": "Abort"}))
+    assert r.action is not None
+    assert (r.action.kind, r.action.id, r.action.generated_id) == (
+        ActionKind.ABORT,
+        "auto:abort",
+        True,
+    )
+
+
+def test_unknown_action_keeps_the_release_readable() -> None:
+    r = parse_release(
+        _edit(
+            "metadata.annotations",
+            {"modelfleet.dev/action": "nuke", "modelfleet.dev/action-id": "1"},
+        )
+    )
+    assert r.action is not None
+    assert (r.action.kind, r.action.id, r.action.name) == (None, "1", "nuke")
 
 
 def test_edgegateway_parses_reports_and_identity() -> None:

@@ -36,6 +36,20 @@ def test_a_new_action_id_needs_attention_once() -> None:
     assert not needs_attention(body(1, st, **ann))
 
 
-def test_an_action_without_id_is_ignored() -> None:
-    st = {"phase": "Progressing", "observedGeneration": 1}
+def test_an_action_without_id_needs_attention_once() -> None:
+    st: dict[str, Any] = {"phase": "Progressing", "observedGeneration": 1}
+    assert needs_attention(body(1, st, **{"modelfleet.dev/action": "abort"}))
+    st["rollout"] = {"lastActionId": "auto:abort"}
     assert not needs_attention(body(1, st, **{"modelfleet.dev/action": "abort"}))
+
+
+def test_removing_an_action_annotated_without_id_needs_attention() -> None:
+    st = {"phase": "Progressing", "observedGeneration": 1, "rollout": {"lastActionId": "auto:x"}}
+    assert needs_attention(body(1, st))
+    st["rollout"] = {"lastActionId": "given-id"}
+    assert not needs_attention(body(1, st))
+
+
+def test_an_unknown_action_needs_attention_to_be_reported() -> None:
+    st = {"phase": "Progressing", "observedGeneration": 1}
+    assert needs_attention(body(1, st, **{"modelfleet.dev/action": "nuke"}))

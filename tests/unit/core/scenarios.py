@@ -84,6 +84,8 @@ def paused_inconclusive() -> Sim:
     sim = progressing()
     sim.silent = set(sim.names)
     sim.tick(timedelta(seconds=30))
+    assert (sim.phase, sim.release.status.reason) == ("Progressing", "WaitingForReports")
+    sim.tick(timedelta(minutes=2))  # no report within the grace: evidence is missing
     assert (sim.phase, sim.release.status.reason) == ("Paused", "Inconclusive")
     return sim
 

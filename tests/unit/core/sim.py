@@ -60,6 +60,9 @@ class Sim:
     """Gateways that run what they are told but send no health."""
     lagging: bool = False
     """When true, gateways keep reporting what they ran at the previous tick."""
+    first_report_after: timedelta = timedelta(0)
+    """A gateway sends its first health window for a version this long after activating it."""
+    activated: dict[str, datetime] = field(default_factory=dict)
     persisted: dict[str, Any] = field(default_factory=dict)
     running: dict[str, tuple[str, str]] = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)
@@ -104,13 +107,16 @@ class Sim:
                     self.running.pop(name, None)
                 else:
                     ok = name not in self.failing
+                    if self.running.get(name, (None,))[0] != version:
+                        self.activated[name] = self.now
                     self.running[name] = (version, "Active" if ok else "Failed")
             models: dict[str, ModelState] = {}
             health: tuple[HealthReport, ...] = ()
             if name in self.running:
                 version, state = self.running[name]
                 models[MODEL] = ModelState(MODEL, version, digest(version), ModelStateKind(state))
-                if state == "Active" and name not in self.silent:
+                due = self.activated.get(name, self.now) + self.first_report_after
+                if state == "Active" and name not in self.silent and self.now >= due:
                     health = (
                         HealthReport(
                             MODEL,

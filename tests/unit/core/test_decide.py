@@ -144,6 +144,8 @@ def test_never_promotes_on_silence() -> None:
     sim = sc.progressing()
     sim.edit(gates=replace(sc.GATES, progress_deadline=None))
     sim.silent = set(sim.names)
+    sim.tick(MIN)  # converged: its first health window is not due yet
+    assert (sim.phase, sim.release.status.reason) == ("Progressing", "WaitingForReports")
     for _ in range(10):
         sim.tick(60 * MIN)
         assert sim.step == 0
@@ -156,6 +158,8 @@ def test_too_few_requests_is_inconclusive() -> None:
     sim = sc.progressing()
     sim.requests = 1
     sim.tick(MIN)
+    assert (sim.phase, sim.release.status.reason) == ("Progressing", "WaitingForReports")
+    sim.tick(2 * MIN)  # the first-report grace (two report intervals) is over
     assert (sim.phase, sim.release.status.reason) == ("Paused", "Inconclusive")
     assert sim.release.status.rollout.gates.reason == "TooFewRequests"  # type: ignore[union-attr]
 

@@ -55,7 +55,8 @@ def _progressing_to_paused_by_spec() -> tuple[Sim, Decision]:
 def _progressing_to_paused_inconclusive() -> tuple[Sim, Decision]:
     sim = sc.progressing()
     sim.silent = set(sim.names)
-    return sim, sim.tick(timedelta(seconds=30))
+    sim.tick(timedelta(seconds=30))  # converged: waiting for the first reports (Progressing)
+    return sim, sim.tick(timedelta(minutes=2))  # still none after the grace: Inconclusive
 
 
 def _progressing_to_succeeded_last_step() -> tuple[Sim, Decision]:
