@@ -47,3 +47,26 @@ def argo_cd_source() -> Path:
     info = json.loads(proc.stdout)
     assert "Error" not in info, info["Error"]
     return Path(info["Dir"])
+
+
+#: Folders of the Argo CD source that no Go package needs.
+_NOT_GO = ("docs", "ui", "manifests", ".github")
+
+
+def upstream_checkout(cache: Path) -> Path:
+    """A writable copy of the Argo CD module source under ``cache`` (made once per version)."""
+    source = argo_cd_source()
+    dest = cache / source.name  # github.com/argoproj/argo-cd/v3@vX.Y.Z → argo-cd/v3@vX.Y.Z
+    if (dest / "go.mod").exists():
+        return dest
+    partial = cache / f".{source.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(
+        source, partial, ignore=shutil.ignore_patterns(*_NOT_GO), copy_function=shutil.copyfile
+    )
+    for folder, dirs, _ in os.walk(partial):  # module cache copies are read-only
+        for name in dirs:
+            (Path(folder) / name).chmod(0o755)
+    partial.chmod(0o755)
+    partial.rename(dest)
+    return dest
