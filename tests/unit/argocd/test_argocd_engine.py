@@ -73,3 +73,11 @@ def test_argo_cds_own_tests_pass_with_the_customization_dropped_in() -> None:
         if case["inputPath"].endswith(("_promotedOnce.yaml", "_noResourceVersion.yaml")):
             name = f"TestLuaResourceActionsScript/actions/{case['action']}/{case['inputPath']}"
             assert f"--- PASS: {name} " in out, name
+
+
+def test_without_go_the_engine_tests_fail_saying_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(AssertionError, match="go is not on PATH: the Argo CD tests"):
+        go()
