@@ -1,8 +1,15 @@
--- One-shot request to the modelfleet operator: promote. The action id makes it idempotent: the
--- operator acts once per id and records it in status.rollout.lastActionId.
+-- One-shot request to the modelfleet operator: promote. The operator runs it once per
+-- modelfleet.dev/action-id and records that id in status.rollout.lastActionId.
+-- The id comes from the object, not the clock: its metadata.resourceVersion, which every write
+-- changes. Running the action again on the same object version asks for the same thing (one
+-- promote); once anything changed (the operator recorded the last action, say), it is a new request.
+local version = obj.metadata.resourceVersion
+if version == nil then
+  error("modelfleet.dev/ModelRelease promote: metadata.resourceVersion is missing; run the action on the live object", 0)
+end
 if obj.metadata.annotations == nil then
   obj.metadata.annotations = {}
 end
 obj.metadata.annotations["modelfleet.dev/action"] = "promote"
-obj.metadata.annotations["modelfleet.dev/action-id"] = "promote-" .. os.time()
+obj.metadata.annotations["modelfleet.dev/action-id"] = "promote-" .. tostring(version)
 return obj
