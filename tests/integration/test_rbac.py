@@ -311,6 +311,9 @@ def test_the_operator_runs_as_its_service_account_and_cannot_read_the_ca_key(
             str(kubeconfig),
             "--material-namespace",
             SYSTEM,
+            # The signed artifact is served as file:// from the test's folder (opted in).
+            "--allow-file-root",
+            str(signed.artifact.parent),
             "--metrics-port",
             str(free_port()),
             "--metrics-host",
