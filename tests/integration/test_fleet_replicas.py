@@ -7,6 +7,11 @@ written through both land in order, and SIGTERM ends long polls with an answer.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -157,3 +162,38 @@ def test_sigterm_ends_long_polls_with_an_answer(
     assert two.proc is not None and two.proc.returncode == 0, two.tail()
     # The other replica goes on serving the gateway.
     assert _get(fleet, one, "gw-b").status_code == 200
+
+
+def test_sigterm_lets_a_report_in_flight_finish_and_be_written(
+    pair: tuple[Fleet, FleetAPIProcess, FleetAPIProcess],
+) -> None:
+    """A report whose body is still arriving when SIGTERM comes is answered and written (no
+    report is lost to a rolling update)."""
+    fleet, _, two = pair
+    fleet.enroll("gw-t", tier="retail")
+    _wait_for(lambda: _get(fleet, two, "gw-t").status_code == 200)
+    keys = fleet.folder / "gw-t"
+    ctx = ssl.create_default_context(cafile=str(keys / "ca.crt"))
+    ctx.load_cert_chain(str(keys / "client.crt"), str(keys / "client.key"))
+    body = json.dumps(_report(version="2.0.0", digest=TARGET, state="Verifying")).encode()
+    head = (
+        "POST /v1/report HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    raw = socket.create_connection(("127.0.0.1", two.port), timeout=30)
+    with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
+        conn.sendall(head + body[:10])
+        time.sleep(0.5)  # the handler is reading the body
+        assert two.proc is not None
+        os.killpg(two.proc.pid, signal.SIGTERM)
+        time.sleep(1.0)  # the process is shutting down
+        conn.sendall(body[10:])
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"200", answer
+    assert json.loads(rest.split(b"\r\n\r\n", 1)[1])["written"] is True
+    two.proc.wait(20)
+    assert two.proc.returncode == 0, two.tail()
+    assert fleet.status("gw-t")["models"][0]["state"] == "Verifying"

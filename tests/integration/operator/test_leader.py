@@ -226,3 +226,24 @@ def test_sigterm_releases_the_lease_and_the_standby_takes_over_at_once(
     assert leader.proc is not None and leader.proc.returncode == 0
     assert replicas.holder() == "b"
     sys.stderr.write(f"\nhandover after SIGTERM: {took_over - stopped:.1f}s\n")
+
+
+def test_a_leader_that_finds_another_holder_exits_without_writing_again(
+    api: Api, artifacts: Artifacts, fleet: FleetDriver, replicas: Replicas
+) -> None:
+    """Split brain: the Lease is taken from under the leader (as a standby would after a
+    partition). At its next renewal the leader sees another holder and exits at once."""
+    leader = replicas.procs["a"]
+    leader.start()
+    wait_for(lambda: replicas.holder() == "a", 30, what="replica a to hold the Lease")
+    fleet.create(3)
+    fleet.start()
+    establish(api, fleet, artifacts, "1.0.0")
+    lease = replicas.coord.read_namespaced_lease(LEASE, replicas.namespace)
+    lease.spec.holder_identity = "intruder_0000"
+    replicas.coord.replace_namespaced_lease(LEASE, replicas.namespace, lease)
+    assert leader.proc is not None
+    leader.proc.wait(30)  # a renewal is due every duration / 3
+    assert leader.proc.returncode == 3, leader.logs()[-3000:]
+    assert "leadership lost" in leader.logs()
+    assert replicas.lease()["holder"] == "intruder_0000", "the old leader wrote the Lease again"
