@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelfleet.controller.kube import ApiError, KubeClient
+from modelfleet.controller.metrics import LEADER
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,7 @@ class LeaderElector:
             held_for = float(spec.get("leaseDurationSeconds") or self.settings.duration)
             if self._clock() - self._observed_at < held_for:
                 self.renewed_at = None
+                LEADER.set(0)
                 return False
         new = {
             "holderIdentity": self.identity,
@@ -196,6 +198,7 @@ class LeaderElector:
     def _held(self, spec: dict[str, Any], sent: float) -> None:
         self._observed, self._observed_at = _record(spec), self._clock()
         self.renewed_at = sent
+        LEADER.set(1)
 
     async def acquire(self) -> None:
         """Wait until this process holds the Lease."""
@@ -272,3 +275,4 @@ class LeaderElector:
                         self.settings.name, exc)  # fmt: skip
         finally:
             self.renewed_at = None
+            LEADER.set(0)

@@ -31,7 +31,7 @@ from modelfleet.controller.gateways import GatewayCache
 from modelfleet.controller.handlers import Runtime, build_registry
 from modelfleet.controller.kube import KubeClient, load_access
 from modelfleet.controller.leader import LeaderElector, LeadershipLost, LeaseSettings
-from modelfleet.controller.metrics import API_WRITES, write_counts
+from modelfleet.controller.metrics import API_WRITES, LEADER, write_counts
 from modelfleet.controller.reconcile import Reconciler
 from modelfleet.controller.source import SourceLookup
 from modelfleet.controller.verifier import ArtifactVerifier, VerifierSettings, warm_up
@@ -234,6 +234,7 @@ def run(options: OperatorOptions) -> int:
         "memo": kopf.Memo(),
     }
     if options.lease is None:
+        LEADER.set(1)
         kopf.run(**kopf_args)
     else:
         with contextlib.suppress(asyncio.CancelledError):
