@@ -8,6 +8,7 @@ hands over once the Lease expires, SIGTERM releases it so the standby takes over
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -18,7 +19,8 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from modelfleet.devcluster import ControlPlane
+from modelfleet.devcluster import ControlPlane, free_port
+from tests.integration.test_rbac import OPERATOR, SYSTEM, Installed, installed
 
 from .conftest import (
     Api,
@@ -247,3 +249,58 @@ def test_a_leader_that_finds_another_holder_exits_without_writing_again(
     assert leader.proc.returncode == 3, leader.logs()[-3000:]
     assert "leadership lost" in leader.logs()
     assert replicas.lease()["holder"] == "intruder_0000", "the old leader wrote the Lease again"
+
+
+__all__ = ["installed"]  # the module-scoped fixture of test_rbac: manifests/ applied
+
+
+def test_the_manifests_rbac_lets_the_operator_hold_its_lease_and_no_other(
+    installed: Installed,
+) -> None:
+    """The operator runs with --leader-elect as its ServiceAccount (a TokenRequest token, the
+    RBAC of manifests/operator/rbac.yaml): it creates, renews and releases its Lease; it may not
+    touch any other Lease."""
+    assert installed.can(OPERATOR, "create", "leases.coordination.k8s.io", "-n", SYSTEM)
+    for verb in ("get", "update"):
+        assert installed.can(OPERATOR, verb, f"leases.coordination.k8s.io/{LEASE}", "-n", SYSTEM)
+        assert not installed.can(OPERATOR, verb, "leases.coordination.k8s.io/kube-scheduler",
+                                 "-n", SYSTEM)  # fmt: skip
+    assert not installed.can(OPERATOR, "delete", f"leases.coordination.k8s.io/{LEASE}",
+                             "-n", SYSTEM)  # fmt: skip
+    assert not installed.can(OPERATOR, "create", "leases.coordination.k8s.io", "-n", "default")
+
+    cp = installed.cp
+    kubeconfig = installed.kubeconfig_for(OPERATOR)
+    liveness = free_port()
+    log_path = installed.folder / "operator-leader.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modelfleet", "-v", "operator",
+             "--namespace", installed.tenant, "--kubeconfig", str(kubeconfig),
+             "--leader-elect", "--lease-namespace", SYSTEM, "--lease-duration", "6",
+             "--liveness", f"http://127.0.0.1:{liveness}/healthz"],
+            stdout=log, stderr=subprocess.STDOUT, env=cp.env,
+        )  # fmt: skip
+    coord = k8s.CoordinationV1Api(Api(cp, SYSTEM).client)
+    try:
+
+        def holder() -> str:
+            try:
+                return str(coord.read_namespaced_lease(LEASE, SYSTEM).spec.holder_identity or "")
+            except k8s.ApiException:
+                return ""
+
+        held = wait_for(holder, 60, what="the operator to create and hold its Lease")
+        renewed = coord.read_namespaced_lease(LEASE, SYSTEM).spec.renew_time
+        wait_for(
+            lambda: coord.read_namespaced_lease(LEASE, SYSTEM).spec.renew_time != renewed,
+            30, what="a renewal",
+        )  # fmt: skip
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    logs = log_path.read_text(errors="replace")
+    assert proc.returncode == 0, logs[-3000:]
+    assert "released Lease" in logs and "Forbidden" not in logs, logs[-3000:]
+    assert held in logs and holder() == ""
+    coord.delete_namespaced_lease(LEASE, SYSTEM)
