@@ -191,10 +191,12 @@ async def _run_elected(options: OperatorOptions, lease: LeaseSettings, **kopf_ar
             log.info("stopped while standing by; nothing was written")
             return
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
             if standby is not None:
                 await standby.cleanup()
+        # Until kopf installs its own handlers, a signal stops kopf as soon as it starts.
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         stop_watchdog = elector.watchdog(_lost)
         holding = asyncio.create_task(elector.hold(), name="lease renewal")
 
@@ -205,7 +207,7 @@ async def _run_elected(options: OperatorOptions, lease: LeaseSettings, **kopf_ar
 
         holding.add_done_callback(check)
         try:
-            await kopf.operator(**kopf_args)
+            await kopf.operator(stop_flag=stop, **kopf_args)
         finally:
             holding.remove_done_callback(check)
             holding.cancel()
