@@ -73,8 +73,16 @@ def _run(args: argparse.Namespace) -> int:
         timeout=args.verify_timeout,
         material_namespace=args.material_namespace,
     )
+    lease = None
+    if args.leader_elect:
+        from modelfleet.controller.leader import LeaseSettings
+
+        lease = LeaseSettings(
+            name=args.lease_name, namespace=args.lease_namespace, duration=args.lease_duration
+        )
     return run(
         OperatorOptions(
+            lease=lease,
             tuning=Tuning(report_interval=timedelta(seconds=args.report_interval)),
             namespaces=tuple(args.namespace),
             all_namespaces=args.all_namespaces,
@@ -106,7 +114,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "health gates on the gateways told the target, promotes a step after its bake, pauses "
             "on silence and aborts on evidence of harm. Progress lives in status only: the "
             "operator can be killed and restarted at any time. It writes ModelRelease status and "
-            "Events, never a spec, and adds no finalizers. Runs as one replica (no peering)."
+            "Events, never a spec, and adds no finalizers. With --leader-elect, several replicas "
+            "may run: only the holder of a coordination.k8s.io Lease acts; the others stand by."
         ),
     )
     g = p.add_argument_group("what to watch")
@@ -191,6 +200,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument(
         "--argocd-namespace", default="argocd", metavar="NS",
         help="where Argo CD Applications live (for status.source of Argo CD-tracked releases)",
+    )  # fmt: skip
+    g = p.add_argument_group(
+        "replicas",
+        "With --leader-elect only the holder of a Lease runs handlers and writes; the others "
+        "wait, serving liveness and metrics. The holder renews every third of the duration; a "
+        "standby takes over when it expires (SIGKILL) or at once when released (SIGTERM).",
+    )
+    g.add_argument(
+        "--leader-elect", action=argparse.BooleanOptionalAction, default=False,
+        help="elect a leader with a coordination.k8s.io/v1 Lease (the deployed form runs two "
+        "replicas with it); off: act at once, as the only replica",
+    )  # fmt: skip
+    g.add_argument("--lease-name", default="modelfleet-operator", metavar="NAME",
+                   help="the Lease's name")  # fmt: skip
+    g.add_argument(
+        "--lease-namespace", default=os.environ.get("POD_NAMESPACE", "modelfleet-system"),
+        metavar="NS", help="the Lease's namespace",
+    )  # fmt: skip
+    g.add_argument(
+        "--lease-duration", type=_positive, default=15.0, metavar="SECONDS",
+        help="how long a lease not renewed stays the holder's (leaseDurationSeconds)",
     )  # fmt: skip
     g = p.add_argument_group("observability")
     g.add_argument(

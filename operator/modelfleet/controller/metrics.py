@@ -3,8 +3,9 @@
 :data:`API_WRITES` counts every write the operator issues to the API server, by kind: ``status``
 (a ModelRelease status patch carrying a decision: phase, step, timestamps...), ``refresh`` (a
 status patch updating measured values only, at most every ``--status-refresh`` seconds) and
-``event`` (Kubernetes Events). Decisions must not grow with the fleet size, since cohort
-membership is computed and never written per gateway.
+``event`` (Kubernetes Events), ``lease`` (leader election: acquiring, renewing, releasing).
+Decisions must not grow with the fleet size, since cohort membership is computed and never
+written per gateway.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ PHASE_CHANGES = Counter(
 INDEXED_GATEWAYS = Gauge(
     "modelfleet_operator_indexed_gateways",
     "EdgeGateways currently held in the operator's index.",
+)
+
+LEADER = Gauge(
+    "modelfleet_operator_leader",
+    "1 while this replica holds the leader-election Lease (or runs without election), else 0.",
 )
 
 

@@ -1,9 +1,13 @@
 """Running the operator: kopf settings, login, startup/cleanup, metrics, logging; ``run()``.
 
-kopf runs programmatically (``kopf.run`` with our own registry), standalone (no peering: one
-replica; a second one would only race on resourceVersion preconditions and lose), watching the
-given namespaces or the whole cluster. Progress kopf might store goes to annotations under
-``operator.modelfleet.dev`` (the handlers used here store none), never to status.
+kopf runs programmatically (``kopf.operator`` with our own registry), standalone (no kopf
+peering), watching the given namespaces or the whole cluster. With ``--leader-elect`` (the
+deployed form: two replicas) kopf starts only once this process holds the Lease
+(:mod:`modelfleet.controller.leader`): a standby serves its liveness probe and metrics and
+writes nothing else. A leader that loses the Lease exits at once (Kubernetes restarts it as a
+standby; all progress lives in status); SIGTERM stops kopf, then releases the Lease so the
+standby takes over without waiting for it to expire. Progress kopf might store goes to
+annotations under ``operator.modelfleet.dev`` (the handlers used here store none), never to status.
 """
 
 from __future__ import annotations
@@ -12,18 +16,22 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kopf
 
 from modelfleet.controller.gateways import GatewayCache
 from modelfleet.controller.handlers import Runtime, build_registry
 from modelfleet.controller.kube import KubeClient, load_access
-from modelfleet.controller.metrics import API_WRITES, write_counts
+from modelfleet.controller.leader import LeaderElector, LeadershipLost, LeaseSettings
+from modelfleet.controller.metrics import API_WRITES, LEADER, write_counts
 from modelfleet.controller.reconcile import Reconciler
 from modelfleet.controller.source import SourceLookup
 from modelfleet.controller.verifier import ArtifactVerifier, VerifierSettings, warm_up
@@ -51,6 +59,8 @@ class OperatorOptions:
     log_format: str = "text"
     verbose: int = 0
     argocd_namespace: str = "argocd"
+    lease: LeaseSettings | None = None
+    """Leader election on this Lease; None: run at once (one replica)."""
 
 
 def _configure_logging(options: OperatorOptions) -> None:
@@ -137,6 +147,76 @@ def _install(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
         log.info("modelfleet operator stopped; API writes issued: %s", write_counts())
 
 
+async def _serve_standby_liveness(url: str | None) -> Any:
+    """While waiting for the Lease: answer the liveness URL (kopf serves it once leading)."""
+    if not url:
+        return None
+    from aiohttp import web
+
+    parts = urlsplit(url)
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"leader": False})
+
+    app = web.Application()
+    app.router.add_get(parts.path or "/", healthz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, parts.hostname or "0.0.0.0", parts.port or 80).start()
+    return runner
+
+
+def _lost(reason: str) -> None:
+    """The Lease is gone: stop acting as leader at once (no graceful shutdown, which could still
+    write); Kubernetes restarts the process, which comes back as a standby."""
+    log.error("leadership lost (%s): exiting so that only the new leader writes", reason)
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    sys.stderr.flush()
+    os._exit(3)
+
+
+async def _run_elected(options: OperatorOptions, lease: LeaseSettings, **kopf_args: Any) -> None:
+    async with KubeClient(load_access(options.kubeconfig)) as client:
+        elector = LeaderElector(client, lease)
+        loop = asyncio.get_running_loop()
+        waiting = asyncio.ensure_future(elector.acquire())
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, waiting.cancel)
+        standby = await _serve_standby_liveness(options.liveness)
+        try:
+            await waiting
+        except asyncio.CancelledError:
+            log.info("stopped while standing by; nothing was written")
+            return
+        finally:
+            if standby is not None:
+                await standby.cleanup()
+        # Until kopf installs its own handlers, a signal stops kopf as soon as it starts.
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        stop_watchdog = elector.watchdog(_lost)
+        holding = asyncio.create_task(elector.hold(), name="lease renewal")
+
+        def check(task: asyncio.Task[None]) -> None:
+            if not task.cancelled():
+                exc = task.exception()
+                _lost(str(exc) if isinstance(exc, LeadershipLost) else f"renewal failed: {exc}")
+
+        holding.add_done_callback(check)
+        try:
+            await kopf.operator(stop_flag=stop, **kopf_args)
+        finally:
+            holding.remove_done_callback(check)
+            holding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await holding
+            stop_watchdog.set()
+            await elector.release()
+
+
 def run(options: OperatorOptions) -> int:
     """Run the operator until SIGINT/SIGTERM; the exit code."""
     _configure_logging(options)
@@ -147,12 +227,18 @@ def run(options: OperatorOptions) -> int:
     runtime = Runtime()
     registry = build_registry(runtime, options.interval)
     _install(registry, runtime, options)
-    kopf.run(
-        registry=registry,
-        standalone=True,
-        clusterwide=options.all_namespaces,
-        namespaces=() if options.all_namespaces else tuple(options.namespaces),
-        liveness_endpoint=options.liveness,
-        memo=kopf.Memo(),
-    )
+    kopf_args: dict[str, Any] = {
+        "registry": registry,
+        "standalone": True,
+        "clusterwide": options.all_namespaces,
+        "namespaces": () if options.all_namespaces else tuple(options.namespaces),
+        "liveness_endpoint": options.liveness,
+        "memo": kopf.Memo(),
+    }
+    if options.lease is None:
+        LEADER.set(1)
+        kopf.run(**kopf_args)
+    else:
+        with contextlib.suppress(asyncio.CancelledError):
+            asyncio.run(_run_elected(options, options.lease, **kopf_args))
     return 0

@@ -30,7 +30,7 @@ from aiohttp import web
 from modelfleet.api import parse_release
 from modelfleet.errors import ConfigError
 from modelfleet.fleet.events import ConflictEvents
-from modelfleet.fleet.guard import ConnectionLimits, GuardedSite
+from modelfleet.fleet.guard import ConnectionLimits, FleetRequestHandler, GuardedSite
 from modelfleet.fleet.index import FleetIndex
 from modelfleet.fleet.kube import KubeAccess, KubeClient, api_client, load_access
 from modelfleet.fleet.metrics import FleetMetrics, metrics_app
@@ -199,6 +199,7 @@ async def run(
             tasks.append(asyncio.create_task(replica.housekeeping()))
             tasks.append(asyncio.create_task(replica.conflicts.run()))
             runners: list[web.AppRunner] = []
+            api_runner: web.AppRunner | None = None
             try:
                 if options.metrics_port is not None:
                     mrunner = web.AppRunner(
@@ -218,6 +219,7 @@ async def run(
                 runner = web.AppRunner(replica.api.app(), access_log=None, handle_signals=False)
                 await runner.setup()
                 runners.append(runner)
+                api_runner = runner
                 site = GuardedSite(
                     runner,
                     options.host,
@@ -248,6 +250,8 @@ async def run(
                 await stop.wait()
             finally:
                 replica.index.wake_all(closing=True)
+                if api_runner is not None and replica.site is not None:
+                    await _drain(api_runner, replica.site, options.settings.body_timeout + 5)
                 for r in reversed(runners):
                     await r.cleanup()
                 for t in tasks:
@@ -255,6 +259,19 @@ async def run(
                 for t in tasks:
                     with contextlib.suppress(asyncio.CancelledError):
                         await t
+
+
+async def _drain(runner: web.AppRunner, site: web.BaseSite, grace: float) -> None:
+    """On SIGTERM, before the connections are closed: stop accepting, and let the requests in
+    flight finish (a report whose body is still arriving is read, written and answered; aiohttp
+    itself would stop reading it). Long polls were already woken. At most ``grace`` seconds."""
+    await site.stop()
+    deadline = time.monotonic() + grace
+    server = runner.server
+    while server is not None and time.monotonic() < deadline:
+        if not any(isinstance(c, FleetRequestHandler) and c.busy for c in server.connections):
+            return
+        await asyncio.sleep(0.05)
 
 
 async def _wait_synced(replica: Replica, stop: asyncio.Event) -> None:

@@ -87,6 +87,11 @@ class FleetRequestHandler(web.RequestHandler):
         self._busy = False
         self._bytes_while_busy = False
 
+    @property
+    def busy(self) -> bool:
+        """A request is being handled (its body may still be arriving)."""
+        return self._busy
+
     # ---------------------------------------------------------------- header timeout
 
     def _arm(self) -> None:
