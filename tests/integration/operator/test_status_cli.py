@@ -91,6 +91,7 @@ def _rolled_out(api: Api, fleet: FleetDriver, artifacts: Artifacts, version: str
 
 
 def test_status_shows_a_real_rollout_in_text_json_and_through_kubectl(
+    *,
     control_plane: ControlPlane,
     namespace: str,
     api: Api,
@@ -160,6 +161,7 @@ def test_status_shows_a_real_rollout_in_text_json_and_through_kubectl(
 
 
 def test_watch_redraws_when_the_phase_changes(
+    *,
     control_plane: ControlPlane,
     namespace: str,
     api: Api,
