@@ -307,7 +307,6 @@ def test_request_log_lines_name_the_gateway_never_the_body_or_certificate(fleet:
     assert fleet.bundles["gw-log"].fingerprint.removeprefix("sha256:") not in log
 
 
-
 def test_a_report_is_written_to_the_gateways_status(fleet: Fleet) -> None:
     fleet.enroll("gw-rep", tier="retail")
     _wait_for(lambda: fleet.get("gw-rep").status_code == 200)
