@@ -42,18 +42,26 @@ class StatusError(ClusterError):
 class Cluster:
     """The reads ``status`` needs, with API errors turned into one actionable line."""
 
-    def __init__(self, kubeconfig: Path | None, namespace: str | None) -> None:
+    def __init__(self, api: Any, namespace: str, server: str) -> None:
+        from kubernetes import client
+
+        self.api: Any = api
+        self.namespace = namespace
+        self.server = server
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+
+    @classmethod
+    def connect(cls, kubeconfig: Path | None, namespace: str | None) -> Cluster:
+        """With the user's kubeconfig (``--kubeconfig``, ``$KUBECONFIG``, ``~/.kube/config``) or
+        the in-cluster account; ``namespace`` defaults to the kubeconfig context's."""
         from kubernetes import client
 
         from modelfleet.fleet.kube import load_access
 
         access = load_access(kubeconfig)
         access.config.retries = 0  # an unreachable server is reported at once, not retried
-        self.server = access.server
-        self.namespace = namespace or access.namespace
-        self.api: Any = client.ApiClient(access.config)
-        self.custom = client.CustomObjectsApi(self.api)
-        self.core = client.CoreV1Api(self.api)
+        return cls(client.ApiClient(access.config), namespace or access.namespace, access.server)
 
     def _fail(self, exc: Exception, what: str, name: str | None = None) -> StatusError:
         from kubernetes.client.exceptions import ApiException
@@ -225,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--timeout goes with --watch")
     if args.events < 0:
         raise ConfigError("--events must be 0 or more")
-    cluster = Cluster(args.kubeconfig, args.namespace)
+    cluster = Cluster.connect(args.kubeconfig, args.namespace)
     if not args.watch:
         print(_frame(cluster, args)[0])
         return 0

@@ -61,10 +61,37 @@ def status_cli(
     )  # fmt: skip
 
 
-def sourced(body: dict[str, Any]) -> dict[str, Any]:
+def git_release(repo: Path, namespace: str, body: dict[str, Any]) -> str:
+    """Commit ``body`` as releases/NAMESPACE/detector.yaml of a new repository; the commit."""
+    repo.mkdir()
+    body = json.loads(json.dumps(body))
+    body["metadata"]["namespace"] = namespace
+    path = repo / "releases" / namespace / "detector.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(yaml.safe_dump(body))
+    ident = ["-c", "user.name=Release Bot", "-c", "user.email=bot@example.com",
+             "-c", "commit.gpgsign=false"]  # fmt: skip
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "."],
+        ["commit", "-q", "-m", "detector 1.0.0"],
+    ):
+        subprocess.run(["git", *ident, *args], cwd=repo, check=True, capture_output=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True,
+                          text=True).stdout.strip()  # fmt: skip
+
+
+def history_cli(cp: ControlPlane, repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "modelfleet", "history", "detector", "--repo", str(repo), *args],
+        capture_output=True, text=True, env=_env(cp), cwd=ROOT, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def sourced(body: dict[str, Any], commit: str = COMMIT) -> dict[str, Any]:
     body["metadata"]["annotations"] = {
         "modelfleet.dev/git-repo": REPO,
-        "modelfleet.dev/git-revision": COMMIT,
+        "modelfleet.dev/git-revision": commit,
         "modelfleet.dev/git-path": "releases/detector.yaml",
     }
     return body
@@ -81,8 +108,8 @@ def json_operator(control_plane: ControlPlane, namespace: str, tmp_path: Path) -
     proc.stop()
 
 
-def _rolled_out(api: Api, fleet: FleetDriver, artifacts: Artifacts, version: str) -> None:
-    api.apply_release(sourced(release_body("detector", version, artifacts, steps=STEPS)))
+def _rolled_out(api: Api, artifacts: Artifacts, version: str, commit: str = COMMIT) -> None:
+    api.apply_release(sourced(release_body("detector", version, artifacts, steps=STEPS), commit))
     wait_for(
         lambda: (st := api.status("detector")).get("phase") == "Succeeded"
         and (st.get("stable") or {}).get("version") == version,
@@ -102,7 +129,9 @@ def test_status_shows_a_real_rollout_in_text_json_and_through_kubectl(
 ) -> None:
     fleet.create(10)
     fleet.start()
-    _rolled_out(api, fleet, artifacts, "1.0.0")
+    repo = tmp_path / "gitops"
+    commit = git_release(repo, namespace, release_body("detector", "1.0.0", artifacts, steps=STEPS))
+    _rolled_out(api, artifacts, "1.0.0", commit)
 
     # -o json: the documented shape, from the live object and its Events
     out = status_cli(control_plane, "detector", "-n", namespace, "-o", "json")
@@ -114,10 +143,13 @@ def test_status_shows_a_real_rollout_in_text_json_and_through_kubectl(
     assert doc["stable"]["digest"] == artifacts.sign("1.0.0").digest
     assert doc["stable"]["verification"]["verified"] is True
     assert doc["stable"]["verification"]["modelDigest"]
-    assert doc["source"] == {"repoURL": REPO, "revision": COMMIT, "path": "releases/detector.yaml"}
+    assert doc["source"] == {"repoURL": REPO, "revision": commit, "path": "releases/detector.yaml"}
     assert [c["name"] for c in doc["cohorts"]] == ["canary", "fleet"]
     fleet_cohort = doc["cohorts"][-1]
-    assert fleet_cohort["assigned"] == 10 and 0 < fleet_cohort["active"] <= 10
+    # the counts the operator last wrote (a Succeeded release is not refreshed)
+    assert doc["cohorts"] == api.status("detector")["rollout"]["cohorts"]
+    assigned, active = fleet_cohort["assigned"], fleet_cohort["active"]
+    assert 0 < active <= assigned <= 10
     checks = {c["name"]: c for c in doc["gates"]["checks"]}
     assert checks["errorRate"]["threshold"] == 0.05 and checks["errorRate"]["ok"] is True
     assert checks["requests"]["kind"] == "min"
@@ -129,8 +161,8 @@ def test_status_shows_a_real_rollout_in_text_json_and_through_kubectl(
     text = out.stdout
     assert "Phase   Succeeded" in text
     assert "Stable  1.0.0" in text and "verified by" in text
-    assert f"@ {COMMIT}" in text
-    assert re.search(r"fleet\s+\[.+\]\s+\d+/10\s+active", text), text
+    assert f"@ {commit}" in text
+    assert re.search(rf"fleet\s+\[.+\]\s+{active}/{assigned}\s+active", text), text
     assert "errorRate" in text and "<= 0.05" in text
     assert doc["events"][-1]["reason"] in text
     (tmp_path / "status.txt").write_text(text)  # the screenshot-ready view
@@ -155,9 +187,27 @@ def test_status_shows_a_real_rollout_in_text_json_and_through_kubectl(
              if line.startswith("{")]  # fmt: skip
     assert lines and all({"time", "level", "logger", "message"} <= set(d) for d in lines)
     ours = [d for d in lines if d.get("release") == "detector"]
-    assert any(d.get("version") == "1.0.0" and d.get("commit") == COMMIT for d in ours), ours
+    assert any(d.get("version") == "1.0.0" and d.get("commit") == commit for d in ours), ours
     assert all(d.get("namespace") == namespace for d in ours)
     assert all(d.get("component") == "operator" for d in lines)
+
+    # history: the Git log beside what the cluster did with each version
+    out = history_cli(control_plane, repo, "--cluster", "--json")
+    assert out.returncode == 0, out.stderr
+    hist = json.loads(out.stdout)
+    assert hist["cluster"]["read"] is True and hist["cluster"]["phase"] == "Succeeded"
+    (v1,) = hist["versions"]
+    assert (v1["commit"], v1["version"]) == (commit, "1.0.0")
+    rollout = v1["rollout"]
+    assert (rollout["outcome"], rollout["live"]) == ("Succeeded", "stable")
+    assert rollout["modelDigest"] == doc["stable"]["verification"]["modelDigest"]
+    assert rollout["startedAt"]
+    out = history_cli(control_plane, repo, "--cluster")
+    row = out.stdout.splitlines()[1]
+    assert row.startswith(commit[:12]) and "Succeeded" in row and "[stable]" in row, out.stdout
+    out = history_cli(control_plane, repo)  # Git alone, and it says so
+    assert out.returncode == 0 and "1.0.0" in out.stdout
+    assert "Git only" in out.stderr
 
 
 def test_watch_redraws_when_the_phase_changes(
@@ -171,7 +221,7 @@ def test_watch_redraws_when_the_phase_changes(
 ) -> None:
     fleet.create(5)
     fleet.start()
-    _rolled_out(api, fleet, artifacts, "1.0.0")
+    _rolled_out(api, artifacts, "1.0.0")
     proc = subprocess.Popen(
         [sys.executable, "-m", "modelfleet", "status", "detector", "-n", namespace,
          "--watch", "--timeout", "120", "-o", "json"],
