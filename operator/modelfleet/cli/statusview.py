@@ -108,9 +108,14 @@ def event_view(event: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _order(event: Mapping[str, Any]) -> tuple[str, int]:
+    rv = str(_map(event.get("metadata")).get("resourceVersion") or "0")
+    return str(event_view(event)["time"] or ""), int(rv) if rv.isdigit() else 0
+
+
 def last_events(events: Sequence[Mapping[str, Any]], limit: int) -> list[dict[str, Any]]:
-    """The ``limit`` newest events, oldest first."""
-    views = sorted((event_view(e) for e in events), key=lambda e: str(e["time"] or ""))
+    """The ``limit`` newest events, oldest first (same second: in the order they were written)."""
+    views = [event_view(e) for e in sorted(events, key=_order)]
     return views[-limit:] if limit > 0 else []
 
 
@@ -226,10 +231,15 @@ def _version_lines(label: str, v: Mapping[str, Any] | None, now: datetime | None
     ver = v.get("verification")
     if ver:
         state = "verified" if ver.get("verified") else "NOT verified"
-        who = ver.get("signer") or ver.get("authority") or "-"
+        who = str(ver.get("signer") or "-")
+        if who.startswith("sha256:"):  # a public key, named by its fingerprint
+            who = f"key {_short(who, 16)}"
         issuer = f" ({ver['issuer']})" if ver.get("issuer") else ""
+        authority = f"  authority {ver['authority']}" if ver.get("authority") else ""
+        lines.append(f"{'':<8}{state} by {who}{issuer}{authority}")
         lines.append(
-            f"{'':<8}{state} by {who}{issuer}  model digest {_short(ver.get('modelDigest'))}"
+            f"{'':<8}model digest {_short(ver.get('modelDigest'), 16)}  artifact digest "
+            f"{_short(ver.get('digest'), 16)}"
         )
     return lines
 
@@ -328,9 +338,13 @@ def render_table(views: Sequence[Mapping[str, Any]], *, now: datetime | None = N
     rows = [("NAME", "MODEL", "PHASE", "STEP", "ACTIVE", "STABLE", "TARGET", "GATES", "REASON")]
     for v in views:
         step = v.get("step") or {}
-        cohorts = v.get("cohorts") or []
-        last = cohorts[-1] if cohorts else None
-        active = f"{last['active']}/{last['assigned']}" if last else "-"
+        cohorts = v.get("cohorts") or []  # each step's own gateways: the sum is the reach
+        active = (
+            f"{sum(int(c.get('active') or 0) for c in cohorts)}/"
+            f"{sum(int(c.get('assigned') or 0) for c in cohorts)}"
+            if cohorts
+            else "-"
+        )
         where = (
             f"{step['index'] + 1}/{step['of']} {step.get('name') or ''}".strip()
             if step.get("index") is not None and step.get("of")
