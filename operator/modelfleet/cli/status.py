@@ -237,6 +237,14 @@ def run(args: argparse.Namespace) -> int:
     if not args.watch:
         print(_frame(cluster, args)[0])
         return 0
+    try:
+        _watch(cluster, args)
+    except KeyboardInterrupt:  # Ctrl-C is how a watch ends
+        print(file=sys.stderr)
+    return 0
+
+
+def _watch(cluster: Cluster, args: argparse.Namespace) -> None:
     tty = sys.stdout.isatty()
     last = None
     for _ in cluster.watch(args.name, args.timeout):
@@ -250,4 +258,3 @@ def run(args: argparse.Namespace) -> int:
         last = key
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
-    return 0
