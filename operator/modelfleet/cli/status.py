@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException  # the command needs the kubernetes client
+
 from modelfleet.cli.statusview import release_view, render, render_table
 from modelfleet.errors import ClusterError, ConfigError
 
@@ -64,8 +66,6 @@ class Cluster:
         return cls(client.ApiClient(access.config), namespace or access.namespace, access.server)
 
     def _fail(self, exc: Exception, what: str, name: str | None = None) -> StatusError:
-        from kubernetes.client.exceptions import ApiException
-
         ns = self.namespace
         if isinstance(exc, ApiException):
             if exc.status == 404 and name:
@@ -95,7 +95,6 @@ class Cluster:
         )
 
     def _call(self, what: str, name: str | None, fn: Callable[[], Any]) -> Any:
-        from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
         try:
@@ -126,7 +125,6 @@ class Cluster:
 
     def events(self, obj: Mapping[str, Any]) -> list[dict[str, Any]] | None:
         """Events about ``obj`` (this very object: name and uid), or ``None`` if not readable."""
-        from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
         meta = obj.get("metadata") or {}
@@ -142,7 +140,6 @@ class Cluster:
 
     def watch(self, name: str | None, timeout: float | None) -> Iterator[None]:
         """Yield at once, then after every change of the release(s), until ``timeout``."""
-        from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
         deadline = None if timeout is None else time.monotonic() + timeout
