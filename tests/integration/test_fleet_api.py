@@ -282,6 +282,31 @@ def test_a_long_poll_returns_when_the_gateways_desired_state_changes(fleet: Flee
 # ----------------------------------------------------------------------------- reports
 
 
+def test_request_log_lines_name_the_gateway_never_the_body_or_certificate(fleet: Fleet) -> None:
+    fleet.enroll("gw-log", tier="retail")
+    _wait_for(lambda: fleet.get("gw-log").status_code == 200)
+    marker = "secret-marker-" + secrets.token_hex(4)
+    body = _report(version="1.0.0", digest=STABLE)
+    body["models"][0]["message"] = marker
+    refused = fleet.report("gw-log", {**body, "gateway": "gw-a"})
+    assert refused.status_code == 403
+    assert fleet.report("gw-log", body).json()["written"] is True
+    log = fleet.server.log_path.read_text(errors="replace")
+    ours = [line for line in log.splitlines() if "gw-log" in line]
+    assert any(f"POST /v1/report 403 gateway {fleet.ns}/gw-log" in line for line in ours), ours
+    assert any(
+        f"gateway {fleet.ns}/gw-log: status written" in line and "detector 1.0.0 Active" in line
+        for line in ours
+    ), ours
+    cert = (fleet.folder / "gw-log" / "client.crt").read_text()
+    key = (fleet.folder / "gw-log" / "client.key").read_text()
+    assert marker not in log and "BEGIN" not in log
+    for pem in (cert, key):
+        body_lines = [ln for ln in pem.splitlines() if ln and not ln.startswith("-----")]
+        assert not any(ln in log for ln in body_lines)
+    assert fleet.bundles["gw-log"].fingerprint.removeprefix("sha256:") not in log
+
+
 def test_a_report_is_written_to_the_gateways_status(fleet: Fleet) -> None:
     fleet.enroll("gw-rep", tier="retail")
     _wait_for(lambda: fleet.get("gw-rep").status_code == 200)

@@ -39,6 +39,7 @@ from modelfleet.agent.state import StateStore
 from modelfleet.agent.telemetry import HealthSource, RunningModel
 from modelfleet.agent.transport import FleetError, FleetTransport
 from modelfleet.agent.verifier import Verifier
+from modelfleet.logs import log_fields
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,10 @@ class GatewayAgent:
                 task.cancel()
 
     async def _run_installer(self, d: DesiredModel) -> None:
+        with log_fields(model=d.model, version=d.version, release=d.release or None):
+            await self._install(d)
+
+    async def _install(self, d: DesiredModel) -> None:
         backoff = Backoff(base=2.0, cap=self.settings.max_backoff, rng=self.deps.rng)
         while True:
             try:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 import textwrap
 from pathlib import Path
 
 from modelfleet.agent.config import AgentConfig, load_agent_config
+from modelfleet.logs import FORMATS
+from modelfleet.logs import configure as configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument(
         "--log-format",
-        choices=("text", "json"),
+        choices=FORMATS,
         default="text",
-        help="json: one JSON object per line (time, level, logger, gateway, message), for log "
-        "collectors",
+        help="json: one JSON object per line (time, level, logger, component, message, gateway "
+        "and the release/version being handled; see docs/status.md), for log collectors",
     )
     parser.add_argument(
         "--check-config",
@@ -73,26 +74,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="load the config, the TLS material and the trust policy, then exit",
     )
     parser.set_defaults(func=run)
-
-
-class JSONFormatter(logging.Formatter):
-    """One JSON object per record; the gateway is a field of its own."""
-
-    def __init__(self, gateway: str) -> None:
-        super().__init__()
-        self.gateway = gateway
-
-    def format(self, record: logging.LogRecord) -> str:
-        doc = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
-            "level": record.levelname,
-            "logger": record.name,
-            "gateway": self.gateway,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            doc["exception"] = self.formatException(record.exc_info)
-        return json.dumps(doc)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,9 +91,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if logging.getLogger().level > logging.INFO:
         logging.getLogger("modelfleet").setLevel(logging.INFO)
-    if args.log_format == "json":
-        for handler in logging.getLogger().handlers:
-            handler.setFormatter(JSONFormatter(config.gateway))
+    configure_logging(args.log_format, component="agent", fields={"gateway": config.gateway})
     return asyncio.run(_main(config, args.long_poll, args.inline_verification))
 
 

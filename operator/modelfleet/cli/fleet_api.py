@@ -13,6 +13,8 @@ from modelfleet.fleet.kube import load_access
 from modelfleet.fleet.ratelimit import RateLimit
 from modelfleet.fleet.secrets import TLS_SECRET
 from modelfleet.fleet.server import ProtocolSettings
+from modelfleet.logs import FORMATS
+from modelfleet.logs import configure as configure_logging
 
 
 def _options(args: argparse.Namespace) -> ServerOptions:
@@ -76,6 +78,7 @@ def _options(args: argparse.Namespace) -> ServerOptions:
 
 
 def _run(args: argparse.Namespace) -> int:
+    configure_logging(args.log_format, component="fleet-api")
     if not args.namespace and not args.all_namespaces:
         args.namespace = load_access(args.kubeconfig).namespace
     return serve(_options(args))
@@ -117,6 +120,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="plain-HTTP port for /metrics and /healthz (0: off; worker i uses port+i)",
     )
     g.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics port")
+    g.add_argument(
+        "--log-format", choices=FORMATS, default="text",
+        help="json: one JSON object per line with gateway, namespace, route and status fields "
+        "(never request bodies or certificates); see docs/status.md",
+    )  # fmt: skip
 
     t = p.add_argument_group("TLS")
     t.add_argument("--tls-cert", help="server certificate (PEM)")

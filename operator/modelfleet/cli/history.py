@@ -1,13 +1,16 @@
-"""``modelfleet history``: the versions of one release, from the Git log of its manifest."""
+"""``modelfleet history``: the versions of one release, from the Git log of its manifest, and
+with ``--cluster`` what the cluster did with each (``status.history`` of the live release)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
-from modelfleet.gitops.history import format_table, release_history
-from modelfleet.gitops.manifest import find_release_file
+from modelfleet.gitops.history import format_table, release_history, rollout_outcomes
+from modelfleet.gitops.manifest import ReleaseRef, find_release_file
 from modelfleet.gitops.repo import open_repo, top_level
 
 EPILOG = """\
@@ -16,10 +19,17 @@ other fields, or other files, are left out), newest first, with git's verdict on
 good, good with unknown validity, bad, expired, cannot be checked, or unsigned. SSH signatures
 are checked against gpg.ssh.allowedSignersFile from your git config, or --allowed-signers.
 
+With --cluster the live ModelRelease (read with your kubeconfig) adds, per version, its rollout
+outcome (Succeeded, Aborted, Rejected, Superseded, Reverted, or the phase of the rollout now
+running), when it ran, the reason, the verified signer and model digest, and which version
+gateways run now [stable] or are being given [target]. Without --cluster, or when the cluster
+cannot be read, the history is Git's alone and the command says so on stderr.
+
 examples:
   modelfleet history retail/detector
   modelfleet history detector --json --limit 5
   modelfleet history detector --first-parent      # when each version landed on this branch
+  modelfleet history retail/detector --cluster    # with rollout outcomes from the cluster
 """
 
 
@@ -52,7 +62,30 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--allowed-signers", type=Path, help="SSH allowed-signers file for signature checks"
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    k = p.add_argument_group("cluster")
+    k.add_argument(
+        "--cluster", action="store_true",
+        help="add each version's rollout outcome from the live ModelRelease's status.history",
+    )  # fmt: skip
+    k.add_argument("--kubeconfig", type=Path, help="kubeconfig (default: $KUBECONFIG)")
+    k.add_argument("--context", help="kubeconfig context")
     p.set_defaults(func=run)
+
+
+def _live_release(args: argparse.Namespace, ref: ReleaseRef) -> tuple[dict[str, Any] | None, str]:
+    """The live ModelRelease, or ``None`` and why not (the history is then Git's alone)."""
+    if not args.cluster:
+        return None, "Git only (add --cluster for each version's rollout outcome)"
+    from modelfleet.cli.status import Cluster
+    from modelfleet.errors import ModelfleetError
+    from modelfleet.gitops.apply import api_client
+
+    try:
+        api = api_client(args.kubeconfig, args.context)
+        cluster = Cluster(api, ref.namespace, str(api.configuration.host))
+        return cluster.release(ref.name), f"cluster {cluster.server}"
+    except ModelfleetError as exc:
+        return None, f"Git only: {exc.diagnostics()}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,10 +99,22 @@ def run(args: argparse.Namespace) -> int:
         first_parent=args.first_parent,
         allowed_signers=args.allowed_signers,
     )
+    live, source = _live_release(args, ref)
+    outcomes = None if live is None else rollout_outcomes(entries, live)
+    if live is None:
+        print(f"modelfleet history: {source}", file=sys.stderr)
     if args.json:
-        print(
-            json.dumps({"release": str(ref), "versions": [e.to_json() for e in entries]}, indent=2)
-        )
+        versions = [e.to_json() for e in entries]
+        for doc, outcome in zip(versions, outcomes or [None] * len(versions), strict=True):
+            doc["rollout"] = None if outcome is None else outcome.to_json()
+        status = (live or {}).get("status") or {}
+        cluster = {
+            "read": live is not None,
+            "note": source,
+            "phase": status.get("phase"),
+            "source": status.get("source"),
+        }
+        print(json.dumps({"release": str(ref), "cluster": cluster, "versions": versions}, indent=2))
     else:
-        print(format_table(entries))
+        print(format_table(entries, outcomes))
     return 0

@@ -35,6 +35,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "release",
     "rollback",
     "history",
+    "status",
     "sync",
     "operator",
     "demo",
@@ -54,6 +55,7 @@ COMMANDS: dict[str, str] = {
     "release": "release",
     "rollback": "rollback",
     "history": "history",
+    "status": "status",
     "sync": "sync",
     "operator": "operator",
     "demo": "demo",
@@ -70,6 +72,7 @@ COMMAND_EXTRAS: dict[str, str] = {
     "release": "gitops",
     "rollback": "gitops",
     "history": "gitops",
+    "status": "fleet",
     "sync": "gitops",
     "operator": "operator",
     "demo": "all",
@@ -144,10 +147,10 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+def build_parser(command: str | None = None, prog: str = "modelfleet") -> argparse.ArgumentParser:
     """The parser; with a known ``command`` only that command's module is imported."""
     parser = argparse.ArgumentParser(
-        prog="modelfleet",
+        prog=prog,
         description=(
             "Ship signed ML models to fleets of edge gateways: verified before any device sees "
             "them, rolled out in cohorts behind health gates, rolled back by reverting a commit."
@@ -175,10 +178,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "modelfleet") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        parser = build_parser(_command_of(argv))
+        parser = build_parser(_command_of(argv), prog)
     except MissingExtra as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -207,6 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as exc:
         return _unexpected(args.command, exc)
+
+
+def kubectl_plugin(argv: Sequence[str] | None = None) -> int:
+    """``kubectl modelfleet ...``: the ``kubectl-modelfleet`` executable kubectl finds on PATH
+    (kubectl passes every word after ``modelfleet`` unchanged); the same commands."""
+    return main(argv, prog="kubectl modelfleet")
 
 
 def _unexpected(command: str, exc: Exception) -> int:

@@ -235,6 +235,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument("--metrics-host", default="0.0.0.0", help="address for --metrics-port")
     g.add_argument(
         "--log-format", choices=("text", "json"), default="text",
-        help="json: one JSON object per line, for log collectors",
+        help="json: one JSON object per line with release, version and commit fields, for log "
+        "collectors (see docs/status.md)",
     )  # fmt: skip
     p.set_defaults(func=_run)

@@ -32,7 +32,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from modelfleet.api import MODELRELEASE_PLURAL, parse_action, parse_release
+from modelfleet.api import (
+    MODELRELEASE_PLURAL,
+    SOURCE_REVISION_ANNOTATION,
+    parse_action,
+    parse_release,
+)
 from modelfleet.controller.kube import ApiError, KubeClient, custom_path
 from modelfleet.controller.metrics import PHASE_CHANGES, RECONCILE_SECONDS, RECONCILES
 from modelfleet.controller.patching import (
@@ -47,6 +52,7 @@ from modelfleet.core import Release, ReleaseStatus, Verification, status_to_dict
 from modelfleet.core.decide import Decision, Event, FleetView, decide
 from modelfleet.core.gates import DEFAULT_TUNING, Tuning
 from modelfleet.core.types import GENERATED_ACTION_ID
+from modelfleet.logs import log_fields
 
 log = logging.getLogger(__name__)
 
@@ -154,13 +160,14 @@ class Reconciler:
         uid = str((body.get("metadata") or {}).get("uid", ""))
         state = self._states.setdefault(uid, _ReleaseState())
         outcome = "error"
-        async with state.lock:
-            started = time.perf_counter()
-            try:
-                outcome = await self._reconcile(body, state, fleet)
-            finally:
-                RECONCILE_SECONDS.observe(time.perf_counter() - started)
-                RECONCILES.labels(trigger=trigger, outcome=outcome).inc()
+        with log_fields(**_correlation(body)):
+            async with state.lock:
+                started = time.perf_counter()
+                try:
+                    outcome = await self._reconcile(body, state, fleet)
+                finally:
+                    RECONCILE_SECONDS.observe(time.perf_counter() - started)
+                    RECONCILES.labels(trigger=trigger, outcome=outcome).inc()
 
     async def _reconcile(
         self, body: Mapping[str, Any], state: _ReleaseState, fleet: FleetFn
@@ -310,3 +317,18 @@ class Reconciler:
     def _post(self, body: Mapping[str, Any], events: tuple[Event, ...]) -> None:
         for event in events:
             self._events(body, event.type, event.reason, event.message)
+
+
+def _correlation(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The log fields of a release (:mod:`modelfleet.logs`): which object, version and commit."""
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    source = (body.get("status") or {}).get("source") or {}
+    annotations = meta.get("annotations") or {}
+    return {
+        "namespace": meta.get("namespace"),
+        "release": meta.get("name"),
+        "model": spec.get("model"),
+        "version": spec.get("version"),
+        "commit": source.get("revision") or annotations.get(SOURCE_REVISION_ANNOTATION),
+    }

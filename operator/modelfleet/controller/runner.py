@@ -36,6 +36,7 @@ from modelfleet.controller.reconcile import Reconciler
 from modelfleet.controller.source import SourceLookup
 from modelfleet.controller.verifier import ArtifactVerifier, VerifierSettings, warm_up
 from modelfleet.core.gates import DEFAULT_TUNING, Tuning
+from modelfleet.logs import configure as configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,11 @@ class OperatorOptions:
 
 
 def _configure_logging(options: OperatorOptions) -> None:
-    logging.getLogger().handlers.clear()  # kopf's own handler replaces the CLI's
-    fmt = kopf.LogFormat.JSON if options.log_format == "json" else kopf.LogFormat.FULL
-    kopf.configure(verbose=options.verbose >= 1, debug=options.verbose >= 2, log_format=fmt)
+    """The shared log setup (:mod:`modelfleet.logs`): kopf's per-object records keep their
+    namespace and release; asyncio's chatter only with -vv (as kopf's own setup does)."""
+    level = logging.DEBUG if options.verbose >= 1 else logging.INFO
+    configure_logging(options.log_format, component="operator", level=level)
+    logging.getLogger("asyncio").propagate = options.verbose >= 2
     if options.verbose < 2:
         # kopf reports every timer run at INFO; keep its warnings and errors only.
         logging.getLogger("kopf").setLevel(logging.WARNING)

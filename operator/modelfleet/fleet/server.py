@@ -45,6 +45,10 @@ from modelfleet.fleet.protocol import (
 from modelfleet.fleet.ratelimit import RateLimit, RateLimiter
 
 log = logging.getLogger(__name__)
+#: One line per request (DEBUG; INFO for 4xx/5xx): method, route, status, gateway, duration.
+#: Never the body, the query, headers or certificate material.
+access_log = logging.getLogger("modelfleet.fleet.access")
+GATEWAY_KEY = "modelfleet.gateway"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 JSON = "application/json"
@@ -155,6 +159,7 @@ class FleetAPI:
         except Exception:
             log.exception("fleet API: unexpected error on %s %s", request.method, request.path)
             response = error_response(ProtocolError(500, "internal", "internal error"))
+        _log_request(request, route, response.status, time.perf_counter() - started)
         counter = self._counters.get((route, response.status))
         if counter is None:
             counter = self.metrics.requests.labels(route, str(response.status))
@@ -205,7 +210,9 @@ class FleetAPI:
         fp = self._fingerprint(request)
         self._check_ready()
         self._rate_limit(fp)
-        return self._lookup(fp)
+        entry = self._lookup(fp)
+        request[GATEWAY_KEY] = entry
+        return entry
 
     def _lookup(self, fp: str) -> GatewayEntry:
         entry = self.index.identify(fp)
@@ -333,6 +340,7 @@ class FleetAPI:
             return _json({"written": False, "reasons": []})
         await self._write(entry, patch.body())
         self.metrics.status_writes.labels(patch.reasons[0]).inc()
+        _log_report(entry, report, patch.reasons)
         return _json({"written": True, "reasons": list(patch.reasons)})
 
     async def _write(self, entry: GatewayEntry, body: dict[str, Any]) -> None:
@@ -370,3 +378,32 @@ class FleetAPI:
 
 def _json(doc: dict[str, Any]) -> web.Response:
     return web.Response(body=json.dumps(doc).encode(), content_type=JSON)
+
+
+def _log_request(request: web.Request, route: str, status: int, seconds: float) -> None:
+    level = logging.INFO if status >= 400 else logging.DEBUG
+    if not access_log.isEnabledFor(level):
+        return
+    entry = request.get(GATEWAY_KEY)
+    gateway = entry.name if isinstance(entry, GatewayEntry) else None
+    access_log.log(
+        level, "%s %s %d gateway %s (%.1f ms)", request.method, route, status,
+        f"{entry.namespace}/{entry.name}" if isinstance(entry, GatewayEntry) else "-",
+        seconds * 1000,
+        extra={"method": request.method, "route": route, "status": status, "gateway": gateway,
+               "namespace": getattr(entry, "namespace", None),
+               "durationMs": round(seconds * 1000, 1)},
+    )  # fmt: skip
+
+
+def _log_report(entry: GatewayEntry, report: Report, reasons: tuple[str, ...] | list[str]) -> None:
+    """A written report: which gateway, and what it runs (the parsed fields, never the body)."""
+    models = ", ".join(f"{m.model} {m.version or '-'} {m.state}" for m in report.models)
+    one = report.models[0] if len(report.models) == 1 else None
+    log.info(
+        "gateway %s/%s: status written (%s): %s", entry.namespace, entry.name,
+        ", ".join(reasons), models or "no models",
+        extra={"gateway": entry.name, "namespace": entry.namespace,
+               "model": one.model if one else None, "version": one.version if one else None,
+               "reasons": list(reasons), "route": "/v1/report"},
+    )  # fmt: skip

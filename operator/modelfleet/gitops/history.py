@@ -8,6 +8,10 @@ when it changed the version itself (e.g. a conflict resolved to a third value).
 
 Each entry carries git's verdict on the commit signature (``%G?``): GPG or SSH, checked against
 the user's keyring / ``gpg.ssh.allowedSignersFile`` (or the file given here).
+
+:func:`rollout_outcomes` joins these entries with the live ModelRelease's ``status.history`` (and
+its current ``stable`` / ``target``): what ran where, since when, verified by whom, from which
+commit. It is pure (the caller reads the object); without an object the history is Git's alone.
 """
 
 from __future__ import annotations
@@ -189,8 +193,109 @@ def release_history(
     return entries
 
 
-def format_table(entries: list[HistoryEntry]) -> str:
-    """A plain-text table, newest first, as ``modelfleet history`` prints it."""
+@dataclass(frozen=True)
+class RolloutOutcome:
+    """What the cluster did with one version (``status.history`` and the live status)."""
+
+    outcome: str  # Succeeded | Aborted | Rejected | Superseded | Reverted, or the live phase
+    started_at: str | None = None
+    finished_at: str | None = None
+    reason: str | None = None
+    model_digest: str | None = None
+    revision: str | None = None  # the commit status.source named when it ran
+    live: str | None = None  # "stable" (what gateways run now) or "target" (rolling out)
+    signer: str | None = None  # from the live verification of stable / target
+    issuer: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "startedAt": self.started_at,
+            "finishedAt": self.finished_at,
+            "reason": self.reason,
+            "modelDigest": self.model_digest,
+            "revision": self.revision,
+            "live": self.live,
+            "signer": self.signer,
+            "issuer": self.issuer,
+        }
+
+
+def _same_commit(a: str | None, b: str | None) -> bool:
+    return bool(a and b and len(min(a, b, key=len)) >= 7 and (a.startswith(b) or b.startswith(a)))
+
+
+def rollout_outcomes(
+    entries: list[HistoryEntry], release: Mapping[str, Any]
+) -> list[RolloutOutcome | None]:
+    """For each entry, the rollout of its version on the cluster (``None``: never ran there).
+
+    A ``status.history`` record belongs to the entry whose commit it names; records without a
+    commit match by version and digest (the newest record wins). The versions the release runs
+    now (``status.stable``) or rolls out (``status.target``) are marked ``live``."""
+    status = release.get("status") or {}
+    history = [h for h in status.get("history") or [] if isinstance(h, Mapping)]
+    live = {
+        key: snap
+        for key in ("stable", "target")
+        if isinstance(snap := status.get(key), Mapping) and snap.get("version")
+    }
+    out: list[RolloutOutcome | None] = []
+    for entry in entries:
+        by_commit = [h for h in history if _same_commit(h.get("revision"), entry.commit)]
+        by_version = [
+            h
+            for h in history
+            if not h.get("revision")
+            and h.get("version") == entry.version
+            and h.get("digest") == entry.digest
+        ]
+        matches = by_commit or by_version
+        found: Mapping[str, Any] | None = matches[-1] if matches else None
+        which = next(
+            (
+                k
+                for k, snap in live.items()
+                if snap.get("version") == entry.version and snap.get("digest") == entry.digest
+            ),
+            None,
+        )
+        if found is None and which is None:
+            out.append(None)
+            continue
+        snap = live.get(which or "") or {}
+        verification = snap.get("verification") or {}
+        if found is not None:
+            outcome = str(found.get("outcome") or "-")
+        elif which == "stable":
+            outcome = "Succeeded"
+        else:
+            outcome = str(status.get("phase") or "Pending")
+        out.append(
+            RolloutOutcome(
+                outcome=outcome,
+                started_at=(found or {}).get("startedAt") or snap.get("since"),
+                finished_at=(found or {}).get("finishedAt"),
+                reason=(found or {}).get("reason")
+                if found is not None
+                else (status.get("reason") if which == "target" else None),
+                model_digest=(found or {}).get("modelDigest") or verification.get("modelDigest"),
+                revision=(found or {}).get("revision"),
+                live=which,
+                signer=verification.get("signer"),
+                issuer=verification.get("issuer"),
+            )
+        )
+    return out
+
+
+def format_table(
+    entries: list[HistoryEntry], outcomes: list[RolloutOutcome | None] | None = None
+) -> str:
+    """A plain-text table, newest first, as ``modelfleet history`` prints it; with
+    ``outcomes`` (from the cluster), what happened to each version there too."""
+    if outcomes is not None:
+        return _table_with_outcomes(entries, outcomes)
     rows = [("COMMIT", "DATE", "AUTHOR", "VERSION", "DIGEST", "SIGNED", "SUBJECT")]
     for e in entries:
         digest = (e.digest or "-").removeprefix("sha256:")[:12]
@@ -209,3 +314,40 @@ def format_table(entries: list[HistoryEntry]) -> str:
         cells = [c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)]
         lines.append("  ".join([*cells, r[-1]]).rstrip())
     return "\n".join(lines)
+
+
+def _table_with_outcomes(entries: list[HistoryEntry], outcomes: list[RolloutOutcome | None]) -> str:
+    head = ("COMMIT", "DATE", "VERSION", "DIGEST", "SIGNED", "OUTCOME", "RAN", "VERIFIED BY")
+    rows = [(*head, "SUBJECT")]
+    for e, o in zip(entries, outcomes, strict=True):
+        digest = (e.digest or "-").removeprefix("sha256:")[:12]
+        signed = e.signature.meaning + (f" ({e.signature.signer})" if e.signature.signer else "")
+        if o is None:
+            outcome, ran, who = "-", "-", "-"
+        else:
+            outcome = o.outcome + (f" ({o.reason})" if o.reason and o.outcome != o.reason else "")
+            if o.live:
+                outcome += f" [{o.live}]"
+            ran = (o.started_at or "?")[:19] + " .. " + ((o.finished_at or "now")[:19])
+            who = o.signer or "-"
+            if who.startswith("sha256:"):  # a key's fingerprint
+                who = "key " + who.removeprefix("sha256:")[:12]
+        version = e.version if e.change != "removed" else "(removed)"
+        rows.append(
+            (
+                e.short,
+                e.date[:19],
+                version or "-",
+                digest,
+                signed,
+                outcome,
+                ran,
+                who,
+                e.subject[:60],
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join([*(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)), r[-1]]).rstrip()
+        for r in rows
+    )

@@ -52,6 +52,9 @@ async def test_agent_process_installs_reports_and_stops_on_sigterm(
     lines = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
     assert lines and all(doc["gateway"] == "gw-cli" for doc in lines)
     assert any("is active and healthy" in doc["message"] for doc in lines)
+    active = next(doc for doc in lines if "is active and healthy" in doc["message"])
+    assert (active["component"], active["version"]) == ("agent", "1.0")
+    assert active["model"] == "detector"
 
 
 def test_check_config_reports_the_policy(

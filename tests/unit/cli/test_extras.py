@@ -87,6 +87,8 @@ def _without(modules: list[str], *argv: str) -> subprocess.CompletedProcess[str]
         (["kubernetes"], ["fleet-api", "--namespace", "default"], "fleet"),
         (["git"], ["release", "--help"], "gitops"),
         (["kubernetes"], ["gateway", "list"], "fleet"),
+        (["kubernetes"], ["status", "--help"], "fleet"),
+        (["aiohttp"], ["status", "-n", "default"], "fleet"),
     ],
 )
 def test_a_missing_extra_is_one_actionable_line(blocked: list[str], argv: list[str], extra: str) -> None:  # fmt: skip

@@ -103,3 +103,49 @@ def test_table_and_json_forms(repo: GitRepo) -> None:
     assert "1.0.0" in table[1] and "1" * 12 in table[1]
     data = entries[0].to_json()
     assert data["version"] == "1.0.0" and data["signature"]["signed"] is False
+
+
+def test_rollout_outcomes_join_status_history_by_commit_then_by_version(repo: GitRepo) -> None:
+    from modelfleet.gitops.history import rollout_outcomes
+
+    c1 = repo.release("1.0.0", digest_of("1"))
+    repo.release("1.1.0", digest_of("2"))
+    c3 = repo.release("2.0.0", digest_of("3"))
+    repo.release("2.1.0", digest_of("4"))
+    entries = release_history(git.Repo(repo.path), REF)  # 2.1.0, 2.0.0, 1.1.0, 1.0.0
+    live = {
+        "status": {
+            "phase": "Progressing",
+            "reason": "Baking",
+            "stable": {"version": "1.0.0", "digest": digest_of("1"), "since": "2026-11-01T00:00:00Z",
+                       "verification": {"signer": "ci@example.com", "issuer": "https://issuer",
+                                        "modelDigest": "sha256:" + "m" * 64}},
+            "target": {"version": "2.1.0", "digest": digest_of("4"), "since": "2026-11-30T00:00:00Z"},
+            "history": [
+                {"version": "1.0.0", "digest": digest_of("1"), "outcome": "Succeeded",
+                 "revision": c1, "startedAt": "2026-10-01T00:00:00Z",
+                 "finishedAt": "2026-10-01T01:00:00Z"},
+                {"version": "2.0.0", "digest": digest_of("3"), "outcome": "Aborted",
+                 "revision": c3[:12], "reason": "ErrorRateExceeded",
+                 "startedAt": "2026-11-02T00:00:00Z", "finishedAt": "2026-11-02T00:10:00Z"},
+            ],
+        }
+    }  # fmt: skip
+    by_version = dict(
+        zip([e.version for e in entries], rollout_outcomes(entries, live), strict=True)
+    )
+    assert by_version["1.1.0"] is None  # never ran on this cluster
+    aborted = by_version["2.0.0"]
+    assert aborted is not None and (aborted.outcome, aborted.reason) == (
+        "Aborted",
+        "ErrorRateExceeded",
+    )
+    stable = by_version["1.0.0"]
+    assert stable is not None and (stable.outcome, stable.live) == ("Succeeded", "stable")
+    assert (stable.signer, stable.model_digest) == ("ci@example.com", "sha256:" + "m" * 64)
+    target = by_version["2.1.0"]
+    assert target is not None and (target.outcome, target.live) == ("Progressing", "target")
+    table = format_table(entries, rollout_outcomes(entries, live)).splitlines()
+    assert table[0].split()[:6] == ["COMMIT", "DATE", "VERSION", "DIGEST", "SIGNED", "OUTCOME"]
+    assert "Aborted (ErrorRateExceeded)" in table[2] and "Succeeded [stable]" in table[4]
+    assert "ci@example.com" in table[4]
