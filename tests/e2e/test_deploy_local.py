@@ -32,7 +32,7 @@ from modelfleet.demo.models import ModelShelf
 from modelfleet.demo.stack import SimulatorSettings, Stack
 from modelfleet.demo.watch import FleetView, Observer
 from modelfleet.devcluster import ControlPlane
-from modelfleet.devcluster.assets import find_assets
+from modelfleet.devcluster.assets import find_assets, use_existing_cluster
 from tests.integration.test_rbac_used import (
     ACCOUNTS,
     SYSTEM,
@@ -76,8 +76,13 @@ def image() -> str:
 
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    """A control plane of its own that writes an audit log of every request."""
-    cp = ControlPlane(assets=find_assets(), audit=True, workdir=tmp_path_factory.mktemp("cp"))
+    """A control plane of its own that writes an audit log of every request; with
+    ``USE_EXISTING_CLUSTER=true`` the current kubeconfig's cluster (e.g. ``modelfleet dev-cluster
+    up``'s), whose requests are not audited here."""
+    if use_existing_cluster():
+        cp = ControlPlane.from_environment()
+    else:
+        cp = ControlPlane(assets=find_assets(), audit=True, workdir=tmp_path_factory.mktemp("cp"))
     cp.start()
     try:
         yield cp
@@ -179,8 +184,10 @@ def test_deployed_containers_roll_out_abort_and_revert_with_the_shipped_rbac(
             assert not any("kubeconfig" in a for a in state[f"argv_{role}"])
         # The operator reads its trust material from the one Secret its Role names.
         public_key = shelf.public_key_pem
-        cp.kubectl("create", "secret", "generic", TRUST_SECRET, "-n", SYSTEM,
-                   f"--from-literal=release-key.pub={public_key}")  # fmt: skip
+        secret = cp.kubectl("create", "secret", "generic", TRUST_SECRET, "-n", SYSTEM,
+                            f"--from-literal=release-key.pub={public_key}",
+                            "--dry-run=client", "-o", "json").stdout  # fmt: skip
+        cp.kubectl("apply", "-f", "-", input=secret)
         policy = shelf.policy_manifest()
         policy["spec"]["authorities"][0]["key"] = {
             "secretRef": {"name": TRUST_SECRET, "key": "release-key.pub"}
@@ -223,7 +230,13 @@ def test_deployed_containers_roll_out_abort_and_revert_with_the_shipped_rbac(
         stack.stop()
         deploy("down", cp, workdir, image)
         served.close()
+        if cp.existing:
+            cp.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+            cp.kubectl("delete", "trustpolicy", shelf.policy_name, "--ignore-not-found",
+                       check=False)  # fmt: skip
 
+    if not cp.audit:
+        return  # an existing cluster: its audit log is not ours to read
     # What each ServiceAccount did, from the API server's audit log of this run.
     usage = audit_usage(cp.audit_log)
     for account in ACCOUNTS:
