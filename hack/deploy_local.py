@@ -10,7 +10,8 @@ the rendered manifests with ``podman run --network=host``:
   cluster CA and the namespace at /var/run/secrets/kubernetes.io/serviceaccount, and
   ``KUBERNETES_SERVICE_HOST``/``PORT``: in-cluster configuration, no kubeconfig;
 * its securityContext: ``--user`` runAsUser:runAsGroup, ``--read-only`` for
-  readOnlyRootFilesystem, ``--cap-drop ALL``, no-new-privileges; each emptyDir a ``--tmpfs``.
+  readOnlyRootFilesystem (without podman's own tmpfs mounts), ``--cap-drop ALL``,
+  no-new-privileges; each emptyDir a ``--tmpfs`` (memory limits are not applied).
 
 Pods have a network namespace each; on the host network the pod's fixed ports (8080, 8443, 9090)
 would collide, so every port is moved to a free loopback one by appending ``--liveness``,
@@ -111,7 +112,8 @@ def podman_flags(pod: dict[str, Any], container: dict[str, Any]) -> list[str]:
     if user is not None:
         flags += ["--user", f"{user}:{group if group is not None else user}"]
     if csc.get("readOnlyRootFilesystem"):
-        flags.append("--read-only")
+        # and no tmpfs of podman's own on /tmp, /var/tmp, /run: only the pod's emptyDirs
+        flags += ["--read-only", "--read-only-tmpfs=false"]
     for cap in (csc.get("capabilities") or {}).get("drop") or ():
         flags += ["--cap-drop", cap]
     if csc.get("allowPrivilegeEscalation") is False:
