@@ -55,10 +55,14 @@ fmt: install ## format the code
 demo: install envtest ## the whole loop in one command: Git commit -> verified rollout -> revert
 	$(PY) -m modelfleet demo
 
+deploy-local: install envtest podman ## manifests/ + operator and fleet API as containers (in-cluster tokens), then rollout -> abort -> revert
+	IMAGE=$(IMAGE) AGENT_IMAGE=$(AGENT_IMAGE) IMAGE_BASE=$(IMAGE_BASE) \
+	  $(PY) -m pytest tests/e2e/test_deploy_local.py -q $(PYTEST_ARGS)
+
 kind-e2e: install ## the e2e suite on kind with the same Dockerfile and manifests (needs Docker; not run here)
 	bash hack/kind-e2e.sh
 
 clean: ## remove the venv and caches inside the clone
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install envtest podman image test unit lint fmt demo kind-e2e clean
+.PHONY: help install envtest podman image test unit lint fmt demo deploy-local kind-e2e clean

@@ -225,7 +225,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g = p.add_argument_group("observability")
     g.add_argument(
         "--liveness", default=None, metavar="URL",
-        help="serve kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz",
+        help="serve /healthz (and the path given) and /readyz here, e.g. http://0.0.0.0:8080/healthz",
     )  # fmt: skip
     g.add_argument(
         "--metrics-port", type=int, default=0, metavar="PORT",

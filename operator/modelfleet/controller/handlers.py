@@ -59,6 +59,14 @@ class Runtime:
     reconciler: Reconciler | None = None
     gateways: GatewayCache | None = None
 
+    def ready(self) -> tuple[bool, str]:
+        """``/readyz``: started, and the EdgeGateways of every watched namespace listed."""
+        if self.reconciler is None or self.gateways is None:
+            return False, "starting"
+        if not self.gateways.synced.is_set():
+            return False, "edgegateways not listed yet"
+        return True, "ready"
+
 
 def denied_digests(body: Mapping[str, Any]) -> frozenset[str]:
     """A TrustPolicy's ``spec.deniedDigests`` (entries that are not strings match nothing)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -23,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import kopf
 
@@ -32,6 +32,7 @@ from modelfleet.controller.handlers import Runtime, build_registry
 from modelfleet.controller.kube import KubeClient, load_access
 from modelfleet.controller.leader import LeaderElector, LeadershipLost, LeaseSettings
 from modelfleet.controller.metrics import API_WRITES, LEADER, write_counts
+from modelfleet.controller.probes import serve_probes
 from modelfleet.controller.reconcile import Reconciler
 from modelfleet.controller.source import SourceLookup
 from modelfleet.controller.verifier import ArtifactVerifier, VerifierSettings, warm_up
@@ -81,17 +82,28 @@ def _post_event(body: Any, type_: str, reason: str, message: str) -> None:
     API_WRITES.labels(kind="event").inc()
 
 
+def _in_cluster_server() -> str:
+    host = os.environ["KUBERNETES_SERVICE_HOST"]
+    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
 def _install(registry: kopf.OperatorRegistry, runtime: Runtime, options: OperatorOptions) -> None:
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         if options.kubeconfig is not None:
             os.environ["KUBECONFIG"] = str(options.kubeconfig)  # read at call time by kopf
         elif not os.environ.get("KUBECONFIG") and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            return kopf.login_with_service_account(**kwargs)
+            info = kopf.login_with_service_account(**kwargs)
+            # kopf assumes https://kubernetes.default.svc (cluster DNS, port 443); use the
+            # address the kubelet gives, as the kubernetes client (controller.kube) does.
+            return None if info is None else dataclasses.replace(info, server=_in_cluster_server())
         return kopf.login_with_kubeconfig(**kwargs)
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+        if options.liveness:
+            memo["probes"] = await serve_probes(options.liveness, runtime.ready)
         settings.peering.standalone = True
         settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
@@ -147,26 +159,18 @@ def _install(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
         executor = memo.get("executor")
         if isinstance(executor, ThreadPoolExecutor):
             executor.shutdown(wait=False, cancel_futures=True)
+        probes = memo.get("probes")
+        if probes is not None:
+            await probes.cleanup()
         log.info("modelfleet operator stopped; API writes issued: %s", write_counts())
 
 
 async def _serve_standby_liveness(url: str | None) -> Any:
-    """While waiting for the Lease: answer the liveness URL (kopf serves it once leading)."""
+    """While waiting for the Lease: the probes, live and ready (a standby is ready to take over;
+    the leader serves them from kopf's startup once it holds the Lease)."""
     if not url:
         return None
-    from aiohttp import web
-
-    parts = urlsplit(url)
-
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"leader": False})
-
-    app = web.Application()
-    app.router.add_get(parts.path or "/", healthz)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, parts.hostname or "0.0.0.0", parts.port or 80).start()
-    return runner
+    return await serve_probes(url, lambda: (True, "standby: waiting for the Lease"))
 
 
 def _lost(reason: str) -> None:
@@ -235,7 +239,7 @@ def run(options: OperatorOptions) -> int:
         "standalone": True,
         "clusterwide": options.all_namespaces,
         "namespaces": () if options.all_namespaces else tuple(options.namespaces),
-        "liveness_endpoint": options.liveness,
+        "liveness_endpoint": None,  # /healthz and /readyz: controller.probes, from startup
         "memo": kopf.Memo(),
     }
     if options.lease is None:

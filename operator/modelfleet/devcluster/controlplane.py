@@ -80,6 +80,16 @@ def _terminate(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait(5)
 
 
+# One audit event per request, when it completed; metadata only (no bodies).
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+  - level: Metadata
+"""
+
+
 @dataclass
 class ControlPlane:
     """etcd + kube-apiserver in ``workdir``; ``start()`` / ``stop()``; usable as a context manager.
@@ -96,6 +106,9 @@ class ControlPlane:
     etcd_peer_port: int = 0
     apiserver_port: int = 0
     pki: ControlPlanePKI | None = None
+    # Write the API server's audit log (metadata of every request: who, verb, resource, name,
+    # response code) to ``workdir/audit.log``: what a process really used of its RBAC.
+    audit: bool = False
     etcd: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     apiserver: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _kubeconfig: Path | None = None
@@ -185,6 +198,15 @@ class ControlPlane:
             "--max-mutating-requests-inflight=500",
             "--v=0",
         ]
+        if self.audit:
+            policy = self.workdir / "audit-policy.yaml"
+            policy.write_text(AUDIT_POLICY)
+            args += [
+                f"--audit-policy-file={policy}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json",
+                "--audit-log-mode=blocking",
+            ]
         log_path = self.workdir / "kube-apiserver.log"
         self.apiserver = self._spawn(args, log_path, detach)
         ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
@@ -236,6 +258,12 @@ class ControlPlane:
             )
 
     # ----------------------------------------------------------------- clients
+    @property
+    def audit_log(self) -> Path:
+        """The audit log (JSON lines) when started with ``audit=True``."""
+        assert self.workdir is not None
+        return self.workdir / "audit.log"
+
     @property
     def server(self) -> str:
         return f"https://127.0.0.1:{self.apiserver_port}"

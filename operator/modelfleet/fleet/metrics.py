@@ -66,7 +66,8 @@ class FleetMetrics:
 
 
 def metrics_app(metrics: FleetMetrics, health: Callable[[], tuple[bool, str]]) -> web.Application:
-    """``/metrics`` (Prometheus text) and ``/healthz`` (200 when serving, 503 with a reason)."""
+    """``/metrics`` (Prometheus text), ``/healthz`` and ``/readyz`` (both 200 when serving: both
+    watches listed and the HTTPS port open; else 503 with a reason)."""
 
     async def metrics_handler(_: web.Request) -> web.Response:
         resp = web.Response(body=metrics.exposition())
@@ -80,4 +81,5 @@ def metrics_app(metrics: FleetMetrics, health: Callable[[], tuple[bool, str]]) -
     app = web.Application()
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", healthz)
     return app

@@ -1,0 +1,34 @@
+"""The fleet API's plain-HTTP probes (fleet.metrics.metrics_app), served for real on loopback:
+/readyz and /healthz answer 503 with the reason until the replica is ready (both watches listed,
+HTTPS port open; see ``Replica.ready``), then 200."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+from aiohttp import web
+
+from modelfleet.devcluster import free_port
+from modelfleet.fleet.metrics import FleetMetrics, metrics_app
+
+
+async def test_readyz_follows_the_replica_readiness() -> None:
+    state = (False, "edgegateways not listed yet")
+    runner = web.AppRunner(metrics_app(FleetMetrics(), lambda: state))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            for path in ("/readyz", "/healthz"):
+                async with session.get(f"http://127.0.0.1:{port}{path}") as resp:
+                    assert resp.status == 503
+                    body = json.loads(await resp.text())
+                    assert body == {"ok": False, "reason": "edgegateways not listed yet"}
+            state = (True, "serving")
+            for path in ("/readyz", "/healthz"):
+                async with session.get(f"http://127.0.0.1:{port}{path}") as resp:
+                    assert resp.status == 200
+    finally:
+        await runner.cleanup()
