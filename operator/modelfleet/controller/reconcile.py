@@ -33,8 +33,9 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from modelfleet.api import MODELRELEASE_PLURAL, parse_action, parse_release
+from modelfleet.controller import metrics
 from modelfleet.controller.kube import ApiError, KubeClient, custom_path
-from modelfleet.controller.metrics import PHASE_CHANGES, RECONCILE_SECONDS, RECONCILES
+from modelfleet.controller.metrics import RECONCILE_SECONDS, RECONCILES
 from modelfleet.controller.patching import (
     conditional,
     newer,
@@ -74,6 +75,8 @@ class _ReleaseState:
     """When (monotonic) this process last wrote the release's status."""
     verified: tuple[int, str, Verification] | None = None
     """(generation, digest, result) of the last verification, reused if a write must be retried."""
+    key: tuple[str, str] | None = None
+    """(namespace, name), to drop the release's metrics once it is deleted."""
 
 
 def needs_attention(body: Mapping[str, Any]) -> bool:
@@ -141,7 +144,9 @@ class Reconciler:
 
     def forget(self, uid: str) -> None:
         """Drop what is remembered about a deleted release."""
-        self._states.pop(uid, None)
+        state = self._states.pop(uid, None)
+        if state is not None and state.key is not None:
+            metrics.forget_release(*state.key)
         self._sources.forget(uid)
 
     def busy(self, uid: str) -> bool:
@@ -200,11 +205,14 @@ class Reconciler:
 
     async def _once(self, obj: Mapping[str, Any], state: _ReleaseState, fleet: FleetFn) -> str:
         release = await self._release(obj)
+        state.key = (release.namespace, release.name)
         # Whether the spec must be verified depends on spec and status only, never on the
         # fleet: a probe without gateways tells, without paying for a walk over the fleet.
         if decide(release, FleetView(), self._clock(), tuning=self._tuning).needs_verification:
             return await self._verify_then_decide(obj, release, state, fleet)
-        decision = decide(release, fleet(release.namespace), self._clock(), tuning=self._tuning)
+        now, view = self._clock(), fleet(release.namespace)
+        decision = decide(release, view, now, tuning=self._tuning)
+        metrics.observe_release(release, decision.status, view.gateways, now)
         if not decision.patch:
             return "unchanged"
         measured_only = not decision.events and observation_only(
@@ -241,13 +249,9 @@ class Reconciler:
         if release.generation != verification.generation:
             log.info("%s: spec changed during verification; deciding again", _where(obj))
             return await self._once(obj, state, fleet)
-        decision = decide(
-            release,
-            fleet(release.namespace),
-            self._clock(),
-            verification=verification,
-            tuning=self._tuning,
-        )
+        now, view = self._clock(), fleet(release.namespace)
+        decision = decide(release, view, now, verification=verification, tuning=self._tuning)
+        metrics.observe_release(release, decision.status, view.gateways, now)
         if not decision.patch:
             return "unchanged"
         await self._write(obj, state, release, decision)
@@ -292,7 +296,7 @@ class Reconciler:
         state.written_at = time.monotonic()
         old, new = release.status.phase, decision.status.phase
         if old != new:
-            PHASE_CHANGES.labels(phase=new.value).inc()
+            metrics.phase_changed(release, decision.status, self._clock())
             log.info(
                 "%s: %s -> %s (%s): %s",
                 _where(obj), old.value, new.value, decision.status.reason,
