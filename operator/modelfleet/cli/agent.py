@@ -68,6 +68,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "collectors",
     )
     parser.add_argument(
+        "--metrics-port", type=int, default=0, metavar="PORT",
+        help="serve the agent's Prometheus metrics (install stage durations, models by state) "
+        "on 127.0.0.1:PORT (--metrics-host to change the address)",
+    )  # fmt: skip
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
+    parser.add_argument(
         "--check-config",
         action="store_true",
         help="load the config, the TLS material and the trust policy, then exit",
@@ -113,6 +119,10 @@ def run(args: argparse.Namespace) -> int:
     if args.log_format == "json":
         for handler in logging.getLogger().handlers:
             handler.setFormatter(JSONFormatter(config.gateway))
+    if args.metrics_port:
+        from modelfleet.agent.metrics import serve
+
+        serve(args.metrics_port, args.metrics_host)
     return asyncio.run(_main(config, args.long_poll, args.inline_verification))
 
 
