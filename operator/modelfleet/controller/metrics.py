@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 
 from modelfleet.core import Gateway, Release, ReleaseStatus
 from modelfleet.core.phases import Phase
+from modelfleet.core.types import QuerySample
 
 API_WRITES = Counter(
     "modelfleet_operator_api_writes",
@@ -198,6 +199,21 @@ def observe_release(
         elif not any(_runs(g, release.spec.model, pending.version) for g in gateways):
             TIME_TO_ROLLBACK.observe(max(0.0, now.timestamp() - pending.at))
             del _aborted[(ns, name)]
+
+
+def observe_queries(release: Release, samples: Mapping[str, QuerySample | None]) -> None:
+    """Set the query gates' figures (``gate="query:<name>"``; no data leaves the last value)."""
+    ns, name = release.namespace, release.name
+    for gate in release.spec.gates.prometheus:
+        label = f"query:{gate.name}"
+        if gate.max is not None:
+            GATE_THRESHOLD.labels(ns, name, label + ":max").set(gate.max)
+        if gate.min is not None:
+            GATE_THRESHOLD.labels(ns, name, label + ":min").set(gate.min)
+        sample = samples.get(gate.name)
+        if sample is not None:
+            GATE_VALUE.labels(ns, name, label + ":high").set(sample.high)
+            GATE_VALUE.labels(ns, name, label + ":low").set(sample.low)
 
 
 def _runs(gateway: Gateway, model: str, version: str) -> bool:

@@ -42,11 +42,13 @@ from modelfleet.controller.patching import (
     observation_only,
     status_merge_patch,
 )
+from modelfleet.controller.promql import PrometheusQueries
 from modelfleet.controller.source import SourceLookup
 from modelfleet.controller.verifier import ArtifactVerifier
 from modelfleet.core import Release, ReleaseStatus, Verification, status_to_dict
 from modelfleet.core.decide import Decision, Event, FleetView, decide
 from modelfleet.core.gates import DEFAULT_TUNING, Tuning
+from modelfleet.core.phases import Phase
 from modelfleet.core.types import GENERATED_ACTION_ID
 
 log = logging.getLogger(__name__)
@@ -118,6 +120,10 @@ def _where(body: Mapping[str, Any]) -> str:
     return f"ModelRelease {meta.get('namespace')}/{meta.get('name')}"
 
 
+def _where_release(release: Release) -> str:
+    return f"ModelRelease {release.namespace}/{release.name}"
+
+
 class Reconciler:
     """Decides and applies, one release at a time (see the module docstring)."""
 
@@ -131,8 +137,11 @@ class Reconciler:
         tuning: Tuning = DEFAULT_TUNING,
         refresh: float = 10.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        queries: PrometheusQueries | None = None,
     ) -> None:
-        """``refresh``: seconds between writes that would only update measured values."""
+        """``refresh``: seconds between writes that would only update measured values;
+        ``queries``: where query gates are evaluated (None: they have no data)."""
+        self._queries = queries
         self._client = client
         self._verifier = verifier
         self._sources = sources
@@ -210,7 +219,8 @@ class Reconciler:
         # fleet: a probe without gateways tells, without paying for a walk over the fleet.
         if decide(release, FleetView(), self._clock(), tuning=self._tuning).needs_verification:
             return await self._verify_then_decide(obj, release, state, fleet)
-        now, view = self._clock(), fleet(release.namespace)
+        view = await self._view(release, fleet)
+        now = self._clock()
         decision = decide(release, view, now, tuning=self._tuning)
         metrics.observe_release(release, decision.status, view.gateways, now)
         if not decision.patch:
@@ -224,6 +234,21 @@ class Reconciler:
             obj, state, release, decision, kind="refresh" if measured_only else "status"
         )
         return "refreshed" if measured_only else "written"
+
+    async def _view(
+        self, release: Release, fleet: FleetFn, *, verifying: bool = False
+    ) -> FleetView:
+        """The namespace's fleet, with the query gates' figures while a rollout may be judged."""
+        view = fleet(release.namespace)
+        gates = release.spec.gates.prometheus
+        judged = (Phase.VERIFYING, Phase.PROGRESSING, Phase.PAUSED)
+        if not gates or not (verifying or release.status.phase in judged):
+            return view
+        if self._queries is None:
+            return view  # no --prometheus-url: no data, Inconclusive
+        samples = await self._queries.evaluate(gates, _where_release(release))
+        metrics.observe_queries(release, samples)
+        return replace(view, queries=samples)
 
     @staticmethod
     def _changed(decision: Decision) -> dict[str, Any]:
@@ -249,7 +274,8 @@ class Reconciler:
         if release.generation != verification.generation:
             log.info("%s: spec changed during verification; deciding again", _where(obj))
             return await self._once(obj, state, fleet)
-        now, view = self._clock(), fleet(release.namespace)
+        view = await self._view(release, fleet, verifying=True)
+        now = self._clock()
         decision = decide(release, view, now, verification=verification, tuning=self._tuning)
         metrics.observe_release(release, decision.status, view.gateways, now)
         if not decision.patch:

@@ -24,6 +24,7 @@ from modelfleet.controller.gateways import GatewayCache
 from modelfleet.controller.handlers import Runtime, build_registry
 from modelfleet.controller.kube import KubeClient, load_access
 from modelfleet.controller.metrics import API_WRITES, write_counts
+from modelfleet.controller.promql import PrometheusQueries
 from modelfleet.controller.reconcile import Reconciler
 from modelfleet.controller.source import SourceLookup
 from modelfleet.controller.verifier import ArtifactVerifier, VerifierSettings, warm_up
@@ -51,6 +52,7 @@ class OperatorOptions:
     log_format: str = "text"
     verbose: int = 0
     argocd_namespace: str = "argocd"
+    prometheus_url: str | None = None
 
 
 def _configure_logging(options: OperatorOptions) -> None:
@@ -111,6 +113,7 @@ def _install(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
             _post_event,
             tuning=options.tuning,
             refresh=options.status_refresh,
+            queries=PrometheusQueries(options.prometheus_url) if options.prometheus_url else None,
         )
         memo["client"] = client
         memo["executor"] = executor
