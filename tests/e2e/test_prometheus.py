@@ -46,6 +46,14 @@ def release(shelf: ModelShelf, version: str) -> dict[str, Any]:
     }
 
 
+def raw_status(observer: Observer) -> dict[str, Any]:
+    obj = observer.custom.get_namespaced_custom_object(
+        "modelfleet.dev", "v1alpha1", observer.namespace, "modelreleases", observer.name
+    )
+    status: dict[str, Any] = obj["status"]
+    return status
+
+
 def value(prom: Prometheus, expr: str) -> float:
     """The single value ``expr`` evaluates to (NaN when it returns nothing)."""
     result = prom.query(expr)
@@ -189,3 +197,90 @@ def test_prometheus_scrapes_the_operator_fleet_api_and_agents_through_a_rollout_
         # Dashboard: every panel query answers with data.
         for title, expr in dashboard_queries():
             assert prom.query(expr), f"panel {title!r}: no data for {expr}"
+
+
+def test_a_query_gate_on_the_fleets_telemetry_aborts_a_rollout_and_no_data_never_passes(
+    stack: Stack, shelf: ModelShelf, observer: Observer, tmp_path: Path
+) -> None:
+    """``gates.prometheus`` against the real Prometheus: the operator queries it (and core
+    judges): 1.0.0 passes the gate, 2.0.0 (every activation fails) is aborted by the query gate
+    alone (the built-in failed-gateway gate is set out of reach), and 3.0.0, whose query has no
+    data, holds its canary as Inconclusive instead of passing."""
+    operator_port, agents_port = free_port(), free_port()
+    stack.fleet_ca_init()
+    stack.start_fleet_api(FleetApiSettings())
+    targets = {"operator": f"127.0.0.1:{operator_port}", "agents": f"127.0.0.1:{agents_port}"}
+    with Prometheus(tmp_path / "prometheus", targets) as prom:
+        stack.start_operator(
+            OperatorSettings(
+                file_roots=(shelf.root,),
+                extra=(
+                    "--metrics-port", str(operator_port), "--metrics-host", "127.0.0.1",
+                    "--prometheus-url", prom.url,
+                    "--report-interval", "1",  # the simulator's: a short first-report grace
+                ),
+            )
+        )  # fmt: skip
+        stack.start_simulator(
+            SimulatorSettings(
+                gateways=10,
+                behaviour={"2.0.0": {"activationFailureRate": 1.0}},
+                extra=("--metrics-port", str(agents_port)),
+            ),
+            trust_policy=shelf.write_policy(tmp_path / "trust-policy.yaml"),
+        )
+        from kubernetes import client
+
+        client.CustomObjectsApi(stack.api).create_cluster_custom_object(
+            "modelfleet.dev", "v1alpha1", "trustpolicies", shelf.policy_manifest()
+        )
+        prom.wait(
+            lambda: value(prom, 'count(up{job=~"operator|agents"} == 1)') == 2,
+            60, "both targets up",
+        )  # fmt: skip
+        rolled_back = 'sum(modelfleet_agent_models{state="RolledBack"}) or vector(0)'
+
+        def gated(version: str, query: str) -> dict[str, Any]:
+            body = release(shelf, version)
+            body["spec"]["rollout"]["gates"] = {
+                "maxFailedGateways": 1000,
+                "minReportingRatio": 0.0,
+                "prometheus": [{"name": "rolled-back", "query": query, "max": 0}],
+            }
+            return body
+
+        apply_release(stack, gated("1.0.0", rolled_back))
+        wait_for(
+            observer, stack, lambda v: v.release.phase == "Succeeded" and v.all_on("1.0.0"),
+            timeout=120, what="1.0.0 through its query gate",
+        )  # fmt: skip
+
+        apply_release(stack, gated("2.0.0", rolled_back))
+        view = wait_for(
+            observer, stack, lambda v: v.release.phase == "Aborted" and v.all_on("1.0.0"),
+            timeout=120, what="2.0.0 aborted by its query gate",
+        )  # fmt: skip
+        assert view.release.gate_reason == "QueryGateFailed"
+        status = raw_status(observer)
+        assert status["reason"] == "QueryGateFailed"
+        assert "query gate rolled-back:" in status["message"]
+        assert "above max 0" in status["message"]
+        ns = stack.namespace
+        assert (
+            value(
+                prom,
+                f'modelfleet_operator_gate_value{{namespace="{ns}",gate="query:rolled-back:high"}}',
+            )
+            > 0
+        )
+
+        apply_release(stack, gated("3.0.0", 'sum(modelfleet_no_such_series{job="agents"})'))
+        wait_for(
+            observer, stack,
+            lambda v: v.release.spec_version == "3.0.0" and v.release.phase == "Paused",
+            timeout=120, what="3.0.0 held as Inconclusive without data",
+        )  # fmt: skip
+        status = raw_status(observer)
+        assert status["reason"] == "Inconclusive"
+        assert status["rollout"]["gates"]["reason"] == "QueryNoData"
+        assert status["rollout"]["step"] == 0
