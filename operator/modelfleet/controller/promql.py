@@ -49,23 +49,18 @@ class PrometheusQueries:
     def __init__(self, url: str, *, timeout: float = TIMEOUT_SECONDS) -> None:
         self.url = url.rstrip("/")
         self._timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
 
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def _scalar(self, expr: str) -> float | None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._timeout)
-            )
-        async with self._session.get(self.url + "/api/v1/query", params={"query": expr}) as r:
-            body = await r.content.read(MAX_ANSWER_BYTES + 1)
-            if len(body) > MAX_ANSWER_BYTES:
-                raise ValueError("answer too large")
-            doc: Any = json.loads(body)
+    async def _scalar(self, session: aiohttp.ClientSession, expr: str) -> float | None:
+        async with session.get(self.url + "/api/v1/query", params={"query": expr}) as r:
+            body = bytearray()
+            async for chunk in r.content.iter_any():
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise ValueError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+            try:
+                doc: Any = json.loads(body)
+            except RecursionError:
+                raise ValueError("answer nested too deeply") from None
         if not isinstance(doc, Mapping) or doc.get("status") != "success":
             error = doc.get("error") if isinstance(doc, Mapping) else None
             raise ValueError(f"HTTP {r.status}: {error or 'not a Prometheus answer'}")
@@ -75,11 +70,15 @@ class PrometheusQueries:
         value = float(result[0]["value"][1])
         return None if math.isnan(value) else value
 
-    async def sample(self, gate: QueryGate, where: str) -> QuerySample | None:
+    async def _sample(
+        self, session: aiohttp.ClientSession, gate: QueryGate, where: str
+    ) -> QuerySample | None:
         """The figures of ``gate`` now; None when there is no data (logged when an error)."""
         high_expr, low_expr = expressions(gate)
         try:
-            high, low = await asyncio.gather(self._scalar(high_expr), self._scalar(low_expr))
+            high, low = await asyncio.gather(
+                self._scalar(session, high_expr), self._scalar(session, low_expr)
+            )
         except (aiohttp.ClientError, TimeoutError, ValueError, TypeError, LookupError) as exc:
             log.warning("%s: query gate %s: no data (%s)", where, gate.name, exc)
             return None
@@ -91,5 +90,7 @@ class PrometheusQueries:
         self, gates: Sequence[QueryGate], where: str
     ) -> dict[str, QuerySample | None]:
         """Gate name → figures, for every gate (queried concurrently)."""
-        samples = await asyncio.gather(*(self.sample(g, where) for g in gates))
+        timeout = aiohttp.ClientTimeout(total=self._timeout)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            samples = await asyncio.gather(*(self._sample(session, g, where) for g in gates))
         return {g.name: s for g, s in zip(gates, samples, strict=True)}
