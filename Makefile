@@ -37,7 +37,10 @@ podman: ## install podman, runc and debootstrap with apt-get when missing (the i
 image: ## build the container images with podman: operator + fleet API, and the agent
 	@IMAGE=$(IMAGE) AGENT_IMAGE=$(AGENT_IMAGE) IMAGE_BASE=$(IMAGE_BASE) bash hack/image.sh >/dev/null
 
-test: install envtest podman ## run the whole test suite (unit, integration on a real API server, e2e)
+prometheus: ## install Debian's prometheus (prometheus + promtool) with apt-get when missing (monitoring tests)
+	@bash hack/ensure-prometheus.sh
+
+test: install envtest podman prometheus ## run the whole test suite (unit, integration on a real API server, e2e)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: install ## run only the fast unit tests
@@ -65,4 +68,4 @@ kind-e2e: install ## the e2e suite on kind with the same Dockerfile and manifest
 clean: ## remove the venv and caches inside the clone
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install envtest podman image test unit lint fmt demo deploy-local kind-e2e clean
+.PHONY: help install envtest podman prometheus image test unit lint fmt demo deploy-local kind-e2e clean

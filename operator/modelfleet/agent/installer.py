@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
+from modelfleet.agent import metrics
 from modelfleet.agent.clock import Backoff, isoformat
 from modelfleet.agent.context import Fetcher, InstallerContext
 from modelfleet.agent.download import DownloadError
@@ -88,6 +90,7 @@ class ModelInstaller:
             ),
             durable=state in SETTLED,
         )
+        metrics.MODEL_STATES.set(self.ctx.gateway, self.model, state.value)
         self.ctx.notify()
 
     def _healthy(self, slot: str | None) -> bool:
@@ -241,7 +244,9 @@ class ModelInstaller:
             slot_dir = self.slots.prepare(slot, keep_part=artifact_name + PART_SUFFIX)
             self._set(d, ModelState.DOWNLOADING)
             await self.ctx.verifier.prepare()
+            started = time.perf_counter()
             files = await self._download_with_retries(d, slot_dir)
+            metrics.observe("download", started, ok=files is not None)
             if files is None:
                 return False
             artifact, signature, attestations = files
@@ -259,7 +264,8 @@ class ModelInstaller:
             )
             durable = asyncio.create_task(self._make_durable(artifact))
             try:
-                verified = await self.ctx.verifier.verify(request)
+                with metrics.stage("verify"):
+                    verified = await self.ctx.verifier.verify(request)
                 await durable  # written back while verification read it
                 await self._make_durable(slot_dir, tree=True)
                 self.slots.write_marker(
@@ -372,8 +378,10 @@ class ModelInstaller:
         marker = slots.marker(slot)
         assert marker is not None and marker.digest == d.digest
         self._set(d, ModelState.ACTIVATING)
+        started = time.perf_counter()
         if slots.active_slot() != slot:
             slots.activate(slot, d.digest)
+            metrics.SLOT_SWITCHES.labels("activate").inc()
             log.info("%s: activated %s in slot %s", self._p(), d.version, slot)
             self._set(d, ModelState.ACTIVATING)
         path = slots.active_link / marker.model_path
@@ -386,6 +394,7 @@ class ModelInstaller:
                 gateway=self.ctx.gateway,
             )
         )
+        metrics.observe("activate", started, ok=result.ok)
         if result.ok:
             self._set_healthy(slot, d.digest)
             rec = self.ctx.state.get(self.model)
@@ -401,6 +410,7 @@ class ModelInstaller:
             fmarker = slots.marker(fallback)
             assert fmarker is not None
             slots.activate(fallback, fmarker.digest)
+            metrics.SLOT_SWITCHES.labels("rollback").inc()
             reason = (
                 f"{result.reason}; rolled back to {fmarker.version} ({fmarker.digest}) "
                 f"in slot {fallback}"

@@ -29,6 +29,7 @@ from modelfleet.core.types import (
     Action,
     ActionKind,
     Gates,
+    QueryGate,
     Release,
     ReleaseSpec,
     RollbackMode,
@@ -119,6 +120,33 @@ def _steps(rollout: Node) -> tuple[Step, ...]:
     return tuple(steps)
 
 
+MAX_QUERY_GATES = 10
+MAX_QUERY_LENGTH = 2000
+
+
+def _query_gates(gates: Node) -> tuple[QueryGate, ...]:
+    out: list[QueryGate] = []
+    nodes = gates.nodes("prometheus")
+    if len(nodes) > MAX_QUERY_GATES:
+        raise gates.error("prometheus", f"at most {MAX_QUERY_GATES} query gates")
+    for node in nodes:
+        name = node.required_string("name")
+        if not _DNS_LABEL.fullmatch(name) or len(name) > 63:
+            raise node.error("name", f"{name!r} must be a DNS label (lowercase, digits, '-')")
+        if any(g.name == name for g in out):
+            raise node.error("name", f"query gate name {name!r} is used twice")
+        query = node.required_string("query")
+        if not query.strip() or len(query) > MAX_QUERY_LENGTH:
+            raise node.error("query", f"must be a PromQL expression of 1-{MAX_QUERY_LENGTH} chars")
+        high, low = node.number("max"), node.number("min")
+        if high is None and low is None:
+            raise node.error("max", "a query gate needs max, min or both")
+        if high is not None and low is not None and low > high:
+            raise node.error("min", f"min {low:g} is above max {high:g}")
+        out.append(QueryGate(name, query, high, low, _duration(node, "for") or timedelta(0)))
+    return tuple(out)
+
+
 def _gates(node: Node | None) -> Gates:
     if node is None:
         return Gates()
@@ -134,6 +162,7 @@ def _gates(node: Node | None) -> Gates:
         min_reporting_ratio=defaults.min_reporting_ratio if min_ratio is None else min_ratio,
         min_requests=defaults.min_requests if min_requests is None else min_requests,
         progress_deadline=_duration(node, "progressDeadline"),
+        prometheus=_query_gates(node),
     )
 
 

@@ -69,6 +69,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "and the release/version being handled; see docs/status.md), for log collectors",
     )
     parser.add_argument(
+        "--metrics-port", type=int, default=0, metavar="PORT",
+        help="serve the agent's Prometheus metrics (install stage durations, models by state) "
+        "on 127.0.0.1:PORT (--metrics-host to change the address)",
+    )  # fmt: skip
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
+    parser.add_argument(
         "--check-config",
         action="store_true",
         help="load the config, the TLS material and the trust policy, then exit",
@@ -92,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
     if logging.getLogger().level > logging.INFO:
         logging.getLogger("modelfleet").setLevel(logging.INFO)
     configure_logging(args.log_format, component="agent", fields={"gateway": config.gateway})
+    if args.metrics_port:
+        from modelfleet.agent.metrics import serve
+
+        serve(args.metrics_port, args.metrics_host)
     return asyncio.run(_main(config, args.long_poll, args.inline_verification))
 
 

@@ -96,8 +96,15 @@ def _run(args: argparse.Namespace) -> int:
             log_format=args.log_format,
             verbose=args.verbose,
             argocd_namespace=args.argocd_namespace,
+            prometheus_url=_prometheus_url(args.prometheus_url),
         )
     )
+
+
+def _prometheus_url(url: str | None) -> str | None:
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"--prometheus-url {url!r} must start with http:// or https://")
+    return url
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -233,6 +240,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "0 = off",
     )  # fmt: skip
     g.add_argument("--metrics-host", default="0.0.0.0", help="address for --metrics-port")
+    g.add_argument(
+        "--prometheus-url", default=None, metavar="URL",
+        help="Prometheus that spec.rollout.gates.prometheus queries run against, e.g. "
+        "http://prometheus.monitoring:9090 (without it, query gates have no data: Inconclusive)",
+    )  # fmt: skip
     g.add_argument(
         "--log-format", choices=("text", "json"), default="text",
         help="json: one JSON object per line with release, version and commit fields, for log "

@@ -156,6 +156,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="verify every artifact fully in every agent (no shared verified-digest cache)",
     )  # fmt: skip
     run.add_argument(
+        "--metrics-port", type=int, default=0, metavar="PORT",
+        help="serve the agents' Prometheus metrics (stage durations, models by state) on PORT",
+    )  # fmt: skip
+    run.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
+    run.add_argument(
         "--fsync",
         action="store_true",
         help="fsync state, markers and slots like a real gateway (slow for many gateways)",
@@ -269,6 +274,10 @@ def handle(args: argparse.Namespace) -> int:
     )
     if logging.getLogger().level > logging.INFO:  # N agents are chatty: only problems, unless -v
         logging.getLogger("modelfleet.agent").setLevel(logging.ERROR)
+    if args.metrics_port:
+        from modelfleet.agent.metrics import serve
+
+        serve(args.metrics_port, args.metrics_host)
     return asyncio.run(_main(configs, options, args.duration, args.progress))
 
 

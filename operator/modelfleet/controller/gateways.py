@@ -27,7 +27,7 @@ from typing import Any
 from modelfleet.api import EDGEGATEWAY_PLURAL
 from modelfleet.api.gateway import readable_gateway
 from modelfleet.controller.kube import ApiError, KubeClient, WatchExpired, custom_path
-from modelfleet.controller.metrics import INDEXED_GATEWAYS
+from modelfleet.controller.metrics import FLEET, INDEXED_GATEWAYS
 from modelfleet.core import Gateway
 from modelfleet.errors import ConfigError
 
@@ -55,6 +55,7 @@ class GatewayCache:
         self._views: dict[str, tuple[Gateway, ...]] = {}
         self._listed: set[str | None] = set()
         self.synced = asyncio.Event()
+        FLEET.track(self)
 
     def get(self, namespace: str) -> tuple[Gateway, ...]:
         """The gateways of ``namespace`` (a cached tuple, rebuilt after a change)."""
@@ -63,6 +64,10 @@ class GatewayCache:
             view = tuple(self._by_ns.get(namespace, {}).values())
             self._views[namespace] = view
         return view
+
+    def namespaces(self) -> list[str]:
+        """The namespaces holding gateways now."""
+        return sorted(self._by_ns)
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._by_ns.values())

@@ -6,11 +6,30 @@ status patch updating measured values only, at most every ``--status-refresh`` s
 ``event`` (Kubernetes Events), ``lease`` (leader election: acquiring, renewing, releasing).
 Decisions must not grow with the fleet size, since cohort membership is computed and never
 written per gateway.
+
+Label sets stay bounded: per-release series carry ``namespace`` and ``release`` (a few releases
+per namespace), fleet-wide series carry model, version and state, never a gateway name.
+:func:`observe_release` (every decision) and :func:`phase_changed` (every stored phase change)
+feed the release series from what ``decide`` returned; :class:`FleetCollector` counts the
+operator's gateway index at scrape time, so the fleet costs nothing between scrapes.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from modelfleet.core import Gateway, Release, ReleaseStatus
+from modelfleet.core.phases import Phase
+from modelfleet.core.types import QuerySample
 
 API_WRITES = Counter(
     "modelfleet_operator_api_writes",
@@ -29,8 +48,9 @@ RECONCILE_SECONDS = Histogram(
 )
 VERIFICATIONS = Counter(
     "modelfleet_operator_verifications",
-    "Artifact verifications, by result (verified, rejected, error).",
-    ["result"],
+    "Artifact verifications, by result (verified, rejected, error) and check: the check that "
+    "refused the artifact (digest, signature, provenance...), 'none' when verified.",
+    ["result", "check"],
 )
 PHASE_CHANGES = Counter(
     "modelfleet_operator_phase_changes",
@@ -41,6 +61,72 @@ INDEXED_GATEWAYS = Gauge(
     "modelfleet_operator_indexed_gateways",
     "EdgeGateways currently held in the operator's index.",
 )
+RELEASE_PHASE = Gauge(
+    "modelfleet_operator_release_phase",
+    "1 for the current phase of each ModelRelease, 0 for the other phases.",
+    ["namespace", "release", "phase"],
+)
+RELEASE_STEP = Gauge(
+    "modelfleet_operator_release_step",
+    "Index of the current rollout step (0 = first) of each ModelRelease.",
+    ["namespace", "release"],
+)
+RELEASE_STEPS = Gauge(
+    "modelfleet_operator_release_steps",
+    "Number of rollout steps in each ModelRelease's spec.",
+    ["namespace", "release"],
+)
+RELEASE_STEP_STARTED = Gauge(
+    "modelfleet_operator_release_step_started_timestamp_seconds",
+    "When the current rollout step started (Unix time; 0 when no step runs).",
+    ["namespace", "release"],
+)
+COHORT_GATEWAYS = Gauge(
+    "modelfleet_operator_cohort_gateways",
+    "Gateways per cohort of each ModelRelease, by count (assigned, active, failed, reporting).",
+    ["namespace", "release", "cohort", "count"],
+)
+GATE_EVALUATIONS = Counter(
+    "modelfleet_operator_gate_evaluations",
+    "Gate evaluations of the cohorts told the target version, by result "
+    "(Pass, Fail, Inconclusive, Wait).",
+    ["namespace", "release", "result"],
+)
+GATE_VALUE = Gauge(
+    "modelfleet_operator_gate_value",
+    "The last measured value of each gate (failed_gateways, error_rate, latency_p95_seconds, "
+    "drift_score, reporting_ratio, requests).",
+    ["namespace", "release", "gate"],
+)
+GATE_THRESHOLD = Gauge(
+    "modelfleet_operator_gate_threshold",
+    "The threshold of each gate set in spec.rollout.gates (max_* are upper, min_* lower bounds).",
+    ["namespace", "release", "gate"],
+)
+TIME_TO_ABORT = Histogram(
+    "modelfleet_operator_time_to_abort_seconds",
+    "From the start of a version's rollout to its abort.",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200),
+)
+TIME_TO_ROLLBACK = Histogram(
+    "modelfleet_operator_time_to_rollback_seconds",
+    "From an abort to the moment no gateway runs the aborted version any more.",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600),
+)
+SILENT_AFTER_SECONDS = 300.0
+"""A gateway not seen for longer than this counts in ``modelfleet_operator_gateways_silent``."""
+
+_PER_RELEASE = (RELEASE_PHASE, RELEASE_STEP, RELEASE_STEPS, RELEASE_STEP_STARTED)
+_PER_RELEASE_EXTRA = (COHORT_GATEWAYS, GATE_EVALUATIONS, GATE_VALUE, GATE_THRESHOLD)
+
+
+@dataclass
+class _Aborted:
+    version: str
+    at: float  # Unix time
+
+
+_aborted: dict[tuple[str, str], _Aborted] = {}
 
 LEADER = Gauge(
     "modelfleet_operator_leader",
@@ -56,3 +142,182 @@ def write_counts() -> dict[str, int]:
             if sample.name.endswith("_total"):
                 out[sample.labels["kind"]] = int(sample.value)
     return out
+
+
+def verification(result: str, check: str = "none") -> None:
+    """Count one verification (``check``: the failed check of a rejection or an error)."""
+    VERIFICATIONS.labels(result=result, check=check).inc()
+
+
+def _unix(at: datetime | None) -> float:
+    return at.timestamp() if at is not None else 0.0
+
+
+def observe_release(
+    release: Release, status: ReleaseStatus, gateways: Sequence[Gateway], now: datetime
+) -> None:
+    """Set the per-release series from a decision's ``status``; finish a rollback timer when
+    no gateway of the fleet runs the aborted version any more."""
+    ns, name = release.namespace, release.name
+    for phase in Phase:
+        RELEASE_PHASE.labels(ns, name, phase.value).set(1.0 if status.phase == phase else 0.0)
+    rollout = status.rollout
+    RELEASE_STEP.labels(ns, name).set(rollout.step)
+    RELEASE_STEPS.labels(ns, name).set(len(release.spec.steps))
+    RELEASE_STEP_STARTED.labels(ns, name).set(_unix(rollout.step_started_at))
+    for cohort in rollout.cohorts:
+        for count in ("assigned", "active", "failed", "reporting"):
+            COHORT_GATEWAYS.labels(ns, name, cohort.name, count).set(getattr(cohort, count))
+    gates = release.spec.gates
+    thresholds: Mapping[str, float | None] = {
+        "max_failed_gateways": gates.max_failed_gateways,
+        "max_error_rate": gates.max_error_rate,
+        "max_latency_p95_seconds": (
+            gates.max_latency_p95_ms / 1000 if gates.max_latency_p95_ms is not None else None
+        ),
+        "max_drift_score": gates.max_drift_score,
+        "min_reporting_ratio": gates.min_reporting_ratio,
+        "min_requests": gates.min_requests,
+    }
+    for gate, threshold in thresholds.items():
+        if threshold is not None:
+            GATE_THRESHOLD.labels(ns, name, gate).set(threshold)
+    measured = rollout.gates
+    if measured is not None:
+        GATE_EVALUATIONS.labels(ns, name, measured.result.value).inc()
+        values: Mapping[str, float | None] = {
+            "failed_gateways": measured.failed_gateways,
+            "error_rate": measured.error_rate,
+            "latency_p95_seconds": (
+                measured.latency_p95_ms / 1000 if measured.latency_p95_ms is not None else None
+            ),
+            "drift_score": measured.drift_score,
+            "reporting_ratio": measured.reporting_ratio,
+            "requests": measured.requests,
+        }
+        for gate, value in values.items():
+            if value is not None:
+                GATE_VALUE.labels(ns, name, gate).set(value)
+    pending = _aborted.get((ns, name))
+    if pending is not None:
+        if status.phase != Phase.ABORTED:
+            del _aborted[(ns, name)]  # retried or superseded before the fleet went back
+        elif not any(_runs(g, release.spec.model, pending.version) for g in gateways):
+            TIME_TO_ROLLBACK.observe(max(0.0, now.timestamp() - pending.at))
+            del _aborted[(ns, name)]
+
+
+def observe_queries(release: Release, samples: Mapping[str, QuerySample | None]) -> None:
+    """Set the query gates' figures (``gate="query:<name>"``; no data leaves the last value)."""
+    ns, name = release.namespace, release.name
+    for gate in release.spec.gates.prometheus:
+        label = f"query:{gate.name}"
+        if gate.max is not None:
+            GATE_THRESHOLD.labels(ns, name, label + ":max").set(gate.max)
+        if gate.min is not None:
+            GATE_THRESHOLD.labels(ns, name, label + ":min").set(gate.min)
+        sample = samples.get(gate.name)
+        if sample is not None:
+            GATE_VALUE.labels(ns, name, label + ":high").set(sample.high)
+            GATE_VALUE.labels(ns, name, label + ":low").set(sample.low)
+
+
+def _runs(gateway: Gateway, model: str, version: str) -> bool:
+    state = gateway.models.get(model)
+    return state is not None and state.version == version
+
+
+def phase_changed(release: Release, new: ReleaseStatus, now: datetime) -> None:
+    """A phase change was stored: count it; on an abort, observe the time to abort and start
+    the rollback timer."""
+    PHASE_CHANGES.labels(phase=new.phase.value).inc()
+    if new.phase != Phase.ABORTED:
+        return
+    old = release.status
+    target = old.target
+    if target is None:
+        return
+    started = target.since or old.rollout.step_started_at
+    if started is not None:
+        TIME_TO_ABORT.observe(max(0.0, (now - started).total_seconds()))
+    _aborted[(release.namespace, release.name)] = _Aborted(target.version, now.timestamp())
+
+
+def forget_release(namespace: str, name: str) -> None:
+    """Drop the series of a deleted release (label sets stay bounded by the live releases)."""
+    _aborted.pop((namespace, name), None)
+    for gauge in _PER_RELEASE:
+        _remove_matching(gauge, namespace, name)
+    for metric in _PER_RELEASE_EXTRA:
+        _remove_matching(metric, namespace, name)
+
+
+def _remove_matching(metric: Gauge | Counter, namespace: str, name: str) -> None:
+    for family in metric.collect():
+        seen: set[tuple[str, ...]] = set()
+        for sample in family.samples:
+            labels = sample.labels
+            if labels.get("namespace") == namespace and labels.get("release") == name:
+                key = tuple(labels[n] for n in metric._labelnames)
+                if key not in seen:
+                    seen.add(key)
+                    metric.remove(*key)
+
+
+class GatewaySource(Protocol):
+    """What :class:`FleetCollector` reads: the operator's gateway index."""
+
+    def namespaces(self) -> Sequence[str]: ...
+
+    def get(self, namespace: str) -> tuple[Gateway, ...]: ...
+
+
+class FleetCollector(Collector):
+    """Gateways per model, version and reported state, and silent gateways, per namespace,
+    counted from the gateway index when Prometheus scrapes (no gateway name as a label)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._source: GatewaySource | None = None
+        self._clock = clock
+
+    def track(self, source: GatewaySource) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        models = GaugeMetricFamily(
+            "modelfleet_operator_gateway_models",
+            "Gateways per namespace, model, version and reported state.",
+            labels=["namespace", "model", "version", "state"],
+        )
+        silent = GaugeMetricFamily(
+            "modelfleet_operator_gateways_silent",
+            f"Gateways not seen for more than {SILENT_AFTER_SECONDS:g}s (or never), per namespace.",
+            labels=["namespace"],
+        )
+        total = GaugeMetricFamily(
+            "modelfleet_operator_gateways", "Gateways per namespace.", labels=["namespace"]
+        )
+        source = self._source
+        if source is not None:
+            now = self._clock()
+            for ns in source.namespaces():
+                gateways = source.get(ns)
+                tally: Tally[tuple[str, str, str]] = Tally()
+                quiet = 0
+                for gateway in gateways:
+                    for model, state in gateway.models.items():
+                        tally[(model, state.version or "", state.state.value)] += 1
+                    seen = gateway.last_seen
+                    if seen is None or now - seen.timestamp() > SILENT_AFTER_SECONDS:
+                        quiet += 1
+                for (model, version, kind), n in sorted(tally.items()):
+                    models.add_metric([ns, model, version, kind], n)
+                silent.add_metric([ns], quiet)
+                total.add_metric([ns], len(gateways))
+        yield models
+        yield silent
+        yield total
+
+
+FLEET = FleetCollector()
+REGISTRY.register(FLEET)

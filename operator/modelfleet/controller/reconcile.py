@@ -38,19 +38,22 @@ from modelfleet.api import (
     parse_action,
     parse_release,
 )
+from modelfleet.controller import metrics
 from modelfleet.controller.kube import ApiError, KubeClient, custom_path
-from modelfleet.controller.metrics import PHASE_CHANGES, RECONCILE_SECONDS, RECONCILES
+from modelfleet.controller.metrics import RECONCILE_SECONDS, RECONCILES
 from modelfleet.controller.patching import (
     conditional,
     newer,
     observation_only,
     status_merge_patch,
 )
+from modelfleet.controller.promql import PrometheusQueries
 from modelfleet.controller.source import SourceLookup
 from modelfleet.controller.verifier import ArtifactVerifier
 from modelfleet.core import Release, ReleaseStatus, Verification, status_to_dict
 from modelfleet.core.decide import Decision, Event, FleetView, decide
 from modelfleet.core.gates import DEFAULT_TUNING, Tuning
+from modelfleet.core.phases import Phase
 from modelfleet.core.types import GENERATED_ACTION_ID
 from modelfleet.logs import log_fields
 
@@ -80,6 +83,8 @@ class _ReleaseState:
     """When (monotonic) this process last wrote the release's status."""
     verified: tuple[int, str, Verification] | None = None
     """(generation, digest, result) of the last verification, reused if a write must be retried."""
+    key: tuple[str, str] | None = None
+    """(namespace, name), to drop the release's metrics once it is deleted."""
 
 
 def needs_attention(body: Mapping[str, Any]) -> bool:
@@ -121,6 +126,10 @@ def _where(body: Mapping[str, Any]) -> str:
     return f"ModelRelease {meta.get('namespace')}/{meta.get('name')}"
 
 
+def _where_release(release: Release) -> str:
+    return f"ModelRelease {release.namespace}/{release.name}"
+
+
 class Reconciler:
     """Decides and applies, one release at a time (see the module docstring)."""
 
@@ -134,8 +143,11 @@ class Reconciler:
         tuning: Tuning = DEFAULT_TUNING,
         refresh: float = 10.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        queries: PrometheusQueries | None = None,
     ) -> None:
-        """``refresh``: seconds between writes that would only update measured values."""
+        """``refresh``: seconds between writes that would only update measured values;
+        ``queries``: where query gates are evaluated (None: they have no data)."""
+        self._queries = queries
         self._client = client
         self._verifier = verifier
         self._sources = sources
@@ -147,7 +159,9 @@ class Reconciler:
 
     def forget(self, uid: str) -> None:
         """Drop what is remembered about a deleted release."""
-        self._states.pop(uid, None)
+        state = self._states.pop(uid, None)
+        if state is not None and state.key is not None:
+            metrics.forget_release(*state.key)
         self._sources.forget(uid)
 
     def busy(self, uid: str) -> bool:
@@ -207,11 +221,15 @@ class Reconciler:
 
     async def _once(self, obj: Mapping[str, Any], state: _ReleaseState, fleet: FleetFn) -> str:
         release = await self._release(obj)
+        state.key = (release.namespace, release.name)
         # Whether the spec must be verified depends on spec and status only, never on the
         # fleet: a probe without gateways tells, without paying for a walk over the fleet.
         if decide(release, FleetView(), self._clock(), tuning=self._tuning).needs_verification:
             return await self._verify_then_decide(obj, release, state, fleet)
-        decision = decide(release, fleet(release.namespace), self._clock(), tuning=self._tuning)
+        view = await self._view(release, fleet)
+        now = self._clock()
+        decision = decide(release, view, now, tuning=self._tuning)
+        metrics.observe_release(release, decision.status, view.gateways, now)
         if not decision.patch:
             return "unchanged"
         measured_only = not decision.events and observation_only(
@@ -223,6 +241,21 @@ class Reconciler:
             obj, state, release, decision, kind="refresh" if measured_only else "status"
         )
         return "refreshed" if measured_only else "written"
+
+    async def _view(
+        self, release: Release, fleet: FleetFn, *, verifying: bool = False
+    ) -> FleetView:
+        """The namespace's fleet, with the query gates' figures while a rollout may be judged."""
+        view = fleet(release.namespace)
+        gates = release.spec.gates.prometheus
+        judged = (Phase.VERIFYING, Phase.PROGRESSING, Phase.PAUSED)
+        if not gates or not (verifying or release.status.phase in judged):
+            return view
+        if self._queries is None:
+            return view  # no --prometheus-url: no data, Inconclusive
+        samples = await self._queries.evaluate(gates, _where_release(release))
+        metrics.observe_queries(release, samples)
+        return replace(view, queries=samples)
 
     @staticmethod
     def _changed(decision: Decision) -> dict[str, Any]:
@@ -248,13 +281,10 @@ class Reconciler:
         if release.generation != verification.generation:
             log.info("%s: spec changed during verification; deciding again", _where(obj))
             return await self._once(obj, state, fleet)
-        decision = decide(
-            release,
-            fleet(release.namespace),
-            self._clock(),
-            verification=verification,
-            tuning=self._tuning,
-        )
+        view = await self._view(release, fleet, verifying=True)
+        now = self._clock()
+        decision = decide(release, view, now, verification=verification, tuning=self._tuning)
+        metrics.observe_release(release, decision.status, view.gateways, now)
         if not decision.patch:
             return "unchanged"
         await self._write(obj, state, release, decision)
@@ -299,7 +329,7 @@ class Reconciler:
         state.written_at = time.monotonic()
         old, new = release.status.phase, decision.status.phase
         if old != new:
-            PHASE_CHANGES.labels(phase=new.value).inc()
+            metrics.phase_changed(release, decision.status, self._clock())
             log.info(
                 "%s: %s -> %s (%s): %s",
                 _where(obj), old.value, new.value, decision.status.reason,

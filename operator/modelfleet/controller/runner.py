@@ -33,6 +33,7 @@ from modelfleet.controller.kube import KubeClient, load_access
 from modelfleet.controller.leader import LeaderElector, LeadershipLost, LeaseSettings
 from modelfleet.controller.metrics import API_WRITES, LEADER, write_counts
 from modelfleet.controller.probes import serve_probes
+from modelfleet.controller.promql import PrometheusQueries
 from modelfleet.controller.reconcile import Reconciler
 from modelfleet.controller.source import SourceLookup
 from modelfleet.controller.verifier import ArtifactVerifier, VerifierSettings, warm_up
@@ -63,6 +64,7 @@ class OperatorOptions:
     argocd_namespace: str = "argocd"
     lease: LeaseSettings | None = None
     """Leader election on this Lease; None: run at once (one replica)."""
+    prometheus_url: str | None = None
 
 
 def _configure_logging(options: OperatorOptions) -> None:
@@ -136,6 +138,7 @@ def _install(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
             _post_event,
             tuning=options.tuning,
             refresh=options.status_refresh,
+            queries=PrometheusQueries(options.prometheus_url) if options.prometheus_url else None,
         )
         memo["client"] = client
         memo["executor"] = executor

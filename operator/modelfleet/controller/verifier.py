@@ -40,9 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from modelfleet.api import TRUSTPOLICY_PLURAL
+from modelfleet.controller import metrics
 from modelfleet.controller.errors import VerificationPending
 from modelfleet.controller.kube import ApiError, KubeAccess, KubeClient, custom_path
-from modelfleet.controller.metrics import VERIFICATIONS
 from modelfleet.core import Provenance, ReleaseSpec, Verification
 from modelfleet.fetch import Fetcher, FetchError, FetchLimits, FetchPolicy
 from modelfleet.trust import (
@@ -223,26 +223,26 @@ class ArtifactVerifier:
             async with asyncio.timeout(self._settings.timeout):
                 result = await self._verify(spec, where, namespace, revoked_models or {})
         except TimeoutError:
-            VERIFICATIONS.labels(result="error").inc()
+            metrics.verification("error", "timeout")
             raise VerificationPending(
                 f"{where}: verification of {spec.version} did not finish within "
                 f"{self._settings.timeout:g}s; retrying"
             ) from None
         except VerificationError as exc:
-            VERIFICATIONS.labels(result="rejected").inc()
+            metrics.verification("rejected", exc.check)
             log.warning("%s: %s refused: %s", where, spec.version, exc)
             return rejection(spec.digest, str(exc))
         except FetchError as exc:
             if exc.transient:
-                VERIFICATIONS.labels(result="error").inc()
+                metrics.verification("error", "fetch")
                 raise VerificationPending(f"{where}: {exc.diagnostics()}; retrying") from exc
-            VERIFICATIONS.labels(result="rejected").inc()
+            metrics.verification("rejected", "fetch")
             log.warning("%s: %s refused: %s", where, spec.version, exc)
             return rejection(spec.digest, exc.summary)
         except ApiError:
-            VERIFICATIONS.labels(result="error").inc()
+            metrics.verification("error", "api")
             raise
-        VERIFICATIONS.labels(result="verified").inc()
+        metrics.verification("verified")
         log.info("%s: %s verified (%s, signer %s)", where, spec.version, result.authority,
                  result.signer)  # fmt: skip
         return result

@@ -390,8 +390,8 @@ class _Decider:
         if self.st.reason == "PausedBySpec" and not spec.paused:
             # Resuming: the deadline clock restarts; the time spent paused is no lack of progress.
             self._rollout(step_started_at=self.now, inconclusive_since=None)
-        verdict = judge(spec.gates, self.m, self.now)
-        why = explain(spec.gates, verdict, self.m)
+        verdict = judge(spec.gates, self.m, self.now, self.fleet.queries)
+        why = explain(spec.gates, verdict, self.m, self.fleet.queries)
         self._record_gates(verdict)
         if verdict.result is GateResult.FAIL:
             self._abort(verdict.reason, why)

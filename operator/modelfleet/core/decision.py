@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from modelfleet.core.gates import Measurement
-from modelfleet.core.types import Gateway, Release, ReleaseStatus
+from modelfleet.core.types import Gateway, QuerySample, Release, ReleaseStatus
 
 NORMAL = "Normal"
 WARNING = "Warning"
@@ -37,6 +37,9 @@ class FleetView:
     revocations: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """TrustPolicy name → its ``deniedDigests`` now (the controller watches TrustPolicies). A
     policy not listed is unknown: the ``revoked`` flags persisted in status stand."""
+    queries: Mapping[str, QuerySample | None] = field(default_factory=dict)
+    """Query gate name → what the controller measured for the release being decided (from
+    Prometheus); absent or None: no data, which is Inconclusive."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,14 +10,19 @@ It yields per-cohort counts for ``status.rollout.cohorts`` and the totals the ga
 2. **Fail** when, on enough evidence (at least ``minRequests`` requests, and at least one),
    the request-weighted error rate exceeds ``maxErrorRate``, the latency figure exceeds
    ``maxLatencyP95Ms`` or the highest drift score exceeds ``maxDriftScore``;
-3. **Wait** while some *reachable* gateway told ``target`` does not run it yet (neither Active
+3. **Fail** when a query gate (``gates.prometheus[]``) measured a series above its ``max`` or
+   below its ``min`` throughout its ``for`` window (the controller queries Prometheus and hands
+   the figures in as :class:`QuerySample` data; core only judges them);
+4. **Wait** while some *reachable* gateway told ``target`` does not run it yet (neither Active
    nor failed on it); unreachable gateways (not seen for ``offline_after``) do not hold a step
    back but count as not reporting;
-4. **Pass** when no gateway is told ``target`` at this step (an empty cohort exposes nobody);
-5. **Inconclusive** when no gateway reports, when fewer than ``minReportingRatio`` of the
+5. **Inconclusive** when a query gate has no data (no series, or Prometheus unreachable), even
+   for an empty cohort: a query gate never passes on silence;
+6. **Pass** when no gateway is told ``target`` at this step (an empty cohort exposes nobody);
+7. **Inconclusive** when no gateway reports, when fewer than ``minReportingRatio`` of the
    gateways told ``target`` (failed ones excepted) report fresh health for it, or when fewer than
    ``minRequests`` requests were served: never promote on silence;
-6. **Pass** otherwise.
+8. **Pass** otherwise.
 
 Only reports about the target (state by digest, health by version) count; reports about any
 other version are ignored. A health report is fresh when its window ended no more than
@@ -28,12 +33,13 @@ per-gateway p95 values (the maximum for small cohorts, robust to one slow device
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from modelfleet.core.cohorts import CohortPlan
 from modelfleet.core.desired import Assigner, Role
+from modelfleet.core.durations import format_duration
 from modelfleet.core.types import (
     FAILED_STATES,
     CohortStatus,
@@ -42,6 +48,8 @@ from modelfleet.core.types import (
     GateStatus,
     Gateway,
     ModelStateKind,
+    QueryGate,
+    QuerySample,
     Release,
 )
 
@@ -207,8 +215,27 @@ def weighted_p95(samples: Iterable[tuple[float, int]]) -> float | None:
     return ordered[-1][0]
 
 
-def judge(gates: Gates, m: Measurement, now: datetime) -> GateStatus:
-    """The gate verdict for measurement ``m`` (see the module docstring for the order)."""
+def query_failure(gate: QueryGate, sample: QuerySample | None) -> str | None:
+    """Why ``gate`` fails on ``sample`` (None: it holds, or there is no data)."""
+    if sample is None:
+        return None
+    held = f" for {format_duration(gate.for_)}" if gate.for_ else ""
+    if gate.max is not None and sample.high > gate.max:
+        return f"query gate {gate.name}: {sample.high:.6g} above max {gate.max:g}{held}"
+    if gate.min is not None and sample.low < gate.min:
+        return f"query gate {gate.name}: {sample.low:.6g} below min {gate.min:g}{held}"
+    return None
+
+
+def judge(
+    gates: Gates,
+    m: Measurement,
+    now: datetime,
+    queries: Mapping[str, QuerySample | None] | None = None,
+) -> GateStatus:
+    """The gate verdict for measurement ``m`` and the query gates' ``queries`` (gate name →
+    sample; absent: no data), in the order of the module docstring."""
+    queries = queries or {}
     error_rate = m.errors / m.requests if m.requests else None
     latency = weighted_p95(m.p95_samples)
     expected = m.assigned - m.failed
@@ -248,8 +275,13 @@ def judge(gates: Gates, m: Measurement, now: datetime) -> GateStatus:
             and m.drift_max > gates.max_drift_score
         ):
             return verdict(GateResult.FAIL, "DriftScoreExceeded")
+    for gate in gates.prometheus:
+        if query_failure(gate, queries.get(gate.name)) is not None:
+            return verdict(GateResult.FAIL, "QueryGateFailed")
     if m.waiting:
         return verdict(GateResult.WAIT, "NotConverged")
+    if any(queries.get(gate.name) is None for gate in gates.prometheus):
+        return verdict(GateResult.INCONCLUSIVE, "QueryNoData")
     if m.assigned == 0:
         return verdict(GateResult.PASS, "NoGatewaysAssigned")
     if not m.reporting or ratio is None:
@@ -261,9 +293,21 @@ def judge(gates: Gates, m: Measurement, now: datetime) -> GateStatus:
     return verdict(GateResult.PASS, "GatesHeld")
 
 
-def explain(gates: Gates, status: GateStatus, m: Measurement) -> str:
+def explain(
+    gates: Gates,
+    status: GateStatus,
+    m: Measurement,
+    queries: Mapping[str, QuerySample | None] | None = None,
+) -> str:
     """A one-line, human explanation of a verdict, with the figures that decided it."""
     reason = status.reason
+    queries = queries or {}
+    if reason == "QueryGateFailed":
+        why = (query_failure(g, queries.get(g.name)) for g in gates.prometheus)
+        return next((w for w in why if w is not None), "a query gate failed")
+    if reason == "QueryNoData":
+        empty = [g.name for g in gates.prometheus if queries.get(g.name) is None]
+        return f"no data for query gate(s) {', '.join(empty)} (never a pass on silence)"
     if reason == "TooManyFailedGateways":
         return f"{m.failed} gateways failed on the target (at most {gates.max_failed_gateways})"
     if reason == "ErrorRateExceeded":

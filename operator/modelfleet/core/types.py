@@ -142,6 +142,33 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
+class QueryGate:
+    """One ``spec.rollout.gates.prometheus[]`` entry: a PromQL query and its bounds.
+
+    Fails when some series stays above ``max`` (or below ``min``) for all of ``for_``; no data
+    is Inconclusive, never a pass."""
+
+    name: str
+    query: str
+    max: float | None = None
+    min: float | None = None
+    for_: timedelta = timedelta(0)
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySample:
+    """What the controller measured for one query gate (core never queries).
+
+    ``high``: the highest value some series held throughout the gate's ``for`` window (the
+    maximum over series of each series' minimum over the window); ``low``: the lowest value some
+    series held throughout (minimum over series of each series' maximum). Without ``for`` both
+    are the instant maximum and minimum over the series."""
+
+    high: float
+    low: float
+
+
+@dataclass(frozen=True, slots=True)
 class Gates:
     """Health gates (``spec.rollout.gates``); ``None`` means the check is off.
 
@@ -156,6 +183,7 @@ class Gates:
     min_reporting_ratio: float = 0.9
     min_requests: int = 0
     progress_deadline: timedelta | None = None
+    prometheus: tuple[QueryGate, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -161,6 +161,7 @@ class Replica:
             self.metrics.duplicate_fingerprints.set(len(self.index.conflicts()))
             if self.site is not None:
                 self.metrics.handshakes_pending.set(self.site.pending_handshakes)
+                self.metrics.connections.set(self.site.open_connections)
             self.api.limiter.prune()
             ticks += 1
             if self.listening and ticks % 12 == 0:
@@ -195,6 +196,7 @@ async def run(
         ctx = server_ssl_context(tls)
         async with KubeClient(access) as kube:
             replica = Replica(options, kube)
+            replica.metrics.observe_certificates(tls.cert, tls.client_ca)
             tasks = [asyncio.create_task(r.run()) for r in replica.reflectors]
             tasks.append(asyncio.create_task(replica.housekeeping()))
             tasks.append(asyncio.create_task(replica.conflicts.run()))

@@ -304,6 +304,12 @@ class GuardedSite(web.BaseSite):
         return self._port
 
     @property
+    def open_connections(self) -> int:
+        """Connections past their TLS handshake, open now."""
+        server = self._runner.server
+        return 0 if server is None else len(server.connections)
+
+    @property
     def pending_handshakes(self) -> int:
         return 0 if self._listener is None else self._listener.pending
 

@@ -6,9 +6,12 @@ Each process has its own registry (several servers can live in one test process)
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 
 from aiohttp import web
+from cryptography import x509
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
@@ -24,7 +27,8 @@ class FleetMetrics:
             registry=self.registry,
         )  # fmt: skip
         self.latency = Histogram(
-            p + "request_seconds", "Request handling time (long polls excluded)", ["route"],
+            p + "request_seconds", "Request handling time by route and status (no long polls)",
+            ["route", "code"],
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )  # fmt: skip
@@ -60,6 +64,33 @@ class FleetMetrics:
             "Certificate fingerprints claimed by more than one EdgeGateway (refused)",
             registry=self.registry,
         )
+
+        self.connections = Gauge(
+            p + "connections", "Open client connections (TLS established)", registry=self.registry
+        )
+        self.status_lag = Histogram(
+            p + "status_lag_seconds",
+            "Age of a gateway's stored EdgeGateway status (lastSeen) when its report arrives: how "
+            "far coalescing lets the status lag behind the reports",
+            buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1800),
+            registry=self.registry,
+        )
+        self.certificate_expiry = Gauge(
+            p + "certificate_expiry_timestamp_seconds",
+            "notAfter of the serving certificate and of the fleet CA (Unix time)",
+            ["certificate"], registry=self.registry,
+        )  # fmt: skip
+
+    def observe_certificates(self, cert: Path, client_ca: Path) -> None:
+        """Set the expiry gauges from the PEM files served (the first certificate of each)."""
+        for label, path in (("serving", cert), ("client_ca", client_ca)):
+            first = x509.load_pem_x509_certificates(path.read_bytes())[0]
+            self.certificate_expiry.labels(label).set(first.not_valid_after_utc.timestamp())
+
+    def observe_lag(self, last_seen: dt.datetime | None, now: dt.datetime) -> None:
+        """A report arrived for a status last written at ``last_seen`` (None: never)."""
+        if last_seen is not None:
+            self.status_lag.observe(max(0.0, (now - last_seen).total_seconds()))
 
     def exposition(self) -> bytes:
         return bytes(generate_latest(self.registry))

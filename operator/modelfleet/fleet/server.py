@@ -27,7 +27,7 @@ from typing import Any
 from aiohttp import web
 from cryptography import x509
 
-from modelfleet.fleet.coalesce import CoalescePolicy, plan_status_patch
+from modelfleet.fleet.coalesce import CoalescePolicy, parse_time, plan_status_patch
 from modelfleet.fleet.guard import FleetRequestHandler
 from modelfleet.fleet.index import Desired, FleetIndex, GatewayEntry
 from modelfleet.fleet.kube import KubeClient, UpstreamError
@@ -118,7 +118,7 @@ class FleetAPI:
         self._openapi = document_bytes()
         self._random = random.Random()
         self._counters: dict[tuple[str, int], Any] = {}  # bound metric children: no label lookup
-        self._histograms: dict[str, Any] = {}
+        self._histograms: dict[tuple[str, int], Any] = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -166,9 +166,10 @@ class FleetAPI:
             self._counters[(route, response.status)] = counter
         counter.inc()
         if not request.query_string or "wait" not in request.query:
-            histogram = self._histograms.get(route)
+            histogram = self._histograms.get((route, response.status))
             if histogram is None:
-                histogram = self._histograms[route] = self.metrics.latency.labels(route)
+                histogram = self.metrics.latency.labels(route, str(response.status))
+                self._histograms[(route, response.status)] = histogram
             histogram.observe(time.perf_counter() - started)
         return response
 
@@ -335,6 +336,7 @@ class FleetAPI:
             in_active_cohort=desired.in_active_cohort,
             policy=self.settings.coalesce,
         )
+        self.metrics.observe_lag(parse_time((entry.status or {}).get("lastSeen")), now)
         if patch is None:
             self.metrics.coalesced.inc()
             return _json({"written": False, "reasons": []})

@@ -90,6 +90,9 @@ SPECIFIC_RULES: dict[str, Rule] = {
     "(self.operator in ['In', 'NotIn']) == (has(self.values) && size(self.values) > 0)": (
         _match_expression_values
     ),
+    "!has(self.max) || !has(self.min) || self.min <= self.max": lambda v: (
+        not (_has(v, "max") and _has(v, "min")) or v["min"] <= v["max"]
+    ),
     "size(self) >= 1": lambda v: len(v) >= 1,
     "size(self) > 0": lambda v: len(v) > 0,
     "[has(self.publicGood) && self.publicGood, has(self.data), has(self.configMapRef), "
