@@ -113,6 +113,9 @@ USED: dict[str, dict[tuple[str, str, str], str]] = {
         ("", "secrets", "get"): "trust/policy.py: a TrustPolicy's secretRef (by name)",
         ("", "configmaps", "get"): "trust/policy.py: keyless.trustRoot.configMapRef",
         ("argoproj.io", "applications", "get"): "controller/source.py: Argo CD source",
+        ("coordination.k8s.io", "leases", "create"): "controller/leader.py: the first candidate",
+        ("coordination.k8s.io", "leases", "get"): "controller/leader.py: every read of the Lease",
+        ("coordination.k8s.io", "leases", "update"): "controller/leader.py: take, renew, release",
     },
     FLEET_API: {
         ("modelfleet.dev", "modelreleases", "list"): "fleet/app.py: the release reflector",

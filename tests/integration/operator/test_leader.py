@@ -276,7 +276,8 @@ def test_the_manifests_rbac_lets_the_operator_hold_its_lease_and_no_other(
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "modelfleet", "-v", "operator",
-             "--namespace", installed.tenant, "--kubeconfig", str(kubeconfig),
+             # as deployed: --all-namespaces (--namespace patterns also need namespaces list/watch)
+             "--all-namespaces", "--kubeconfig", str(kubeconfig),
              "--leader-elect", "--lease-namespace", SYSTEM, "--lease-duration", "6",
              "--liveness", f"http://127.0.0.1:{liveness}/healthz"],
             stdout=log, stderr=subprocess.STDOUT, env=cp.env,
