@@ -35,6 +35,7 @@ from modelfleet.fleet.kube import api_client, load_access
 from modelfleet.fleet.openapi import document
 from modelfleet.fleet.pki import FleetCA
 from modelfleet.fleet.process import FleetAPIProcess, start_fleet_api
+from modelfleet.fleet.protocol import MAX_WAIT_SECONDS
 from modelfleet.fleet.secrets import ensure_fleet_ca, issue_server_tls
 
 pytestmark = pytest.mark.cluster
@@ -447,6 +448,8 @@ def test_fuzzing_the_openapi_document_finds_no_server_error(
         session=fuzz_session,
         verify=fuzz_session.verify,
         cert=fuzz_session.cert,
+        # A generated ?wait= long-polls up to MAX_WAIT_SECONDS: wait longer than the server may.
+        timeout=MAX_WAIT_SECONDS + 15,
         checks=[
             not_a_server_error,
             status_code_conformance,
