@@ -61,6 +61,17 @@ def value(prom: Prometheus, expr: str) -> float:
     return float(result[0]["value"][1]) if result else math.nan
 
 
+def scraped_value(prom: Prometheus, expr: str, ok: Any, timeout: float = 30.0) -> float:
+    """``expr``'s value once ``ok(value)`` holds: what the operator exports reaches Prometheus
+    at its next scrape, not at once (the last value seen is returned for the assertion)."""
+    deadline = time.monotonic() + timeout
+    got = value(prom, expr)
+    while not ok(got) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        got = value(prom, expr)
+    return got
+
+
 def test_prometheus_scrapes_the_operator_fleet_api_and_agents_through_a_rollout_and_an_abort(
     stack: Stack, shelf: ModelShelf, observer: Observer, tmp_path: Path
 ) -> None:
@@ -266,13 +277,8 @@ def test_a_query_gate_on_the_fleets_telemetry_aborts_a_rollout_and_no_data_never
         assert "query gate rolled-back:" in status["message"]
         assert "above max 0" in status["message"]
         ns = stack.namespace
-        assert (
-            value(
-                prom,
-                f'modelfleet_operator_gate_value{{namespace="{ns}",gate="query:rolled-back:high"}}',
-            )
-            > 0
-        )
+        expr = f'modelfleet_operator_gate_value{{namespace="{ns}",gate="query:rolled-back:high"}}'
+        assert scraped_value(prom, expr, lambda v: v > 0) > 0
 
         apply_release(stack, gated("3.0.0", 'sum(modelfleet_no_such_series{job="agents"})'))
         wait_for(
