@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import itertools
 import json
 import multiprocessing
 import os
@@ -402,14 +403,19 @@ def _pct(values: list[float], q: float) -> float:
 
 async def _churn_client(gw: dict[str, Any], args: dict[str, Any], state: dict[str, Any]) -> Any:
     """One gateway's connection in a churn cycle: connect, poll (200, then a conditional 304),
-    wait until every connection of the cycle is open, close."""
+    keep polling every 30 s until every connection of the cycle has been open, close."""
     async with args["connect_sem"]:
         reader, writer = await asyncio.open_connection(
             args["host"], args["port"], ssl=gw["ctx"], server_hostname="localhost"
         )
     try:
         etag = b""
-        for _ in range(2):
+        for poll in itertools.count():
+            if poll >= 2:  # held open: poll every 30 s like an agent (keep-alive is 75 s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(state["close"].wait(), 30.0)
+                if state["close"].is_set():
+                    break
             req = b"GET /v1/desired HTTP/1.1\r\nHost: localhost\r\n"
             if etag:
                 req += b"If-None-Match: " + etag + b"\r\n"
@@ -427,10 +433,10 @@ async def _churn_client(gw: dict[str, Any], args: dict[str, Any], state: dict[st
             if length:
                 await reader.readexactly(length)
             state["codes"][status] = state["codes"].get(status, 0) + 1
-        state["open"] += 1
-        if state["open"] == state["expected"]:
-            state["all_open"].set()
-        await state["close"].wait()
+            if poll == 1:
+                state["open"] += 1
+                if state["open"] == state["expected"]:
+                    state["all_open"].set()
     finally:
         writer.close()
         with contextlib.suppress(Exception):
