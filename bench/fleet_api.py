@@ -2,6 +2,14 @@
 
     .venv/bin/python bench/fleet_api.py                 # the full run, prints a table
     .venv/bin/python bench/fleet_api.py --gateways 2000 --duration 20   # quicker
+    .venv/bin/python bench/fleet_api.py --churn          # memory: 5 cycles of 10,000 connections
+    .venv/bin/python bench/fleet_api.py --churn --connections 2000 --compare-ref main
+
+``--churn``: cycles of ``--connections`` gateways each opening an mTLS connection, polling
+(200, then 304 with the ETag; every 30 s while held) and closing once all are open; prints the
+fleet API's RSS with them open, after they closed and after ``--idle`` seconds, with the goals
+beside the figures (last cycle within 10 % of the first, idle under 300 MB). ``--compare-ref``
+also runs the fleet API of that git ref (its ``operator/`` tree, exported) in the same run.
 
 What it does, on a real etcd + kube-apiserver (``USE_EXISTING_CLUSTER=true`` to use yours):
 
