@@ -2,6 +2,14 @@
 
     .venv/bin/python bench/fleet_api.py                 # the full run, prints a table
     .venv/bin/python bench/fleet_api.py --gateways 2000 --duration 20   # quicker
+    .venv/bin/python bench/fleet_api.py --churn          # memory: 5 cycles of 10,000 connections
+    .venv/bin/python bench/fleet_api.py --churn --connections 2000 --compare-ref main
+
+``--churn``: cycles of ``--connections`` gateways each opening an mTLS connection, polling
+(200, then 304 with the ETag; every 30 s while held) and closing once all are open; prints the
+fleet API's RSS with them open, after they closed and after ``--idle`` seconds, with the goals
+beside the figures (last cycle within 10 % of the first, idle under 300 MB). ``--compare-ref``
+also runs the fleet API of that git ref (its ``operator/`` tree, exported) in the same run.
 
 What it does, on a real etcd + kube-apiserver (``USE_EXISTING_CLUSTER=true`` to use yours):
 
@@ -28,6 +36,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import itertools
 import json
 import multiprocessing
 import os
@@ -348,8 +357,9 @@ def _observe(
 
 
 def _start_fleet_api(
-    cp: ControlPlane, ns: str, tls: dict[str, Path], workers: int, log: Path
-) -> tuple[subprocess.Popen[bytes], int]:
+    cp: ControlPlane, ns: str, tls: dict[str, Path], workers: int, log: Path, *,
+    env: dict[str, str] | None = None,
+) -> tuple[subprocess.Popen[bytes], int]:  # fmt: skip
     port, mport = free_port(), free_port()
     cmd = [
         sys.executable, "-m", "modelfleet", "fleet-api", "-n", ns, "--port", str(port),
@@ -358,7 +368,11 @@ def _start_fleet_api(
         "--client-ca", str(tls["ca"]), "--rate-limit", "50", "--rate-burst", "100",
     ]  # fmt: skip
     proc = subprocess.Popen(
-        cmd, env=cp.env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+        cmd,
+        env={**cp.env, **(env or {})},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -392,6 +406,300 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] * 1000.0
 
 
+# --------------------------------------------------------------------------- churn
+
+
+async def _churn_client(gw: dict[str, Any], args: dict[str, Any], state: dict[str, Any]) -> Any:
+    """One gateway's connection in a churn cycle: connect, poll (200, then a conditional 304),
+    keep polling every 30 s until every connection of the cycle has been open, close."""
+    async with args["connect_sem"]:
+        reader, writer = await asyncio.open_connection(
+            args["host"], args["port"], ssl=gw["ctx"], server_hostname="localhost"
+        )
+    try:
+        etag = b""
+        for poll in itertools.count():
+            if poll >= 2:  # held open: poll every 30 s like an agent (keep-alive is 75 s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(state["close"].wait(), 30.0)
+                if state["close"].is_set():
+                    break
+            req = b"GET /v1/desired HTTP/1.1\r\nHost: localhost\r\n"
+            if etag:
+                req += b"If-None-Match: " + etag + b"\r\n"
+            writer.write(req + b"\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                lname = name.strip().lower()
+                if lname == b"content-length":
+                    length = int(value)
+                elif lname == b"etag":
+                    etag = value.strip()
+            if length:
+                await reader.readexactly(length)
+            state["codes"][status] = state["codes"].get(status, 0) + 1
+            if poll == 1:
+                state["open"] += 1
+                if state["open"] == state["expected"]:
+                    state["all_open"].set()
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+    return None
+
+
+async def _churn_loadgen_main(args: dict[str, Any], conn: Any) -> None:
+    gateways = json.loads(Path(args["gateways_file"]).read_text())
+    for gw in gateways:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(args["ca"])
+        ctx.load_cert_chain(gw["cert"], gw["key"])
+        gw["ctx"] = ctx
+    args["connect_sem"] = asyncio.Semaphore(args["concurrency"])
+    conn.send("ready")
+    loop = asyncio.get_running_loop()
+    while True:
+        command = await loop.run_in_executor(None, conn.recv)
+        if command != "cycle":
+            return
+        state: dict[str, Any] = {
+            "codes": {}, "open": 0, "expected": len(gateways),
+            "all_open": asyncio.Event(), "close": asyncio.Event(),
+        }  # fmt: skip
+        t0 = time.monotonic()
+        tasks = [asyncio.create_task(_churn_client(g, args, state)) for g in gateways]
+
+        async def all_done(tasks: list[Any], state: dict[str, Any]) -> None:
+            await asyncio.gather(*tasks, return_exceptions=True)
+            state["all_open"].set()  # some failed: nothing more will open
+
+        finisher = asyncio.create_task(all_done(tasks, state))
+        await state["all_open"].wait()
+        opened = time.monotonic() - t0
+        conn.send({"open": state["open"], "open_s": opened})
+        await loop.run_in_executor(None, conn.recv)  # the parent has sampled the peak
+        state["close"].set()
+        await finisher
+        errors = [t.exception() for t in tasks if t.exception() is not None]
+        conn.send({
+            "codes": {str(k): v for k, v in state["codes"].items()}, "errors": len(errors),
+            "first_error": repr(errors[0]) if errors else "",
+        })  # fmt: skip
+
+
+def _churn_loadgen_process(args: dict[str, Any], conn: Any) -> None:
+    try:
+        from modelfleet.fleet.app import run_loop
+
+        run_loop(_churn_loadgen_main(args, conn))
+    except BaseException as exc:  # report, never hang the parent
+        conn.send({"fatal": repr(exc)})
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def _fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _settle(pid: int, baseline_fds: int, timeout: float = 60.0) -> int:
+    """Wait until the server holds no more descriptors than before the cycle (or timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        fds = _fds(pid)
+        if fds <= baseline_fds or time.monotonic() > deadline:
+            return fds
+        time.sleep(0.25)
+
+
+def _export_ref(ref: str, folder: Path) -> Path:
+    """The ``operator/`` tree of git ``ref``, exported into ``folder`` (no worktree touched)."""
+    folder.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "operator"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder / "operator"
+
+
+def churn(args: argparse.Namespace) -> int:
+    """``--churn``: cycles of connections opening, polling and closing; RSS after each cycle."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    work = Path(tempfile.mkdtemp(prefix="modelfleet-bench-churn-"))
+    n = args.connections
+    variants: list[tuple[str, dict[str, str]]] = [("this tree", {})]
+    if args.compare_ref:
+        code = _export_ref(args.compare_ref, work / "ref")
+        env = {"PYTHONPATH": os.pathsep.join([str(code), os.environ.get("PYTHONPATH", "")])}
+        variants.append((args.compare_ref, env))
+    cp = ControlPlane.from_environment()
+    cp.start()
+    results: list[dict[str, Any]] = []
+    try:
+        ns = "bench-churn"
+        cp.create_namespace(ns)
+        api = api_client(load_access(cp.kubeconfig))
+        ca = FleetCA.create()
+        server = ca.issue_server(["localhost", "127.0.0.1"])
+        tls = {"cert": work / "tls.crt", "key": work / "tls.key", "ca": work / "ca.crt"}
+        tls["cert"].write_bytes(server.cert_pem)
+        tls["key"].write_bytes(server.key_pem)
+        tls["ca"].write_bytes(ca.cert_pem)
+        names = [f"gw-{i:05d}" for i in range(n)]
+        t0 = time.monotonic()
+        bundles = enroll_gateways(
+            api, [(name, {"tier": "retail"}) for name in names], namespace=ns, ca=ca
+        )
+        print(f"enrolled {len(bundles)} gateways in {time.monotonic() - t0:.1f}s", flush=True)
+        certs = work / "certs"
+        certs.mkdir()
+        gateways = []
+        for b in bundles:
+            (certs / f"{b.gateway}.crt").write_bytes(b.cert_pem)
+            (certs / f"{b.gateway}.key").write_bytes(b.key_pem)
+            gateways.append({"cert": str(certs / f"{b.gateway}.crt"),
+                             "key": str(certs / f"{b.gateway}.key")})  # fmt: skip
+        gw_file = work / "gateways.json"
+        gw_file.write_text(json.dumps(gateways))
+        from kubernetes import client as kclient
+
+        spec, status = _release("Succeeded", 2)
+        objects = kclient.CustomObjectsApi(api)
+        body = {"apiVersion": "modelfleet.dev/v1alpha1", "kind": "ModelRelease",
+                "metadata": {"name": "detector", "namespace": ns}, "spec": spec}  # fmt: skip
+        objects.create_namespaced_custom_object(
+            "modelfleet.dev", "v1alpha1", ns, "modelreleases", body
+        )
+        objects.patch_namespaced_custom_object_status(
+            "modelfleet.dev", "v1alpha1", ns, "modelreleases", "detector", {"status": status}
+        )
+        for label, env in variants:
+            results.append(
+                _churn_variant(
+                    args, cp, ns=ns, tls=tls, gw_file=gw_file, label=label, env=env, work=work
+                )
+            )
+    finally:
+        cp.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    _print_churn(args, results)
+    return 0
+
+
+def _churn_variant(
+    args: argparse.Namespace, cp: ControlPlane, *, ns: str, tls: dict[str, Path],
+    gw_file: Path, label: str, env: dict[str, str], work: Path,
+) -> dict[str, Any]:  # fmt: skip
+    log = work / f"api-churn-{len(label)}-{abs(hash(label))}.log"
+    proc, port = _start_fleet_api(cp, ns, tls, 1, log, env=env)
+    row: dict[str, Any] = {"label": label, "cycles": [], "errors": 0, "codes": {}}
+    try:
+        pid = proc.pid
+        time.sleep(2.0)
+        row["start_rss"] = _rss_mb(pid)
+        base_fds = _fds(pid)
+        print(f"[{label}] fleet API pid {pid}: RSS {row['start_rss']:.0f} MB, "
+              f"{base_fds} descriptors", flush=True)  # fmt: skip
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        largs = {"gateways_file": str(gw_file), "ca": str(tls["ca"]), "host": "127.0.0.1",
+                 "port": port, "concurrency": args.connect_concurrency}  # fmt: skip
+        loadgen = ctx.Process(target=_churn_loadgen_process, args=(largs, child))
+        loadgen.start()
+        try:
+            msg = parent.recv()
+            if msg != "ready":
+                raise RuntimeError(f"load generator failed: {msg}")
+            for cycle in range(1, args.cycles + 1):
+                parent.send("cycle")
+                opened = parent.recv()
+                if "fatal" in opened:
+                    raise RuntimeError(f"load generator failed: {opened['fatal']}")
+                peak = _rss_mb(pid)
+                peak_fds = _fds(pid)
+                parent.send("close")
+                closed = parent.recv()
+                if "fatal" in closed:
+                    raise RuntimeError(f"load generator failed: {closed['fatal']}")
+                fds = _settle(pid, base_fds)
+                time.sleep(args.settle)
+                after = _rss_mb(pid)
+                row["errors"] += closed["errors"]
+                for k, v in closed["codes"].items():
+                    row["codes"][k] = row["codes"].get(k, 0) + v
+                if closed["first_error"]:
+                    row["first_error"] = closed["first_error"]
+                entry = {
+                    "cycle": cycle, "open": opened["open"], "open_s": opened["open_s"],
+                    "peak_rss": peak, "peak_fds": peak_fds, "rss": after, "fds": fds,
+                    "load": os.getloadavg()[0], "errors": closed["errors"],
+                }  # fmt: skip
+                row["cycles"].append(entry)
+                print(f"[{label}] cycle {cycle}: {opened['open']} connections open in "
+                      f"{opened['open_s']:.1f}s, RSS with them open {peak:.0f} MB "
+                      f"({peak_fds} fds); after closing {after:.0f} MB ({fds} fds), "
+                      f"errors {closed['errors']}, load {entry['load']:.1f}", flush=True)  # fmt: skip
+            parent.send("stop")
+        finally:
+            loadgen.join(30)
+            if loadgen.is_alive():
+                loadgen.kill()
+        time.sleep(args.idle)
+        row["idle_rss"] = _rss_mb(pid)
+        row["idle_fds"] = _fds(pid)
+        row["idle_load"] = os.getloadavg()[0]
+        print(f"[{label}] idle {args.idle:.0f}s after the last cycle: RSS "
+              f"{row['idle_rss']:.0f} MB, {row['idle_fds']} descriptors", flush=True)  # fmt: skip
+    finally:
+        _stop(proc)
+    return row
+
+
+def _print_churn(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
+    print()
+    print(f"fleet API churn: {args.cycles} cycles of {args.connections} mTLS connections "
+          f"opening, polling (200 then 304) and closing; {os.cpu_count()} cores")  # fmt: skip
+    for row in results:
+        cycles = row["cycles"]
+        if not cycles:
+            continue
+        first, last = cycles[0]["rss"], cycles[-1]["rss"]
+        growth = (last - first) / first * 100.0
+        peak = max(c["peak_rss"] for c in cycles)
+        per_conn = (cycles[0]["peak_rss"] - row["start_rss"]) * 1024.0 / max(1, cycles[0]["open"])
+        print()
+        print(f"code: {row['label']}; RSS at start {row['start_rss']:.0f} MB")
+        print("cycle | open | RSS open MB | RSS after MB | fds after | errors | load avg")
+        print("--- | --- | --- | --- | --- | --- | ---")
+        for c in cycles:
+            print(f"{c['cycle']} | {c['open']} | {c['peak_rss']:.0f} | {c['rss']:.0f} | "
+                  f"{c['fds']} | {c['errors']} | {c['load']:.1f}")  # fmt: skip
+        ok_growth = abs(growth) <= 10.0
+        ok_idle = row["idle_rss"] < 300.0
+        print(
+            f"RSS after the last cycle vs the first: {last:.0f} vs {first:.0f} MB "
+            f"({growth:+.1f}%)   goal within 10%: {'met' if ok_growth else 'MISSED'}"
+        )
+        print(
+            f"idle RSS after all cycles: {row['idle_rss']:.0f} MB ({row['idle_fds']} fds, "
+            f"load {row['idle_load']:.1f})   goal < 300 MB: {'met' if ok_idle else 'MISSED'}"
+        )
+        print(
+            f"peak RSS {peak:.0f} MB; memory per open connection ≈ {per_conn:.0f} KiB; "
+            f"answers {row['codes']}; connection errors {row['errors']}"
+            + (f" (first: {row['first_error']})" if row.get("first_error") else "")
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gateways", type=int, default=10_000)
@@ -404,7 +712,26 @@ def main() -> int:
         "--scenarios", default="steady:1,steady:2,rollout:1",
         help="comma-separated scenario:workers",
     )  # fmt: skip
+    parser.add_argument(
+        "--churn", action="store_true",
+        help="cycles of connections opening, polling and closing; RSS after each cycle",
+    )  # fmt: skip
+    parser.add_argument("--connections", type=int, default=10_000, help="per churn cycle")
+    parser.add_argument("--cycles", type=int, default=5, help="churn cycles")
+    parser.add_argument("--connect-concurrency", type=int, default=64, help="churn handshakes")
+    parser.add_argument(
+        "--settle", type=float, default=6.0, help="seconds after a churn cycle before sampling"
+    )
+    parser.add_argument(
+        "--idle", type=float, default=30.0, help="seconds idle after the churn cycles"
+    )
+    parser.add_argument(
+        "--compare-ref", default="",
+        help="churn: also run the fleet API of this git ref (e.g. main) in the same run",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.churn:
+        return churn(args)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the control plane is stopped
     work = Path(tempfile.mkdtemp(prefix="modelfleet-bench-"))
     cp = ControlPlane.from_environment()

@@ -33,6 +33,7 @@ from modelfleet.fleet.events import ConflictEvents
 from modelfleet.fleet.guard import ConnectionLimits, FleetRequestHandler, GuardedSite
 from modelfleet.fleet.index import FleetIndex
 from modelfleet.fleet.kube import KubeAccess, KubeClient, api_client, load_access
+from modelfleet.fleet.memory import MemoryReclaimer
 from modelfleet.fleet.metrics import FleetMetrics, metrics_app
 from modelfleet.fleet.reflector import Reflector, Sink
 from modelfleet.fleet.secrets import load_server_tls
@@ -136,6 +137,7 @@ class Replica:
         ]
         self.listening = False
         self.site: GuardedSite | None = None
+        self.reclaimer = MemoryReclaimer()
         self.api = FleetAPI(
             self.index, kube, options.settings, ready=self.ready, metrics=self.metrics
         )
@@ -154,7 +156,6 @@ class Replica:
         return True, "serving"
 
     async def housekeeping(self) -> None:
-        ticks = 0
         while True:
             self.metrics.gateways.set(len(self.index.gateways))
             self.metrics.releases.set(len(self.index.releases))
@@ -163,15 +164,12 @@ class Replica:
                 self.metrics.handshakes_pending.set(self.site.pending_handshakes)
                 self.metrics.connections.set(self.site.open_connections)
             self.api.limiter.prune()
-            ticks += 1
-            if self.listening and ticks % 12 == 0:
-                # Long-lived connection objects join the frozen set, so the cyclic GC does not
-                # rescan thousands of them (latency spikes); every 15 minutes one full
-                # collection reclaims any cycles that were frozen meanwhile.
-                if ticks % 180 == 0:
-                    gc.unfreeze()
-                    gc.collect()
-                gc.freeze()
+            if self.site is not None and self.reclaimer.tick(self.site.closed):
+                log.debug("fleet API: returned freed connection memory to the system")
+            # Nothing is frozen here: objects frozen while a connection is open are never
+            # collected once it closes if they sit in a reference cycle (and any garbage
+            # awaiting collection at that moment is frozen with them). Only start-up objects
+            # are frozen, once, in run().
             await asyncio.sleep(5.0)
 
 
@@ -235,8 +233,9 @@ async def run(
                 replica.site = site
                 await site.start()
                 replica.listening = True
-                # Thousands of long-lived connections and index entries: keep them out of the
-                # cyclic GC's way (young-generation collections only see new garbage).
+                # Start-up objects (modules, the index as listed) out of the cyclic GC's way, after
+                # a collection so no garbage is frozen; young-generation collections only see
+                # new objects. Connection objects are never frozen (see housekeeping).
                 gc.collect()
                 gc.freeze()
                 gc.set_threshold(50_000, 20, 10)

@@ -78,11 +78,26 @@ class FleetRequestHandler(web.RequestHandler):
     the first byte that arrives arms the header timer, and the start of the next request disarms
     it."""
 
-    __slots__ = ("_busy", "_bytes_while_busy", "_header_handle", "_header_timeout")
+    __slots__ = (
+        "__weakref__",
+        "_busy",
+        "_bytes_while_busy",
+        "_header_handle",
+        "_header_timeout",
+        "_on_lost",
+    )
 
-    def __init__(self, manager: web.Server, *, header_timeout: float, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        manager: web.Server,
+        *,
+        header_timeout: float,
+        on_lost: Callable[[], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(manager, **kwargs)
         self._header_timeout = header_timeout
+        self._on_lost = on_lost
         self._header_handle: asyncio.TimerHandle | None = None
         self._busy = False
         self._bytes_while_busy = False
@@ -129,6 +144,8 @@ class FleetRequestHandler(web.RequestHandler):
     def connection_lost(self, exc: BaseException | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+        if self._on_lost is not None:
+            self._on_lost()
 
     def request_started(self) -> None:
         self._busy = True
@@ -283,11 +300,13 @@ class GuardedSite(web.BaseSite):
         self.limits = limits
         self.ssl_context = ssl_context
         self.evicted = 0
+        self.closed = 0  # connections ended: closed after the handshake, or dropped in it
         self._on_dropped = on_dropped
         self._listener: _Listener | None = None
 
     def dropped(self, reason: str) -> None:
         """A connection closed before its handshake finished (evicted, timeout, failed)."""
+        self.closed += 1
         if reason == "evicted":
             self.evicted += 1
         if self._on_dropped is not None:
@@ -302,6 +321,9 @@ class GuardedSite(web.BaseSite):
         if self._listener is not None and self._listener.sockets:
             return int(self._listener.sockets[0].getsockname()[1])
         return self._port
+
+    def _connection_lost(self) -> None:
+        self.closed += 1
 
     @property
     def open_connections(self) -> int:
@@ -320,6 +342,7 @@ class GuardedSite(web.BaseSite):
             server,
             loop=asyncio.get_running_loop(),
             header_timeout=self.limits.header_timeout,
+            on_lost=self._connection_lost,
             keepalive_timeout=self.limits.keepalive_timeout,
             access_log=None,
         )
