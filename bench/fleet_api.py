@@ -531,6 +531,33 @@ def _export_ref(ref: str, folder: Path) -> Path:
     return folder / "operator"
 
 
+def _enrolled_fleet(
+    cp: ControlPlane, work: Path, ns: str, count: int
+) -> tuple[Any, dict[str, Path], list[str], Path]:
+    """Namespace ``ns`` with ``count`` enrolled gateways ``gw-00000``...: returns the API client,
+    the fleet API's TLS files, the gateway names and the folder of their ``NAME.crt/.key``."""
+    cp.create_namespace(ns)
+    api = api_client(load_access(cp.kubeconfig))
+    ca = FleetCA.create()
+    server = ca.issue_server(["localhost", "127.0.0.1"])
+    tls = {"cert": work / "tls.crt", "key": work / "tls.key", "ca": work / "ca.crt"}
+    tls["cert"].write_bytes(server.cert_pem)
+    tls["key"].write_bytes(server.key_pem)
+    tls["ca"].write_bytes(ca.cert_pem)
+    names = [f"gw-{i:05d}" for i in range(count)]
+    t0 = time.monotonic()
+    bundles = enroll_gateways(api, [(n, {"tier": "retail"}) for n in names], namespace=ns, ca=ca)
+    enroll_s = time.monotonic() - t0
+    print(f"enrolled {len(bundles)} gateways in {enroll_s:.1f}s "
+          f"({len(bundles) / max(enroll_s, 1e-9):.0f}/s)", flush=True)  # fmt: skip
+    certs = work / "certs"
+    certs.mkdir()
+    for b in bundles:
+        (certs / f"{b.gateway}.crt").write_bytes(b.cert_pem)
+        (certs / f"{b.gateway}.key").write_bytes(b.key_pem)
+    return api, tls, names, certs
+
+
 def churn(args: argparse.Namespace) -> int:
     """``--churn``: cycles of connections opening, polling and closing; RSS after each cycle."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -546,28 +573,9 @@ def churn(args: argparse.Namespace) -> int:
     results: list[dict[str, Any]] = []
     try:
         ns = "bench-churn"
-        cp.create_namespace(ns)
-        api = api_client(load_access(cp.kubeconfig))
-        ca = FleetCA.create()
-        server = ca.issue_server(["localhost", "127.0.0.1"])
-        tls = {"cert": work / "tls.crt", "key": work / "tls.key", "ca": work / "ca.crt"}
-        tls["cert"].write_bytes(server.cert_pem)
-        tls["key"].write_bytes(server.key_pem)
-        tls["ca"].write_bytes(ca.cert_pem)
-        names = [f"gw-{i:05d}" for i in range(n)]
-        t0 = time.monotonic()
-        bundles = enroll_gateways(
-            api, [(name, {"tier": "retail"}) for name in names], namespace=ns, ca=ca
-        )
-        print(f"enrolled {len(bundles)} gateways in {time.monotonic() - t0:.1f}s", flush=True)
-        certs = work / "certs"
-        certs.mkdir()
-        gateways = []
-        for b in bundles:
-            (certs / f"{b.gateway}.crt").write_bytes(b.cert_pem)
-            (certs / f"{b.gateway}.key").write_bytes(b.key_pem)
-            gateways.append({"cert": str(certs / f"{b.gateway}.crt"),
-                             "key": str(certs / f"{b.gateway}.key")})  # fmt: skip
+        api, tls, names, certs = _enrolled_fleet(cp, work, ns, n)
+        gateways = [{"cert": str(certs / f"{name}.crt"), "key": str(certs / f"{name}.key")}
+                    for name in names]  # fmt: skip
         gw_file = work / "gateways.json"
         gw_file.write_text(json.dumps(gateways))
         from kubernetes import client as kclient
@@ -739,27 +747,7 @@ def main() -> int:
     rows = []
     try:
         ns = "bench"
-        cp.create_namespace(ns)
-        api = api_client(load_access(cp.kubeconfig))
-        ca = FleetCA.create()
-        server = ca.issue_server(["localhost", "127.0.0.1"])
-        tls = {"cert": work / "tls.crt", "key": work / "tls.key", "ca": work / "ca.crt"}
-        tls["cert"].write_bytes(server.cert_pem)
-        tls["key"].write_bytes(server.key_pem)
-        tls["ca"].write_bytes(ca.cert_pem)
-        names = [f"gw-{i:05d}" for i in range(args.gateways)]
-        t0 = time.monotonic()
-        bundles = enroll_gateways(
-            api, [(n, {"tier": "retail"}) for n in names], namespace=ns, ca=ca
-        )
-        enroll_s = time.monotonic() - t0
-        print(f"enrolled {len(bundles)} gateways in {enroll_s:.1f}s "
-              f"({len(bundles) / enroll_s:.0f}/s)", flush=True)  # fmt: skip
-        certs = work / "certs"
-        certs.mkdir()
-        for b in bundles:
-            (certs / f"{b.gateway}.crt").write_bytes(b.cert_pem)
-            (certs / f"{b.gateway}.key").write_bytes(b.key_pem)
+        api, tls, names, certs = _enrolled_fleet(cp, work, ns, args.gateways)
         from kubernetes import client as kclient
 
         objects = kclient.CustomObjectsApi(api)

@@ -122,6 +122,27 @@ def wait_for(
         time.sleep(0.25)
 
 
+def release_body(
+    shelf: ModelShelf,
+    version: str,
+    steps: list[dict[str, Any]],
+    gates: dict[str, Any],
+) -> dict[str, Any]:
+    """A ModelRelease of :data:`MODEL` at ``version``, built and signed by ``shelf``."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelRelease",
+        "metadata": {"name": MODEL},
+        "spec": {
+            "model": MODEL,
+            "version": version,
+            "artifact": shelf.build(version).spec_artifact(),
+            "trustPolicy": shelf.policy_name,
+            "rollout": {"steps": steps, "gates": gates, "rollback": "Immediate"},
+        },
+    }
+
+
 def apply_release(stack: Stack, body: dict[str, Any]) -> None:
     """Create the ModelRelease, or merge-patch its spec (what a sync would do)."""
     from kubernetes import client

@@ -14,7 +14,7 @@ from modelfleet.demo.models import ModelShelf
 from modelfleet.demo.stack import FleetApiSettings, OperatorSettings, SimulatorSettings, Stack
 from modelfleet.demo.watch import FleetView, Observer
 
-from .conftest import MODEL, apply_release, event_reasons, gateway_models, wait_for
+from .conftest import apply_release, event_reasons, gateway_models, release_body, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -28,18 +28,7 @@ GATES = {"maxFailedGateways": 0, "maxErrorRate": 0.05, "minReportingRatio": 0.8,
 
 
 def release(shelf: ModelShelf, version: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "modelfleet.dev/v1alpha1",
-        "kind": "ModelRelease",
-        "metadata": {"name": MODEL},
-        "spec": {
-            "model": MODEL,
-            "version": version,
-            "artifact": shelf.build(version).spec_artifact(),
-            "trustPolicy": shelf.policy_name,
-            "rollout": {"steps": STEPS, "gates": GATES, "rollback": "Immediate"},
-        },
-    }
+    return release_body(shelf, version, STEPS, GATES)
 
 
 class Tracker:

@@ -21,7 +21,7 @@ from modelfleet.demo.watch import Observer
 from modelfleet.devcluster import free_port
 from tests.monitoring import Prometheus, dashboard_queries, write_rules
 
-from .conftest import MODEL, apply_release, wait_for
+from .conftest import MODEL, apply_release, release_body, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -32,18 +32,7 @@ GATES = {"maxFailedGateways": 0, "maxErrorRate": 0.05, "minReportingRatio": 0.8,
 
 
 def release(shelf: ModelShelf, version: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "modelfleet.dev/v1alpha1",
-        "kind": "ModelRelease",
-        "metadata": {"name": MODEL},
-        "spec": {
-            "model": MODEL,
-            "version": version,
-            "artifact": shelf.build(version).spec_artifact(),
-            "trustPolicy": shelf.policy_name,
-            "rollout": {"steps": STEPS, "gates": GATES, "rollback": "Immediate"},
-        },
-    }
+    return release_body(shelf, version, STEPS, GATES)
 
 
 def raw_status(observer: Observer) -> dict[str, Any]:
