@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from modelfleet.devcluster import background
 
+DESCRIPTION = (
+    "A real etcd and kube-apiserver on loopback ports, with modelfleet's CRDs installed, for "
+    "trying modelfleet without a cluster. The binaries are built from Go modules on first use "
+    "(or taken from KUBEBUILDER_ASSETS) and cached in ~/.cache/modelfleet/envtest. No scheduler "
+    "or kubelet runs: run the operator, fleet API and agents as local processes against it. "
+    "Each --state-dir is one cluster (its data, certificates, kubeconfig and logs): give "
+    "different ones for clusters side by side; the binaries are shared."
+)
+
 
 def _up(args: argparse.Namespace) -> int:
-    running = background.up()
+    running = background.up(args.state_dir)
     if args.quiet:
         print(running.kubeconfig)
     else:
@@ -18,13 +28,13 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    stopped = background.down()
+    stopped = background.down(args.state_dir)
     print("dev cluster stopped and its files removed" if stopped else "no dev cluster was running")
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
-    running = background.current()
+    running = background.current(args.state_dir)
     if running is None or not running.alive():
         print("no dev cluster is running (start one with `modelfleet dev-cluster up`)")
         return 1
@@ -36,17 +46,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "dev-cluster",
         help="start or stop a local Kubernetes control plane (etcd + kube-apiserver)",
-        description=(
-            "A real etcd and kube-apiserver on loopback ports, with modelfleet's CRDs installed, "
-            "for trying modelfleet without a cluster. The binaries are built from Go modules on "
-            "first use (or taken from KUBEBUILDER_ASSETS) and cached in ~/.cache/modelfleet. "
-            "No scheduler or kubelet runs: run the operator, fleet API and agents as local "
-            "processes against it."
-        ),
+        description=DESCRIPTION,
     )
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    p_up = verbs.add_parser("up", help="start it in the background and print the kubeconfig path")
-    p_up.add_argument("-q", "--quiet", action="store_true", help="print only the kubeconfig path")
-    p_up.set_defaults(func=_up)
-    verbs.add_parser("down", help="stop it and remove its files").set_defaults(func=_down)
-    verbs.add_parser("status", help="say whether it is running").set_defaults(func=_status)
+    up = verbs.add_parser("up", help="start it in the background and print the kubeconfig path")
+    up.add_argument("-q", "--quiet", action="store_true", help="print only the kubeconfig path")
+    down = verbs.add_parser("down", help="stop it and remove its state dir")
+    status = verbs.add_parser("status", help="say whether it is running")
+    for verb, func in ((up, _up), (down, _down), (status, _status)):
+        verb.add_argument(
+            "--state-dir", type=Path, metavar="DIR",
+            help="the cluster's own folder (default: ~/.cache/modelfleet/dev-cluster)",
+        )  # fmt: skip
+        verb.set_defaults(func=func)

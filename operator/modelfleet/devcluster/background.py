@@ -1,7 +1,18 @@
-"""``modelfleet dev-cluster up|down|status``: one control plane in the background per user.
+"""``modelfleet dev-cluster up|down|status``: a control plane in the background, one per state dir.
 
-Its files live in ``~/.cache/modelfleet/dev-cluster`` (or ``$MODELFLEET_CACHE``); ``state.json``
-there records the process ids and ports so that ``down`` can stop it from another shell.
+The state dir (``--state-dir``; default ``~/.cache/modelfleet/dev-cluster``, or
+``$MODELFLEET_CACHE/dev-cluster``) holds the cluster's data, certificates, kubeconfig and logs,
+and ``state.json``, which records the process ids and the server so that ``down`` can stop it
+from another shell. Several state dirs give several isolated clusters; the binaries stay in
+their own cache (:mod:`modelfleet.devcluster.assets`) whatever the state dir, so a new state dir
+never rebuilds the control plane.
+
+The folder is the cluster's own: ``up`` refuses a folder that holds anything but a former dev
+cluster, and ``down`` removes it only when ``state.json`` is there.
+
+``down`` stops kube-apiserver first and etcd after it: an API server whose etcd is gone spends
+its whole graceful-shutdown budget retrying storage, while one stopped first closes its watches
+and exits in about a second.
 """
 
 from __future__ import annotations
@@ -19,12 +30,17 @@ from modelfleet.devcluster.assets import cache_root, find_assets
 from modelfleet.devcluster.controlplane import ControlPlane
 from modelfleet.errors import ConfigError
 
+STATE_FILE = "state.json"
+#: How long each process gets after SIGTERM before SIGKILL.
+STOP_GRACE = 10.0
+
 
 @dataclass(frozen=True)
 class Running:
     workdir: Path
     kubeconfig: Path
     server: str
+    #: kube-apiserver first, then etcd: the order ``down`` stops them in.
     pids: tuple[int, ...]
 
     def alive(self) -> bool:
@@ -38,36 +54,63 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    with contextlib.suppress(OSError):  # a zombie (exited, not yet reaped) is not running
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
     return True
 
 
-def state_dir() -> Path:
+def default_state_dir() -> Path:
     return cache_root() / "dev-cluster"
 
 
-def current() -> Running | None:
-    state = state_dir() / "state.json"
-    if not state.exists():
+def state_dir(folder: Path | None = None) -> Path:
+    """``folder`` made absolute, or the default state dir."""
+    return (folder.expanduser() if folder is not None else default_state_dir()).absolute()
+
+
+def current(folder: Path | None = None) -> Running | None:
+    """The cluster recorded in the state dir (running or not), or ``None``."""
+    state = state_dir(folder) / STATE_FILE
+    try:
+        data = json.loads(state.read_text())
+        return Running(
+            workdir=Path(data["workdir"]),
+            kubeconfig=Path(data["kubeconfig"]),
+            server=data["server"],
+            pids=tuple(int(p) for p in data["pids"]),
+        )
+    except FileNotFoundError:
         return None
-    data = json.loads(state.read_text())
-    return Running(
-        workdir=Path(data["workdir"]),
-        kubeconfig=Path(data["kubeconfig"]),
-        server=data["server"],
-        pids=tuple(data["pids"]),
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{state}: not a dev-cluster state file ({exc})") from None
+
+
+def _claim(workdir: Path) -> None:
+    """Make ``workdir`` empty for a new cluster, refusing to clear a folder that is not ours."""
+    if not workdir.exists():
+        return
+    if not workdir.is_dir():
+        raise ConfigError(f"--state-dir {workdir}: not a folder")
+    ours = workdir == default_state_dir() or any(
+        (workdir / mark).exists() for mark in (STATE_FILE, "pki/ca.crt")
     )
+    if any(workdir.iterdir()) and not ours:
+        raise ConfigError(
+            f"--state-dir {workdir}: the folder is not empty and holds no dev cluster; "
+            "give an empty or new folder"
+        )
+    shutil.rmtree(workdir)
 
 
-def up() -> Running:
-    """Start the dev cluster unless one is already running; return where it is."""
-    running = current()
+def up(folder: Path | None = None) -> Running:
+    """Start the dev cluster unless one is already running there; return where it is."""
+    workdir = state_dir(folder)
+    running = current(workdir)
     if running is not None and running.alive():
         return running
     if running is not None:
-        down()
-    workdir = state_dir()
-    if workdir.exists():
-        shutil.rmtree(workdir)
+        down(workdir)
+    _claim(workdir)
     cp = ControlPlane(workdir=workdir, assets=find_assets(build=True), keep_workdir=True)
     cp.start(detach=True)
     assert cp.etcd is not None and cp.apiserver is not None
@@ -77,36 +120,36 @@ def up() -> Running:
         server=cp.server,
         pids=(cp.apiserver.pid, cp.etcd.pid),
     )
-    (workdir / "state.json").write_text(
-        json.dumps(
-            {
-                "workdir": str(workdir),
-                "kubeconfig": str(cp.kubeconfig),
-                "server": cp.server,
-                "pids": list(running.pids),
-            }
-        )
-    )
+    state = {
+        "workdir": str(workdir),
+        "kubeconfig": str(cp.kubeconfig),
+        "server": cp.server,
+        "pids": list(running.pids),
+    }
+    (workdir / STATE_FILE).write_text(json.dumps(state))
     return running
 
 
-def down() -> bool:
+def _stop(pid: int) -> None:
+    """SIGTERM the process group of ``pid``; SIGKILL it after :data:`STOP_GRACE`."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def down(folder: Path | None = None) -> bool:
     """Stop the dev cluster and remove its files; False when none was running."""
-    running = current()
+    workdir = state_dir(folder)
+    running = current(workdir)
     if running is None:
-        if state_dir().exists():
-            shutil.rmtree(state_dir(), ignore_errors=True)
         return False
-    for pid in running.pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and any(_alive(p) for p in running.pids):
-        time.sleep(0.2)
-    for pid in running.pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-    if running.workdir != state_dir():
-        raise ConfigError(f"unexpected dev-cluster folder {running.workdir}; not removing it")
-    shutil.rmtree(running.workdir, ignore_errors=True)
+    if running.workdir != workdir:
+        raise ConfigError(f"{workdir / STATE_FILE} names another folder ({running.workdir})")
+    for pid in running.pids:  # the API server, then etcd
+        _stop(pid)
+    shutil.rmtree(workdir, ignore_errors=True)
     return True

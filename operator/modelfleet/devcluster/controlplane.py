@@ -196,6 +196,9 @@ class ControlPlane:
             f"--service-account-signing-key-file={pki.sa_key}",
             "--max-requests-inflight=1000",
             "--max-mutating-requests-inflight=500",
+            # On SIGTERM, close open watches after a second instead of waiting for each to end
+            # (up to --min-request-timeout): a stop takes about a second, not half a minute.
+            "--shutdown-watch-termination-grace-period=1s",
             "--v=0",
         ]
         if self.audit:
