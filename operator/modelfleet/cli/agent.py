@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 from modelfleet.agent.config import AgentConfig, load_agent_config
+from modelfleet.cli import flags
 from modelfleet.logs import FORMATS
 from modelfleet.logs import configure as configure_logging
 
@@ -68,12 +69,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="json: one JSON object per line (time, level, logger, component, message, gateway "
         "and the release/version being handled; see docs/status.md), for log collectors",
     )
-    parser.add_argument(
-        "--metrics-port", type=int, default=0, metavar="PORT",
-        help="serve the agent's Prometheus metrics (install stage durations, models by state) "
-        "on 127.0.0.1:PORT (--metrics-host to change the address)",
-    )  # fmt: skip
-    parser.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
+    flags.metrics(parser, "127.0.0.1", "install stage durations, models by state")
     parser.add_argument(
         "--check-config",
         action="store_true",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from modelfleet.cli import flags
 from modelfleet.devcluster import background
 
 DESCRIPTION = (
@@ -42,13 +43,9 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "dev-cluster",
-        help="start or stop a local Kubernetes control plane (etcd + kube-apiserver)",
-        description=DESCRIPTION,
-    )
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+def register(sub: flags.Subparsers) -> None:
+    summary = "start or stop a local Kubernetes control plane (etcd + kube-apiserver)"
+    verbs = flags.verbs(flags.command(sub, "dev-cluster", summary, DESCRIPTION))
     up = verbs.add_parser("up", help="start it in the background and print the kubeconfig path")
     up.add_argument("-q", "--quiet", action="store_true", help="print only the kubeconfig path")
     down = verbs.add_parser("down", help="stop it and remove its state dir")

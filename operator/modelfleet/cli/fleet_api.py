@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from modelfleet.cli import flags
 from modelfleet.errors import ConfigError
 from modelfleet.fleet.app import ServerOptions, TLSFiles, serve
 from modelfleet.fleet.coalesce import CoalescePolicy
@@ -29,18 +30,8 @@ def _options(args: argparse.Namespace) -> ServerOptions:
         rate = RateLimit(rate=args.rate_limit, burst=args.rate_burst)
     except ValueError as exc:
         raise ConfigError(f"--rate-limit/--rate-burst: {exc}") from exc
-    settings = ProtocolSettings(
-        poll_interval=args.poll_interval,
-        active_poll_interval=args.active_poll_interval,
-        jitter=args.jitter,
-        coalesce=CoalescePolicy(
-            health_interval=args.health_interval,
-            heartbeat_interval=args.heartbeat_interval,
-            active_heartbeat_interval=args.active_heartbeat_interval,
-            idle_health_interval=args.idle_health_interval,
-        ),
-        rate=rate,
-        body_timeout=args.body_timeout,
+    settings = flags.options(
+        ProtocolSettings, args, coalesce=flags.options(CoalescePolicy, args), rate=rate
     )
     for flag, value in (
         ("--handshake-timeout", args.handshake_timeout),
@@ -52,28 +43,16 @@ def _options(args: argparse.Namespace) -> ServerOptions:
             raise ConfigError(f"{flag} must be a positive number of seconds")
     if args.max_handshakes is not None and args.max_handshakes < 1:
         raise ConfigError("--max-handshakes must be at least 1")
-    limits = ConnectionLimits(
-        handshake_timeout=args.handshake_timeout,
-        max_handshakes=args.max_handshakes,
-        header_timeout=args.header_timeout,
-        keepalive_timeout=args.keepalive_timeout,
-    )
-    return ServerOptions(
-        host=args.host,
-        port=args.port,
-        tls=TLSFiles(Path(args.tls_cert), Path(args.tls_key), Path(args.client_ca))
-        if all(files)
-        else None,
-        tls_namespace=args.tls_namespace,
+    tls = TLSFiles(*map(Path, files)) if all(files) else None
+    return flags.options(
+        ServerOptions,
+        args,
+        tls=tls,
         namespace=None if args.all_namespaces else args.namespace,
-        kubeconfig=args.kubeconfig,
-        metrics_host=args.metrics_host,
         metrics_port=args.metrics_port or None,
         settings=settings,
-        max_staleness=args.max_staleness,
-        workers=args.workers,
         reuse_port=args.reuse_port or args.workers > 1,
-        limits=limits,
+        limits=flags.options(ConnectionLimits, args),
     )
 
 
@@ -102,24 +81,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g = p.add_argument_group("where")
     g.add_argument("--host", default="0.0.0.0", help="address to listen on")
     g.add_argument("--port", type=int, default=8443, help="HTTPS port")
-    g.add_argument(
-        "--namespace",
-        "-n",
-        help="watch EdgeGateways and ModelReleases of this namespace (default: kubeconfig's)",
+    flags.kube(
+        g,
+        "watch EdgeGateways and ModelReleases of this namespace (default: kubeconfig's)",
+        all_namespaces=True,
     )
-    g.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")
-    g.add_argument("--kubeconfig", type=Path, help="kubeconfig (default: $KUBECONFIG, in-cluster)")
     g.add_argument("--workers", type=int, default=1, help="processes sharing the port")
     g.add_argument(
         "--reuse-port", action="store_true", help="set SO_REUSEPORT (implied by --workers > 1)"
     )
-    g.add_argument(
-        "--metrics-port",
-        type=int,
-        default=0,
-        help="plain-HTTP port for /metrics and /healthz (0: off; worker i uses port+i)",
-    )
-    g.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics port")
+    flags.metrics(g, "127.0.0.1", "plain HTTP, also /healthz; worker i uses port+i")
     g.add_argument(
         "--log-format", choices=FORMATS, default="text",
         help="json: one JSON object per line with gateway, namespace, route and status fields "

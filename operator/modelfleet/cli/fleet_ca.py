@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from modelfleet.cli import flags
 from modelfleet.fleet.kube import api_client, load_access
 from modelfleet.fleet.pki import DEFAULT_SANS, parse_validity
 from modelfleet.fleet.secrets import (
@@ -50,29 +51,25 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "fleet-ca",
-        help="create the fleet CA and the fleet API's server certificate",
-        description=(
-            "The fleet CA (EC P-256) issues every gateway's client certificate and the fleet "
-            f"API's server certificate. It is kept in the Secret {CA_SECRET}; the server "
-            f"certificate, its key and the CA certificate in the Secret {TLS_SECRET} (type "
-            "kubernetes.io/tls), which `modelfleet fleet-api` reads or a Deployment mounts."
-        ),
-    )
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+DESCRIPTION = (
+    "The fleet CA (EC P-256) issues every gateway's client certificate and the fleet API's "
+    f"server certificate. It is kept in the Secret {CA_SECRET}; the server certificate, its key "
+    f"and the CA certificate in the Secret {TLS_SECRET} (type kubernetes.io/tls), which "
+    "`modelfleet fleet-api` reads or a Deployment mounts."
+)
+INIT = (
+    "Idempotent: an existing CA is kept (gateways stay enrolled). The server certificate is "
+    "issued when missing, when --san differs from the current one, or with --renew-server-cert."
+)
+
+
+def register(sub: flags.Subparsers) -> None:
+    summary = "create the fleet CA and the fleet API's server certificate"
+    verbs = flags.verbs(flags.command(sub, "fleet-ca", summary, DESCRIPTION))
     p = verbs.add_parser(
-        "init",
-        help="create the CA (once) and (re)issue the server certificate",
-        description=(
-            "Idempotent: an existing CA is kept (gateways stay enrolled). The server certificate "
-            "is issued when missing, when --san differs from the current one, or with "
-            "--renew-server-cert."
-        ),
+        "init", help="create the CA (once) and (re)issue the server certificate", description=INIT
     )
-    p.add_argument("--namespace", "-n", help="namespace of the Secrets (default: kubeconfig's)")
-    p.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: $KUBECONFIG)")
+    flags.kube(p, "namespace of the Secrets (default: kubeconfig's)")
     p.add_argument(
         "--san",
         help="comma-separated DNS names / IPs of the fleet API "

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from modelfleet.cli import flags
 from modelfleet.errors import ClusterError, ConfigError
 from modelfleet.fleet.enroll import (
     DEFAULT_FLEET_URL,
@@ -141,8 +142,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--namespace", "-n", help="namespace of the EdgeGateway (default: kubeconfig's)")
-    p.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: $KUBECONFIG)")
+    flags.kube(p, "namespace of the EdgeGateway (default: kubeconfig's)")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from modelfleet.cli import flags
 from modelfleet.gitops.history import format_table, release_history, rollout_outcomes
 from modelfleet.gitops.manifest import ReleaseRef, find_release_file
 from modelfleet.gitops.repo import open_repo, top_level
@@ -33,26 +34,16 @@ examples:
 """
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+def register(sub: flags.Subparsers) -> None:
+    p = flags.command(
+        sub,
         "history",
-        help="list a release's versions from git log (commit, author, date, digest, signature)",
-        description="Show the version history of a release from the GitOps repository.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "list a release's versions from git log (commit, author, date, digest, signature)",
+        "Show the version history of a release from the GitOps repository.",
+        EPILOG,
     )
-    p.add_argument(
-        "release", metavar="RELEASE", help="NAMESPACE/NAME, NAME, or the release file's path"
-    )
-    p.add_argument(
-        "--repo", type=Path, default=Path("."), help="the GitOps repository (default: .)"
-    )
-    p.add_argument(
-        "--releases-dir",
-        default="releases",
-        metavar="DIR",
-        help="folder of the release files in the repository (default: releases)",
-    )
+    flags.release(p)
+    flags.repo(p)
     p.add_argument("--rev", default="HEAD", help="branch or commit to read from (default: HEAD)")
     p.add_argument("--limit", type=int, help="at most this many versions")
     p.add_argument(
@@ -61,14 +52,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--allowed-signers", type=Path, help="SSH allowed-signers file for signature checks"
     )
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    flags.json_output(p, "print JSON instead of a table")
     k = p.add_argument_group("cluster")
     k.add_argument(
         "--cluster", action="store_true",
         help="add each version's rollout outcome from the live ModelRelease's status.history",
     )  # fmt: skip
-    k.add_argument("--kubeconfig", type=Path, help="kubeconfig (default: $KUBECONFIG)")
-    k.add_argument("--context", help="kubeconfig context")
+    flags.kube(k, namespace=None, context=True)
     p.set_defaults(func=run)
 
 

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from modelfleet import __version__
-from modelfleet.errors import ModelfleetError
+from modelfleet.cli import failures
 
 #: Modules under ``modelfleet.cli`` that register subcommands, in ``--help`` order.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -190,26 +190,27 @@ def main(argv: Sequence[str] | None = None, prog: str = "modelfleet") -> int:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    if not args.verbose:  # its retries are not the user's business: the error line says enough
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     func: Handler | None = getattr(args, "func", None)
     if func is None:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "check_kubeconfig", False):  # declared by flags.kube()
+            failures.check_kubeconfig(args.kubeconfig, getattr(args, "context", None))
         return func(args)
-    except ModelfleetError as exc:
-        print(f"modelfleet {args.command}: {exc.diagnostics()}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print(f"modelfleet {args.command}: interrupted", file=sys.stderr)
         return 130
     except ImportError as exc:  # a command importing its extra only when it runs
         missing = missing_extra(args.command, exc)
         if missing is None:
-            return _unexpected(args.command, exc)
+            return _failed(args.command, exc)
         print(missing, file=sys.stderr)
         return 1
     except Exception as exc:
-        return _unexpected(args.command, exc)
+        return _failed(args.command, exc)
 
 
 def kubectl_plugin(argv: Sequence[str] | None = None) -> int:
@@ -218,16 +219,12 @@ def kubectl_plugin(argv: Sequence[str] | None = None) -> int:
     return main(argv, prog="kubectl modelfleet")
 
 
-def _unexpected(command: str, exc: Exception) -> int:
-    """One line, not a traceback; MODELFLEET_DEBUG=1 shows it."""
-    if os.environ.get("MODELFLEET_DEBUG"):
+def _failed(command: str, exc: Exception) -> int:
+    """One line, not a traceback (:mod:`modelfleet.cli.failures`); MODELFLEET_DEBUG=1 shows the
+    traceback of an error it does not recognise."""
+    if os.environ.get("MODELFLEET_DEBUG") and failures.describe(exc) is None:
         raise exc
-    detail = " ".join(str(exc).split()) or type(exc).__name__
-    print(
-        f"modelfleet {command}: unexpected {type(exc).__name__}: {detail} "
-        "(set MODELFLEET_DEBUG=1 for the traceback)",
-        file=sys.stderr,
-    )
+    print(failures.report(command, exc), file=sys.stderr)
     return 1
 
 

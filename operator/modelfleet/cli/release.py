@@ -10,6 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
+from modelfleet.cli import flags
 from modelfleet.errors import ConfigError
 from modelfleet.gitops.manifest import ReleaseRef, parse_release_ref
 from modelfleet.gitops.release import ReleaseRequest, create_release
@@ -47,21 +48,17 @@ def _labels(values: list[str]) -> dict[str, str]:
     return out
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "release",
-        help="commit a new model version to the GitOps repository on a new branch",
-        description=(
-            "Release a model version: update the ModelRelease manifest in the GitOps "
-            "repository, validate it, verify the artifact against its TrustPolicy, and commit "
-            "on a new branch ready for a pull request."
-        ),
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "release", metavar="NAMESPACE/NAME", help="the release stream, e.g. retail/detector"
-    )
+DESCRIPTION = (
+    "Release a model version: update the ModelRelease manifest in the GitOps repository, "
+    "validate it, verify the artifact against its TrustPolicy, and commit on a new branch ready "
+    "for a pull request."
+)
+
+
+def register(sub: flags.Subparsers) -> None:
+    summary = "commit a new model version to the GitOps repository on a new branch"
+    p = flags.command(sub, "release", summary, DESCRIPTION, EPILOG)
+    flags.release(p, "NAMESPACE/NAME", "the release stream, e.g. retail/detector")
     p.add_argument("--version", required=True, help="the version to release, e.g. 2.1.0")
     p.add_argument(
         "--uri",
@@ -74,13 +71,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--signature-uri", help="where the signature (model-signing / Sigstore bundle) is"
     )
-    p.add_argument(
-        "--attestation-uri",
-        action="append",
-        default=[],
-        metavar="URI",
-        help="an attestation's URI; repeatable",
-    )
+    flags.words(p, "--attestation-uri", "URI", "an attestation's URI; repeatable")
     p.add_argument(
         "--artifact-file", type=Path, help="local copy of the artifact (else read from --uri)"
     )
@@ -89,14 +80,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=Path,
         help="local copy of the signature (else read from --signature-uri)",
     )
-    p.add_argument(
-        "--attestation-file",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="FILE",
-        help="local copy of an attestation, in --attestation-uri order; repeatable",
-    )
+    flags.paths(
+        p, "--attestation-file", "FILE", "local copy of an attestation, in --attestation-uri "
+        "order; repeatable",
+    )  # fmt: skip
     p.add_argument(
         "--policy-file",
         type=Path,
@@ -105,32 +92,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     new = p.add_argument_group("for a release file that does not exist yet")
     new.add_argument("--model", help="spec.model (default: the release name)")
     new.add_argument("--trust-policy", help="spec.trustPolicy: the TrustPolicy name")
-    new.add_argument(
-        "--selector",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="spec.gateways.selector.matchLabels entry; repeatable",
+    flags.words(
+        new, "--selector", "KEY=VALUE", "spec.gateways.selector.matchLabels entry; repeatable"
     )
     git = p.add_argument_group("git")
-    git.add_argument(
-        "--repo", type=Path, default=Path("."), help="the GitOps repository (default: .)"
-    )
-    git.add_argument(
-        "--releases-dir",
-        default="releases",
-        metavar="DIR",
-        help="folder of the release files in the repository (default: releases)",
-    )
+    flags.repo(git)
     git.add_argument(
         "--base", default="HEAD", help="commit or branch to start from (default: HEAD)"
     )
-    git.add_argument(
-        "--branch", help="branch to create (default: release/<namespace>/<name>/<version>)"
-    )
-    git.add_argument("--push", action="store_true", help="push the branch to --remote")
-    git.add_argument("--remote", default="origin", help="remote to push to (default: origin)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    flags.push(git, "branch to create (default: release/<namespace>/<name>/<version>)")
+    flags.json_output(p)
     p.set_defaults(func=run)
 
 

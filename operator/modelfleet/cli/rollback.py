@@ -12,6 +12,7 @@ from pathlib import Path
 
 import git
 
+from modelfleet.cli import flags
 from modelfleet.gitops.manifest import find_release_file
 from modelfleet.gitops.repo import open_repo, top_level
 from modelfleet.gitops.rollback import plan_rollback, rollback
@@ -36,36 +37,24 @@ examples:
 """
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+def register(sub: flags.Subparsers) -> None:
+    p = flags.command(
+        sub,
         "rollback",
-        help="roll a release back: git revert of the commit that set its version",
-        description="Roll a release back in the GitOps repository by reverting a commit.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "roll a release back: git revert of the commit that set its version",
+        "Roll a release back in the GitOps repository by reverting a commit.",
+        EPILOG,
     )
-    p.add_argument(
-        "release", metavar="RELEASE", help="NAMESPACE/NAME, NAME, or the release file's path"
-    )
+    flags.release(p)
     p.add_argument(
         "--to", metavar="VERSION", help="the version to return to (default: the previous one)"
     )
-    p.add_argument(
-        "--repo", type=Path, default=Path("."), help="the GitOps repository (default: .)"
-    )
-    p.add_argument(
-        "--releases-dir",
-        default="releases",
-        metavar="DIR",
-        help="folder of the release files in the repository (default: releases)",
-    )
-    p.add_argument("--branch", help="commit on this new branch instead of the current one")
-    p.add_argument("--push", action="store_true", help="push the result to --remote")
-    p.add_argument("--remote", default="origin", help="remote to push to (default: origin)")
+    flags.repo(p)
+    flags.push(p, "commit on this new branch instead of the current one")
     p.add_argument(
         "--dry-run", action="store_true", help="print what would be done, change nothing"
     )
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    flags.json_output(p)
     p.set_defaults(func=run)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from modelfleet.cli import flags
 from modelfleet.errors import ConfigError
 from modelfleet.trust import Hashing, pack_model, sign_model
 from modelfleet.trust.signing import load_private_key, sign_model_keyless
@@ -36,13 +37,13 @@ examples:
 """
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+def register(sub: flags.Subparsers) -> None:
+    p = flags.command(
+        sub,
         "sign",
-        help="sign a model folder or file (model-signing format)",
-        description="Sign a model with an OpenSSF model-signing signature.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "sign a model folder or file (model-signing format)",
+        "Sign a model with an OpenSSF model-signing signature.",
+        EPILOG,
     )
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--key", type=Path, metavar="KEY", help="PEM private key")
@@ -51,37 +52,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--password-env", metavar="VAR", help="environment variable with the key password"
     )
     p.add_argument("--certificate", type=Path, metavar="CERT", help="signing certificate (PEM)")
-    p.add_argument(
-        "--chain",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="PEM",
-        help="intermediate certificate(s), PEM; repeatable",
-    )
+    flags.paths(p, "--chain", "PEM", "intermediate certificate(s), PEM; repeatable")
     p.add_argument("--identity-token", metavar="TOKEN", help="OIDC token for --keyless")
     p.add_argument("--signature", required=True, type=Path, metavar="SIG", help="output file")
     p.add_argument("--hashing", choices=["sha256", "blake2"], default="sha256")
     p.add_argument("--serialization", choices=["files", "shards"], default="files")
     p.add_argument("--shard-size", type=int, default=1_000_000_000, metavar="BYTES")
     p.add_argument("--allow-symlinks", action="store_true", help="hash symlinked files")
-    p.add_argument(
-        "--ignore",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="model-relative path to leave out; repeatable",
-    )
+    flags.words(p, "--ignore", "PATH", "model-relative path to leave out; repeatable")
     p.add_argument("--pack", type=Path, metavar="TAR", help="also pack the folder into TAR")
     p.add_argument("model", type=Path, metavar="MODEL", help="model folder or file")
     p.set_defaults(func=run)
-
-
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,12 +82,14 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         password = os.environ.get(args.password_env, "").encode() if args.password_env else None
-        key = load_private_key(_read(args.key, "key"), password or None)
+        key = load_private_key(flags.read_bytes(args.key, "key"), password or None)
         chain: list[x509.Certificate] = []
         if args.certificate is not None:
-            chain.append(x509.load_pem_x509_certificate(_read(args.certificate, "certificate")))
+            chain.append(
+                x509.load_pem_x509_certificate(flags.read_bytes(args.certificate, "certificate"))
+            )
             for extra in args.chain:
-                chain.extend(x509.load_pem_x509_certificates(_read(extra, "chain")))
+                chain.extend(x509.load_pem_x509_certificates(flags.read_bytes(extra, "chain")))
         sign_model(
             args.model,
             args.signature,

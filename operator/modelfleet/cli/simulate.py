@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelfleet.cli import flags
 from modelfleet.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -70,15 +71,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="K=V:FRACTION",
         help="add label K=V to that share of the gateways (repeatable), e.g. ring=early:0.1",
     )
-    src.add_argument(
-        "--namespace",
-        "-n",
-        metavar="NS",
-        help="namespace of the EdgeGateways (default: kubeconfig's)",
-    )
-    src.add_argument(
-        "--kubeconfig", metavar="FILE", type=Path, help="kubeconfig file (default: $KUBECONFIG)"
-    )
+    flags.kube(src, "namespace of the EdgeGateways (default: kubeconfig's)")
     src.add_argument(
         "--ca-namespace",
         metavar="NS",

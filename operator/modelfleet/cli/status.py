@@ -21,6 +21,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException  # the command needs the kubernetes client
 
+from modelfleet.cli import flags
 from modelfleet.cli.statusview import release_view, render, render_table
 from modelfleet.errors import ClusterError, ConfigError
 
@@ -186,8 +187,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("name", nargs="?", metavar="NAME", help="the ModelRelease (default: all)")
-    p.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig context's)")
-    p.add_argument("--kubeconfig", type=Path, help="kubeconfig (default: $KUBECONFIG)")
+    flags.kube(p)
     p.add_argument(
         "-o", "--output", choices=("text", "json"), default="text",
         help="json: the documented shape of docs/status.md (one document per line with --watch)",

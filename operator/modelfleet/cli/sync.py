@@ -12,6 +12,7 @@ import signal
 import threading
 from pathlib import Path
 
+from modelfleet.cli import flags
 from modelfleet.errors import ConfigError, ModelfleetError
 from modelfleet.gitops.apply import KubernetesApplier, api_client
 from modelfleet.gitops.source import GitSource, SignaturePolicy
@@ -53,32 +54,22 @@ examples:
 """
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+def register(sub: flags.Subparsers) -> None:
+    p = flags.command(
+        sub,
         "sync",
-        help="apply a Git repository's manifests to the cluster (built-in GitOps sync)",
-        description="Sync manifests from a Git repository into the cluster with server-side apply.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "apply a Git repository's manifests to the cluster (built-in GitOps sync)",
+        "Sync manifests from a Git repository into the cluster with server-side apply.",
+        EPILOG,
     )
     p.add_argument("repo", metavar="REPO", help="repository URL or local path")
     p.add_argument("--ref", default="HEAD", help="branch, tag or commit (default: the remote HEAD)")
     p.add_argument("--path", default=".", help="folder (or file) of manifests in the repository")
-    p.add_argument(
-        "--name", default="default", help="this sync's name, in the modelfleet.dev/sync label"
-    )
-    p.add_argument(
-        "--namespace",
-        default="default",
-        help="namespace for objects that name none, and allowed (default: default)",
-    )
-    p.add_argument(
-        "--allow-namespace",
-        action="append",
-        default=[],
-        metavar="NS",
-        help="another namespace objects may be applied to (besides --namespace); repeatable",
-    )
+    p.add_argument("--name", default="default", help="this sync's name (modelfleet.dev/sync label)")
+    flags.words(
+        p, "--allow-namespace", "NS", "another namespace objects may be applied to (besides "
+        "--namespace); repeatable",
+    )  # fmt: skip
     p.add_argument(
         "--allow-trust-policies",
         action="store_true",
@@ -115,13 +106,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     sig.add_argument("--allowed-signers", type=Path, help="SSH allowed-signers file (git's format)")
     sig.add_argument("--gpg-home", type=Path, help="GnuPG home with the allowed public keys")
-    sig.add_argument(
-        "--allowed-gpg-key",
-        action="append",
-        default=[],
-        metavar="FINGERPRINT",
-        help="accept this GPG key even if not certified in the keyring; repeatable",
-    )
+    flags.words(
+        sig, "--allowed-gpg-key", "FINGERPRINT", "accept this GPG key even if not certified in "
+        "the keyring; repeatable",
+    )  # fmt: skip
     sig.add_argument(
         "--trust-from",
         metavar="REV",
@@ -129,13 +117,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(needed on the first sync of a history with unsigned commits)",
     )
     kube = p.add_argument_group("cluster")
-    kube.add_argument(
-        "--kubeconfig",
-        type=Path,
-        help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)",
-    )
-    kube.add_argument("--context", help="kubeconfig context")
-    p.add_argument("--json", action="store_true", help="print each result as a JSON line")
+    flags.kube(
+        kube, "namespace for objects that name none, and allowed (default: default)",
+        context=True, short=False,
+    )  # fmt: skip
+    p.set_defaults(namespace="default")
+    flags.json_output(p, "print each result as a JSON line")
     p.set_defaults(func=run)
 
 

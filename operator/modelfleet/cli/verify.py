@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from modelfleet.cli import flags
 from modelfleet.trust import load_policy, verify_artifact, verify_model
 from modelfleet.trust.policy import (
     Authority,
@@ -50,44 +51,36 @@ exit status: 0 verified; 1 rejected (one line on stderr naming the failed check)
 """
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+def register(sub: flags.Subparsers) -> None:
+    p = flags.command(
+        sub,
         "verify",
-        help="verify a model or artifact against a TrustPolicy file (offline)",
-        description="Verify a model's signature, signer, provenance and revocation against a "
-        "TrustPolicy file, without a cluster and without the network.",
-        epilog=VERIFY_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "verify a model or artifact against a TrustPolicy file (offline)",
+        "Verify a model's signature, signer, provenance and revocation against a TrustPolicy "
+        "file, without a cluster and without the network.",
+        VERIFY_EPILOG,
     )
     p.add_argument("--policy", required=True, type=Path, metavar="FILE", help="TrustPolicy YAML")
     p.add_argument("--signature", required=True, type=Path, metavar="SIG", help="signature file")
-    p.add_argument(
-        "--attestation",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="A",
-        help="DSSE provenance attestation (bundle or envelope); repeatable",
+    flags.paths(
+        p, "--attestation", "A", "DSSE provenance attestation (bundle or envelope); repeatable"
     )
-    p.add_argument(
-        "--ignore",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="model-relative path left out of the check (and everything under it); repeatable",
-    )
+    flags.words(
+        p, "--ignore", "PATH", "model-relative path left out of the check (and everything under "
+        "it); repeatable",
+    )  # fmt: skip
     p.add_argument("--digest", metavar="DIGEST", help="MODEL is an artifact with this sha256:<hex>")
-    p.add_argument("--json", action="store_true", help="print the verification result as JSON")
+    flags.json_output(p, "print the verification result as JSON")
     p.add_argument("model", type=Path, metavar="MODEL", help="model folder, model file or artifact")
     p.set_defaults(func=run_verify)
 
-    b = sub.add_parser(
+    b = flags.command(
+        sub,
         "verify-bundle",
-        help="verify one Sigstore bundle over an artifact (conformance protocol)",
-        description="Verify a Sigstore bundle (message signature or DSSE) over ARTIFACT, keyless "
-        "or with a managed key, offline.",
-        epilog=BUNDLE_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "verify one Sigstore bundle over an artifact (conformance protocol)",
+        "Verify a Sigstore bundle (message signature or DSSE) over ARTIFACT, keyless or with a "
+        "managed key, offline.",
+        BUNDLE_EPILOG,
     )
     b.add_argument("--bundle", required=True, type=Path, metavar="B", help="the bundle to verify")
     b.add_argument("--trusted-root", type=Path, metavar="T", help="trusted_root.json to use")
@@ -130,15 +123,9 @@ def _bundle_policy(args: argparse.Namespace) -> Policy:
 
     root = None
     if args.trusted_root is not None:
-        try:
-            root = args.trusted_root.read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"cannot read {args.trusted_root}: {exc.strerror}") from None
+        root = flags.read_bytes(args.trusted_root, "trusted root")
     if args.key is not None:
-        try:
-            pem = args.key.read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"cannot read {args.key}: {exc.strerror}") from None
+        pem = flags.read_bytes(args.key, "key")
         key = KeyAuthority(pem, require_transparency_log=True, trusted_root_json=root)
         return Policy(name="command-line", authorities=(Authority("key", key=key),))
     if not (args.certificate_identity and args.certificate_oidc_issuer):
