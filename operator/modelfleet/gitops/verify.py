@@ -74,6 +74,7 @@ def _describe(verified: VerifiedArtifact) -> str:
 
 def trust_verifier(policy_file: Path, evidence: Evidence) -> str:
     """The default verifier: :mod:`modelfleet.trust` against the policy file."""
+    policy = None
     try:
         policy = load_policy(policy_file)
         verified = verify_artifact(
@@ -84,8 +85,11 @@ def trust_verifier(policy_file: Path, evidence: Evidence) -> str:
             attestations=list(evidence.attestations),
         )
     except VerificationError as exc:
+        # The policy by its name, as the release and the cluster know it; its file only when
+        # it cannot be read.
+        which = f"{policy.name!r}" if policy is not None else f"from {policy_file}"
         raise ReleaseRefused(
-            f"the artifact fails TrustPolicy {policy_file.name}: {exc.diagnostics()}"
+            f"the artifact fails TrustPolicy {which}: {exc.diagnostics()}"
         ) from None
     return _describe(verified)
 

@@ -188,3 +188,11 @@ def test_a_release_of_an_oci_artifact_is_verified_from_the_registry(
         registry.stop()
     assert result.digest == signed.digest
     assert registry.hits["/t"] == 1
+
+
+def test_a_refusal_names_the_trust_policy_not_its_file(fleet_repo: GitRepo, tmp_path: Path) -> None:
+    rogue = make_signed_model(tmp_path / "rogue", key=make_key(), policy_name="prod-signers")
+    with pytest.raises(ReleaseRefused) as info:
+        create_release(fleet_repo.path, request(rogue))
+    assert "the artifact fails TrustPolicy 'prod-signers': " in str(info.value)
+    assert "trustpolicy.yaml" not in str(info.value)
