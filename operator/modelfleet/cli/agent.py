@@ -12,7 +12,6 @@ from pathlib import Path
 
 from modelfleet.agent.config import AgentConfig, load_agent_config
 from modelfleet.cli import flags
-from modelfleet.logs import FORMATS
 from modelfleet.logs import configure as configure_logging
 
 log = logging.getLogger(__name__)
@@ -36,12 +35,8 @@ DESCRIPTION = textwrap.dedent(
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "agent",
-        help="run the gateway agent (download, verify, A/B activate, health-check, report)",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    summary = "run the gateway agent (download, verify, A/B activate, health-check, report)"
+    parser = flags.command(sub, "agent", summary, DESCRIPTION)
     parser.add_argument(
         "--config",
         required=True,
@@ -62,13 +57,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="verify in the agent process instead of a short-lived worker process (the worker "
         "keeps the signature libraries out of the long-running agent's memory)",
     )
-    parser.add_argument(
-        "--log-format",
-        choices=FORMATS,
-        default="text",
-        help="json: one JSON object per line (time, level, logger, component, message, gateway "
-        "and the release/version being handled; see docs/status.md), for log collectors",
-    )
+    flags.log_format(
+        parser, "time, level, logger, component, message, gateway and the release/version "
+        "being handled",
+    )  # fmt: skip
     flags.metrics(parser, "127.0.0.1", "install stage durations, models by state")
     parser.add_argument(
         "--check-config",

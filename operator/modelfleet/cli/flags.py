@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from modelfleet.errors import ConfigError
+from modelfleet.logs import FORMATS
 
 if TYPE_CHECKING:  # argparse's generic is not subscriptable at run time
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -26,8 +27,10 @@ def command(
     sub: Subparsers, name: str, summary: str, description: str, epilog: str | None = None
 ) -> argparse.ArgumentParser:
     """A command's parser: one-line ``summary`` for ``--help``, ``description`` and an
-    ``epilog`` of examples (laid out as written; without one, the description is wrapped)."""
-    layout = argparse.RawDescriptionHelpFormatter if epilog else argparse.HelpFormatter
+    ``epilog`` of examples; laid out as written when there is an epilog or the description has
+    several lines, else wrapped."""
+    hand_made = epilog or "\n" in description
+    layout = argparse.RawDescriptionHelpFormatter if hand_made else argparse.HelpFormatter
     return sub.add_parser(
         name, help=summary, description=description, epilog=epilog, formatter_class=layout
     )
@@ -87,6 +90,15 @@ def push(p: Group, branch: str) -> None:
 
 def json_output(p: Group, text: str = "print the result as JSON") -> None:
     p.add_argument("--json", action="store_true", help=text)
+
+
+def log_format(p: Group, fields: str) -> None:
+    """``--log-format text|json``; ``fields`` says what each JSON line carries."""
+    p.add_argument(
+        "--log-format", choices=FORMATS, default="text",
+        help=f"json: one JSON object per line with {fields}, for log collectors "
+        "(see docs/status.md)",
+    )  # fmt: skip
 
 
 def metrics(p: Group, host: str, what: str) -> None:

@@ -14,7 +14,6 @@ from modelfleet.fleet.kube import load_access
 from modelfleet.fleet.ratelimit import RateLimit
 from modelfleet.fleet.secrets import TLS_SECRET
 from modelfleet.fleet.server import ProtocolSettings
-from modelfleet.logs import FORMATS
 from modelfleet.logs import configure as configure_logging
 
 
@@ -91,11 +90,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--reuse-port", action="store_true", help="set SO_REUSEPORT (implied by --workers > 1)"
     )
     flags.metrics(g, "127.0.0.1", "plain HTTP, also /healthz; worker i uses port+i")
-    g.add_argument(
-        "--log-format", choices=FORMATS, default="text",
-        help="json: one JSON object per line with gateway, namespace, route and status fields "
-        "(never request bodies or certificates); see docs/status.md",
-    )  # fmt: skip
+    flags.log_format(
+        g, "gateway, namespace, route and status fields (never request bodies or certificates)"
+    )
 
     t = p.add_argument_group("TLS")
     t.add_argument("--tls-cert", help="server certificate (PEM)")

@@ -14,6 +14,8 @@ from modelfleet.gitops.history import format_table, release_history, rollout_out
 from modelfleet.gitops.manifest import ReleaseRef, find_release_file
 from modelfleet.gitops.repo import open_repo, top_level
 
+SUMMARY = "list a release's versions from git log (commit, author, date, digest, signature)"
+DESCRIPTION = "Show the version history of a release from the GitOps repository."
 EPILOG = """\
 Each line is a commit that changed the release's version or digest (commits that changed only
 other fields, or other files, are left out), newest first, with git's verdict on its signature:
@@ -35,13 +37,7 @@ examples:
 
 
 def register(sub: flags.Subparsers) -> None:
-    p = flags.command(
-        sub,
-        "history",
-        "list a release's versions from git log (commit, author, date, digest, signature)",
-        "Show the version history of a release from the GitOps repository.",
-        EPILOG,
-    )
+    p = flags.command(sub, "history", SUMMARY, DESCRIPTION, EPILOG)
     flags.release(p)
     flags.repo(p)
     p.add_argument("--rev", default="HEAD", help="branch or commit to read from (default: HEAD)")

@@ -241,13 +241,7 @@ def _observability_flags(p: argparse.ArgumentParser) -> None:
         "http://prometheus.monitoring:9090 (without it, query gates have no data: "
         "Inconclusive)",
     )
-    g.add_argument(
-        "--log-format",
-        choices=("text", "json"),
-        default="text",
-        help="json: one JSON object per line with release, version and commit fields, "
-        "for log collectors (see docs/status.md)",
-    )
+    flags.log_format(g, "release, version and commit fields")
 
 
 def register(sub: flags.Subparsers) -> None:

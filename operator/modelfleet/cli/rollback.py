@@ -17,6 +17,8 @@ from modelfleet.gitops.manifest import find_release_file
 from modelfleet.gitops.repo import open_repo, top_level
 from modelfleet.gitops.rollback import plan_rollback, rollback
 
+SUMMARY = "roll a release back: git revert of the commit that set its version"
+DESCRIPTION = "Roll a release back in the GitOps repository by reverting a commit."
 EPILOG = """\
 how:
   Without --to, the commit with which the current version landed on this branch is reverted
@@ -38,13 +40,7 @@ examples:
 
 
 def register(sub: flags.Subparsers) -> None:
-    p = flags.command(
-        sub,
-        "rollback",
-        "roll a release back: git revert of the commit that set its version",
-        "Roll a release back in the GitOps repository by reverting a commit.",
-        EPILOG,
-    )
+    p = flags.command(sub, "rollback", SUMMARY, DESCRIPTION, EPILOG)
     flags.release(p)
     p.add_argument(
         "--to", metavar="VERSION", help="the version to return to (default: the previous one)"

@@ -17,6 +17,8 @@ from modelfleet.errors import ConfigError
 from modelfleet.trust import Hashing, pack_model, sign_model
 from modelfleet.trust.signing import load_private_key, sign_model_keyless
 
+SUMMARY = "sign a model folder or file (model-signing format)"
+DESCRIPTION = "Sign a model with an OpenSSF model-signing signature."
 EPILOG = """\
 modes:
   --key KEY                         sign with a PEM private key (EC P-256/P-384/P-521)
@@ -38,13 +40,7 @@ examples:
 
 
 def register(sub: flags.Subparsers) -> None:
-    p = flags.command(
-        sub,
-        "sign",
-        "sign a model folder or file (model-signing format)",
-        "Sign a model with an OpenSSF model-signing signature.",
-        EPILOG,
-    )
+    p = flags.command(sub, "sign", SUMMARY, DESCRIPTION, EPILOG)
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--key", type=Path, metavar="KEY", help="PEM private key")
     mode.add_argument("--keyless", action="store_true", help="Sigstore keyless signing")

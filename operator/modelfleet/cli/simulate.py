@@ -44,12 +44,8 @@ DESCRIPTION = textwrap.dedent(
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "simulate",
-        help="run N simulated gateways (the real agent code) against the fleet API",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    summary = "run N simulated gateways (the real agent code) against the fleet API"
+    p = flags.command(sub, "simulate", summary, DESCRIPTION)
     src = p.add_argument_group("where the gateways come from")
     src.add_argument(
         "--bundles", type=Path, metavar="DIR", help="pre-made bundles: DIR/*/agent.yaml"

@@ -18,6 +18,8 @@ from modelfleet.gitops.apply import KubernetesApplier, api_client
 from modelfleet.gitops.source import GitSource, SignaturePolicy
 from modelfleet.gitops.sync import SyncConfig, SyncResult, run_sync_loop, sync_once
 
+SUMMARY = "apply a Git repository's manifests to the cluster (built-in GitOps sync)"
+DESCRIPTION = "Sync manifests from a Git repository into the cluster with server-side apply."
 EPILOG = """\
 For clusters without Argo CD. Each pass fetches REF from REPO (file://, https://, ssh://) into
 --cache-dir, reads every YAML/JSON object under --path, checks the whole commit, and only then
@@ -55,13 +57,7 @@ examples:
 
 
 def register(sub: flags.Subparsers) -> None:
-    p = flags.command(
-        sub,
-        "sync",
-        "apply a Git repository's manifests to the cluster (built-in GitOps sync)",
-        "Sync manifests from a Git repository into the cluster with server-side apply.",
-        EPILOG,
-    )
+    p = flags.command(sub, "sync", SUMMARY, DESCRIPTION, EPILOG)
     p.add_argument("repo", metavar="REPO", help="repository URL or local path")
     p.add_argument("--ref", default="HEAD", help="branch, tag or commit (default: the remote HEAD)")
     p.add_argument("--path", default=".", help="folder (or file) of manifests in the repository")

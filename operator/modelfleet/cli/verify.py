@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from modelfleet.cli import flags
-from modelfleet.trust import load_policy, verify_artifact, verify_model
+from modelfleet.trust import VerifiedArtifact, load_policy, verify_artifact, verify_model
 from modelfleet.trust.policy import (
     Authority,
     KeyAuthority,
@@ -23,6 +25,16 @@ from modelfleet.trust.policy import (
     Policy,
 )
 
+VERIFY_SUMMARY = "verify a model or artifact against a TrustPolicy file (offline)"
+VERIFY_DESCRIPTION = (
+    "Verify a model's signature, signer, provenance and revocation against a TrustPolicy file, "
+    "without a cluster and without the network."
+)
+BUNDLE_SUMMARY = "verify one Sigstore bundle over an artifact (conformance protocol)"
+BUNDLE_DESCRIPTION = (
+    "Verify a Sigstore bundle (message signature or DSSE) over ARTIFACT, keyless or with a "
+    "managed key, offline."
+)
 VERIFY_EPILOG = """\
 The policy file is a TrustPolicy (the same YAML as the cluster resource, or just its spec).
 Relative key/CA/trust-root 'file:' paths are resolved from the policy file's folder.
@@ -52,14 +64,7 @@ exit status: 0 verified; 1 rejected (one line on stderr naming the failed check)
 
 
 def register(sub: flags.Subparsers) -> None:
-    p = flags.command(
-        sub,
-        "verify",
-        "verify a model or artifact against a TrustPolicy file (offline)",
-        "Verify a model's signature, signer, provenance and revocation against a TrustPolicy "
-        "file, without a cluster and without the network.",
-        VERIFY_EPILOG,
-    )
+    p = flags.command(sub, "verify", VERIFY_SUMMARY, VERIFY_DESCRIPTION, VERIFY_EPILOG)
     p.add_argument("--policy", required=True, type=Path, metavar="FILE", help="TrustPolicy YAML")
     p.add_argument("--signature", required=True, type=Path, metavar="SIG", help="signature file")
     flags.paths(
@@ -74,14 +79,7 @@ def register(sub: flags.Subparsers) -> None:
     p.add_argument("model", type=Path, metavar="MODEL", help="model folder, model file or artifact")
     p.set_defaults(func=run_verify)
 
-    b = flags.command(
-        sub,
-        "verify-bundle",
-        "verify one Sigstore bundle over an artifact (conformance protocol)",
-        "Verify a Sigstore bundle (message signature or DSSE) over ARTIFACT, keyless or with a "
-        "managed key, offline.",
-        BUNDLE_EPILOG,
-    )
+    b = flags.command(sub, "verify-bundle", BUNDLE_SUMMARY, BUNDLE_DESCRIPTION, BUNDLE_EPILOG)
     b.add_argument("--bundle", required=True, type=Path, metavar="B", help="the bundle to verify")
     b.add_argument("--trusted-root", type=Path, metavar="T", help="trusted_root.json to use")
     b.add_argument("--certificate-identity", metavar="I", help="required certificate identity")
@@ -93,23 +91,16 @@ def register(sub: flags.Subparsers) -> None:
 
 def run_verify(args: argparse.Namespace) -> int:
     policy = load_policy(args.policy)
-    if args.digest:
-        result = verify_artifact(
-            policy,
-            args.model,
-            expected_digest=args.digest,
-            signature=args.signature,
-            attestations=args.attestation,
-            ignore_paths=args.ignore,
-        )
-    else:
-        result = verify_model(
-            policy,
-            args.model,
-            signature=args.signature,
-            attestations=args.attestation,
-            ignore_paths=args.ignore,
-        )
+    check: Callable[..., VerifiedArtifact] = (
+        partial(verify_artifact, expected_digest=args.digest) if args.digest else verify_model
+    )
+    result = check(
+        policy,
+        args.model,
+        signature=args.signature,
+        attestations=args.attestation,
+        ignore_paths=args.ignore,
+    )
     if args.json:
         print(json.dumps(result.to_status(), indent=2))
     else:

@@ -48,15 +48,15 @@ class Running:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+    """Whether ``pid`` runs; a zombie (exited, not yet reaped) does not."""
+    if not Path("/proc/self").exists():  # no procfs: ask the kernel
+        with contextlib.suppress(PermissionError):
+            os.kill(pid, 0)  # ProcessLookupError: gone
         return True
-    with contextlib.suppress(OSError):  # a zombie (exited, not yet reaped) is not running
+    try:
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    return True
+    except OSError:
+        return False
 
 
 def default_state_dir() -> Path:

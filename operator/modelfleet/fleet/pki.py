@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from modelfleet import certs
 from modelfleet.errors import ConfigError
 
 CA_COMMON_NAME = "modelfleet fleet CA"
@@ -54,24 +54,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _san(names: Sequence[str]) -> x509.SubjectAlternativeName:
-    entries: list[x509.GeneralName] = []
-    for name in names:
-        try:
-            entries.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            entries.append(x509.DNSName(name))
-    return x509.SubjectAlternativeName(entries)
-
-
 @dataclass(frozen=True)
 class IssuedCert:
     """A certificate with its private key, both PEM, and the certificate's fingerprint."""
@@ -95,35 +77,15 @@ class FleetCA:
         cls, *, common_name: str = CA_COMMON_NAME, validity: dt.timedelta = DEFAULT_CA_VALIDITY
     ) -> FleetCA:
         """A fresh self-signed CA (EC P-256, path length 0: it signs only leaf certificates)."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        key = certs.new_key()
         now = _now()
-        ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - CLOCK_SKEW)
-            .not_valid_after(now + validity)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(ski, critical=False)
-            .sign(key, hashes.SHA256())
+        cert = certs.issue(
+            certs.name(common_name),
+            key.public_key(),
+            signer=key,
+            valid=(now - CLOCK_SKEW, now + validity),
+            ca=True,
+            path_length=0,
         )
         return cls(cert=cert, key=key)
 
@@ -150,11 +112,11 @@ class FleetCA:
 
     @property
     def cert_pem(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.PEM)
+        return certs.cert_pem(self.cert)
 
     @property
     def key_pem(self) -> bytes:
-        return _key_pem(self.key)
+        return certs.key_pem(self.key)
 
     def _leaf(
         self,
@@ -166,44 +128,18 @@ class FleetCA:
     ) -> IssuedCert:
         now = _now()
         not_after = min(now + validity, self.cert.not_valid_after_utc)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - CLOCK_SKEW)
-            .not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
-                critical=False,
-            )
+        cert = certs.issue(
+            certs.name(common_name),
+            key.public_key(),
+            issuer=self.cert.subject,
+            signer=self.key,
+            valid=(now - CLOCK_SKEW, not_after),
+            eku=eku,
+            sans=sans,
         )
-        if sans:
-            builder = builder.add_extension(_san(sans), critical=False)
-        cert = builder.sign(self.key, hashes.SHA256())
         return IssuedCert(
-            cert_pem=cert.public_bytes(serialization.Encoding.PEM),
-            key_pem=_key_pem(key),
+            cert_pem=certs.cert_pem(cert),
+            key_pem=certs.key_pem(key),
             fingerprint=fingerprint(cert),
             not_after=not_after,
         )
@@ -214,7 +150,7 @@ class FleetCA:
         """A client certificate for one gateway (CN = gateway name, EKU clientAuth)."""
         if validity <= dt.timedelta(0):
             raise PKIError("certificate validity must be positive")
-        key = ec.generate_private_key(ec.SECP256R1())
+        key = certs.new_key()
         return self._leaf(gateway, key, validity, ExtendedKeyUsageOID.CLIENT_AUTH, ())
 
     def issue_server(
@@ -227,7 +163,7 @@ class FleetCA:
         names = [s.strip() for s in sans if s.strip()]
         if not names:
             raise PKIError("the server certificate needs at least one DNS name or IP address")
-        key = ec.generate_private_key(ec.SECP256R1())
+        key = certs.new_key()
         return self._leaf(SERVER_COMMON_NAME, key, validity, ExtendedKeyUsageOID.SERVER_AUTH, names)
 
 
