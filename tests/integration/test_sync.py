@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from modelfleet.api.source import source_revision
 from modelfleet.devcluster import ControlPlane
-from modelfleet.gitops.revision import source_revision
 
 pytestmark = pytest.mark.cluster
 

@@ -2,7 +2,7 @@
 
 Pure functions over plain dicts: no kubernetes import and nothing that needs git, so the operator
 (which has neither GitPython nor a ``git`` binary in its image) uses it as is, and so does
-:mod:`modelfleet.gitops` (re-exported by :mod:`modelfleet.gitops.revision`). The operator reads
+:mod:`modelfleet.gitops` (which re-exports it). The operator reads
 the object, fetches the Argo CD Application named by :func:`tracking_application` if any, and
 calls :func:`source_revision`. Two sources are understood, in this order:
 

@@ -28,6 +28,13 @@ from modelfleet.errors import ClusterError, ConfigError
 GROUP, VERSION, PLURAL, KIND = "modelfleet.dev", "v1alpha1", "modelreleases", "ModelRelease"
 CLEAR = "\x1b[H\x1b[2J"
 
+SUMMARY = "show a release's live rollout: cohorts, gates, versions, source commit, events"
+DESCRIPTION = (
+    "Show the live state of a ModelRelease from the cluster (with your kubeconfig): phase and "
+    "reason, per-cohort progress, gate figures against their thresholds, the stable and target "
+    "versions with their verification (signer, issuer, digests), the Git commit the spec came "
+    "from, and the last Events. Without NAME, a table of every release in the namespace."
+)
 EPILOG = """\
 examples:
   modelfleet status -n retail                 # every release in the namespace
@@ -173,19 +180,7 @@ class Cluster:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "status",
-        help="show a release's live rollout: cohorts, gates, versions, source commit, events",
-        description=(
-            "Show the live state of a ModelRelease from the cluster (with your kubeconfig): "
-            "phase and reason, per-cohort progress, gate figures against their thresholds, "
-            "the stable and target versions with their verification (signer, issuer, digests), "
-            "the Git commit the spec came from, and the last Events. Without NAME, a table of "
-            "every release in the namespace."
-        ),
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = flags.command(sub, "status", SUMMARY, DESCRIPTION, EPILOG)
     p.add_argument("name", nargs="?", metavar="NAME", help="the ModelRelease (default: all)")
     flags.kube(p)
     p.add_argument(

@@ -19,19 +19,27 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/modelfleet-envtest.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$dest.partial"
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
+# module_in DIR MODULE VERSION PATTERN PIN: cd into a new Go module in DIR that requires
+# MODULE@VERSION, with every module that MODULE's go.mod replaces by a local path (the lines
+# matching PATTERN) taken from the proxy at PIN instead.
+module_in() {
+  local dir=$1 module=$2 version=$3 pattern=$4 pin=$5 modfile
+  mkdir -p "$dir" && cd "$dir"
+  go mod init "modelfleet.local/envtest-$(basename "$dir")" >/dev/null 2>&1
+  go mod edit -require="$module@$version"
+  go mod download -json "$module@$version" >/dev/null
+  modfile=$(go env GOMODCACHE)/cache/download/$module/@v/$version.mod
+  grep -oE "$pattern" "$modfile" | awk '{print $1}' | sort -u | while read -r m; do
+    go mod edit -replace="$m=$m@$pin"
+  done
+}
 minor=${KUBERNETES_VERSION#v1.}          # 34.3
 staging="v0.${minor}"                     # v0.34.3
 
 echo "envtest: building kube-apiserver and kubectl ${KUBERNETES_VERSION} (several minutes the first time)" >&2
-mkdir -p "$work/k8s" && cd "$work/k8s"
-go mod init modelfleet.local/envtest-k8s >/dev/null 2>&1
-go mod edit -require="k8s.io/kubernetes@${KUBERNETES_VERSION}"
-# Replace each staging module that k8s.io/kubernetes' own go.mod points at ./staging.
-modfile=$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/${KUBERNETES_VERSION}.mod
-go mod download -json "k8s.io/kubernetes@${KUBERNETES_VERSION}" >/dev/null
-grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging' "$modfile" | awk '{print $1}' | sort -u | while read -r m; do
-  go mod edit -replace="$m=$m@$staging"
-done
+# A module in "$work/k8s" requiring k8s.io/kubernetes, each staging module its own go.mod points
+# at ./staging pinned to the matching release.
+module_in "$work/k8s" k8s.io/kubernetes "$KUBERNETES_VERSION" '^\s*k8s\.io/[a-z0-9-]+ => \./staging' "$staging"
 cat > tools.go <<'GO'
 //go:build tools
 
@@ -51,14 +59,7 @@ go build -trimpath -ldflags "-s -w $ldflags" -o "$dest.partial/kube-apiserver" k
 go build -trimpath -ldflags "-s -w $ldflags" -o "$dest.partial/kubectl" k8s.io/kubernetes/cmd/kubectl
 
 echo "envtest: building etcd ${ETCD_VERSION}" >&2
-mkdir -p "$work/etcd" && cd "$work/etcd"
-go mod init modelfleet.local/envtest-etcd >/dev/null 2>&1
-go mod edit -require="go.etcd.io/etcd/server/v3@${ETCD_VERSION}"
-emod=$(go env GOMODCACHE)/cache/download/go.etcd.io/etcd/server/v3/@v/${ETCD_VERSION}.mod
-go mod download -json "go.etcd.io/etcd/server/v3@${ETCD_VERSION}" >/dev/null
-grep -oE '^\s*go\.etcd\.io/etcd/[a-z0-9/]+ => \.\./' "$emod" | awk '{print $1}' | sort -u | while read -r m; do
-  go mod edit -replace="$m=$m@${ETCD_VERSION}"
-done
+module_in "$work/etcd" go.etcd.io/etcd/server/v3 "$ETCD_VERSION" '^\s*go\.etcd\.io/etcd/[a-z0-9/]+ => \.\./' "$ETCD_VERSION"
 cat > tools.go <<'GO'
 //go:build tools
 

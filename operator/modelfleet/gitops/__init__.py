@@ -26,6 +26,17 @@ Public API::
 
 from __future__ import annotations
 
+from modelfleet.api.source import (
+    PATH_ANNOTATION,
+    REPO_ANNOTATION,
+    REVISION_ANNOTATION,
+    TRACKING_ID_ANNOTATION,
+    ApplicationRef,
+    SourceRevision,
+    parse_tracking_id,
+    source_revision,
+    tracking_application,
+)
 from modelfleet.gitops.errors import (
     DirtyWorkTree,
     GitCommandFailed,
@@ -41,17 +52,6 @@ from modelfleet.gitops.errors import (
 from modelfleet.gitops.history import CommitSignature, HistoryEntry, release_history
 from modelfleet.gitops.manifest import Artifact, ReleaseRef, find_release_file
 from modelfleet.gitops.release import ReleaseRequest, ReleaseResult, create_release
-from modelfleet.gitops.revision import (
-    PATH_ANNOTATION,
-    REPO_ANNOTATION,
-    REVISION_ANNOTATION,
-    TRACKING_ID_ANNOTATION,
-    ApplicationRef,
-    SourceRevision,
-    parse_tracking_id,
-    source_revision,
-    tracking_application,
-)
 from modelfleet.gitops.rollback import RollbackPlan, RollbackResult, plan_rollback, rollback
 from modelfleet.gitops.schema import CrdSchema, ValidationReport, crd_schema
 

@@ -23,7 +23,7 @@ or the annotations to another object, or recreating an object under the same nam
 make it the sync's. An object that exists but is not the sync's is refused (the whole commit),
 unless ``adopt`` (``--adopt``) takes it over (its current uid is recorded).
 
-Stamps, read back by :func:`modelfleet.gitops.revision.source_revision`:
+Stamps, read back by :func:`modelfleet.api.source.source_revision`:
 
 * label ``modelfleet.dev/sync: <name>``: lets prune list candidates (not proof of ownership);
 * ``modelfleet.dev/git-repo`` (the URL), ``modelfleet.dev/git-path`` (the file the object came
@@ -53,11 +53,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelfleet.api.source import PATH_ANNOTATION, REPO_ANNOTATION, REVISION_ANNOTATION
 from modelfleet.errors import ModelfleetError
 from modelfleet.gitops.apply import Applier, ObjectExists
 from modelfleet.gitops.errors import SyncFailed, SyncRefused
 from modelfleet.gitops.history import CommitSignature
-from modelfleet.gitops.revision import PATH_ANNOTATION, REPO_ANNOTATION, REVISION_ANNOTATION
 from modelfleet.gitops.source import (
     GitSource,
     Manifest,

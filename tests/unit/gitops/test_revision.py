@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from modelfleet.gitops.revision import (
+from modelfleet.api.source import (
     ApplicationRef,
     SourceRevision,
     parse_tracking_id,

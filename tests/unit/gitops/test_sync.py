@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from modelfleet.api.source import source_revision
 from modelfleet.errors import ClusterError
 from modelfleet.gitops import SyncFailed, SyncRefused, UntrustedCommit
 from modelfleet.gitops.apply import ObjectExists
-from modelfleet.gitops.revision import source_revision
 from modelfleet.gitops.source import GitSource, SignaturePolicy, fetch
 from modelfleet.gitops.sync import OWNER_ANNOTATION, SYNC_LABEL, SyncConfig, order, sync_once
 from tests.unit.gitops.gitkit import GitRepo, digest_of, release_manifest
