@@ -46,10 +46,11 @@ test: install envtest podman prometheus ## run the whole test suite (unit, integ
 unit: install ## run only the fast unit tests
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-lint: install ## ruff + mypy --strict on the package
+lint: install ## ruff + mypy --strict on the package, and the import contract of every package
 	$(VENV)/bin/ruff check operator tests bench
 	$(VENV)/bin/ruff format --check operator tests bench
 	$(VENV)/bin/mypy
+	$(PY) -m pytest -q tests/unit/test_layering.py -k contract
 
 fmt: install ## format the code
 	$(VENV)/bin/ruff format operator tests bench

@@ -1,7 +1,11 @@
-"""The layering of DESIGN.md §6, checked on the source: imports point down, ``core`` stays pure,
-``trust`` is the only door to sigstore and model_signing, and ``fetch`` (the one artifact
+"""The layering of DESIGN.md §6, checked on the source: one import contract per package
+(:data:`MAY_IMPORT`: what each may import of modelfleet, so imports point down), ``core`` stays
+pure, ``trust`` is the only door to sigstore and model_signing, and ``fetch`` (the one artifact
 fetcher, below the operator and the agent) and the agent load no Kubernetes, kopf or Git
-library."""
+library.
+
+A new package gets a line in :data:`MAY_IMPORT` (a test fails until it has one). The contract
+tests (``-k contract``) also run in ``make lint``."""
 
 from __future__ import annotations
 
@@ -25,6 +29,131 @@ FORBIDDEN = {
     "fetch": {"api", "trust", "controller", "fleet", "agent", "gitops", "cli", "devcluster",
               "demo", "enrollment", "kube", "protocol"},
 }  # fmt: skip
+# The import contract of every package (and top-level module) under modelfleet: what it may
+# import of modelfleet besides itself and ``errors`` (the root error type, which imports nothing),
+# anywhere in a module (also inside functions). Packages of the target layout that do not exist
+# yet are listed too: their contract holds the day they are created. Tiers, bottom up:
+#   leaves      core, logs, certs (X.509 building blocks)
+#   foundations api, fetch, trust, kube, protocol, enrollment
+#   roles       controller (operator), fleet (fleet API), agent, gitops, devcluster
+#   tools       demo, drill
+#   entry       cli, __main__
+FOUNDATIONS = {"api", "fetch", "trust", "kube", "protocol", "enrollment"}
+MAY_IMPORT: dict[str, set[str]] = {
+    "errors": set(),  # the root error type: imports nothing
+    "core": set(),  # pure rollout logic: nothing of ours but core
+    "logs": set(),
+    "certs": set(),
+    "api": {"core"},
+    "fetch": set(),  # below the operator and the agent: not even api (see FORBIDDEN)
+    "trust": {"core", "api", "fetch"},
+    "kube": {"core", "api", "logs"},
+    "protocol": {"core", "api"},
+    "enrollment": {"core", "api", "certs", "kube", "protocol", "trust"},
+    # The operator and the fleet API never import gitops (their image has no git).
+    "controller": {"core", "logs", "api", "fetch", "trust", "kube"},
+    "fleet": {"core", "logs", "certs", "api", "trust", "kube", "protocol", "enrollment"},
+    # The agent imports neither fleet nor controller nor kube (it installs without kubernetes).
+    "agent": {"core", "logs", "certs", "api", "fetch", "trust", "protocol", "enrollment"},
+    "gitops": {"core", "logs", "api", "fetch", "trust", "kube"},
+    "devcluster": {"certs", "logs"},
+    "demo": {"core", "logs", "certs", *FOUNDATIONS, "controller", "fleet", "agent", "gitops",
+             "devcluster"},
+    "drill": {"core", "logs", "certs", *FOUNDATIONS, "controller", "fleet", "agent", "gitops",
+              "devcluster", "demo"},
+    "cli": {"core", "logs", "certs", *FOUNDATIONS, "controller", "fleet", "agent", "gitops",
+            "devcluster", "demo", "drill"},
+    "__main__": {"cli"},
+}  # fmt: skip
+#: Imports that break the contract today, each being removed by the consolidation of issue 11
+#: (enrollment moves out of fleet/ and agent/: the agent<->fleet cycle). An entry that no longer
+#: occurs fails :func:`test_contract_known_breaks_still_exist`: delete it then.
+KNOWN_BREAKS: dict[tuple[str, str], str] = {
+    ("agent/__main__.py", "cli"): "the agent's entry point reaches up into cli/ (issue 11, item 3)",
+    ("fleet/enroll.py", "agent"): "enrollment writes agent.yaml with agent/config.py (item 3)",
+}
+
+
+def _our_imports(path: Path) -> set[str]:
+    """The modelfleet packages (or top-level modules) ``path`` imports, by first name."""
+    found = set()
+    for name in imports(path):
+        parts = name.split(".")
+        if parts[0] == "modelfleet" and len(parts) > 1:
+            found.add(parts[1])
+    return found
+
+
+def _units() -> list[str]:
+    """Every package and top-level module under modelfleet (``__init__`` aside)."""
+    return sorted(
+        p.name if p.is_dir() else p.stem
+        for p in PACKAGE.iterdir()
+        if (p.is_dir() and (p / "__init__.py").is_file())
+        or (p.suffix == ".py" and p.stem != "__init__")
+    )
+
+
+def _unit_files(unit: str) -> list[Path]:
+    single = PACKAGE / f"{unit}.py"
+    return [single] if single.is_file() else modules(unit)
+
+
+def test_contract_every_package_has_one() -> None:
+    missing = [u for u in _units() if u not in MAY_IMPORT]
+    assert missing == [], f"add an import contract to MAY_IMPORT for {missing}"
+
+
+def test_contract_tiers_form_no_cycle() -> None:
+    """The contracts are a layering: no package may (transitively) import itself."""
+
+    def reach(start: str) -> set[str]:
+        seen: set[str] = set()
+        todo = list(MAY_IMPORT[start])
+        while todo:
+            unit = todo.pop()
+            if unit not in seen:
+                seen.add(unit)
+                todo.extend(MAY_IMPORT.get(unit, set()))
+        return seen
+
+    assert [u for u in MAY_IMPORT if u in reach(u)] == []
+
+
+@pytest.mark.parametrize("unit", sorted(MAY_IMPORT))
+def test_contract_holds(unit: str) -> None:
+    """Harmless for a package that does not exist yet: it has no modules to check."""
+    allowed = MAY_IMPORT[unit] | {unit, "errors"}
+    broken = [
+        f"{path.relative_to(PACKAGE)} imports modelfleet.{target}"
+        for path in _unit_files(unit)
+        for target in sorted(_our_imports(path) - allowed)
+        if (path.relative_to(PACKAGE).as_posix(), target) not in KNOWN_BREAKS
+    ]
+    assert broken == [], f"{unit} may import only {sorted(MAY_IMPORT[unit])}"
+
+
+def test_contract_known_breaks_still_exist() -> None:
+    stale = [
+        f"{where} -> {target}"
+        for where, target in KNOWN_BREAKS
+        if not (PACKAGE / where).is_file() or target not in _our_imports(PACKAGE / where)
+    ]
+    assert stale == [], f"fixed: remove from KNOWN_BREAKS {stale}"
+
+
+def test_contract_operator_and_fleet_api_never_import_gitops() -> None:
+    assert "gitops" not in MAY_IMPORT["controller"] | MAY_IMPORT["fleet"]
+
+
+def test_contract_agent_imports_neither_fleet_nor_controller_nor_kube() -> None:
+    assert not MAY_IMPORT["agent"] & {"fleet", "controller", "kube", "gitops", "cli"}
+
+
+def test_contract_core_imports_nothing_of_ours_but_core() -> None:
+    assert MAY_IMPORT["core"] == set()
+
+
 #: Libraries the agent's image does not install: neither it nor what it imports may load them.
 NOT_ON_GATEWAYS = {"kopf", "kubernetes", "git"}
 
