@@ -196,6 +196,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "modelfleet") -> int:
     if func is None:
         parser.print_help()
         return 2
+    return _run(args, func)
+
+
+def _run(args: argparse.Namespace, func: Handler) -> int:
+    """Run the command; every failure is one line on stderr (:mod:`modelfleet.cli.failures`)."""
     try:
         if getattr(args, "check_kubeconfig", False):  # declared by flags.kube()
             failures.check_kubeconfig(args.kubeconfig, getattr(args, "context", None))

@@ -9,26 +9,30 @@ import pytest
 from modelfleet.cli import main
 
 
-def test_up_refuses_a_folder_holding_something_else(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def notes(tmp_path: Path) -> Path:
+    """A user's own file in the folder given as --state-dir."""
     keep = tmp_path / "notes.txt"
     keep.write_text("mine")
-    assert main.main(["dev-cluster", "up", "--state-dir", str(tmp_path)]) == 1
+    return keep
+
+
+def test_up_refuses_a_folder_holding_something_else(
+    notes: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main.main(["dev-cluster", "up", "--state-dir", str(notes.parent)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert f"--state-dir {tmp_path}: the folder is not empty and holds no dev cluster" in err
-    assert keep.read_text() == "mine"
+    assert f"--state-dir {notes.parent}: the folder is not empty and holds no dev cluster" in err
+    assert notes.read_text() == "mine"
 
 
 def test_down_without_a_cluster_removes_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    notes: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    keep = tmp_path / "notes.txt"
-    keep.write_text("mine")
-    assert main.main(["dev-cluster", "down", "--state-dir", str(tmp_path)]) == 0
+    assert main.main(["dev-cluster", "down", "--state-dir", str(notes.parent)]) == 0
     assert "no dev cluster was running" in capsys.readouterr().out
-    assert keep.read_text() == "mine"
+    assert notes.read_text() == "mine"
 
 
 def test_status_of_a_state_dir_without_a_cluster(
