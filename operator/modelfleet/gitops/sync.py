@@ -44,20 +44,28 @@ annotated ``argocd.argoproj.io/sync-options: Prune=false``. An empty path never 
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelfleet.api.source import PATH_ANNOTATION, REPO_ANNOTATION, REVISION_ANNOTATION
 from modelfleet.errors import ModelfleetError
 from modelfleet.gitops.apply import Applier, ObjectExists
 from modelfleet.gitops.errors import SyncFailed, SyncRefused
 from modelfleet.gitops.history import CommitSignature
+from modelfleet.gitops.ownership import (
+    KIND_ORDER,
+    OTHER_KINDS,
+    SYNC_LABEL,
+    ObjectRef,
+    order,
+    owned,
+    prune_opted_out,
+    stamp,
+)
 from modelfleet.gitops.source import (
     GitSource,
     Manifest,
@@ -72,16 +80,10 @@ from modelfleet.gitops.source import (
 
 log = logging.getLogger(__name__)
 
-SYNC_LABEL = "modelfleet.dev/sync"
-OWNER_ANNOTATION = "modelfleet.dev/sync-owner"
-SYNC_WAVE = "argocd.argoproj.io/sync-wave"
-SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
 GROUP = "modelfleet.dev"
 GROUP_VERSION = f"{GROUP}/v1alpha1"
 DEFAULT_KINDS = ("EdgeGateway", "ModelRelease")
 TRUST_KINDS = ("TrustPolicy",)
-KIND_ORDER: dict[str, int] = {"TrustPolicy": 6, "EdgeGateway": 7, "ModelRelease": 8}
-_OTHER_KINDS = 5
 _NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 
 
@@ -109,23 +111,6 @@ class SyncConfig:
         return tuple(sorted({self.namespace, *self.namespaces}))
 
 
-@dataclass(frozen=True, order=True)
-class ObjectRef:
-    api_version: str
-    kind: str
-    namespace: str
-    name: str
-
-    def __str__(self) -> str:
-        where = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind} {where}{self.name}"
-
-    @classmethod
-    def of(cls, obj: dict[str, Any]) -> ObjectRef:
-        meta = obj.get("metadata") or {}
-        return cls(obj["apiVersion"], obj["kind"], meta.get("namespace") or "", meta["name"])
-
-
 @dataclass(frozen=True)
 class SyncResult:
     revision: str
@@ -144,71 +129,6 @@ class SyncResult:
             "signer": self.signature.signer if self.signature else None,
             "dryRun": self.dry_run,
         }
-
-
-def _wave(obj: dict[str, Any]) -> int:
-    raw = ((obj.get("metadata") or {}).get("annotations") or {}).get(SYNC_WAVE, "0")
-    try:
-        return int(str(raw).strip())
-    except ValueError:
-        raise SyncFailed(f"{ObjectRef.of(obj)}: {SYNC_WAVE} {raw!r} is not an integer") from None
-
-
-def owner_value(config: SyncConfig, uid: str) -> str:
-    """The ownership annotation of an object this sync created (or adopted) with ``uid``."""
-    return f"{config.name}/{uid}"
-
-
-def owned(live: dict[str, Any], config: SyncConfig) -> bool:
-    """Whether this sync created (or adopted) ``live``: its ownership annotation names this sync
-    and the object's own uid, which the API server chose and nobody can set."""
-    meta = live.get("metadata") or {}
-    uid = meta.get("uid")
-    recorded = (meta.get("annotations") or {}).get(OWNER_ANNOTATION)
-    return bool(uid) and recorded == owner_value(config, str(uid))
-
-
-def stamp(
-    manifest: Manifest,
-    *,
-    config: SyncConfig,
-    revision: str,
-    namespaced: bool | None,
-    uid: str | None = None,
-) -> dict[str, Any]:
-    """The object to apply: the manifest plus the sync's label and Git annotations, and (with
-    ``uid``) the ownership annotation and ``metadata.uid`` (a precondition of the apply)."""
-    obj = copy.deepcopy(manifest.doc)
-    meta = obj.setdefault("metadata", {})
-    if namespaced and not meta.get("namespace"):
-        meta["namespace"] = config.namespace
-    for key in ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields"):
-        meta.pop(key, None)
-    meta.setdefault("labels", {})[SYNC_LABEL] = config.name
-    annotations = meta.setdefault("annotations", {})
-    annotations.pop(OWNER_ANNOTATION, None)  # only the sync decides who owns an object
-    annotations.update(
-        {
-            REPO_ANNOTATION: config.source.url,
-            PATH_ANNOTATION: manifest.path,
-            REVISION_ANNOTATION: revision,
-        }
-    )
-    if uid is not None:
-        meta["uid"] = uid
-        annotations[OWNER_ANNOTATION] = owner_value(config, uid)
-    obj.pop("status", None)
-    return obj
-
-
-def order(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Sync order: wave, then kind, then namespace and name."""
-
-    def key(obj: dict[str, Any]) -> tuple[int, int, str, str]:
-        ref = ObjectRef.of(obj)
-        return (_wave(obj), KIND_ORDER.get(ref.kind, _OTHER_KINDS), ref.namespace, ref.name)
-
-    return sorted(objects, key=key)
 
 
 def _group(api_version: str) -> str:
@@ -395,16 +315,10 @@ def sync_once(config: SyncConfig, applier: Applier) -> SyncResult:
     return SyncResult(sha, tuple(applied), tuple(pruned), signature, config.dry_run, tuple(adopted))
 
 
-def _prune_opted_out(obj: dict[str, Any]) -> bool:
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
-    options = str(annotations.get(SYNC_OPTIONS, "")).replace(" ", "")
-    return "Prune=false" in options.split(",")
-
-
 def _prune(config: SyncConfig, applier: Applier, keep: set[ObjectRef]) -> list[ObjectRef]:
     pruned = []
     selector = f"{SYNC_LABEL}={config.name}"
-    kinds = sorted(config.allowed_kinds, key=lambda k: -KIND_ORDER.get(k, _OTHER_KINDS))
+    kinds = sorted(config.allowed_kinds, key=lambda k: -KIND_ORDER.get(k, OTHER_KINDS))
     for kind in kinds:
         namespaced = applier.is_namespaced(GROUP_VERSION, kind)
         if namespaced is None:
@@ -414,7 +328,7 @@ def _prune(config: SyncConfig, applier: Applier, keep: set[ObjectRef]) -> list[O
             for item in applier.list(GROUP_VERSION, kind, selector, ns):
                 live = {**item, "apiVersion": GROUP_VERSION, "kind": kind}
                 ref = ObjectRef.of(live)
-                if ref in keep or _prune_opted_out(live):
+                if ref in keep or prune_opted_out(live):
                     continue
                 if not owned(live, config):
                     log.warning(

@@ -16,8 +16,9 @@ from modelfleet.api.source import source_revision
 from modelfleet.errors import ClusterError
 from modelfleet.gitops import SyncFailed, SyncRefused, UntrustedCommit
 from modelfleet.gitops.apply import ObjectExists
+from modelfleet.gitops.ownership import OWNER_ANNOTATION, SYNC_LABEL, order
 from modelfleet.gitops.source import GitSource, SignaturePolicy, fetch
-from modelfleet.gitops.sync import OWNER_ANNOTATION, SYNC_LABEL, SyncConfig, order, sync_once
+from modelfleet.gitops.sync import SyncConfig, sync_once
 from tests.unit.gitops.gitkit import GitRepo, digest_of, release_manifest
 
 POLICY = {
