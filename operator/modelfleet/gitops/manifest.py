@@ -61,6 +61,16 @@ class Artifact:
     signature_uri: str | None = None
     attestation_uris: tuple[str, ...] = field(default_factory=tuple)
 
+    @classmethod
+    def from_manifest(cls, block: Mapping[str, Any]) -> Artifact:
+        """The artifact of a (validated) release's ``spec.artifact``."""
+        return cls(
+            uri=block["uri"],
+            digest=block["digest"],
+            signature_uri=(block.get("signature") or {}).get("uri"),
+            attestation_uris=tuple(a["uri"] for a in block.get("attestations") or ()),
+        )
+
     def to_manifest(self) -> CommentedMap:
         block = CommentedMap(uri=self.uri, digest=self.digest)
         if self.signature_uri:
@@ -156,6 +166,14 @@ def set_version(doc: CommentedMap, version: str, artifact: Artifact) -> None:
             old[key] = value
     else:
         spec["artifact"] = new
+
+
+def with_version(text: str, where: str, version: str, artifact: Artifact) -> str:
+    """The release file ``text`` pointed at ``version`` and ``artifact`` (see
+    :func:`set_version`), its comments and layout kept."""
+    doc = load_document(text, where)
+    set_version(doc, version, artifact)
+    return dump_document(doc)
 
 
 def release_summary(data: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:

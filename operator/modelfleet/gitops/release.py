@@ -21,18 +21,9 @@ from pathlib import Path
 import git
 
 from modelfleet.fetch import Fetcher, FetchError, FetchLimits, FetchPolicy
+from modelfleet.gitops import manifest
 from modelfleet.gitops.errors import GitOpsError, ManifestInvalid, ReleaseRefused
-from modelfleet.gitops.manifest import (
-    Artifact,
-    ReleaseRef,
-    dump_document,
-    load_document,
-    local_path,
-    new_document,
-    release_summary,
-    set_version,
-    validate_text,
-)
+from modelfleet.gitops.manifest import Artifact, ReleaseRef
 from modelfleet.gitops.repo import open_repo, run
 from modelfleet.gitops.verify import (
     ArtifactVerifier,
@@ -93,7 +84,7 @@ def _fetch(location: str, given: Path | None, tmp: Path, what: str) -> Path:
     """A local file holding ``location``'s bytes."""
     if given is not None:
         return given
-    local = local_path(location)
+    local = manifest.local_path(location)
     if local is not None:
         return local
     if location.startswith(("https://", "http://", "oci://")):
@@ -196,16 +187,16 @@ def _release_in(
     artifact = Artifact(req.uri, evidence.digest, req.signature_uri, req.attestation_uris)
     previous = None
     if path.exists():
-        before = validate_text(path.read_text("utf-8"), f"{where} (before this release)")
-        _, previous, prev_digest = release_summary(before)
+        current = path.read_text("utf-8")
+        before = manifest.validate_text(current, f"{where} (before this release)")
+        _, previous, prev_digest = manifest.release_summary(before)
         if (previous, prev_digest) == (req.version, evidence.digest):
             raise ReleaseRefused(f"{req.ref} is already at {req.version} ({evidence.digest})")
-        doc = load_document(path.read_text("utf-8"), where)
-        set_version(doc, req.version, artifact)
+        text = manifest.with_version(current, where, req.version, artifact)
     else:
         if not req.trust_policy:
             raise ReleaseRefused(f"{where} does not exist yet: pass --trust-policy to create it")
-        doc = new_document(
+        doc = manifest.new_document(
             req.ref,
             model=req.model or req.ref.name,
             version=req.version,
@@ -213,9 +204,9 @@ def _release_in(
             trust_policy=req.trust_policy,
             selector=req.selector,
         )
-    text = dump_document(doc)
+        text = manifest.dump_document(doc)
     try:
-        data = validate_text(text, where)
+        data = manifest.validate_text(text, where)
     except ManifestInvalid as exc:
         raise ReleaseRefused(exc.diagnostics()) from None
     meta = data.get("metadata") or {}
@@ -223,7 +214,7 @@ def _release_in(
         raise ReleaseRefused(
             f"{where} describes {meta.get('namespace')}/{meta.get('name')}, not {req.ref}"
         )
-    model, _, _ = release_summary(data)
+    model, _, _ = manifest.release_summary(data)
     policy_name = str(data["spec"]["trustPolicy"])
     policy_file = req.policy_file
     if policy_file is not None:

@@ -27,6 +27,7 @@ from pathlib import Path
 import git
 import yaml
 
+from modelfleet.gitops import manifest
 from modelfleet.gitops.errors import (
     GitCommandFailed,
     GitOpsError,
@@ -34,15 +35,7 @@ from modelfleet.gitops.errors import (
     RevertConflict,
 )
 from modelfleet.gitops.history import HistoryEntry, release_history
-from modelfleet.gitops.manifest import (
-    Artifact,
-    ReleaseRef,
-    dump_document,
-    load_document,
-    release_summary,
-    set_version,
-    validate_text,
-)
+from modelfleet.gitops.manifest import ReleaseRef
 from modelfleet.gitops.repo import current_branch, ensure_clean, read_blob, run, top_level
 
 log = logging.getLogger(__name__)
@@ -90,7 +83,7 @@ def _state(repo: git.Repo, sha: str, ref: ReleaseRef) -> tuple[str | None, str |
         data = yaml.safe_load(text)
     except yaml.YAMLError:
         return None, None
-    _, version, digest = release_summary(data if isinstance(data, dict) else {})
+    _, version, digest = manifest.release_summary(data if isinstance(data, dict) else {})
     return version, digest
 
 
@@ -192,19 +185,11 @@ def _apply_restore(repo: git.Repo, plan: RollbackPlan) -> str:
     old = read_blob(repo.commit(plan.commit), plan.ref.path)
     if old is None:
         raise ReleaseNotFound(f"{plan.ref.path} is missing at {plan.commit[:12]}")
-    source = validate_text(old, f"{plan.ref.path} at {plan.commit[:12]}")
-    spec = source["spec"]
-    artifact = spec["artifact"]
-    doc = load_document(path.read_text("utf-8"), str(plan.ref.path))
-    set_to = Artifact(
-        uri=artifact["uri"],
-        digest=artifact["digest"],
-        signature_uri=(artifact.get("signature") or {}).get("uri"),
-        attestation_uris=tuple(a["uri"] for a in artifact.get("attestations") or ()),
-    )
-    set_version(doc, str(spec["version"]), set_to)
-    text = dump_document(doc)
-    validate_text(text, str(plan.ref.path))
+    spec = manifest.validate_text(old, f"{plan.ref.path} at {plan.commit[:12]}")["spec"]
+    set_to = manifest.Artifact.from_manifest(spec["artifact"])
+    where = str(plan.ref.path)
+    text = manifest.with_version(path.read_text("utf-8"), where, str(spec["version"]), set_to)
+    manifest.validate_text(text, where)
     path.write_text(text, "utf-8")
     run(repo, "add", "--", str(plan.ref.path))
     return (
@@ -239,7 +224,9 @@ def rollback(
         )
         version = digest = None
         if text is not None:
-            _, version, digest = release_summary(validate_text(text, str(ref.path)))
+            _, version, digest = manifest.release_summary(
+                manifest.validate_text(text, str(ref.path))
+            )
         staged = run(repo, "diff", "--cached", "--name-only").split()
         if not staged:
             raise GitOpsError(f"rolling back {ref} changes nothing: {plan.describe()}")
