@@ -28,12 +28,7 @@ import git
 import yaml
 
 from modelfleet.gitops import manifest
-from modelfleet.gitops.errors import (
-    GitCommandFailed,
-    GitOpsError,
-    ReleaseNotFound,
-    RevertConflict,
-)
+from modelfleet.gitops.errors import GitCommandFailed, GitOpsError, ReleaseNotFound, RevertConflict
 from modelfleet.gitops.history import HistoryEntry, release_history
 from modelfleet.gitops.manifest import ReleaseRef
 from modelfleet.gitops.repo import current_branch, ensure_clean, read_blob, run, top_level
