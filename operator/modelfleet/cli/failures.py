@@ -74,6 +74,10 @@ def _connection_error(exc: BaseException) -> str | None:
         reason = getattr(exc, "reason", None) or exc
         server = f" at {host}:{port}" if host else ""
         return f"cannot reach the API server{server} ({_reason(reason)}): {CLUSTER_HINT}"
+    if module == "httpx" and name in {"ConnectError", "ConnectTimeout"}:
+        request: Any = getattr(exc, "_request", None)
+        server = f" at {request.url.host}:{request.url.port}" if request is not None else ""
+        return f"cannot reach the API server{server} ({_reason(exc)}): {CLUSTER_HINT}"
     if module == "aiohttp" and name.startswith("ClientConnector"):
         key: Any = getattr(exc, "_conn_key", None)
         server = f" at {key.host}:{key.port}" if key is not None else ""
@@ -172,7 +176,10 @@ def check_kubeconfig(path: Path | None, context: str | None = None) -> None:
     for key, entry in (("certificate-authority", cluster), ("client-certificate", user),
                        ("client-key", user)):  # fmt: skip
         ref = entry.get(key)
-        if isinstance(ref, str) and not (path.expanduser().parent / ref).expanduser().is_file():
+        if (
+            isinstance(ref, str)
+            and not (path.expanduser().parent / Path(ref).expanduser()).is_file()
+        ):
             raise ConfigError(f"{flag} {path}: {key} {ref}: no such file")
 
 
