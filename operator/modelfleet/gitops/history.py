@@ -208,17 +208,13 @@ class RolloutOutcome:
     issuer: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "outcome": self.outcome,
-            "startedAt": self.started_at,
-            "finishedAt": self.finished_at,
-            "reason": self.reason,
-            "modelDigest": self.model_digest,
-            "revision": self.revision,
-            "live": self.live,
-            "signer": self.signer,
-            "issuer": self.issuer,
-        }
+        """Every field under its camelCase name (``startedAt``), ``None`` included."""
+        return {_camel(name): value for name, value in asdict(self).items()}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word.title() for word in rest)
 
 
 def _same_commit(a: str | None, b: str | None) -> bool:
