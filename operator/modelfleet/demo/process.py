@@ -108,6 +108,20 @@ class Service:
             os.killpg(proc.pid, signal.SIGKILL)
         return proc.returncode
 
+    def pause(self) -> None:
+        """SIGSTOP the group: it keeps its state but neither polls nor reports (a gateway that
+        lost its network, as its peers see it)."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT the group after :meth:`pause`."""
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, signum: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signum)
+
     def kill(self) -> None:
         """SIGKILL the whole group at once (chaos and restart tests)."""
         if self.proc is not None and self.proc.poll() is None:

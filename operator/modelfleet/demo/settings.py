@@ -53,10 +53,12 @@ class SimulatorSettings:
 
     ``behaviour`` is the ``--behaviour`` mapping (version -> behaviour, ``"*"`` the default);
     ``label_splits`` are ``(key, value, fraction)`` triples; ``processes`` > 1 splits the
-    gateways over that many simulator processes (one event loop each, so several cores).
+    gateways over that many simulator processes (one event loop each, so several cores);
+    ``name`` names the process (and its log), so several simulators can run in one stack.
     """
 
     gateways: int
+    name: str = "simulator"
     behaviour: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     prefix: str = "gw"
     labels: Mapping[str, str] = field(default_factory=dict)

@@ -206,6 +206,18 @@ class Stack:
                 return svc
         raise StackError(f"no service {name!r} in this stack")
 
+    def stop_service(self, name: str, *, crash: bool = False) -> Service:
+        """Stop service ``name`` (with ``crash``: SIGKILL, as a crash would) and forget it, so
+        that :meth:`check` does not report it and it can be started again."""
+        svc = self.service(name)
+        if crash:
+            svc.kill()
+        else:
+            svc.stop()
+        self.services.remove(svc)
+        self._record()
+        return svc
+
     def fleet_ca_init(self) -> None:
         """``modelfleet fleet-ca init``: the fleet CA and the fleet API's certificate."""
         self.run(
@@ -303,16 +315,18 @@ class Stack:
             timeout=timeout, what=f"sync of {revision[:12]}", services=[self.service("sync")],
         )  # fmt: skip
 
-    def start_simulator(self, settings: SimulatorSettings, *, trust_policy: Path) -> list[Service]:
+    def start_simulator(
+        self, settings: SimulatorSettings, *, trust_policy: Path, wait: bool = True
+    ) -> list[Service]:
         """Enroll ``settings.gateways`` gateways and run them, in ``settings.processes``
         simulator processes (gateways ``<prefix>-NNNN``, or ``<prefix><i>-NNNN`` when split);
-        returns once all are enrolled."""
+        returns once all are enrolled (at once with ``wait=False``)."""
         if self.fleet_url is None:
             raise StackError("start the fleet API before the simulator")
         s = settings
         if not 1 <= s.processes <= s.gateways:
             raise StackError(f"cannot run {s.gateways} gateways in {s.processes} processes")
-        behaviour = self.workdir / "behaviour.yaml"
+        behaviour = self.workdir / f"{s.name}-behaviour.yaml"
         behaviour.write_text(yaml.safe_dump({k: dict(v) for k, v in s.behaviour.items()}))
         started: list[Service] = []
         for i in range(s.processes):
@@ -334,8 +348,10 @@ class Stack:
                 args += ["--label-split", f"{key}={value}:{fraction}"]
             if s.long_poll:
                 args += ["--long-poll", str(s.long_poll)]
-            name = "simulator" if s.processes == 1 else f"simulator-{i}"
+            name = s.name if s.processes == 1 else f"{s.name}-{i}"
             started.append(self._start(name, self.modelfleet(*args, *s.extra)))
+        if not wait:
+            return started
         wait_until(
             lambda: all("enrolled " in svc.tail(50) for svc in started),
             timeout=60 + s.gateways * 0.2, what=f"{s.gateways} gateways to enroll",
