@@ -16,7 +16,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelfleet.core.durations import parse_duration
 from modelfleet.drill.scenarios import CATALOGUE
@@ -78,53 +78,43 @@ EPILOG = textwrap.dedent(
 )
 
 
+#: The options after SCENARIO: flag -> ``add_argument`` keywords.
+OPTIONS: dict[str, dict[str, Any]] = {
+    "--out": {"type": Path, "default": Path("drill-reports"), "metavar": "DIR",
+              "help": "where reports go (default ./drill-reports)"},
+    "--gateways": {"type": int, "default": 5, "metavar": "N",
+                   "help": "simulated gateways per scenario (default 5; at least 4)"},
+    "--report-interval": {"type": float, "default": 1.0, "metavar": "SECONDS",
+                          "help": "how often gateways report (default 1)"},
+    "--detect-target": {"metavar": "DURATION",
+                        "help": "time to detect must be below this (default: two report "
+                        "intervals)"},
+    "--rollback-target": {"default": "15m", "metavar": "DURATION",
+                          "help": "time to roll back must be below this (default 15m)"},
+    "--timeout": {"default": "2m", "metavar": "DURATION",
+                  "help": "give up on a scenario that has not recovered this long after its "
+                  "fault (default 2m)"},
+    "--kubeconfig": {"type": Path,
+                     "help": "use this cluster's API server (CRDs installed) instead of a local "
+                     "control plane; what the drill creates is removed at the end"},
+    "--namespace": {"default": "drill",
+                    "help": "namespace of the drill (default drill; must hold no releases)"},
+    "--workdir": {"type": Path, "metavar": "DIR",
+                  "help": "keep models, gateway data and process logs here (default: a temp "
+                  "dir, removed after the run)"},
+    "--plain": {"action": "store_true", "help": "plain progress lines even on a terminal"},
+}  # fmt: skip
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "drill",
-        help="run failure drills end to end and write readiness reports",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "scenario", metavar="SCENARIO",
-        choices=[*(s.name for s in CATALOGUE), "all"],
-        help="one of: " + ", ".join(s.name for s in CATALOGUE) + "; or all",
-    )  # fmt: skip
-    p.add_argument("--out", type=Path, default=Path("drill-reports"), metavar="DIR",
-                   help="where reports go (default ./drill-reports)")  # fmt: skip
-    p.add_argument("--gateways", type=int, default=5, metavar="N",
-                   help="simulated gateways per scenario (default 5; at least 4)")  # fmt: skip
-    p.add_argument(
-        "--report-interval", type=float, default=1.0, metavar="SECONDS",
-        help="how often gateways report (default 1)",
-    )  # fmt: skip
-    p.add_argument(
-        "--detect-target", metavar="DURATION",
-        help="time to detect must be below this (default: two report intervals)",
-    )  # fmt: skip
-    p.add_argument("--rollback-target", default="15m", metavar="DURATION",
-                   help="time to roll back must be below this (default 15m)")  # fmt: skip
-    p.add_argument(
-        "--timeout", default="2m", metavar="DURATION",
-        help="give up on a scenario that has not recovered this long after its fault "
-        "(default 2m)",
-    )  # fmt: skip
-    p.add_argument(
-        "--kubeconfig", type=Path,
-        help="use this cluster's API server (CRDs installed) instead of a local control "
-        "plane; what the drill creates is removed at the end",
-    )  # fmt: skip
-    p.add_argument(
-        "--namespace", default="drill",
-        help="namespace of the drill (default drill; must hold no releases)",
-    )  # fmt: skip
-    p.add_argument(
-        "--workdir", type=Path, metavar="DIR",
-        help="keep models, gateway data and process logs here (default: a temp dir, removed "
-        "after the run)",
-    )  # fmt: skip
-    p.add_argument("--plain", action="store_true", help="plain progress lines even on a terminal")
+    p = sub.add_parser("drill", help="run failure drills end to end and write readiness reports",
+                       description=DESCRIPTION, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    names = [s.name for s in CATALOGUE]
+    p.add_argument("scenario", metavar="SCENARIO", choices=[*names, "all"],
+                   help="one of: " + ", ".join(names) + "; or all")  # fmt: skip
+    for flag, options in OPTIONS.items():
+        p.add_argument(flag, **options)
     p.set_defaults(func=run)
 
 

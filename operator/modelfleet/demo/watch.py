@@ -150,15 +150,9 @@ class Observer:
     """Reads one release (``name``, model ``model``) and its namespace's EdgeGateways (those
     matching ``selector``, when given)."""
 
-    def __init__(
-        self,
-        api: Any,
-        namespace: str,
-        name: str,
-        model: str | None = None,
-        *,
-        selector: str | None = None,
-    ) -> None:
+    selector: str | None = None  # a label selector: only these EdgeGateways count
+
+    def __init__(self, api: Any, namespace: str, name: str, model: str | None = None) -> None:
         from kubernetes import client
 
         self.custom: Any = client.CustomObjectsApi(api)
@@ -166,7 +160,11 @@ class Observer:
         self.namespace = namespace
         self.name = name
         self.model = model or name
-        self.selector = selector  # a label selector: only these EdgeGateways count
+
+    def only(self, selector: str) -> Observer:
+        """Count only the EdgeGateways matching the label ``selector``; this observer."""
+        self.selector = selector
+        return self
 
     def release(self) -> ReleaseView:
         from kubernetes.client.exceptions import ApiException

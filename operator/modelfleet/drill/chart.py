@@ -63,8 +63,8 @@ def render(report: Report, path: Path) -> Path:
     for t in _ticks(end):
         draw.text((x(t), y1 + 6), f"{t:g}s", font=tiny, fill=TEXT, anchor="mt")
     palette = colours(tl)
-    for a, b in zip(tl.samples, [*tl.samples[1:], None], strict=True):
-        right = x(b.at) if b is not None else x(a.at) + 1
+    for i, a in enumerate(tl.samples):
+        right = x(tl.samples[i + 1].at) if i + 1 < len(tl.samples) else x(a.at) + 1
         base = 0
         for version in tl.versions:
             n = a.versions.get(version, 0)

@@ -50,7 +50,7 @@ class DrillSettings:
     progress_deadline: str = "20s"
     timeout: float = 120.0  # per scenario, from the fault to recovery
 
-    def rollout(self) -> dict[str, Any]:
+    def rollout(self, progress_deadline: str | None = None) -> dict[str, Any]:
         """Every lane's rollout policy: the canary ring, then everyone."""
         return {
             "steps": [
@@ -66,7 +66,7 @@ class DrillSettings:
                 "maxErrorRate": 0.05,
                 "minReportingRatio": 0.8,
                 "minRequests": 5,
-                "progressDeadline": self.progress_deadline,
+                "progressDeadline": progress_deadline or self.progress_deadline,
             },
             "rollback": "Immediate",
         }
@@ -80,6 +80,7 @@ class Lane:
     shelf: ModelShelf
     gateways: list[str] = field(default_factory=list)
     canaries: list[str] = field(default_factory=list)
+    progress_deadline: str | None = None
     simulators: list[Service] = field(default_factory=list)
 
     @property
@@ -144,8 +145,14 @@ class DrillFleet:
         )
 
     def start_operator(self) -> Service:
+        s = self.settings
         return self.stack.start_operator(
-            OperatorSettings(interval=self.settings.operator_interval, file_roots=(self.models,))
+            OperatorSettings(
+                interval=s.operator_interval,
+                file_roots=(self.models,),
+                # the gateways' cadence: the first-report grace and silence are counted in it
+                extra=("--report-interval", str(s.report_interval)),
+            )
         )
 
     def policy_file(self) -> Path:
@@ -162,6 +169,7 @@ class DrillFleet:
         prefix: str,
         behaviour: Mapping[str, Mapping[str, Any]],
         groups: Sequence[int] = (),
+        progress_deadline: str | None = None,
     ) -> Lane:
         """Sign the lane's versions, create its TrustPolicy and start its gateways (enrolled,
         not yet waited for: see :meth:`ready`). ``groups`` splits the gateways over several
@@ -170,7 +178,7 @@ class DrillFleet:
             self.models, model=scenario, policy_name=f"drill-{self.namespace}-{scenario}"[:253],
             key=self.key,
         )  # fmt: skip
-        lane = Lane(scenario, shelf)
+        lane = Lane(scenario, shelf, progress_deadline=progress_deadline)
         self.lanes[scenario] = lane
         self.custom.create_cluster_custom_object(
             GROUP, VERSION, "trustpolicies", shelf.policy_manifest(sync_wave=None)
@@ -226,7 +234,7 @@ class DrillFleet:
             "artifact": spec_artifact,
             "trustPolicy": lane.shelf.policy_name,
             "gateways": {"selector": {"matchLabels": {SCENARIO_LABEL: lane.scenario}}},
-            "rollout": self.settings.rollout(),
+            "rollout": self.settings.rollout(lane.progress_deadline),
         }
         body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelRelease",
                 "metadata": {"name": lane.name}, "spec": spec}  # fmt: skip
@@ -242,7 +250,7 @@ class DrillFleet:
             )
 
     def observer(self, lane: Lane) -> Observer:
-        return Observer(self.stack.api, self.namespace, lane.name, selector=lane.selector)
+        return Observer(self.stack.api, self.namespace, lane.name).only(lane.selector)
 
     def baseline(self, lanes: Sequence[Lane], version: str, timeout: float = 180.0) -> None:
         """Roll ``version`` out on every lane at once and wait until each succeeded with all of

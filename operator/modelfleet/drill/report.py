@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from modelfleet.drill.timeline import Timeline
 
@@ -23,16 +23,15 @@ SCHEMA = "modelfleet.dev/drill-report/v1"
 SUMMARY_SCHEMA = "modelfleet.dev/drill-summary/v1"
 
 
-@dataclass(frozen=True)
-class Targets:
-    """What the user expects, in seconds."""
+class Targets(NamedTuple):
+    """What the user expects, in seconds: detect below ``detect``, roll back below
+    ``roll_back``."""
 
     detect: float
     roll_back: float = 900.0
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(NamedTuple):
     """One expectation of the scenario (``ok``) with what was seen (``detail``)."""
 
     name: str

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 V1, V2, V3 = "1.0.0", "2.0.0", "3.0.0"
 REGRESSION = {V2: {"errorRate": 0.3}}
-STALLED = ("TooFewGatewaysReporting", "NoGatewayReporting", "TooFewRequests")
+ROLLING = ("Progressing", "Paused")  # a rollout under way (Paused: held, e.g. Inconclusive)
 
 
 def on_spec(view: FleetView, version: str, phase: str) -> bool:
@@ -58,6 +58,7 @@ class Scenario:
     bad_version: ClassVar[str | None] = V2
     behaviour: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     groups: ClassVar[tuple[int, ...]] = ()  # gateways per simulator process (default: one)
+    progress_deadline: ClassVar[str | None] = None  # the lane's, if not the drill's default
 
     def inject(self, run: Run) -> None:
         """Start the fault (and mark it, here or in :meth:`tick`)."""
@@ -252,7 +253,7 @@ class _NoBadVersion(Scenario):
 
     def tick(self, run: Run, view: FleetView) -> None:
         r = view.release
-        if r.target == V2 and r.step == 0 and r.phase == "Progressing":
+        if r.target == V2 and r.step == 0 and r.phase in ROLLING:
             self.skipped |= view.on(V2) - set(run.lane.canaries)
 
     def recovered(self, run: Run, view: FleetView) -> str | None:
@@ -269,18 +270,18 @@ class _NoBadVersion(Scenario):
 
 
 class PartialRolloutOffline(_NoBadVersion):
-    """Release a healthy 2.0.0; once the canaries run it, some gateways (a canary among them)
-    lose the fleet API. Expect: the rollout holds (too few gateways reporting, or a cohort
-    that cannot converge) instead of finishing over silent gateways; once they are back it
-    completes. Measures time to detect (offline -> held)."""
+    """Release a healthy 2.0.0; once the canary gates pass, some gateways (a canary among
+    them) lose the fleet API. Expect: the rollout holds (too few gateways reporting, or a
+    cohort that cannot converge) instead of finishing over silent gateways; once they are back
+    it completes. Measures time to detect (offline -> held) and to recover (-> finished)."""
 
     name, prefix = "partial-rollout-offline", "po"
     summary = "some gateways go offline mid-rollout: it holds, then finishes when they return"
-    groups = (3, 2)
+    groups = (3, 2)  # the second simulator process goes offline
 
     def __init__(self) -> None:
         super().__init__()
-        self.offline_at: float | None = None
+        self.offline = False
         self.back = False
         self.finished_offline = False
 
@@ -288,33 +289,41 @@ class PartialRolloutOffline(_NoBadVersion):
         run.release(run.lane.shelf.build(V2), V2)
         run.mark(NOTE, f"release {V2}")
 
+    def _offline_names(self, run: Run) -> list[str]:
+        return [gw for gw in run.lane.gateways if gw.startswith(f"{self.prefix}b-")]
+
     def tick(self, run: Run, view: FleetView) -> None:
         super().tick(run, view)
-        group = run.lane.simulators[-1]
-        offline = [gw for gw in run.lane.gateways if gw.startswith(f"{self.prefix}b-")]
-        if self.offline_at is None:
-            if all(view.states.get(gw) == (V2, "Active") for gw in run.lane.canaries):
+        r, group, names = view.release, run.lane.simulators[-1], self._offline_names(run)
+        if not self.offline:
+            canaries_on = all(view.states.get(gw) == (V2, "Active") for gw in run.lane.canaries)
+            gates_held = r.step == 0 and r.gate_result == "Pass"
+            if r.target == V2 and canaries_on and (gates_held or (r.step or 0) >= 1):
                 group.pause()
-                self.offline_at = run.now()
-                run.mark(FAULT, f"{len(offline)} gateways lose the fleet API ({offline[0]}..)")
+                self.offline = True
+                run.mark(FAULT, f"{len(names)} gateways lose the fleet API ({', '.join(names)})")
             return
         if not self.back:
-            self.finished_offline |= view.release.phase == "Succeeded"
+            self.finished_offline |= r.phase == "Succeeded"
             detected = run.timeline.first(DETECTED)
             hold = 3 * run.fleet.settings.report_interval + 3
             if detected is not None and run.now() - detected >= hold:
                 group.resume()
                 self.back = True
-                run.mark(NOTE, f"{len(offline)} gateways back online")
+                run.mark(NOTE, f"{len(names)} gateways back online")
 
     def detected(self, run: Run, view: FleetView) -> str | None:
         r = view.release
-        if self.offline_at is None or r.phase != "Progressing":
+        if not self.offline or r.phase not in ROLLING or r.target != V2:
             return None
-        if (r.step == 0 and r.gate_reason in STALLED) or (
-            (r.step or 0) >= 1 and r.gate_reason == "NotConverged"
+        online = set(run.lane.gateways) - set(self._offline_names(run))
+        waiting_for_silent = (r.step or 0) >= 1 and all(
+            view.states.get(gw) == (V2, "Active") for gw in online
+        )
+        if (r.phase == "Paused" and r.reason == "Inconclusive") or (
+            waiting_for_silent and r.gate_reason == "NotConverged"
         ):
-            return f"held at step {(r.step or 0) + 1}: {r.gate_reason}"
+            return f"held at step {(r.step or 0) + 1} ({r.phase}): {r.gate_reason}"
         return None
 
     def recovered(self, run: Run, view: FleetView) -> str | None:
@@ -338,6 +347,7 @@ class TelemetryBlindSpot(Scenario):
     name, prefix = "telemetry-blind-spot", "tb"
     summary = "gateways stop reporting health: never promoted on silence, aborted at deadline"
     behaviour = {V2: {"requestsPerSecond": 0}}
+    progress_deadline = "10s"
 
     def __init__(self) -> None:
         self.promoted = False
@@ -352,8 +362,8 @@ class TelemetryBlindSpot(Scenario):
 
     def detected(self, run: Run, view: FleetView) -> str | None:
         r = view.release
-        held = on_spec(view, V2, "Progressing") and r.gate_result == "Inconclusive"
-        return f"held: {r.gate_reason}" if held else None
+        held = on_spec(view, V2, "Paused") and r.reason == "Inconclusive"
+        return f"held (Paused, Inconclusive): {r.gate_reason}" if held else None
 
     def recovered(self, run: Run, view: FleetView) -> str | None:
         ok = on_spec(view, V2, "Aborted") and view.all_on(V1)

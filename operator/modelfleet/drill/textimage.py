@@ -32,11 +32,17 @@ def load_font(size: int, *, mono: bool = False) -> Font:
     return ImageFont.load_default(size)
 
 
-def text_to_png(text: str, path: Path, *, title: str = "", size: int = 14) -> Path:
+def text_to_png(
+    text: str, path: Path, *, title: str = "", size: int = 14, columns: int = 110
+) -> Path:
     """Draw ``text`` (lines, no colour codes) in a monospace font on a dark terminal-like
-    background with a title bar, and save it as PNG at ``path``."""
+    background with a title bar, lines cut at ``columns`` as a terminal that wide would show
+    them, and save it as PNG at ``path``."""
     font = load_font(size, mono=True)
-    lines = text.rstrip("\n").splitlines() or [""]
+    lines = [
+        line if len(line) <= columns else line[: columns - 1] + "…"
+        for line in text.rstrip("\n").splitlines() or [""]
+    ]
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     left, top, right, bottom = probe.textbbox((0, 0), "M" * 10, font=font)
     char_w, line_h = (right - left) / 10, int((bottom - top) * 1.45) + 2

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 FAULT, EXPOSED, DETECTED, RECOVERED, NOTE = "fault", "exposed", "detected", "recovered", "note"
 MARK_KINDS = (FAULT, EXPOSED, DETECTED, RECOVERED, NOTE)
 ACTIVE = "Active"
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
     """The fleet at ``at`` seconds: gateways per version (any state), and the release."""
 
     at: float
@@ -35,8 +35,7 @@ class Sample:
     step: int | None = None
 
 
-@dataclass(frozen=True)
-class Mark:
+class Mark(NamedTuple):
     """Something that happened at ``at`` seconds (``kind`` one of :data:`MARK_KINDS`)."""
 
     at: float
@@ -52,6 +51,7 @@ class Timeline:
     samples: list[Sample] = field(default_factory=list)
     marks: list[Mark] = field(default_factory=list)
     exposed: set[str] = field(default_factory=set)
+    _before: set[str] = field(default_factory=set, repr=False)  # on it before the fault
 
     def mark(self, at: float, kind: str, label: str) -> None:
         """Record a mark; ``fault``, ``exposed``, ``detected``, ``recovered`` only once each."""
@@ -71,11 +71,15 @@ class Timeline:
         for version, _ in states.values():
             counts[version] = counts.get(version, 0) + 1
         fault = self.first(FAULT)
+        on_bad = {gw for gw, (v, _) in states.items() if v == self.bad_version}
         if self.bad_version is not None and fault is not None and at >= fault:
-            on_bad = {gw for gw, (v, _) in states.items() if v == self.bad_version}
             if any(states[gw][1] == ACTIVE for gw in on_bad):
-                self.mark(at, EXPOSED, f"first gateway running {self.bad_version}")
+                # a version turned bad while gateways ran it (revoked): exposed from the fault
+                when = fault if on_bad & self._before else at
+                self.mark(when, EXPOSED, f"first gateway running {self.bad_version}")
             self.exposed |= on_bad
+        elif fault is None:
+            self._before |= on_bad
         base = sample or Sample(at, {})
         self.samples.append(Sample(round(at, 3), counts, base.phase, base.reason, base.step))
 
