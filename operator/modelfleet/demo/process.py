@@ -151,6 +151,16 @@ def wait_until(
         time.sleep(interval)
 
 
+def run_quietly(
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` to the end with its output captured as text; a failure exit is the
+    caller's to report (``returncode``), not an exception."""
+    run = subprocess.run
+    return run(list(argv), cwd=cwd, env=dict(env), capture_output=True, text=True,
+               timeout=timeout, check=False)  # fmt: skip
+
+
 def http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:

@@ -27,17 +27,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
 
 import modelfleet
-from modelfleet.demo.process import Service, StackError, http_ok, stop_recorded, wait_until
+from modelfleet.demo.process import (
+    Service,
+    StackError,
+    http_ok,
+    run_quietly,
+    stop_recorded,
+    wait_until,
+)
 from modelfleet.demo.settings import (
     FleetApiSettings,
     OperatorSettings,
@@ -89,12 +94,7 @@ class Stack:
     def __enter__(self) -> Stack:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     # ----------------------------------------------------------------- cluster
@@ -171,15 +171,7 @@ class Stack:
 
     def run(self, *args: str, timeout: float = 120.0) -> str:
         """Run ``modelfleet ARGS`` to completion; its stdout, or :class:`StackError`."""
-        proc = subprocess.run(
-            self.modelfleet(*args),
-            env=self.env,
-            cwd=self.workdir,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        proc = run_quietly(self.modelfleet(*args), cwd=self.workdir, env=self.env, timeout=timeout)
         if proc.returncode != 0:
             detail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
             raise StackError(f"modelfleet {' '.join(args[:2])} failed: {' / '.join(detail[-3:])}")
@@ -229,7 +221,6 @@ class Stack:
     def start_fleet_api(self, settings: FleetApiSettings | None = None) -> str:
         """The fleet API on a free loopback port, ready (watches listed); its URL."""
         port, metrics = free_port(), free_port()
-        s = settings or FleetApiSettings()
         svc = self._start(
             "fleet-api",
             self.modelfleet(
@@ -237,15 +228,7 @@ class Stack:
                 "--namespace", self.namespace, "--tls-namespace", self.namespace,
                 "--kubeconfig", str(self.kubeconfig),
                 "--metrics-host", "127.0.0.1", "--metrics-port", str(metrics),
-                "--poll-interval", str(s.poll_interval),
-                "--active-poll-interval", str(s.active_poll_interval),
-                "--jitter", str(s.jitter),
-                "--health-interval", str(s.health_interval),
-                "--idle-health-interval", str(s.idle_health_interval),
-                "--heartbeat-interval", str(s.heartbeat_interval),
-                "--active-heartbeat-interval", str(s.active_heartbeat_interval),
-                "--rate-limit", str(s.rate_limit), "--rate-burst", str(s.rate_burst),
-                *s.extra,
+                *(settings or FleetApiSettings()).args(),
             ),
         )  # fmt: skip
         wait_until(

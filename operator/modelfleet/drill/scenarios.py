@@ -358,7 +358,8 @@ class TelemetryBlindSpot(Scenario):
 
     def tick(self, run: Run, view: FleetView) -> None:
         r = view.release
-        self.promoted |= r.spec_version == V2 and ((r.step or 0) > 0 or r.phase == "Succeeded")
+        # (before the operator has seen the new spec, status still tells of the last rollout)
+        self.promoted |= (r.target == V2 and (r.step or 0) > 0) or r.stable == V2
 
     def detected(self, run: Run, view: FleetView) -> str | None:
         r = view.release
