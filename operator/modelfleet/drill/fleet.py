@@ -11,7 +11,6 @@ scenario's ``behaviour``). What the drill judges is read back from the API serve
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,17 +49,13 @@ class DrillSettings:
     progress_deadline: str = "20s"
     timeout: float = 120.0  # per scenario, from the fault to recovery
 
-    def rollout(self, progress_deadline: str | None = None) -> dict[str, Any]:
-        """Every lane's rollout policy: the canary ring, then everyone."""
+    def rollout(self, progress_deadline: str | None = None, *, ring: bool = True) -> dict[str, Any]:
+        """Every lane's rollout policy: the canary ring, then everyone (``ring=False``: everyone
+        at once, for the stable version the scenarios start from)."""
+        canary = {"name": "canary", "selector": {"matchLabels": {RING_LABEL: CANARY}},
+                  "bake": self.bake}  # fmt: skip
         return {
-            "steps": [
-                {
-                    "name": "canary",
-                    "selector": {"matchLabels": {RING_LABEL: CANARY}},
-                    "bake": self.bake,
-                },
-                {"name": "fleet", "percent": 100},
-            ],
+            "steps": [*([canary] if ring else []), {"name": "fleet", "percent": 100}],
             "gates": {
                 "maxFailedGateways": 0,
                 "maxErrorRate": 0.05,
@@ -122,9 +117,8 @@ class DrillFleet:
     # ----------------------------------------------------------------- stack
     def setup(self) -> None:
         """Control plane, namespace (refused if it already holds releases or gateways), fleet
-        CA, fleet API and operator."""
+        CA and fleet API; the operator comes with :meth:`start_operator`."""
         stack, s = self.stack, self.settings
-        started = time.monotonic()
         stack.start_control_plane()
         self.created_namespace = stack.ensure_namespace()
         in_use = namespace_in_use(stack.api, stack.namespace)
@@ -138,11 +132,6 @@ class DrillFleet:
             FleetApiSettings(poll_interval=s.poll_interval, active_poll_interval=s.poll_interval,
                              health_interval=s.report_interval)
         )  # fmt: skip
-        self.start_operator()
-        self.say(
-            f"stack ready in {time.monotonic() - started:.1f}s: fleet API {stack.fleet_url}, "
-            f"operator, namespace {stack.namespace} (logs in {stack.workdir / 'logs'})"
-        )
 
     def start_operator(self) -> Service:
         s = self.settings
@@ -219,7 +208,12 @@ class DrillFleet:
                 )  # fmt: skip
 
     def release(
-        self, lane: Lane, artifact: ModelArtifact | Mapping[str, Any], version: str
+        self,
+        lane: Lane,
+        artifact: ModelArtifact | Mapping[str, Any],
+        version: str,
+        *,
+        ring: bool = True,
     ) -> None:
         """Create the lane's ModelRelease at ``version`` or move its spec there (what a Git
         sync does); ``artifact`` is a signed shelf version or a raw ``spec.artifact``."""
@@ -234,7 +228,7 @@ class DrillFleet:
             "artifact": spec_artifact,
             "trustPolicy": lane.shelf.policy_name,
             "gateways": {"selector": {"matchLabels": {SCENARIO_LABEL: lane.scenario}}},
-            "rollout": self.settings.rollout(lane.progress_deadline),
+            "rollout": self.settings.rollout(lane.progress_deadline, ring=ring),
         }
         body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelRelease",
                 "metadata": {"name": lane.name}, "spec": spec}  # fmt: skip
@@ -256,7 +250,7 @@ class DrillFleet:
         """Roll ``version`` out on every lane at once and wait until each succeeded with all of
         its gateways on it: the stable version each scenario starts from."""
         for lane in lanes:
-            self.release(lane, lane.shelf.build(version), version)
+            self.release(lane, lane.shelf.build(version), version, ring=False)
         pending = {lane.scenario: (lane, self.observer(lane)) for lane in lanes}
 
         def settled() -> bool:
@@ -275,9 +269,10 @@ class DrillFleet:
                    what=f"{version} on every drill lane", services=self.stack.services)  # fmt: skip
 
     def close_lane(self, lane: Lane) -> None:
-        """Stop the lane's gateways (their objects stay until the namespace goes)."""
+        """Stop the lane's gateways at once (SIGKILL: nothing of theirs needs saving; their
+        objects stay until the namespace goes)."""
         for svc in lane.simulators:
-            self.stack.stop_service(svc.name)
+            self.stack.stop_service(svc.name, crash=True)
 
     def delete_trust_policies(self) -> None:
         """Remove the lanes' TrustPolicies (cluster-scoped: the namespace does not take them)."""

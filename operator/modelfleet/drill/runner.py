@@ -23,7 +23,7 @@ from modelfleet.drill.timeline import DETECTED, FAULT, RECOVERED, Sample, Timeli
 from modelfleet.errors import ModelfleetError
 
 LOOK_EVERY = 0.3  # seconds between two looks at the fleet
-TAIL = 1.5  # seconds still sampled after recovery (the end of the chart)
+TAIL = 1.0  # seconds still sampled after recovery (the end of the chart)
 
 
 class Run:
@@ -126,12 +126,22 @@ def run_drills(
     say = printer.say
     reports: list[Report] = []
     try:
+        t = time.monotonic()
         fleet.setup()
-        lanes = [fleet.open_lane(s.name, s.prefix, s.behaviour, s.groups) for s in scenarios]
+        lanes = [
+            fleet.open_lane(s.name, s.prefix, s.behaviour, s.groups, s.progress_deadline)
+            for s in scenarios
+        ]
+        fleet.start_operator()  # while the gateways enroll
         fleet.ready(lanes)
         total = sum(len(lane.gateways) for lane in lanes)
+        say(
+            f"stack ready in {time.monotonic() - t:.1f}s: fleet API {fleet.stack.fleet_url}, "
+            f"operator, {total} simulated gateways, namespace {fleet.namespace} "
+            f"(logs in {fleet.stack.workdir / 'logs'})"
+        )
         t = time.monotonic()
-        say(f"{total} simulated gateways enrolled; rolling out the stable {V1} on every lane")
+        say(f"rolling out the stable {V1} on every lane")
         fleet.baseline(lanes, V1)
         say(f"stable {V1} everywhere ({time.monotonic() - t:.1f}s)")
         for i, (scenario, lane) in enumerate(zip(scenarios, lanes, strict=True)):
