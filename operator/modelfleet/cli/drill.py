@@ -34,7 +34,7 @@ def _catalogue() -> str:
     for s in CATALOGUE:
         doc = " ".join((s.__doc__ or "").split())
         out.append(textwrap.fill(f"{s.name}: {doc}", width=96, subsequent_indent="    "))
-    return "\n".join(out)
+    return "\n\n".join(out)
 
 
 DESCRIPTION = (
