@@ -1,7 +1,8 @@
 """``modelfleet drill``: failure scenarios run end to end on real processes, each judged in a
 readiness report.
 
-* :mod:`~modelfleet.drill.scenarios`: the catalogue (what each scenario injects and expects);
+* :mod:`~modelfleet.drill.scenarios`: the catalogue (what each scenario injects and expects),
+  on the hooks of :mod:`~modelfleet.drill.scenario`;
 * :mod:`~modelfleet.drill.fleet`: the shared stack and one lane (release + gateways) per scenario;
 * :mod:`~modelfleet.drill.runner`: inject, watch through the API server, judge;
 * :mod:`~modelfleet.drill.timeline` and :mod:`~modelfleet.drill.report`: the figures and the

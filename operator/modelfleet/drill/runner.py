@@ -18,7 +18,7 @@ from modelfleet.demo.watch import FleetView
 from modelfleet.drill.fleet import DrillFleet, Lane
 from modelfleet.drill.output import write_report, write_summary
 from modelfleet.drill.report import Report, Targets
-from modelfleet.drill.scenarios import V1, Scenario
+from modelfleet.drill.scenario import V1, Scenario
 from modelfleet.drill.timeline import DETECTED, FAULT, RECOVERED, Sample, Timeline
 from modelfleet.errors import ModelfleetError
 
