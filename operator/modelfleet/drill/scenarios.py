@@ -223,8 +223,8 @@ class _NoBadVersion(Scenario):
 
 
 class PartialRolloutOffline(_NoBadVersion):
-    """Release a healthy 2.0.0; once the canary gates pass, some gateways (a canary among
-    them) lose the fleet API. Expect: the rollout holds (too few gateways reporting, or a
+    """Release a healthy 2.0.0; once the canaries run it, some gateways (a canary among them)
+    lose the fleet API. Expect: the rollout holds (too few gateways reporting, or a
     cohort that cannot converge) instead of finishing over silent gateways; once they are back
     it completes. Measures time to detect (offline -> held) and to recover (-> finished)."""
 
@@ -250,8 +250,7 @@ class PartialRolloutOffline(_NoBadVersion):
         r, group, names = view.release, run.lane.simulators[-1], self._offline_names(run)
         if not self.offline:
             canaries_on = all(view.states.get(gw) == (V2, "Active") for gw in run.lane.canaries)
-            gates_held = r.step == 0 and r.gate_result == "Pass"
-            if r.target == V2 and canaries_on and (gates_held or (r.step or 0) >= 1):
+            if r.target == V2 and canaries_on:
                 group.pause()
                 self.offline = True
                 run.mark(FAULT, f"{len(names)} gateways lose the fleet API ({', '.join(names)})")
