@@ -77,7 +77,10 @@ deploy-local: install envtest podman ## manifests/ + operator and fleet API as c
 kind-e2e: install ## the e2e suite on kind with the same Dockerfile and manifests (needs Docker; not run here)
 	bash hack/kind-e2e.sh
 
+docs-images: install ## redraw docs/img/*.png (status view, drill chart) from the inputs beside them
+	$(PY) -m modelfleet.drill.docimages docs/img
+
 clean: ## remove the venv and caches inside the clone
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install envtest podman prometheus harnesses packages prepare image test unit lint fmt demo deploy-local kind-e2e clean
+.PHONY: help install envtest podman prometheus harnesses packages prepare image test unit lint fmt demo deploy-local kind-e2e docs-images clean
