@@ -2,7 +2,7 @@
 
 Parsers read through :class:`modelfleet.core.doc.Node`, which refuses any path missing from its
 registry; ``tests/unit/api/test_schema_drift.py`` checks every path here (and
-:data:`modelfleet.core.wire.STATUS_FIELDS`) against ``crds/*.yaml``. ``metadata.*`` paths are
+:data:`modelfleet.api.status.STATUS_FIELDS`) against ``crds/*.yaml``. ``metadata.*`` paths are
 standard ObjectMeta and are not in the CRD schemas.
 """
 

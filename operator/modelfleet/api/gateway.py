@@ -19,7 +19,7 @@ from typing import Any
 from modelfleet.api.fields import EDGEGATEWAY_FIELDS
 from modelfleet.api.release import object_name
 from modelfleet.core.doc import Node
-from modelfleet.core.durations import DurationError, parse_duration
+from modelfleet.core.times import DurationError, parse_duration
 from modelfleet.core.types import Gateway, HealthReport, ModelState, ModelStateKind
 from modelfleet.errors import ConfigError
 

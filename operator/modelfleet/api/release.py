@@ -21,9 +21,10 @@ from modelfleet.api.constants import (
     SOURCE_REVISION_ANNOTATION,
 )
 from modelfleet.api.fields import MODELRELEASE_FIELDS
+from modelfleet.api.status import status_from_dict
 from modelfleet.core.doc import Node
-from modelfleet.core.durations import DurationError, parse_duration
 from modelfleet.core.selectors import LabelSelector, Operator, Requirement
+from modelfleet.core.times import DurationError, parse_duration
 from modelfleet.core.types import (
     GENERATED_ACTION_ID,
     Action,
@@ -36,7 +37,6 @@ from modelfleet.core.types import (
     Source,
     Step,
 )
-from modelfleet.core.wire import status_from_dict
 from modelfleet.errors import ConfigError
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

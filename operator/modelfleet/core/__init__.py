@@ -12,10 +12,16 @@ from modelfleet.core.cohorts import BUCKETS, CohortPlan, bucket, first_step, in_
 from modelfleet.core.decide import decide
 from modelfleet.core.decision import Decision, Event, FleetView
 from modelfleet.core.desired import Assigner, Assignment, Role, desired_state
-from modelfleet.core.durations import DurationError, format_duration, parse_duration
 from modelfleet.core.gates import DEFAULT_TUNING, Measurement, Tuning, judge, measure
 from modelfleet.core.phases import ROLLING_PHASES, TARGET_PHASES, TRANSITIONS, Phase
 from modelfleet.core.selectors import LabelSelector, Operator, Requirement
+from modelfleet.core.times import (
+    DurationError,
+    format_duration,
+    format_time,
+    parse_duration,
+    parse_time,
+)
 from modelfleet.core.types import (
     Action,
     ActionKind,
@@ -40,7 +46,6 @@ from modelfleet.core.types import (
     Verification,
     VersionSnapshot,
 )
-from modelfleet.core.wire import status_from_dict, status_patch, status_to_dict
 
 __all__ = [
     "BUCKETS",
@@ -89,11 +94,10 @@ __all__ = [
     "desired_state",
     "first_step",
     "format_duration",
+    "format_time",
     "in_cohort",
     "judge",
     "measure",
     "parse_duration",
-    "status_from_dict",
-    "status_patch",
-    "status_to_dict",
+    "parse_time",
 ]

@@ -2,10 +2,11 @@
 
 Input: the release (spec, persisted status, pending action), the fleet (gateways and the other
 releases of the namespace), ``now`` and, when the controller has just verified the spec's
-artifact, the verification result. Output: a :class:`Decision` (the new status, the merge patch
-that writes it, the events to emit, and when to look again). No side effects, no clock reads:
-every time-based rule reads timestamps from status, so a restarted operator decides the same and
-a bake is never shortened. The rules, in order, are documented in ``docs/rollout.md``.
+artifact, the verification result. Output: a :class:`Decision` (the new status, the events to
+emit, and when to look again; :mod:`modelfleet.api.status` turns it into the status write). No
+side effects, no clock reads: every time-based rule reads timestamps from status, so a restarted
+operator decides the same and a bake is never shortened. The rules, in order, are documented in
+``docs/rollout.md``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from modelfleet.core.conditions import (
     set_condition,
 )
 from modelfleet.core.decision import NORMAL, WARNING, Decision, Event, FleetView
-from modelfleet.core.durations import format_duration
 from modelfleet.core.gates import DEFAULT_TUNING, Measurement, Tuning, explain, judge, measure
 from modelfleet.core.phases import ROLLING_PHASES, Phase, can_transition
 from modelfleet.core.timers import (
@@ -35,19 +35,18 @@ from modelfleet.core.timers import (
     step_reset,
     track,
 )
+from modelfleet.core.times import format_duration
 from modelfleet.core.types import (
     ActionKind,
     GateResult,
     GateStatus,
     HistoryEntry,
     Release,
-    ReleaseStatus,
     RollbackMode,
     RolloutStatus,
     Verification,
     VersionSnapshot,
 )
-from modelfleet.core.wire import status_patch, status_to_dict
 
 __all__ = ["NORMAL", "WARNING", "Decision", "Event", "FleetView", "decide"]
 
@@ -540,13 +539,9 @@ class _Decider:
                 now=self.now,
             )
         st = replace(st, conditions=conds, observed_generation=gen)
-        persisted = self.release.status
-        # Never written (the CRD's default status is only ``observedGeneration: 0``): write all.
-        fresh = replace(persisted, observed_generation=None) == ReleaseStatus()
-        old = {} if fresh else status_to_dict(persisted)
         return Decision(
             status=st,
-            patch=status_patch(old, status_to_dict(st)),
+            previous=self.release.status,
             events=tuple(self.events),
             requeue_after=self.requeue,
             needs_verification=st.phase is Phase.VERIFYING,

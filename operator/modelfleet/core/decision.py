@@ -1,8 +1,9 @@
 """What ``decide()`` takes besides the release, and what it returns.
 
-A :class:`Decision` is data only: the controller writes ``patch`` to ``.status`` (a JSON merge
-patch), records ``events`` and, when ``needs_verification`` is set, verifies the spec's artifact
-and calls ``decide`` again with the result.
+A :class:`Decision` is data only: the controller writes ``status`` (the JSON merge patch from
+``previous`` is :func:`modelfleet.api.status.status_patch`), records ``events``, looks again
+after ``requeue_after`` and, when ``needs_verification`` is set, verifies the spec's artifact and
+calls ``decide`` again with the result.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from modelfleet.core.gates import Measurement
 from modelfleet.core.types import Gateway, QuerySample, Release, ReleaseStatus
@@ -47,11 +47,13 @@ class Decision:
     """The outcome of one ``decide`` call; applying it is the controller's job."""
 
     status: ReleaseStatus
-    patch: dict[str, Any]
-    """JSON merge patch for ``.status``: changed top-level fields only (``{}``: no write)."""
+    """The new status."""
+    previous: ReleaseStatus
+    """The status ``decide`` started from (the persisted one): what the write patches."""
     events: tuple[Event, ...] = ()
     requeue_after: timedelta | None = None
-    """When a time-based rule (bake end, progress deadline) may fire next, if any."""
+    """When a time-based rule (bake end, progress deadline, first-report grace) may fire next, if
+    any: the operator decides again then, without waiting for its next timer tick."""
     needs_verification: bool = False
     """The phase is Verifying: verify the spec's artifact and call ``decide`` with the result."""
     measurement: Measurement = field(default_factory=Measurement)

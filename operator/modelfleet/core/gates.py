@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 
 from modelfleet.core.cohorts import CohortPlan
 from modelfleet.core.desired import Assigner, Role
-from modelfleet.core.durations import format_duration
+from modelfleet.core.times import format_duration
 from modelfleet.core.types import (
     FAILED_STATES,
     CohortStatus,

@@ -1,7 +1,7 @@
 """Typed, immutable views of ModelRelease spec/status and EdgeGateway state.
 
 These are what the pure rollout code works on. ``modelfleet.api`` builds them from the dicts
-the Kubernetes API returns; ``modelfleet.core.wire`` turns a :class:`ReleaseStatus` back into a
+the Kubernetes API returns; ``modelfleet.api.status`` turns a :class:`ReleaseStatus` back into a
 status dict. Timestamps are timezone-aware UTC ``datetime`` values; durations are
 ``timedelta``. Field names follow the CRDs (camelCase there, snake_case here).
 """

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+from modelfleet.api import status_to_dict
 from modelfleet.core import (
     Gates,
     HistoryEntry,
     Phase,
     ReleaseStatus,
     RolloutStatus,
-    status_to_dict,
 )
 
 from .factories import T0, digest, refused, release, snap, verified

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from modelfleet.api import status_from_dict, status_patch, status_to_dict
 from modelfleet.core import (
     Action,
     ActionKind,
@@ -22,8 +23,6 @@ from modelfleet.core import (
     Release,
     Verification,
     desired_state,
-    status_from_dict,
-    status_to_dict,
 )
 from modelfleet.core.decide import Decision, FleetView, decide
 
@@ -142,7 +141,7 @@ class Sim:
             self.now,
             verification=verification,
         )
-        self.persisted = merge(self.persisted, d.patch)
+        self.persisted = merge(self.persisted, status_patch(d))
         assert status_to_dict(d.status) == self.persisted, "patch does not reproduce status"
         self.release = replace(self.release, status=status_from_dict(self.persisted))
         self.decisions.append(d)
