@@ -1,21 +1,20 @@
-"""ModelRelease ``status``: the one parse path, the one serialize path, the one merge patch.
+"""ModelRelease ``status``: the one parse path and the one serialize path.
 
 ``decide()`` returns a typed :class:`~modelfleet.core.types.ReleaseStatus`;
-:func:`status_to_dict` spells it as the CRD schema describes, and :func:`status_patch` is the
-JSON merge patch (RFC 7386) the operator sends to write it. The operator reads the persisted
-status back with :func:`status_from_dict`, so a restarted operator resumes from exactly what was
-written. Reads go through :data:`~modelfleet.api.statusfields.STATUS_FIELDS`, the declared list
-of status paths the schema-drift test checks against ``crds/modelrelease.yaml``. Pure: no I/O.
+:func:`status_to_dict` spells it as the CRD schema describes
+(:func:`modelfleet.api.patch.status_patch` is the merge patch that writes it). The operator reads
+the persisted status back with :func:`status_from_dict`, so a restarted operator resumes from
+exactly what was written. Reads go through :data:`~modelfleet.api.statusfields.STATUS_FIELDS`,
+the declared list of status paths the schema-drift test checks against
+``crds/modelrelease.yaml``. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from modelfleet.api.statusfields import STATUS_FIELDS
-from modelfleet.core.decision import Decision
 from modelfleet.core.doc import Node
 from modelfleet.core.phases import Phase
 from modelfleet.core.times import format_time
@@ -25,13 +24,11 @@ from modelfleet.core.types import (
     GateResult,
     GateStatus,
     HistoryEntry,
-    Provenance,
     ReleaseStatus,
     RolloutStatus,
     Source,
-    Verification,
-    VersionSnapshot,
 )
+from modelfleet.core.versions import Provenance, Verification, VersionSnapshot
 
 
 def _drop_none(items: Mapping[str, Any]) -> dict[str, Any]:
@@ -186,92 +183,6 @@ def status_to_dict(status: ReleaseStatus) -> dict[str, Any]:
             ],
         }
     )
-
-
-def merge_diff(old: Any, new: Any) -> Any:
-    """The JSON merge-patch (RFC 7386) value taking ``old`` to ``new``.
-
-    Objects are patched key by key (a key gone from ``new`` becomes ``None``: delete); anything
-    else, lists included (``conditions``, ``cohorts``, ``history``), is replaced whole.
-    """
-    if not (isinstance(old, Mapping) and isinstance(new, Mapping)):
-        return new
-    out: dict[str, Any] = {}
-    for key, value in new.items():
-        if key not in old or old[key] != value:
-            out[key] = merge_diff(old.get(key), value)
-    for key in old:
-        if key not in new:
-            out[key] = None
-    return out
-
-
-def status_changes(decision: Decision) -> dict[str, Any]:
-    """The top-level status fields ``decide`` changed, with their new values (``None``: gone).
-
-    Compared on the serialized form of the status ``decide`` started from and the one it
-    returns, so two equal views never differ by spelling. A status never written (the CRD's
-    default is only ``observedGeneration: 0``) changes every field. Only the fields ``decide``
-    owns are ever named. ``{}`` means nothing to write.
-    """
-    old = _serialized_previous(decision)
-    new = status_to_dict(decision.status)
-    return {
-        key: new.get(key)
-        for key in sorted(_OWNED)
-        if old.get(key) != new.get(key) and (key in new or key in old)
-    }
-
-
-def status_merge_patch(
-    stored: Mapping[str, Any] | None, changes: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The JSON merge patch for ``.status`` writing ``changes`` (top-level field → new value,
-    ``None``: gone) over ``stored``, the status as held: each changed field diffed key by key
-    (a sub-field the new value no longer has, a cleared ``rollout.healthySince``, is sent as
-    ``null``); a field gone is deleted only if stored. ``{}`` means nothing to write."""
-    stored = stored or {}
-    out: dict[str, Any] = {}
-    for key, value in changes.items():
-        if value is None:
-            if key in stored:
-                out[key] = None
-        elif stored.get(key) != value:
-            out[key] = merge_diff(stored.get(key), value)
-    return out
-
-
-def status_patch(decision: Decision, stored: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The merge patch that writes ``decision`` over ``stored`` (the status as the API server
-    holds it; default: the status ``decide`` started from, serialized). ``{}``: no write."""
-    if stored is None:
-        stored = _serialized_previous(decision)
-    return status_merge_patch(stored, status_changes(decision))
-
-
-def _serialized_previous(decision: Decision) -> dict[str, Any]:
-    # Never written (the CRD's default status is only ``observedGeneration: 0``): write all.
-    before = decision.previous
-    fresh = replace(before, observed_generation=None) == ReleaseStatus()
-    return {} if fresh else status_to_dict(before)
-
-
-#: Top-level status fields that ``decide`` owns (others, if any, are left alone by patches).
-_OWNED = frozenset(
-    {
-        "observedGeneration",
-        "phase",
-        "reason",
-        "message",
-        "conditions",
-        "stable",
-        "target",
-        "verification",
-        "rollout",
-        "source",
-        "history",
-    }
-)
 
 
 # --------------------------------------------------------------------------- from dict

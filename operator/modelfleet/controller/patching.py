@@ -1,6 +1,6 @@
 """How the operator sends a status write: guarded, and only when it says something.
 
-The merge patch itself is :func:`modelfleet.api.status.status_patch` (the one patch path);
+The merge patch itself is :func:`modelfleet.api.patch.status_patch` (the one patch path);
 this module adds ``metadata.resourceVersion``, which makes the write conditional (if the object
 changed since it was read, the API server answers 409 and the controller decides again on fresh
 data), tells a change of measured values from a decision, and picks the newer of two copies.

@@ -13,6 +13,7 @@ from modelfleet.core.decide import decide
 from modelfleet.core.decision import Decision, Event, FleetView
 from modelfleet.core.desired import Assigner, Assignment, Role, desired_state
 from modelfleet.core.gates import DEFAULT_TUNING, Measurement, Tuning, judge, measure
+from modelfleet.core.gateway import Gateway, HealthReport, ModelState, ModelStateKind
 from modelfleet.core.phases import ROLLING_PHASES, TARGET_PHASES, TRANSITIONS, Phase
 from modelfleet.core.selectors import LabelSelector, Operator, Requirement
 from modelfleet.core.times import (
@@ -30,12 +31,7 @@ from modelfleet.core.types import (
     GateResult,
     Gates,
     GateStatus,
-    Gateway,
-    HealthReport,
     HistoryEntry,
-    ModelState,
-    ModelStateKind,
-    Provenance,
     Release,
     ReleaseSpec,
     ReleaseStatus,
@@ -43,9 +39,8 @@ from modelfleet.core.types import (
     RolloutStatus,
     Source,
     Step,
-    Verification,
-    VersionSnapshot,
 )
+from modelfleet.core.versions import Provenance, Verification, VersionSnapshot
 
 __all__ = [
     "BUCKETS",

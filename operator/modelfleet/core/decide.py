@@ -44,9 +44,8 @@ from modelfleet.core.types import (
     Release,
     RollbackMode,
     RolloutStatus,
-    Verification,
-    VersionSnapshot,
 )
+from modelfleet.core.versions import Verification, VersionSnapshot
 
 __all__ = ["NORMAL", "WARNING", "Decision", "Event", "FleetView", "decide"]
 

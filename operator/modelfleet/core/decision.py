@@ -1,7 +1,7 @@
 """What ``decide()`` takes besides the release, and what it returns.
 
 A :class:`Decision` is data only: the controller writes ``status`` (the JSON merge patch from
-``previous`` is :func:`modelfleet.api.status.status_patch`), records ``events``, looks again
+``previous`` is :func:`modelfleet.api.patch.status_patch`), records ``events``, looks again
 after ``requeue_after`` and, when ``needs_verification`` is set, verifies the spec's artifact and
 calls ``decide`` again with the result.
 """
@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from modelfleet.core.gates import Measurement
-from modelfleet.core.types import Gateway, QuerySample, Release, ReleaseStatus
+from modelfleet.core.gateway import Gateway
+from modelfleet.core.types import QuerySample, Release, ReleaseStatus
 
 NORMAL = "Normal"
 WARNING = "Warning"

@@ -39,15 +39,13 @@ from datetime import datetime, timedelta
 
 from modelfleet.core.cohorts import CohortPlan
 from modelfleet.core.desired import Assigner, Role
+from modelfleet.core.gateway import FAILED_STATES, Gateway, ModelStateKind
 from modelfleet.core.times import format_duration
 from modelfleet.core.types import (
-    FAILED_STATES,
     CohortStatus,
     GateResult,
     Gates,
     GateStatus,
-    Gateway,
-    ModelStateKind,
     QueryGate,
     QuerySample,
     Release,

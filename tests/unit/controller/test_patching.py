@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelfleet.api.status import merge_diff, status_merge_patch
+from modelfleet.api.patch import merge_diff, status_merge_patch
 from modelfleet.controller.patching import conditional, newer, observation_only
 
 
