@@ -72,6 +72,9 @@ MODELRELEASE_FIELDS = FieldRegistry(
         "spec.rollout.gates.prometheus[].for",
         "spec.rollout.rollback",
         "spec.paused",
+        "spec.owner",
+        "spec.owner.name",
+        "spec.owner.contact",
     ],
 )
 
@@ -146,6 +149,8 @@ TRUSTPOLICY_FIELDS = FieldRegistry(
             for k in ("predicateType", "builderIds", "sourceRepositories", "refs")
         ),
         "spec.deniedDigests",
+        "spec.releaseChecklist",
+        "spec.releaseChecklist.required",
         "spec.namespaces",
         *_selector("spec.namespaceSelector"),
     ],

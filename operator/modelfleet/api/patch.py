@@ -99,5 +99,6 @@ _OWNED = frozenset(
         "rollout",
         "source",
         "history",
+        "checklist",
     }
 )

@@ -30,6 +30,7 @@ from modelfleet.core.types import (
     Action,
     ActionKind,
     Gates,
+    Owner,
     QueryGate,
     Release,
     ReleaseSpec,
@@ -210,7 +211,20 @@ def parse_spec(spec: Node) -> ReleaseSpec:
         rollback=rollback,
         paused=spec.boolean("paused"),
         salt=rollout.string("salt") or None,
+        owner=_owner(spec.node("owner")),
     )
+
+
+def _owner(node: Node | None) -> Owner | None:
+    """``spec.owner``: both a name and an incident contact, or an error naming the field."""
+    if node is None:
+        return None
+    name, contact = node.string("name"), node.string("contact")
+    if not (name and name.strip()):
+        raise node.error("name", "must name the person or team that owns the release")
+    if not (contact and contact.strip()):
+        raise node.error("contact", "must name an incident contact")
+    return Owner(name.strip(), contact.strip())
 
 
 def parse_action(annotations: Mapping[str, str]) -> Action | None:

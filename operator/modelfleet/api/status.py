@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelfleet.api.statusfields import STATUS_FIELDS
+from modelfleet.core.checklist import ChecklistItem, ChecklistStatus, Unmet
 from modelfleet.core.doc import Node
 from modelfleet.core.phases import Phase
 from modelfleet.core.times import format_time
@@ -128,6 +129,17 @@ def _rollout_to_dict(r: RolloutStatus) -> dict[str, Any]:
     )
 
 
+def _checklist_to_dict(c: ChecklistStatus) -> dict[str, Any]:
+    return _drop_none(
+        {
+            "required": [i.value for i in c.required],
+            "unmet": [{"item": u.item.value, "reason": u.reason} for u in c.unmet],
+            # For the printer column: kubectl's columns show one value per path, not a list.
+            "unmetItems": ",".join(u.item.value for u in c.unmet) or None,
+        }
+    )
+
+
 def status_to_dict(status: ReleaseStatus) -> dict[str, Any]:
     """The whole status as the CRD schema spells it (absent values are omitted)."""
     return _drop_none(
@@ -166,6 +178,7 @@ def status_to_dict(status: ReleaseStatus) -> dict[str, Any]:
                     }
                 )
             ),
+            "checklist": None if status.checklist is None else _checklist_to_dict(status.checklist),
             "history": [
                 _drop_none(
                     {
@@ -276,6 +289,25 @@ def _rollout(n: Node | None) -> RolloutStatus:
     )
 
 
+def _item(n: Node, key: str, text: str | None) -> ChecklistItem:
+    try:
+        return ChecklistItem(text or "")
+    except ValueError:
+        raise n.error(key, f"unknown release checklist item {text!r}") from None
+
+
+def _checklist(n: Node | None) -> ChecklistStatus | None:
+    if n is None:
+        return None
+    return ChecklistStatus(
+        required=tuple(_item(n, "required", t) for t in n.strings("required")),
+        unmet=tuple(
+            Unmet(_item(u, "item", u.string("item")), u.string("reason") or "")
+            for u in n.nodes("unmet")
+        ),
+    )
+
+
 def status_from_dict(
     data: Mapping[str, Any] | None, *, where: str = "ModelRelease"
 ) -> ReleaseStatus:
@@ -318,6 +350,7 @@ def status_from_dict(
                 path=src.string("path"),
             )
         ),
+        checklist=_checklist(root.node("checklist")),
         history=tuple(
             HistoryEntry(
                 version=h.string("version") or "",

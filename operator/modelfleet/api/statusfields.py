@@ -102,6 +102,12 @@ STATUS_FIELDS = FieldRegistry(
         ),
         "status.source",
         *(f"status.source.{k}" for k in ("repoURL", "revision", "path")),
+        "status.checklist",
+        "status.checklist.required",
+        "status.checklist.unmet",
+        "status.checklist.unmet[].item",
+        "status.checklist.unmet[].reason",
+        "status.checklist.unmetItems",
         "status.history",
         *(
             f"status.history[].{k}"

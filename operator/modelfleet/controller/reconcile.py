@@ -47,7 +47,7 @@ from modelfleet.controller.patching import conditional, newer, observation_only
 from modelfleet.controller.promql import PrometheusQueries
 from modelfleet.controller.source import SourceLookup
 from modelfleet.controller.verifier import ArtifactVerifier
-from modelfleet.core import Release, ReleaseStatus, Verification
+from modelfleet.core import Release, Verification
 from modelfleet.core.decide import Decision, Event, FleetView, decide
 from modelfleet.core.gates import DEFAULT_TUNING, Tuning
 from modelfleet.core.phases import Phase
@@ -105,22 +105,6 @@ def needs_attention(body: Mapping[str, Any]) -> bool:
     if action is None:
         return isinstance(last, str) and last.startswith(GENERATED_ACTION_ID)
     return action.id != last
-
-
-def known_models(status: ReleaseStatus) -> dict[str, str]:
-    """Artifact digest → model digest, for every version this release verified and remembers
-    (stable, target, last verification, history): a denied artifact digest then also refuses
-    its model repacked into other bytes."""
-    known: dict[str, str] = {}
-    verifications = [status.verification]
-    verifications += [s.verification for s in (status.stable, status.target) if s is not None]
-    for v in verifications:
-        if v is not None and v.model_digest:
-            known[v.digest] = v.model_digest
-    for h in status.history:
-        if h.model_digest:
-            known.setdefault(h.digest, h.model_digest)
-    return known
 
 
 def _where(body: Mapping[str, Any]) -> str:
@@ -324,7 +308,7 @@ class Reconciler:
             spec,
             f"ModelRelease {release.namespace}/{release.name}",
             namespace=release.namespace,
-            revoked_models=known_models(release.status),
+            revoked_models=release.status.model_digests(),
         )
         result = replace(result, generation=release.generation)
         state.verified = (release.generation, spec.digest, result)

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from modelfleet.core.checklist import ChecklistItem
 from modelfleet.core.gates import Measurement
 from modelfleet.core.gateway import Gateway
 from modelfleet.core.types import QuerySample, Release, ReleaseStatus
@@ -38,6 +39,12 @@ class FleetView:
     revocations: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """TrustPolicy name → its ``deniedDigests`` now (the controller watches TrustPolicies). A
     policy not listed is unknown: the ``revoked`` flags persisted in status stand."""
+    checklists: Mapping[str, frozenset[ChecklistItem]] = field(default_factory=dict)
+    """TrustPolicy name → the release checklist items it requires
+    (``spec.releaseChecklist.required``); a policy not listed does not say, and
+    ``default_checklist`` applies."""
+    default_checklist: frozenset[ChecklistItem] = frozenset()
+    """The cluster-wide release checklist (the operator's ``--release-checklist``)."""
     queries: Mapping[str, QuerySample | None] = field(default_factory=dict)
     """Query gate name → what the controller measured for the release being decided (from
     Prometheus); absent or None: no data, which is Inconclusive."""

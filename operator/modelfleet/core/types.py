@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 # Re-exported: api/edge.py and fleet/index.py import these two from here.
+from modelfleet.core.checklist import ChecklistStatus
 from modelfleet.core.gateway import Gateway as Gateway  # noqa: PLC0414
 from modelfleet.core.gateway import ModelStateKind as ModelStateKind  # noqa: PLC0414
 from modelfleet.core.phases import Phase
@@ -101,6 +102,15 @@ class Gates:
 
 
 @dataclass(frozen=True, slots=True)
+class Owner:
+    """Who answers for a release (``spec.owner``): a person or team, and how to reach them
+    during an incident (an e-mail address, a pager or chat handle, a URL)."""
+
+    name: str
+    contact: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReleaseSpec:
     """``ModelRelease.spec``."""
 
@@ -117,6 +127,7 @@ class ReleaseSpec:
     rollback: RollbackMode = RollbackMode.IMMEDIATE
     paused: bool = False
     salt: str | None = None
+    owner: Owner | None = None
 
     def snapshot(self) -> VersionSnapshot:
         """The version this spec asks for (without verification or timestamps)."""
@@ -238,10 +249,28 @@ class ReleaseStatus:
     rollout: RolloutStatus = RolloutStatus()
     source: Source | None = None
     history: tuple[HistoryEntry, ...] = ()
+    checklist: ChecklistStatus | None = None
+    """The release checklist as evaluated when ``target`` was to go live (kept while it rolls
+    out and after, as the record of what held; cleared by a new verification)."""
 
     def condition(self, type_: str) -> Condition | None:
         """The condition of that type, if present."""
         return next((c for c in self.conditions if c.type == type_), None)
+
+    def model_digests(self) -> dict[str, str]:
+        """Artifact digest → model digest, for every version this release verified and
+        remembers (stable, target, last verification, history): a denied artifact digest then
+        also refuses its model repacked into other bytes."""
+        known: dict[str, str] = {}
+        verifications = [self.verification]
+        verifications += [s.verification for s in (self.stable, self.target) if s is not None]
+        for v in verifications:
+            if v is not None and v.model_digest:
+                known[v.digest] = v.model_digest
+        for h in self.history:
+            if h.model_digest:
+                known.setdefault(h.digest, h.model_digest)
+        return known
 
 
 #: Prefix of the id given to an action annotated without ``modelfleet.dev/action-id``.
