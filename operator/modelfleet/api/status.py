@@ -11,7 +11,8 @@ the declared list of status paths the schema-drift test checks against
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from modelfleet.api.statusfields import STATUS_FIELDS
@@ -40,92 +41,112 @@ def _time(value: Any) -> str | None:
     return None if value is None else format_time(value)
 
 
+# --------------------------------------------------------------------------- field tables
+
+#: How a scalar field kind is read from a :class:`Node` (``text``/``note``/``count`` default to
+#: ``""``/``""``/``0``, the others to ``None``).
+_READ: dict[str, Callable[[Node, str], Any]] = {
+    "str": lambda n, k: n.string(k),
+    "text": lambda n, k: n.string(k) or "",
+    "note": lambda n, k: n.string(k) or "",
+    "int": lambda n, k: n.integer(k),
+    "count": lambda n, k: n.integer(k) or 0,
+    "num": lambda n, k: n.number(k),
+    "time": lambda n, k: n.timestamp(k),
+    "bool": lambda n, k: n.boolean(k),
+}
+#: How a kind is written (absent: as it is); ``None`` is then left out. A ``note`` is left out
+#: when empty too.
+_WRITE: dict[str, Callable[[Any], Any]] = {"note": lambda v: v or None, "time": _time}
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+
+
+class _Fields:
+    """One record's scalar fields, declared once as ``"camelKey:kind"`` (``"key=attr:kind"``
+    where the attribute is not the key in snake_case), read and written from the same table."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, *specs: str) -> None:
+        out = []
+        for spec in specs:
+            names, kind = spec.rsplit(":", 1)
+            key, _, attr = names.partition("=")
+            out.append((key, attr or _snake(key), kind))
+        self.fields: tuple[tuple[str, str, str], ...] = tuple(out)
+
+    def read(self, n: Node) -> dict[str, Any]:
+        """Constructor keyword arguments from the node."""
+        return {attr: _READ[kind](n, key) for key, attr, kind in self.fields}
+
+    def write(self, obj: object, **extra: Any) -> dict[str, Any]:
+        """The dict the CRD schema spells (plus ``extra``), absent values left out."""
+        out = {key: _WRITE.get(kind, _same)(getattr(obj, attr)) for key, attr, kind in self.fields}
+        return _drop_none({**out, **extra})
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+_PROVENANCE = _Fields("predicateType:str", "builder:str", "repo:str", "ref:str")
+_VERIFICATION = _Fields(
+    "verified:bool", "digest:text", "modelDigest:str", "authority:str", "signer:str",
+    "issuer:str", "keyId:str", "tlogIndex:int", "integratedTime:str", "at:time", "reason:note",
+    "generation:int",
+)  # fmt: skip
+_SNAPSHOT = _Fields("version:text", "digest:text", "uri:text", "signature:str", "since:time")
+_GATES = _Fields(
+    "reason:text", "failedGateways:count", "errorRate:num", "latencyP95Ms:num", "driftScore:num",
+    "reportingRatio:num", "requests:count", "evaluatedAt:time",
+)  # fmt: skip
+_COHORT = _Fields("name:text", "assigned:count", "active:count", "failed:count", "reporting:count")
+_ROLLOUT = _Fields(
+    "stepName:str", "stepStartedAt:time", "convergedAt:time", "healthySince:time",
+    "inconclusiveSince:time", "lastActionId:str",
+)  # fmt: skip
+_CONDITION = _Fields(
+    "type:str", "status:str", "reason:note", "message:note", "observedGeneration:int",
+    "lastTransitionTime:time",
+)  # fmt: skip
+_SOURCE = _Fields("repoURL=repo_url:str", "revision:str", "path:str")
+_HISTORY = _Fields(
+    "version:text", "digest:text", "outcome:text", "revision:str", "startedAt:time",
+    "finishedAt:time", "reason:str", "modelDigest:str",
+)  # fmt: skip
+_RELEASE = _Fields("observedGeneration:int", "reason:str", "message:str")
+
+
 # --------------------------------------------------------------------------- to dict
 
 
 def verification_to_dict(v: Verification) -> dict[str, Any]:
     """``status.verification`` (and ``stable/target.verification``)."""
-    provenance = None
-    if v.provenance is not None:
-        p = v.provenance
-        provenance = _drop_none(
-            {"predicateType": p.predicate_type, "builder": p.builder, "repo": p.repo, "ref": p.ref}
-        )
-    return _drop_none(
-        {
-            "verified": v.verified,
-            "digest": v.digest,
-            "modelDigest": v.model_digest,
-            "authority": v.authority,
-            "signer": v.signer,
-            "issuer": v.issuer,
-            "keyId": v.key_id,
-            "tlogIndex": v.tlog_index,
-            "integratedTime": v.integrated_time,
-            "provenance": provenance,
-            "at": _time(v.at),
-            "reason": v.reason or None,
-            "generation": v.generation,
-        }
-    )
+    p = v.provenance
+    return _VERIFICATION.write(v, provenance=None if p is None else _PROVENANCE.write(p))
 
 
 def snapshot_to_dict(s: VersionSnapshot) -> dict[str, Any]:
     """``status.stable`` / ``status.target``."""
-    return _drop_none(
-        {
-            "version": s.version,
-            "digest": s.digest,
-            "uri": s.uri,
-            "signature": s.signature,
-            "attestations": list(s.attestations) if s.attestations else None,
-            "since": _time(s.since),
-            "verification": None
-            if s.verification is None
-            else verification_to_dict(s.verification),
-            "revoked": True if s.revoked else None,
-        }
+    v = s.verification
+    return _SNAPSHOT.write(
+        s,
+        attestations=list(s.attestations) if s.attestations else None,
+        verification=None if v is None else verification_to_dict(v),
+        revoked=True if s.revoked else None,
     )
 
 
 def _rollout_to_dict(r: RolloutStatus) -> dict[str, Any]:
-    gates = None
-    if r.gates is not None:
-        g = r.gates
-        gates = _drop_none(
-            {
-                "result": g.result.value,
-                "reason": g.reason,
-                "failedGateways": g.failed_gateways,
-                "errorRate": g.error_rate,
-                "latencyP95Ms": g.latency_p95_ms,
-                "driftScore": g.drift_score,
-                "reportingRatio": g.reporting_ratio,
-                "requests": g.requests,
-                "evaluatedAt": _time(g.evaluated_at),
-            }
-        )
-    return _drop_none(
-        {
-            "step": r.step,
-            "stepName": r.step_name,
-            "stepStartedAt": _time(r.step_started_at),
-            "convergedAt": _time(r.converged_at),
-            "healthySince": _time(r.healthy_since),
-            "inconclusiveSince": _time(r.inconclusive_since),
-            "lastActionId": r.last_action_id,
-            "cohorts": [
-                {
-                    "name": c.name,
-                    "assigned": c.assigned,
-                    "active": c.active,
-                    "failed": c.failed,
-                    "reporting": c.reporting,
-                }
-                for c in r.cohorts
-            ],
-            "gates": gates,
-        }
+    g = r.gates
+    return _ROLLOUT.write(
+        r,
+        step=r.step,
+        cohorts=[_COHORT.write(c) for c in r.cohorts],
+        gates=None if g is None else _GATES.write(g, result=g.result.value),
     )
 
 
@@ -142,59 +163,18 @@ def _checklist_to_dict(c: ChecklistStatus) -> dict[str, Any]:
 
 def status_to_dict(status: ReleaseStatus) -> dict[str, Any]:
     """The whole status as the CRD schema spells it (absent values are omitted)."""
-    return _drop_none(
-        {
-            "observedGeneration": status.observed_generation,
-            "phase": status.phase.value,
-            "reason": status.reason,
-            "message": status.message,
-            "conditions": [
-                _drop_none(
-                    {
-                        "type": c.type,
-                        "status": c.status,
-                        "reason": c.reason or None,
-                        "message": c.message or None,
-                        "observedGeneration": c.observed_generation,
-                        "lastTransitionTime": _time(c.last_transition_time),
-                    }
-                )
-                for c in status.conditions
-            ],
-            "stable": None if status.stable is None else snapshot_to_dict(status.stable),
-            "target": None if status.target is None else snapshot_to_dict(status.target),
-            "verification": (
-                None if status.verification is None else verification_to_dict(status.verification)
-            ),
-            "rollout": _rollout_to_dict(status.rollout),
-            "source": (
-                None
-                if status.source is None
-                else _drop_none(
-                    {
-                        "repoURL": status.source.repo_url,
-                        "revision": status.source.revision,
-                        "path": status.source.path,
-                    }
-                )
-            ),
-            "checklist": None if status.checklist is None else _checklist_to_dict(status.checklist),
-            "history": [
-                _drop_none(
-                    {
-                        "version": h.version,
-                        "digest": h.digest,
-                        "outcome": h.outcome,
-                        "revision": h.revision,
-                        "startedAt": _time(h.started_at),
-                        "finishedAt": _time(h.finished_at),
-                        "reason": h.reason,
-                        "modelDigest": h.model_digest,
-                    }
-                )
-                for h in status.history
-            ],
-        }
+    st = status
+    return _RELEASE.write(
+        st,
+        phase=st.phase.value,
+        conditions=[_CONDITION.write(c) for c in st.conditions],
+        stable=None if st.stable is None else snapshot_to_dict(st.stable),
+        target=None if st.target is None else snapshot_to_dict(st.target),
+        verification=None if st.verification is None else verification_to_dict(st.verification),
+        rollout=_rollout_to_dict(st.rollout),
+        source=None if st.source is None else _SOURCE.write(st.source),
+        checklist=None if st.checklist is None else _checklist_to_dict(st.checklist),
+        history=[_HISTORY.write(h) for h in st.history],
     )
 
 
@@ -205,41 +185,16 @@ def _verification(n: Node | None) -> Verification | None:
     if n is None:
         return None
     p = n.node("provenance")
-    provenance = None
-    if p is not None:
-        provenance = Provenance(
-            predicate_type=p.string("predicateType"),
-            builder=p.string("builder"),
-            repo=p.string("repo"),
-            ref=p.string("ref"),
-        )
-    return Verification(
-        verified=n.boolean("verified"),
-        digest=n.string("digest") or "",
-        reason=n.string("reason") or "",
-        model_digest=n.string("modelDigest"),
-        authority=n.string("authority"),
-        signer=n.string("signer"),
-        issuer=n.string("issuer"),
-        key_id=n.string("keyId"),
-        tlog_index=n.integer("tlogIndex"),
-        integrated_time=n.string("integratedTime"),
-        provenance=provenance,
-        at=n.timestamp("at"),
-        generation=n.integer("generation"),
-    )
+    provenance = None if p is None else Provenance(**_PROVENANCE.read(p))
+    return Verification(**_VERIFICATION.read(n), provenance=provenance)
 
 
 def _snapshot(n: Node | None) -> VersionSnapshot | None:
     if n is None or not n.string("digest"):
         return None
     return VersionSnapshot(
-        version=n.string("version") or "",
-        digest=n.required_string("digest"),
-        uri=n.string("uri") or "",
-        signature=n.string("signature"),
+        **_SNAPSHOT.read(n),
         attestations=n.strings("attestations"),
-        since=n.timestamp("since"),
         verification=_verification(n.node("verification")),
         revoked=n.boolean("revoked"),
     )
@@ -256,36 +211,12 @@ def _rollout(n: Node | None) -> RolloutStatus:
             result = GateResult(result_text)
         except ValueError:
             raise g.error("result", f"unknown gate result {result_text!r}") from None
-        gates = GateStatus(
-            result=result,
-            reason=g.string("reason") or "",
-            failed_gateways=g.integer("failedGateways") or 0,
-            error_rate=g.number("errorRate"),
-            latency_p95_ms=g.number("latencyP95Ms"),
-            drift_score=g.number("driftScore"),
-            reporting_ratio=g.number("reportingRatio"),
-            requests=g.integer("requests") or 0,
-            evaluated_at=g.timestamp("evaluatedAt"),
-        )
+        gates = GateStatus(result=result, **_GATES.read(g))
     return RolloutStatus(
         step=n.integer("step", minimum=0) or 0,
-        step_name=n.string("stepName"),
-        step_started_at=n.timestamp("stepStartedAt"),
-        converged_at=n.timestamp("convergedAt"),
-        healthy_since=n.timestamp("healthySince"),
-        inconclusive_since=n.timestamp("inconclusiveSince"),
-        last_action_id=n.string("lastActionId"),
-        cohorts=tuple(
-            CohortStatus(
-                name=c.string("name") or "",
-                assigned=c.integer("assigned") or 0,
-                active=c.integer("active") or 0,
-                failed=c.integer("failed") or 0,
-                reporting=c.integer("reporting") or 0,
-            )
-            for c in n.nodes("cohorts")
-        ),
+        cohorts=tuple(CohortStatus(**_COHORT.read(c)) for c in n.nodes("cohorts")),
         gates=gates,
+        **_ROLLOUT.read(n),
     )
 
 
@@ -308,6 +239,13 @@ def _checklist(n: Node | None) -> ChecklistStatus | None:
     )
 
 
+def _condition(n: Node) -> Condition:
+    fields = _CONDITION.read(n)
+    fields["type"] = n.required_string("type")
+    fields["status"] = fields["status"] or "Unknown"
+    return Condition(**fields)
+
+
 def status_from_dict(
     data: Mapping[str, Any] | None, *, where: str = "ModelRelease"
 ) -> ReleaseStatus:
@@ -323,45 +261,13 @@ def status_from_dict(
     src = root.node("source")
     return ReleaseStatus(
         phase=phase,
-        observed_generation=root.integer("observedGeneration"),
-        reason=root.string("reason"),
-        message=root.string("message"),
-        conditions=tuple(
-            Condition(
-                type=c.required_string("type"),
-                status=c.string("status") or "Unknown",
-                reason=c.string("reason") or "",
-                message=c.string("message") or "",
-                observed_generation=c.integer("observedGeneration"),
-                last_transition_time=c.timestamp("lastTransitionTime"),
-            )
-            for c in root.nodes("conditions")
-        ),
+        conditions=tuple(_condition(c) for c in root.nodes("conditions")),
         stable=_snapshot(root.node("stable")),
         target=_snapshot(root.node("target")),
         verification=_verification(root.node("verification")),
         rollout=_rollout(root.node("rollout")),
-        source=(
-            None
-            if src is None
-            else Source(
-                repo_url=src.string("repoURL"),
-                revision=src.string("revision"),
-                path=src.string("path"),
-            )
-        ),
+        source=None if src is None else Source(**_SOURCE.read(src)),
         checklist=_checklist(root.node("checklist")),
-        history=tuple(
-            HistoryEntry(
-                version=h.string("version") or "",
-                digest=h.string("digest") or "",
-                outcome=h.string("outcome") or "",
-                revision=h.string("revision"),
-                started_at=h.timestamp("startedAt"),
-                finished_at=h.timestamp("finishedAt"),
-                reason=h.string("reason"),
-                model_digest=h.string("modelDigest"),
-            )
-            for h in root.nodes("history")
-        ),
+        history=tuple(HistoryEntry(**_HISTORY.read(h)) for h in root.nodes("history")),
+        **_RELEASE.read(root),
     )
