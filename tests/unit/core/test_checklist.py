@@ -157,20 +157,24 @@ def test_the_trust_policy_can_require_more_than_the_default() -> None:
     assert sim.phase == "Blocked" and _unmet(sim) == [ChecklistItem.OWNER]
 
 
-def test_promote_never_skips_the_checklist() -> None:
+@pytest.mark.parametrize(
+    ("action", "phase", "reason"),
+    [
+        ("promote", "Blocked", "ChecklistUnmet"),  # the checklist is never skipped
+        ("retry", "Verifying", "RetryRequested"),
+        ("abort", "Aborted", "ManualAbort"),
+    ],
+)
+def test_actions_while_blocked(action: str, phase: str, reason: str) -> None:
     sim = sc.blocked()
-    sim.act("promote", "p-1")
+    sim.act(action, "x-1")
     d = sim.tick()
-    assert sim.phase == "Blocked"
-    assert [e.reason for e in d.events] == ["ActionIgnored"]
-
-
-def test_retry_while_blocked_verifies_again() -> None:
-    sim = sc.blocked()
-    sim.act("retry", "r-1")
-    sim.tick()
-    assert (sim.phase, sim.release.status.reason) == ("Verifying", "RetryRequested")
-    assert sim.release.status.checklist is None
+    assert (sim.phase, sim.release.status.reason) == (phase, reason)
+    if action == "promote":
+        assert [e.reason for e in d.events] == ["ActionIgnored"]
+        assert set(sim.told().values()) == {"1.0.0"}
+    else:
+        assert sim.release.status.checklist is None or phase == "Aborted"
 
 
 def test_revoking_the_blocked_target_aborts() -> None:

@@ -171,35 +171,20 @@ def _verifying_to_blocked_on_checklist() -> tuple[Sim, Decision]:
     return sim, sim.decisions[-1]
 
 
-def _blocked_to_progressing_once_met() -> tuple[Sim, Decision]:
-    sim = sc.blocked()
-    sim.edit(owner=Owner("ml-platform", "oncall@example.com"))
-    return sim, sim.tick()
+def _from_blocked(change: Callable[[Sim], object]) -> Step:
+    """Blocked on the release checklist (no owner), then ``change``, then one decision."""
+
+    def run() -> tuple[Sim, Decision]:
+        sim = sc.blocked()
+        change(sim)
+        return sim, sim.tick()
+
+    return run
 
 
-def _blocked_to_verifying_superseded() -> tuple[Sim, Decision]:
-    sim = sc.blocked()
-    sim.edit(version="3.0.0")
-    return sim, sim.tick()
-
-
-def _blocked_to_succeeded_on_revert() -> tuple[Sim, Decision]:
-    sim = sc.blocked()
-    sim.edit(version="1.0.0")
-    return sim, sim.tick()
-
-
-def _blocked_to_aborted_by_action() -> tuple[Sim, Decision]:
-    sim = sc.blocked()
-    sim.act("abort", "a-1")
-    return sim, sim.tick()
-
-
-def _blocked_to_rejected_on_revert_to_revoked() -> tuple[Sim, Decision]:
-    sim = sc.blocked()
+def _revoke_stable_and_revert(sim: Sim) -> None:
     _revoke(sim, "1.0.0")
     sim.edit(version="1.0.0")
-    return sim, sim.tick()
 
 
 def _paused_to_rejected_on_revert_to_revoked() -> tuple[Sim, Decision]:
@@ -236,11 +221,21 @@ CASES: list[tuple[Phase, Phase, str, Step]] = [
     ),
     (Phase.PROGRESSING, Phase.ABORTED, "TargetRevoked", _progressing_to_aborted_target_revoked),
     (Phase.VERIFYING, Phase.BLOCKED, "ChecklistUnmet", _verifying_to_blocked_on_checklist),
-    (Phase.BLOCKED, Phase.PROGRESSING, "ChecklistMet", _blocked_to_progressing_once_met),
-    (Phase.BLOCKED, Phase.VERIFYING, "Superseded", _blocked_to_verifying_superseded),
-    (Phase.BLOCKED, Phase.SUCCEEDED, "Reverted", _blocked_to_succeeded_on_revert),
-    (Phase.BLOCKED, Phase.ABORTED, "ManualAbort", _blocked_to_aborted_by_action),
-    (Phase.BLOCKED, Phase.REJECTED, "StableRevoked", _blocked_to_rejected_on_revert_to_revoked),
+    (
+        Phase.BLOCKED,
+        Phase.PROGRESSING,
+        "ChecklistMet",
+        _from_blocked(lambda s: s.edit(owner=Owner("ml-platform", "oncall@example.com"))),
+    ),
+    (
+        Phase.BLOCKED,
+        Phase.VERIFYING,
+        "Superseded",
+        _from_blocked(lambda s: s.edit(version="3.0.0")),
+    ),
+    (Phase.BLOCKED, Phase.SUCCEEDED, "Reverted", _from_blocked(lambda s: s.edit(version="1.0.0"))),
+    (Phase.BLOCKED, Phase.ABORTED, "ManualAbort", _from_blocked(lambda s: s.act("abort", "a-1"))),
+    (Phase.BLOCKED, Phase.REJECTED, "StableRevoked", _from_blocked(_revoke_stable_and_revert)),
     (Phase.PAUSED, Phase.PROGRESSING, "Resumed", _paused_to_progressing_on_resume),
     (Phase.PAUSED, Phase.PROGRESSING, "GatesConclusive", _paused_to_progressing_when_conclusive),
     (Phase.PAUSED, Phase.SUCCEEDED, "Reverted", _paused_to_succeeded_on_revert),
