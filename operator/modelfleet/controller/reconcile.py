@@ -239,7 +239,7 @@ class Reconciler:
         """The namespace's fleet, with the query gates' figures while a rollout may be judged."""
         view = fleet(release.namespace)
         gates = release.spec.gates.prometheus
-        judged = (Phase.VERIFYING, Phase.PROGRESSING, Phase.PAUSED)
+        judged = (Phase.VERIFYING, Phase.BLOCKED, Phase.PROGRESSING, Phase.PAUSED)
         if not gates or not (verifying or release.status.phase in judged):
             return view
         if self._queries is None:
