@@ -8,6 +8,7 @@ ModelRelease state machine (rules in ``docs/rollout.md``).
 
 from __future__ import annotations
 
+from modelfleet.core.checklist import ChecklistItem, ChecklistStatus, Unmet
 from modelfleet.core.cohorts import BUCKETS, CohortPlan, bucket, first_step, in_cohort
 from modelfleet.core.decide import decide
 from modelfleet.core.decision import Decision, Event, FleetView
@@ -32,6 +33,7 @@ from modelfleet.core.types import (
     Gates,
     GateStatus,
     HistoryEntry,
+    Owner,
     Release,
     ReleaseSpec,
     ReleaseStatus,
@@ -52,6 +54,8 @@ __all__ = [
     "ActionKind",
     "Assigner",
     "Assignment",
+    "ChecklistItem",
+    "ChecklistStatus",
     "CohortPlan",
     "CohortStatus",
     "Condition",
@@ -70,6 +74,7 @@ __all__ = [
     "ModelState",
     "ModelStateKind",
     "Operator",
+    "Owner",
     "Phase",
     "Provenance",
     "Release",
@@ -82,6 +87,7 @@ __all__ = [
     "Source",
     "Step",
     "Tuning",
+    "Unmet",
     "Verification",
     "VersionSnapshot",
     "bucket",
