@@ -93,7 +93,9 @@ def test_blocked_release_names_each_unmet_item_then_goes_live_once_met(
     stalled = next(c for c in st["conditions"] if c["type"] == "Stalled")
     assert (stalled["status"], stalled["reason"]) == ("True", "ChecklistUnmet")
     shown = control_plane.kubectl("get", "mr", "detector", "-n", api.namespace).stdout
-    assert "Blocked" in shown and "Owner" in shown, shown
+    assert "Blocked" in shown, shown  # the phase column; the items with -o wide
+    wide = control_plane.kubectl("get", "mr", "detector", "-n", api.namespace, "-o", "wide")
+    assert "UNMET" in wide.stdout and "Owner" in wide.stdout, wide.stdout
     events = api.events("detector")
     assert any(e["reason"] == "ChecklistUnmet" and e["type"] == "Warning" for e in events)
 
@@ -114,8 +116,8 @@ def test_blocked_release_names_each_unmet_item_then_goes_live_once_met(
     )
     assert "Telemetry (the first step canary selects no gateway)" in st["message"]
     assert set(desired_versions(api).values()) == {"1.0.0"}
-    shown = control_plane.kubectl("get", "mr", "detector", "-n", api.namespace).stdout
-    assert "Telemetry,Owner" in shown, shown
+    wide = control_plane.kubectl("get", "mr", "detector", "-n", api.namespace, "-o", "wide")
+    assert "Telemetry,Owner" in wide.stdout, wide.stdout
 
     # Two reporting gateways join the first step: only the owner is missing now.
     for name in ("gw-0000", "gw-0001"):
