@@ -9,16 +9,16 @@ from typing import Any
 
 import yaml
 
-from modelfleet.errors import ClusterError, ConfigError
-from modelfleet.fleet.enroll import (
+from modelfleet.enrollment import (
     DEFAULT_FLEET_URL,
     enroll_gateway,
     list_gateways,
     parse_labels,
     revoke_gateway,
 )
+from modelfleet.enrollment.pki import parse_validity
+from modelfleet.errors import ClusterError, ConfigError
 from modelfleet.fleet.kube import api_client, load_access
-from modelfleet.fleet.pki import parse_validity
 from modelfleet.fleet.secrets import load_fleet_ca
 
 

@@ -203,7 +203,7 @@ def enroll_simulated(
     package: enrollment needs the Kubernetes client, which the ``agent`` extra does not bring."""
     from modelfleet.agent.behaviour import draw
     from modelfleet.agent.config import load_agent_config
-    from modelfleet.fleet.enroll import enroll_gateways
+    from modelfleet.enrollment import enroll_gateways
     from modelfleet.fleet.secrets import load_fleet_ca
 
     ca = load_fleet_ca(api, ca_namespace or namespace)
@@ -239,7 +239,7 @@ def handle(args: argparse.Namespace) -> int:
             raise ConfigError("--gateways must be at least 1")
         if args.trust_policy is None:
             raise ConfigError("--gateways needs --trust-policy FILE (the policy agents enforce)")
-        from modelfleet.fleet.enroll import parse_labels
+        from modelfleet.enrollment import parse_labels
         from modelfleet.fleet.kube import api_client, load_access
 
         access = load_access(args.kubeconfig)
