@@ -203,14 +203,12 @@ def enroll_simulated(
     package: enrollment needs the Kubernetes client, which the ``agent`` extra does not bring."""
     from modelfleet.agent.behaviour import draw
     from modelfleet.agent.config import load_agent_config
-    from modelfleet.enrollment import enroll_gateways
+    from modelfleet.enrollment import enroll_gateways, gateway_names
     from modelfleet.fleet.secrets import load_fleet_ca
 
     ca = load_fleet_ca(api, ca_namespace or namespace)
-    width = max(4, len(str(count - 1)))
     wanted = []
-    for i in range(count):
-        name = f"{prefix}-{i:0{width}d}"
+    for name in gateway_names(prefix, count):
         gw_labels = dict(labels or {})
         for key, value, fraction in label_splits:
             if draw(seed, "label", key, name) < fraction:

@@ -63,6 +63,13 @@ def parse_labels(text: str) -> dict[str, str]:
     return labels
 
 
+def gateway_names(prefix: str, count: int) -> list[str]:
+    """``count`` names ``prefix-0000``, ``prefix-0001``, ... (at least four digits, all the same
+    width, so they sort in order)."""
+    width = max(4, len(str(count - 1)))
+    return [f"{prefix}-{i:0{width}d}" for i in range(count)]
+
+
 def _validate(name: str, labels: Mapping[str, str], fleet_url: str) -> None:
     if not matches(GATEWAY_RE, name):
         raise EnrollmentError(f"gateway name {name!r} is not a valid Kubernetes object name")
