@@ -35,6 +35,16 @@ DESCRIPTION = textwrap.dedent(
 )
 
 
+def add_metrics_options(parser: argparse._ActionsContainer, whose: str) -> None:
+    """``--metrics-port``/``--metrics-host``: one agent's or a simulation's Prometheus page."""
+    parser.add_argument(
+        "--metrics-port", type=int, default=0, metavar="PORT",
+        help=f"serve {whose} Prometheus metrics (install stage durations, models by state) "
+        "on 127.0.0.1:PORT (--metrics-host to change the address)",
+    )  # fmt: skip
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "agent",
@@ -69,12 +79,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="json: one JSON object per line (time, level, logger, component, message, gateway "
         "and the release/version being handled; see docs/status.md), for log collectors",
     )
-    parser.add_argument(
-        "--metrics-port", type=int, default=0, metavar="PORT",
-        help="serve the agent's Prometheus metrics (install stage durations, models by state) "
-        "on 127.0.0.1:PORT (--metrics-host to change the address)",
-    )  # fmt: skip
-    parser.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
+    add_metrics_options(parser, "the agent's")
     parser.add_argument(
         "--check-config",
         action="store_true",

@@ -11,7 +11,7 @@ fields so a newer fleet API can add fields without breaking older agents.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -79,14 +79,8 @@ class ModelReport:
     message: str = ""
 
     def to_message(self) -> wire.ModelReport:
-        return wire.ModelReport.model_construct(
-            model=self.model,
-            version=self.version,
-            digest=self.digest,
-            slot=self.slot,
-            state=self.state,
-            message=self.message[:MAX_MESSAGE],
-        )
+        fields = asdict(self) | {"message": self.message[:MAX_MESSAGE]}
+        return wire.ModelReport.model_construct(**fields)
 
     def to_json(self) -> dict[str, Any]:
         return self.to_message().to_json()
@@ -107,23 +101,23 @@ class HealthWindow:
     drift_score: float | None = None
 
     def to_message(self) -> wire.HealthSample:
-        def clamp(value: float | None, maximum: float, digits: int) -> float | None:
-            return None if value is None else _clamp(value, maximum, digits)
-
-        return wire.HealthSample.model_construct(
-            model=self.model,
-            version=self.version,
-            window=format_window(self.window_seconds),
-            window_end=self.window_end,
-            requests=self.requests,
-            errors=self.errors,
-            latency_p50_ms=clamp(self.latency_p50_ms, MAX_LATENCY_MS, 3),
-            latency_p95_ms=clamp(self.latency_p95_ms, MAX_LATENCY_MS, 3),
-            drift_score=clamp(self.drift_score, MAX_DRIFT, 6),
-        )
+        fields = asdict(self)
+        fields["window"] = format_window(fields.pop("window_seconds"))
+        for name, maximum, digits in _CLAMPED:
+            if fields[name] is not None:
+                fields[name] = _clamp(fields[name], maximum, digits)
+        return wire.HealthSample.model_construct(**fields)
 
     def to_json(self) -> dict[str, Any]:
         return self.to_message().to_json()
+
+
+#: Figures brought into the protocol's ranges (and rounded) before they are sent.
+_CLAMPED = (
+    ("latency_p50_ms", MAX_LATENCY_MS, 3),
+    ("latency_p95_ms", MAX_LATENCY_MS, 3),
+    ("drift_score", MAX_DRIFT, 6),
+)
 
 
 def _clamp(value: float, maximum: float, digits: int) -> float:

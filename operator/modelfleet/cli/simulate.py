@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelfleet.agent.command import add_metrics_options
 from modelfleet.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -156,15 +157,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="verify every artifact fully in every agent (no shared verified-digest cache)",
     )  # fmt: skip
     run.add_argument(
-        "--metrics-port", type=int, default=0, metavar="PORT",
-        help="serve the agents' Prometheus metrics (stage durations, models by state) on PORT",
-    )  # fmt: skip
-    run.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
-    run.add_argument(
         "--fsync",
         action="store_true",
         help="fsync state, markers and slots like a real gateway (slow for many gateways)",
     )
+    add_metrics_options(run, "the simulated agents'")
     p.set_defaults(func=handle)
 
 

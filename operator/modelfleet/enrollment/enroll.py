@@ -12,6 +12,7 @@ moment its watch sees the change.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import re
 import threading
@@ -107,6 +108,11 @@ def enroll_gateways(
     if len({name for name, _ in gateways}) != len(gateways):
         raise EnrollmentError("a gateway name is given twice")
     objects = GatewayObjects(api, namespace)
+    settings = functools.partial(  # what every bundle of this run shares
+        Bundle, namespace=namespace, fleet_url=fleet_url.rstrip("/"), ca_pem=ca.cert_pem,
+        trust_policy=trust_policy, data_dir=data_dir, poll_interval=poll_interval,
+        report_interval=report_interval,
+    )  # fmt: skip
     lock = threading.Lock()
     done = 0
 
@@ -129,21 +135,10 @@ def enroll_gateways(
             done += 1
             if progress is not None:
                 progress(done, len(gateways))
-        return Bundle(
-            gateway=name,
-            namespace=namespace,
-            fingerprint=issued.fingerprint,
-            not_after=issued.not_after,
-            fleet_url=fleet_url.rstrip("/"),
-            cert_pem=issued.cert_pem,
-            key_pem=issued.key_pem,
-            ca_pem=ca.cert_pem,
-            trust_policy=trust_policy,
-            data_dir=data_dir,
-            poll_interval=poll_interval,
-            report_interval=report_interval,
-            labels=dict(labels),
-        )
+        return settings(
+            gateway=name, fingerprint=issued.fingerprint, not_after=issued.not_after,
+            cert_pem=issued.cert_pem, key_pem=issued.key_pem, labels=dict(labels),
+        )  # fmt: skip
 
     if len(gateways) <= 1:
         return [one(g) for g in gateways]

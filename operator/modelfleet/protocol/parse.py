@@ -138,36 +138,43 @@ def _model_at(loc: Sequence[int | str]) -> type[BaseModel]:
     return model
 
 
+#: Our wording for pydantic's error types (never repeating the client's value): ``{got}`` is the
+#: JSON type received, ``{max_length}``/``{pattern}``/``{expected}`` come from the rule broken.
+_MESSAGES: dict[str, str] = {
+    "missing": "required",
+    "model_type": "must be an object, got {got}",
+    "dict_type": "must be an object, got {got}",
+    "model_attributes_type": "must be an object, got {got}",
+    "list_type": "must be an array, got {got}",
+    "tuple_type": "must be an array, got {got}",
+    "string_type": "must be a string, got {got}",
+    "int_type": "must be an integer, got {got}",
+    "int_from_float": "must be an integer, got {got}",
+    "float_type": "must be a finite number, got {got}",
+    "finite_number": "must be a finite number, got {got}",
+    "string_too_long": "must be at most {max_length} characters",
+    "too_long": "must have at most {max_length} items",
+    "string_pattern_mismatch": "does not match {pattern}",
+    "greater_than_equal": "is out of range",
+    "less_than_equal": "is out of range",
+    "enum": "must be one of {expected}",
+    "literal_error": "must be one of {expected}",
+    "value_error": "{error}",
+}
+
+
 def _message(err: ErrorDetails) -> str:
-    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
-    if kind == "missing":
-        return "required"
-    if kind in ("model_type", "dict_type", "model_attributes_type"):
-        return f"must be an object, got {_type_name(value)}"
-    if kind in ("list_type", "tuple_type"):
-        return f"must be an array, got {_type_name(value)}"
-    if kind == "string_type":
-        return f"must be a string, got {_type_name(value)}"
-    if kind in ("int_type", "int_from_float"):
-        return f"must be an integer, got {_type_name(value)}"
-    if kind in ("float_type", "finite_number"):
-        return f"must be a finite number, got {_type_name(value)}"
-    if kind == "string_too_long":
-        return f"must be at most {ctx.get('max_length')} characters"
-    if kind == "too_long":
-        return f"must have at most {ctx.get('max_length')} items"
-    if kind == "string_pattern_mismatch":
-        return f"does not match {ctx.get('pattern')}"
-    if kind in ("greater_than_equal", "less_than_equal"):
-        return "is out of range"
-    if kind in ("enum", "literal_error"):
-        return f"must be one of {ctx.get('expected')}"
-    return str(err["msg"])
+    template = _MESSAGES.get(err["type"])
+    if template is None:
+        return str(err["msg"])
+    return template.format(got=_type_name(err.get("input")), **(err.get("ctx") or {}))
 
 
 def _refuse(exc: ValidationError) -> NoReturn:
-    """The first problem pydantic found, as the fleet API's error naming the field."""
-    err = exc.errors(include_url=False)[0]
+    """The first problem pydantic found, as the fleet API's error naming the field; an unknown
+    field first (a client speaking another version of the protocol learns that at once)."""
+    errors = exc.errors(include_url=False)
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = err["loc"]
     field = _path(loc)
     if err["type"] == "extra_forbidden":
