@@ -8,8 +8,8 @@ standard ObjectMeta and are not in the CRD schemas.
 
 from __future__ import annotations
 
-from modelfleet.api.edge import HEALTH_FIELDS, MODEL_FIELDS
 from modelfleet.core.doc import FieldRegistry
+from modelfleet.protocol import HEALTH_FIELDS, MODEL_FIELDS
 
 _METADATA = (
     "metadata",
