@@ -150,6 +150,8 @@ class Policy:
     denied_digests: frozenset[str] = frozenset()
     #: Which namespaces may name the policy (the operator enforces it; files ignore it).
     scope: NamespaceScope = field(default_factory=NamespaceScope)
+    #: ``any``: one authority's signature suffices; ``all``: every authority must have signed.
+    require: Literal["any", "all"] = "any"
 
 
 def _fail(where: str, message: str) -> VerificationError:
@@ -368,6 +370,9 @@ def parse_policy(
         scope = parse_scope(spec)
     except ValueError as exc:
         raise VerificationError("policy", str(exc)) from None
+    require = spec.get("require", "any")
+    if require not in ("any", "all"):
+        raise _fail("spec.require", f"expected any or all, got {require!r}")
     return Policy(
         name=name or "unnamed",
         authorities=authorities,
@@ -375,6 +380,7 @@ def parse_policy(
         attestations=rules,
         denied_digests=frozenset(denied),
         scope=scope,
+        require=require,
     )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from modelfleet.trust.provenance import Provenance
+from modelfleet.trust.signer import Signer
 
 _TOKEN = object()
 
@@ -33,6 +34,7 @@ class VerifiedArtifact:
     provenance: tuple[Provenance, ...]
     verified_at: datetime
     model_path: Path | None = None  # where an archive was unpacked, when asked to keep it
+    signers: tuple[Signer, ...] = ()  # every signature that verified (several for require: all)
     _token: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -69,3 +71,37 @@ class VerifiedArtifact:
                 if v
             }
         return status
+
+
+def proof(
+    policy: str,
+    *,
+    digest: str,
+    model_digest: str | None,
+    signers: tuple[Signer, ...],
+    provenance: tuple[Provenance, ...],
+    now: datetime,
+    model_path: Path | None = None,
+) -> VerifiedArtifact:
+    """The proof of a verification that passed (only this package's verifiers call it).
+
+    ``authority`` names every authority that signed; the signer fields are the first signer's.
+    """
+    first = signers[0]
+    return VerifiedArtifact(
+        digest=digest,
+        model_digest=model_digest,
+        policy=policy,
+        authority=", ".join(dict.fromkeys(s.authority for s in signers)),
+        authority_kind=first.kind,
+        signature_format="model-signing" if model_digest else "sigstore-bundle",
+        signer=first.identity,
+        issuer=first.issuer,
+        tlog_index=first.tlog_index,
+        integrated_time=first.integrated_time,
+        provenance=provenance,
+        verified_at=now,
+        model_path=model_path,
+        signers=signers,
+        _token=_TOKEN,
+    )

@@ -358,7 +358,7 @@ def test_shard_serialization_round_trips_and_matches_model_signing(tmp_path: Pat
 def test_unexpected_exception_is_a_rejection_not_a_pass(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import modelfleet.trust.verify as verify_module
+    import modelfleet.trust.contents as verify_module
 
     s = make_signed_model(tmp_path)
 
