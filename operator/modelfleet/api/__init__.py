@@ -41,7 +41,6 @@ from modelfleet.api.release import (
     parse_source,
     parse_spec,
 )
-from modelfleet.api.trustpolicy import TrustPolicySpec, parse_trust_policy
 from modelfleet.core.conditions import is_true, release_conditions, set_condition, status_of
 from modelfleet.core.doc import format_time, parse_time
 from modelfleet.core.wire import status_from_dict, status_patch, status_to_dict
@@ -70,7 +69,6 @@ __all__ = [
     "TRUSTPOLICY_KIND",
     "TRUSTPOLICY_PLURAL",
     "VERSION",
-    "TrustPolicySpec",
     "format_time",
     "is_true",
     "object_name",
@@ -81,7 +79,6 @@ __all__ = [
     "parse_source",
     "parse_spec",
     "parse_time",
-    "parse_trust_policy",
     "release_conditions",
     "set_condition",
     "status_from_dict",

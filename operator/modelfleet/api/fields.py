@@ -146,6 +146,7 @@ TRUSTPOLICY_FIELDS = FieldRegistry(
             for k in ("predicateType", "builderIds", "sourceRepositories", "refs")
         ),
         "spec.deniedDigests",
+        "spec.require",
         "spec.namespaces",
         *_selector("spec.namespaceSelector"),
     ],
