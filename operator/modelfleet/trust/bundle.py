@@ -116,7 +116,7 @@ def verify_keyless_bundle(
     verifier = verifier_class()(trusted_root=load_trusted_root(trusted_root_json))
     payload_type = payload = None
     try:
-        if bundle._dsse_envelope is not None:
+        if "dsseEnvelope" in parse_json(raw):
             payload_type, payload = verifier.verify_dsse(bundle, _Deferred())
         else:
             if artifact_sha256 is None:
