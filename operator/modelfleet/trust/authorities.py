@@ -20,10 +20,11 @@ behind another authority's result.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from modelfleet.trust.bundle import verify_key_bundle, verify_keyless_bundle
 from modelfleet.trust.dsse import check_certificate, verify_dsse
@@ -32,6 +33,8 @@ from modelfleet.trust.material import key_id, load_public_key
 from modelfleet.trust.policy import Authority, Policy
 from modelfleet.trust.signatures import Signature
 from modelfleet.trust.signer import Signer
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,10 @@ class Endorsement:
 
     signature: Signature
     signer: Signer
+
+
+Endorsements = tuple[Endorsement, ...]
+Outcome = Endorsements | VerificationError
 
 
 class VerificationPolicy(Protocol):
@@ -144,6 +151,18 @@ def _dsse(auth: Authority, sig: Signature, offered: Offered) -> Signer | None:
     return None
 
 
+def _attempt(
+    check: Callable[[], T],
+) -> T | VerificationError:
+    """The result of ``check``, or the error it raised (a broken policy is raised at once)."""
+    try:
+        return check()
+    except VerificationError as exc:
+        if exc.check == "policy":
+            raise
+        return exc
+
+
 @dataclass(frozen=True)
 class SignedBy:
     """One authority: passes when one offered signature verifies with it."""
@@ -153,76 +172,79 @@ class SignedBy:
     def describe(self) -> str:
         return f"authority {self.authority.name!r}"
 
+    def _check(self, sig: Signature, offered: Offered) -> Signer | None:
+        if sig.format == "bundle":
+            return _plain_bundle(self.authority, sig, offered)
+        return _dsse(self.authority, sig, offered)
+
     def verify(self, offered: Offered) -> tuple[Endorsement, ...]:
         failures: list[VerificationError] = []
         for sig in offered.signatures:
-            check = _plain_bundle if sig.format == "bundle" else _dsse
-            try:
-                signer = check(self.authority, sig, offered)
-            except VerificationError as exc:
-                if exc.check == "policy":
-                    raise
-                failures.append(exc)
-                continue
-            if signer is not None:
+            signer = _attempt(partial(self._check, sig, offered))
+            if isinstance(signer, Signer):
                 return (Endorsement(sig, signer),)
+            if signer is not None:
+                failures.append(signer)
         if failures:
             raise best_failure(failures)
         raise _NotApplicable("authority", offered.signatures[0].unmatched())
 
 
 @dataclass(frozen=True)
-class AnyOf:
-    """Passes when any member passes (the first that does)."""
-
+class _Composite:
     members: tuple[VerificationPolicy, ...]
+    word: ClassVar[str]
 
     def describe(self) -> str:
-        return f"any of ({', '.join(m.describe() for m in self.members)})"
+        return f"{self.word} of ({', '.join(m.describe() for m in self.members)})"
 
     def verify(self, offered: Offered) -> tuple[Endorsement, ...]:
-        if not self.members:
-            raise VerificationError("policy", "an empty AnyOf trusts nobody")
+        if not self.members:  # fail closed, as sigstore's empty AllOf
+            raise VerificationError("policy", f"an empty {type(self).__name__} trusts nobody")
+        # lazily: AnyOf stops at the first member that passes, AllOf at the first that fails
+        return self._combine((m, _attempt(partial(m.verify, offered))) for m in self.members)
+
+    def _combine(self, outcomes: Iterator[tuple[VerificationPolicy, Outcome]]) -> Endorsements:
+        raise NotImplementedError
+
+
+class AnyOf(_Composite):
+    """Passes when any member passes (the first that does)."""
+
+    word = "any"
+
+    def _combine(self, outcomes: Iterator[tuple[VerificationPolicy, Outcome]]) -> Endorsements:
         failures: list[VerificationError] = []
-        for member in self.members:
-            try:
-                return member.verify(offered)
-            except _NotApplicable:
-                continue
-            except VerificationError as exc:
-                if exc.check == "policy":
-                    raise
-                failures.append(exc)
+        not_applicable: VerificationError | None = None
+        for _member, result in outcomes:
+            if not isinstance(result, VerificationError):
+                return result
+            if isinstance(result, _NotApplicable):
+                not_applicable = result
+            else:
+                failures.append(result)
         if not failures:
-            raise _NotApplicable("authority", offered.signatures[0].unmatched())
+            assert not_applicable is not None
+            raise not_applicable
         raise best_failure(failures)
 
 
-@dataclass(frozen=True)
-class AllOf:
+class AllOf(_Composite):
     """Passes when every member passes; the endorsements of all of them, in order."""
 
-    members: tuple[VerificationPolicy, ...]
+    word = "all"
 
-    def describe(self) -> str:
-        return f"all of ({', '.join(m.describe() for m in self.members)})"
-
-    def verify(self, offered: Offered) -> tuple[Endorsement, ...]:
-        if not self.members:
-            raise VerificationError("policy", "an empty AllOf trusts nobody")
+    def _combine(self, outcomes: Iterator[tuple[VerificationPolicy, Outcome]]) -> Endorsements:
         endorsements: list[Endorsement] = []
-        for member in self.members:
-            try:
-                endorsements += member.verify(offered)
-            except VerificationError as exc:
-                if exc.check == "policy":
-                    raise
-                missing = isinstance(exc, _NotApplicable)
+        for member, result in outcomes:
+            if isinstance(result, VerificationError):
+                why = "none of the signatures is of its kind"
                 raise VerificationError(
-                    exc.check,
+                    result.check,
                     f"the policy requires every authority, and {member.describe()} did not sign: "
-                    + ("none of the signatures is of its kind" if missing else exc.reason),
+                    + (why if isinstance(result, _NotApplicable) else result.reason),
                 ) from None
+            endorsements += result
         return tuple(endorsements)
 
 

@@ -379,20 +379,14 @@ def test_unexpected_exception_is_a_rejection_not_a_pass(
 def test_verified_artifact_cannot_be_forged() -> None:
     from datetime import UTC, datetime
 
-    from modelfleet.trust import VerifiedArtifact
+    from modelfleet.trust import Signer, VerifiedArtifact
 
     with pytest.raises(TypeError):
         VerifiedArtifact(
             digest="sha256:" + "0" * 64,
             model_digest=None,
             policy="p",
-            authority="a",
-            authority_kind="key",
-            signature_format="model-signing",
-            signer="s",
-            issuer=None,
-            tlog_index=None,
-            integrated_time=None,
+            signers=(Signer("a", "key", "s"),),
             provenance=(),
             verified_at=datetime.now(UTC),
         )
