@@ -65,7 +65,7 @@ from modelfleet.trust.provenance import Provenance
 from modelfleet.trust.signer import Signer
 from modelfleet.trust.signing import combine_signatures, pack_model, sign_model
 from modelfleet.trust.verified import VerifiedArtifact
-from modelfleet.trust.verify import verify_artifact, verify_model
+from modelfleet.trust.verify import check_request, verify_artifact, verify_model
 
 __all__ = [
     "CHECKS",
@@ -80,6 +80,7 @@ __all__ = [
     "Signer",
     "VerificationError",
     "VerifiedArtifact",
+    "check_request",
     "combine_signatures",
     "digest_file",
     "load_policy",

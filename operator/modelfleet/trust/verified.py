@@ -96,9 +96,8 @@ class VerifiedArtifact:
         return status
 
 
-def proof(
+def proof(  # noqa: PLR0917 - the fields, in order
     policy: str,
-    *,
     digest: str,
     model_digest: str | None,
     signers: tuple[Signer, ...],

@@ -39,6 +39,7 @@ from modelfleet.trust.signatures import (
     parse_signatures,
     read_signature_file,
 )
+from modelfleet.trust.signer import Signer
 from modelfleet.trust.verified import VerifiedArtifact, proof
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,20 @@ def _check_denied(policy: Policy, digest: str, what: str) -> None:
         raise VerificationError("denylist", f"{what} {digest} is revoked by policy {policy.name!r}")
 
 
+def check_request(policy: Policy, expected_digest: str, *, signature_named: bool) -> None:
+    """The checks that need no bytes: the digest's form, the denylist, that a signature is named.
+
+    :func:`verify_artifact` runs them first; the operator runs them before fetching anything.
+    """
+    if not DIGEST_RE.match(expected_digest):
+        raise VerificationError(
+            "digest", f"expected digest {expected_digest!r} is not sha256:<64 hex>"
+        )
+    _check_denied(policy, expected_digest, "artifact")
+    if not signature_named:
+        read_signature_file(None)  # the one "unsigned models are never accepted" refusal
+
+
 def _plain_bundle(
     policy: Policy,
     signatures: Sequence[Signature],
@@ -76,15 +91,8 @@ def _plain_bundle(
             check_signature_type(signature)
     sha256 = bytes.fromhex(digest.removeprefix("sha256:"))
     endorsements = endorse(policy, signatures, now=now, artifact_sha256=sha256)
-    provenance = check_attestations(policy, attestations, frozenset({digest}), now)
-    return proof(
-        policy.name,
-        digest=digest,
-        model_digest=None,
-        signers=tuple(e.signer for e in endorsements),
-        provenance=provenance,
-        now=now,
-    )
+    signers = tuple(e.signer for e in endorsements)
+    return _finish(policy, digest, None, signers, attestations, now, None)
 
 
 def _model_signed(
@@ -107,28 +115,20 @@ def _model_signed(
     return signed
 
 
-def _model_result(
+def _finish(  # noqa: PLR0917 - every part of the proof
     policy: Policy,
-    *,
     digest: str,
-    signed: SignedManifest,
+    signed: SignedManifest | None,
+    signers: tuple[Signer, ...],
     attestations: Sequence[Path],
     now: datetime,
     model_path: Path | None,
 ) -> VerifiedArtifact:
-    """A model-signed result, once the files matched the manifest: attestations, then proof."""
-    provenance = check_attestations(
-        policy, attestations, frozenset({digest, signed.root_digest}), now
-    )
-    return proof(
-        policy.name,
-        digest=digest,
-        model_digest=signed.root_digest,
-        signers=signed.signers,
-        provenance=provenance,
-        now=now,
-        model_path=model_path,
-    )
+    """Once the signers and files passed: the required attestations, then the proof."""
+    model_digest = signed.root_digest if signed is not None else None
+    subjects = frozenset(d for d in (digest, model_digest) if d)
+    provenance = check_attestations(policy, attestations, subjects, now)
+    return proof(policy.name, digest, model_digest, signers, provenance, now, model_path)
 
 
 def verify_artifact(
@@ -182,11 +182,7 @@ def _verify_artifact(  # noqa: PLR0917 - mirrors verify_artifact's parameters
     revoked_models: Mapping[str, str],
 ) -> VerifiedArtifact:
     now = now or datetime.now(UTC)
-    if not DIGEST_RE.match(expected_digest):
-        raise VerificationError(
-            "digest", f"expected digest {expected_digest!r} is not sha256:<64 hex>"
-        )
-    _check_denied(policy, expected_digest, "artifact")
+    check_request(policy, expected_digest, signature_named=signature is not None)
     raw = read_signature_file(signature)
     if not artifact.is_file():
         raise VerificationError("input", f"artifact {artifact} is not a file")
@@ -211,9 +207,7 @@ def _verify_artifact(  # noqa: PLR0917 - mirrors verify_artifact's parameters
         unpack_to=unpack_to,
         limits=limits,
     )
-    return _model_result(
-        policy, digest=digest, signed=signed, attestations=attestations, now=now, model_path=kept
-    )
+    return _finish(policy, digest, signed, signed.signers, attestations, now, kept)
 
 
 def verify_model(
@@ -277,14 +271,8 @@ def _verify_model(  # noqa: PLR0917 - mirrors verify_model's parameters
     actual = check_model(
         model, signed, policy, digest=digest, signature=signature, ignore=ignore_paths
     )
-    return _model_result(
-        policy,
-        digest=digest or root_digest(actual),
-        signed=signed,
-        attestations=attestations,
-        now=now,
-        model_path=None,
-    )
+    digest = digest or root_digest(actual)
+    return _finish(policy, digest, signed, signed.signers, attestations, now, None)
 
 
 def sha256_bytes(data: bytes) -> str:
