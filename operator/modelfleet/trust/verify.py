@@ -18,7 +18,6 @@ that model too. Any exception that is not a :class:`VerificationError` is turned
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -273,7 +272,3 @@ def _verify_model(  # noqa: PLR0917 - mirrors verify_model's parameters
     )
     digest = digest or root_digest(actual)
     return _finish(policy, digest, signed, signed.signers, attestations, now, None)
-
-
-def sha256_bytes(data: bytes) -> str:
-    return f"sha256:{hashlib.sha256(data).hexdigest()}"
