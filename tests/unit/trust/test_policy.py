@@ -114,6 +114,7 @@ def test_crd_file_and_policy_agree_on_field_names() -> None:
     assert set(props) == {
         "authorities",
         "require",
+        "releaseChecklist",
         "hashing",
         "attestations",
         "deniedDigests",
