@@ -149,6 +149,7 @@ TRUSTPOLICY_FIELDS = FieldRegistry(
             for k in ("predicateType", "builderIds", "sourceRepositories", "refs")
         ),
         "spec.deniedDigests",
+        "spec.require",
         "spec.releaseChecklist",
         "spec.releaseChecklist.required",
         "spec.namespaces",
