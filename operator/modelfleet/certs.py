@@ -1,7 +1,7 @@
 """X.509 building blocks, written once: EC P-256 keys, PKCS#8 PEM, names, subject alternative
 names, and one certificate builder for CA and leaf certificates.
 
-Used by the fleet CA (:mod:`modelfleet.fleet.pki`: gateway and fleet API certificates) and the
+Used by the fleet CA (:mod:`modelfleet.enrollment.pki`: gateway and fleet API certificates) and the
 dev cluster's throw-away PKI (:mod:`modelfleet.devcluster.pki`). Pure crypto on values: no files,
 no clock reads (callers pass the validity window).
 """

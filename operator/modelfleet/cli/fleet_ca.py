@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from modelfleet.cli import flags
+from modelfleet.enrollment.pki import DEFAULT_SANS, parse_validity
 from modelfleet.fleet.kube import api_client, load_access
-from modelfleet.fleet.pki import DEFAULT_SANS, parse_validity
 from modelfleet.fleet.secrets import (
     CA_SECRET,
     TLS_SECRET,

@@ -46,6 +46,8 @@ def _run(args: argparse.Namespace) -> int:
         timeout=args.verify_timeout,
         material_namespace=args.material_namespace,
     )
+    from modelfleet.api.policy import parse_checklist_items
+
     lease = None
     if args.leader_elect:
         from modelfleet.controller.leader import LeaseSettings
@@ -62,6 +64,9 @@ def _run(args: argparse.Namespace) -> int:
             namespaces=tuple(args.namespace),
             verifier=verifier,
             prometheus_url=_prometheus_url(args.prometheus_url),
+            release_checklist=parse_checklist_items(
+                args.release_checklist.split(","), field="--release-checklist"
+            ),
         )
     )
 
@@ -241,6 +246,12 @@ def _observability_flags(p: argparse.ArgumentParser) -> None:
         "http://prometheus.monitoring:9090 (without it, query gates have no data: "
         "Inconclusive)",
     )
+    g.add_argument(
+        "--release-checklist", default="", metavar="ITEMS",
+        help="release checklist items required before a release goes live, for TrustPolicies "
+        "without spec.releaseChecklist: comma-separated Signed, Provenance, RollbackTarget, "
+        "Telemetry, Owner (default: none)",
+    )  # fmt: skip
     flags.log_format(g, "release, version and commit fields")
 
 

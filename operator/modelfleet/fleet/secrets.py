@@ -19,8 +19,8 @@ from typing import Any
 
 from cryptography import x509
 
+from modelfleet.enrollment.pki import DEFAULT_SANS, DEFAULT_SERVER_VALIDITY, FleetCA, IssuedCert
 from modelfleet.errors import ClusterError, ConfigError
-from modelfleet.fleet.pki import DEFAULT_SANS, DEFAULT_SERVER_VALIDITY, FleetCA, IssuedCert
 
 CA_SECRET = "modelfleet-fleet-ca"
 TLS_SECRET = "modelfleet-fleet-api-tls"
