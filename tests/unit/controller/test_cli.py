@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from modelfleet.cli.main import build_parser, main
-from modelfleet.cli.operator import _bytes
+from modelfleet.cli.flags import byte_size
 
 
 @pytest.mark.parametrize(
@@ -21,13 +21,13 @@ from modelfleet.cli.operator import _bytes
     ],
 )
 def test_sizes_take_binary_units(text: str, value: int) -> None:
-    assert _bytes(text) == value
+    assert byte_size(text) == value
 
 
 @pytest.mark.parametrize("text", ["", "lots", "-1", "0"])
 def test_bad_sizes_are_refused(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError):
-        _bytes(text)
+        byte_size(text)
 
 
 def test_flags_parse() -> None:
