@@ -9,16 +9,12 @@ import re
 import secrets
 import ssl
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from aiohttp import web
 
 from modelfleet.devcluster import ControlPlane
 from tests.webserve import WebServer, serve
-
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
 
 
 @pytest.fixture(scope="session")
