@@ -10,7 +10,8 @@
   the matching cluster-scoped TrustPolicy (a unique name per test).
 * ``fleet_api`` (module scope): the real fleet API for every namespace (:mod:`.fleet`).
 * ``fleet``: EdgeGateways enrolled for real in the test's namespace and played by simulated
-  agents through that fleet API, with a behaviour per version (:class:`~.fleet.SimulatedFleet`).
+  agents through that fleet API, with a behaviour per version (:class:`~.fleet.SimulatedFleet`);
+  in a module that says why (``STATUS_WRITTEN_BECAUSE``), status written directly instead.
 * ``written_fleet``: EdgeGateway status written directly (:class:`~.reports.StatusWriter`).
 * ``http_base``: the artifacts folder served over HTTP on loopback.
 """
@@ -79,12 +80,15 @@ def fleet_api(
 
 @pytest.fixture
 def fleet(
-    api: Api,
-    artifacts: Artifacts,
-    fleet_api: FleetAPI,
-    tmp_path: Path,
-    request: pytest.FixtureRequest,
-) -> Iterator[SimulatedFleet]:
+    api: Api, artifacts: Artifacts, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[SimulatedFleet | StatusWriter]:
+    """Simulated agents through the real fleet API; a test module that sets
+    ``STATUS_WRITTEN_BECAUSE = "<reason>"`` gets EdgeGateway status written directly instead
+    (:class:`~.reports.StatusWriter`), for the reason it gives."""
+    if getattr(request.module, "STATUS_WRITTEN_BECAUSE", None):
+        yield request.getfixturevalue("written_fleet")
+        return
+    fleet_api: FleetAPI = request.getfixturevalue("fleet_api")  # started only when needed
     sim = SimulatedFleet(
         fleet_api, api.client, api.namespace, artifacts.sign("1.0.0").policy_path,
         tmp_path / "gateways",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,22 +105,22 @@ class Profile:
         )
 
 
+@dataclass
 class SimulatedFleet:
     """EdgeGateways enrolled in ``namespace`` and played by simulated agents (module docstring)."""
 
-    def __init__(
-        self, fleet_api: FleetAPI, kube: Any, namespace: str, trust_policy: Path, folder: Path
-    ) -> None:
-        self.fleet_api = fleet_api
-        self.kube = kube
-        self.namespace = namespace
-        self.trust_policy = trust_policy
-        self.folder = folder
-        self.labels: dict[str, dict[str, str]] = {}
-        self.behaviours: dict[str, Behaviour] = {}
-        """Read live by the agents (a mapping the simulation holds, not a copy)."""
-        self._configs: list[Any] = []
-        self._sim: BackgroundSimulation | None = None
+    fleet_api: FleetAPI
+    kube: Any
+    """A ``kubernetes.client.ApiClient`` (enrollment creates the EdgeGateways with it)."""
+    namespace: str
+    trust_policy: Path
+    """The agents' own TrustPolicy file."""
+    folder: Path
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    behaviours: dict[str, Behaviour] = field(default_factory=dict)
+    """Read live by the agents (a mapping the simulation holds, not a copy)."""
+    _configs: list[Any] = field(default_factory=list)
+    _sim: BackgroundSimulation | None = None
 
     def create(self, count: int, labels: Callable[[int], dict[str, str]] | None = None) -> None:
         """Enroll ``count`` gateways ``gw-0000``.. (labels per index) for real."""
@@ -145,6 +145,7 @@ class SimulatedFleet:
             report_interval=0.5,
             window_seconds=1.0,
             long_poll=10.0,
+            ramp_seconds=min(3.0, 0.05 * len(self._configs)),  # no thundering herd of handshakes
         )
         self._sim = BackgroundSimulation(self._configs, options).start()
 

@@ -40,12 +40,11 @@ from .reports import StatusWriter
 
 pytestmark = pytest.mark.cluster
 
-
-@pytest.fixture
-def fleet(written_fleet: StatusWriter) -> StatusWriter:
-    """Status written directly: not yet moved onto the simulated agents of ``conftest.fleet``
-    (issue 11, item 7; the real-agent timings of these tests are still to be measured)."""
-    return written_fleet
+STATUS_WRITTEN_BECAUSE = (
+    "one test needs the first health window of a version to arrive a set time after activation "
+    "(first_report_after), which the simulator's behaviour table cannot express yet; the other "
+    "tests here are not yet measured with real agents (issue 11, item 7)"
+)
 
 
 GO_MODULE = ROOT / "tests" / "go" / "kstatus"

@@ -10,17 +10,10 @@ from modelfleet.devcluster import ControlPlane
 
 from .artifacts import Artifacts, release_body
 from .cluster import Api, desired_versions, establish, wait_for
+from .fleet import SimulatedFleet
 from .operatorproc import OperatorProcess
-from .reports import StatusWriter
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-def fleet(written_fleet: StatusWriter) -> StatusWriter:
-    """Status written directly: not yet moved onto the simulated agents of ``conftest.fleet``
-    (issue 11, item 7; the real-agent timings of these tests are still to be measured)."""
-    return written_fleet
 
 
 LONG_BAKE = [
@@ -35,7 +28,7 @@ def _status_where(api: Api, what: str, check: object) -> dict[str, object]:
 
 
 def test_spec_paused_holds_the_step_and_clearing_it_resumes(
-    api: Api, artifacts: Artifacts, fleet: StatusWriter, operator: OperatorProcess
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
     fleet.create(40)
     fleet.start()
@@ -55,7 +48,7 @@ def test_spec_paused_holds_the_step_and_clearing_it_resumes(
 
 
 def test_promote_abort_and_retry_actions_run_once_per_id(
-    api: Api, artifacts: Artifacts, fleet: StatusWriter, operator: OperatorProcess
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
     fleet.create(40)
     fleet.start()
@@ -93,7 +86,7 @@ def test_kubectl_annotate_without_an_id_runs_once_and_ignored_actions_say_why(
     control_plane: ControlPlane,
     api: Api,
     artifacts: Artifacts,
-    fleet: StatusWriter,
+    fleet: SimulatedFleet,
     operator: OperatorProcess,
 ) -> None:
     def annotate(*pairs: str) -> None:

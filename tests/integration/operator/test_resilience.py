@@ -14,17 +14,10 @@ from modelfleet.devcluster import ControlPlane
 
 from .artifacts import Artifacts, release_body
 from .cluster import Api, StatusRecorder, desired_versions, establish
+from .fleet import SimulatedFleet
 from .operatorproc import OperatorProcess
-from .reports import StatusWriter
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-def fleet(written_fleet: StatusWriter) -> StatusWriter:
-    """Status written directly: not yet moved onto the simulated agents of ``conftest.fleet``
-    (issue 11, item 7; the real-agent timings of these tests are still to be measured)."""
-    return written_fleet
 
 
 STEPS = [
@@ -75,7 +68,7 @@ def check_revisions(revisions: list[dict[str, Any]], digests: dict[str, str]) ->
 
 
 def _run_rollout(
-    api: Api, artifacts: Artifacts, fleet: StatusWriter, disrupt: Any
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, disrupt: Any
 ) -> list[dict[str, Any]]:
     recorder = StatusRecorder(api, "detector").start()
     try:
@@ -94,7 +87,7 @@ def _run_rollout(
 
 
 def test_sigkill_at_random_points_ends_like_an_uninterrupted_rollout(
-    api: Api, artifacts: Artifacts, fleet: StatusWriter, operator: OperatorProcess
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
     fleet.create(50)
     fleet.start()
@@ -127,7 +120,7 @@ def test_sigkill_at_random_points_ends_like_an_uninterrupted_rollout(
 def test_operator_reconnects_after_an_api_server_restart_and_carries_on(
     api: Api,
     artifacts: Artifacts,
-    fleet: StatusWriter,
+    fleet: SimulatedFleet,
     operator: OperatorProcess,
     control_plane: ControlPlane,
 ) -> None:

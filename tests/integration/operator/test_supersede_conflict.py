@@ -8,17 +8,10 @@ import pytest
 
 from .artifacts import Artifacts, release_body
 from .cluster import Api, desired_versions, establish, wait_for
+from .fleet import SimulatedFleet
 from .operatorproc import OperatorProcess
-from .reports import StatusWriter
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-def fleet(written_fleet: StatusWriter) -> StatusWriter:
-    """Status written directly: not yet moved onto the simulated agents of ``conftest.fleet``
-    (issue 11, item 7; the real-agent timings of these tests are still to be measured)."""
-    return written_fleet
 
 
 LONG_CANARY = [
@@ -28,7 +21,7 @@ LONG_CANARY = [
 
 
 def test_spec_change_mid_rollout_supersedes_the_running_one(
-    api: Api, artifacts: Artifacts, fleet: StatusWriter, operator: OperatorProcess
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
     fleet.create(40)
     fleet.start()
@@ -52,7 +45,7 @@ def test_spec_change_mid_rollout_supersedes_the_running_one(
 
 
 def test_two_releases_for_one_model_on_one_gateway_set_conflict_and_change_nothing(
-    api: Api, artifacts: Artifacts, fleet: StatusWriter, operator: OperatorProcess
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
     fleet.create(20, labels=lambda i: {"tier": "retail"} if i % 2 else {"tier": "depot"})
     fleet.start()

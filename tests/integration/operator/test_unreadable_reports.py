@@ -22,12 +22,11 @@ from .reports import StatusWriter
 pytestmark = pytest.mark.cluster
 
 
-@pytest.fixture
-def fleet(written_fleet: StatusWriter) -> StatusWriter:
-    """Status written straight into the API server: the real fleet API refuses a health window
-    the operator cannot read, so no real agent can put one there; these tests are about such a
-    status already being there (written before, or by anyone allowed to write status)."""
-    return written_fleet
+STATUS_WRITTEN_BECAUSE = (
+    "the real fleet API refuses a health window the operator cannot read, so no real agent can "
+    "put one in status; these tests are about such a status already being there (written "
+    "before, or by anyone allowed to write EdgeGateway status)"
+)
 
 
 def judged(api: Api, expected: str) -> dict[str, Any] | None:
