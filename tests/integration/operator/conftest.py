@@ -45,8 +45,8 @@ def operator(
     control_plane: ControlPlane, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[OperatorProcess]:
     proc = OperatorProcess(control_plane, namespace, tmp_path, extra=artifact_sources(tmp_path))
-    proc.start()
     try:
+        proc.start()  # inside: an operator that never turns live is stopped too, not left behind
         yield proc
     finally:
         proc.stop()
