@@ -1,20 +1,20 @@
 """Fixtures shared by the whole suite: a real control plane (etcd + kube-apiserver) for the
-session, and a namespace of its own for each test."""
+session, a namespace of its own for each test, and aiohttp applications served on loopback."""
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import re
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
+import ssl
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from aiohttp import web
 
 from modelfleet.devcluster import ControlPlane
-
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+from tests.webserve import WebServer, serve
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +37,17 @@ def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> It
     name = f"{stem}-{secrets.token_hex(3)}"
     with control_plane.namespace(name):
         yield name
+
+
+@pytest.fixture
+async def web_server() -> AsyncIterator[WebServer]:
+    """``await web_server(app, ssl_context=None, port=0)`` serves ``app`` on loopback for the
+    rest of the test and returns its base URL (``http(s)://127.0.0.1:PORT``)."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def start(
+            app: web.Application, *, ssl_context: ssl.SSLContext | None = None, port: int = 0
+        ) -> str:
+            return await stack.enter_async_context(serve(app, ssl_context=ssl_context, port=port))
+
+        yield start

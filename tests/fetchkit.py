@@ -30,6 +30,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.webserve import start
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 
@@ -134,12 +136,8 @@ class LoopbackServer:
     async def _setup(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
         ssl_ctx = self.tls.server_context() if self.tls else None
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=ssl_ctx)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await start(app, ssl_context=ssl_ctx)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         self.hits[request.path] += 1

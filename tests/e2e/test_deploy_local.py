@@ -41,21 +41,13 @@ from tests.integration.test_rbac_used import (
     unexercised,
 )
 
-from .conftest import MODEL, apply_release, gateway_models, wait_for
+from .loop import MODEL, SHORT_ROLLOUT, apply_release, gateway_models, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(3600)]
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAYS = 20
 TRUST_SECRET = "modelfleet-trust-material"
-ROLLOUT = {
-    "steps": [
-        {"name": "canary", "percent": 20, "bake": "1s"},
-        {"name": "fleet", "percent": 100, "bake": "1s"},
-    ],
-    "gates": {"maxFailedGateways": 0, "maxErrorRate": 0.05, "minReportingRatio": 0.8},
-    "rollback": "Immediate",
-}
 FLEET_API_ARGS = (
     "--poll-interval", "2", "--active-poll-interval", "1", "--jitter", "0.2",
     "--health-interval", "1", "--idle-health-interval", "5",
@@ -144,7 +136,7 @@ def release(shelf: ModelShelf, served: Artifacts, version: str) -> dict[str, Any
         "kind": "ModelRelease",
         "metadata": {"name": MODEL},
         "spec": {"model": MODEL, "version": version, "artifact": artifact,
-                 "trustPolicy": shelf.policy_name, "rollout": ROLLOUT},
+                 "trustPolicy": shelf.policy_name, "rollout": SHORT_ROLLOUT},
     }  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from modelfleet.demo.models import ModelShelf
 from modelfleet.demo.stack import FleetApiSettings, OperatorSettings, SimulatorSettings, Stack
 from modelfleet.demo.watch import FleetView, Observer
 
-from .conftest import apply_release, event_reasons, gateway_models, release_body, wait_for
+from .loop import apply_release, event_reasons, gateway_models, release_body, wait_for
 
 pytestmark = pytest.mark.cluster
 

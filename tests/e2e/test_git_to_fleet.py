@@ -21,19 +21,11 @@ from modelfleet.demo.stack import (
 )
 from modelfleet.demo.watch import FleetView, Observer
 
-from .conftest import event_reasons, gateway_models, wait_for
+from .loop import SHORT_ROLLOUT, event_reasons, gateway_models, wait_for
 
 pytestmark = pytest.mark.cluster
 
 GATEWAYS = 20
-ROLLOUT = {
-    "steps": [
-        {"name": "canary", "percent": 20, "bake": "1s"},
-        {"name": "fleet", "percent": 100, "bake": "1s"},
-    ],
-    "gates": {"maxFailedGateways": 0, "maxErrorRate": 0.05, "minReportingRatio": 0.8},
-    "rollback": "Immediate",
-}
 
 
 def settled(version: str, stable: str | None = None) -> Callable[[FleetView], bool]:
@@ -64,7 +56,7 @@ def test_revert_commit_returns_every_gateway_to_the_previous_version(
         trust_policy=shelf.write_policy(tmp_path / "trust-policy.yaml"),
     )
 
-    v1 = repo.release(shelf.build("1.0.0"), trust_policy=shelf.policy_name, rollout=ROLLOUT)
+    v1 = repo.release(shelf.build("1.0.0"), trust_policy=shelf.policy_name, rollout=SHORT_ROLLOUT)
     stack.wait_synced(v1.commit)
     wait_for(observer, stack, settled("1.0.0"), what="1.0.0 on every gateway")
 

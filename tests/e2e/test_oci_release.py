@@ -17,7 +17,7 @@ from modelfleet.demo.stack import FleetApiSettings, OperatorSettings, SimulatorS
 from modelfleet.demo.watch import Observer
 from tests.fetchkit import LoopbackServer
 
-from .conftest import MODEL, apply_release, gateway_models, wait_for
+from .loop import MODEL, apply_release, gateway_models, wait_for
 
 pytestmark = pytest.mark.cluster
 

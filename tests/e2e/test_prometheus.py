@@ -21,7 +21,7 @@ from modelfleet.demo.watch import Observer
 from modelfleet.devcluster import free_port
 from tests.monitoring import Prometheus, dashboard_queries, write_rules
 
-from .conftest import MODEL, apply_release, release_body, wait_for
+from .loop import MODEL, apply_release, release_body, wait_for
 
 pytestmark = pytest.mark.cluster
 

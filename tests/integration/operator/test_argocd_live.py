@@ -19,16 +19,17 @@ import pytest
 from modelfleet.devcluster import ControlPlane
 from tests.unit.argocd.gomodule import ROOT, run_go
 
-from .conftest import (
-    Api,
-    Artifacts,
-    FleetDriver,
-    establish,
-    release_body,
-    wait_for,
-)
+from .artifacts import Artifacts, release_body
+from .cluster import Api, establish, wait_for
+from .reports import StatusWriter
 
 pytestmark = pytest.mark.cluster
+
+STATUS_WRITTEN_BECAUSE = (
+    "not yet moved onto the simulated agents of conftest.fleet (issue 11, item 7): their "
+    "timings with real agents are still to be measured"
+)
+
 
 ARGOCD_CM = ROOT / "integrations" / "argocd" / "argocd-cm.yaml"
 LONG_BAKE = [
@@ -90,7 +91,7 @@ def argo(argocd_lua: Path, api: Api, control_plane: ControlPlane) -> ArgoCD:
 
 @pytest.mark.usefixtures("operator")
 def test_argo_cd_follows_a_real_rollout_and_its_actions_drive_the_operator(
-    api: Api, artifacts: Artifacts, fleet: FleetDriver, argo: ArgoCD
+    api: Api, artifacts: Artifacts, fleet: StatusWriter, argo: ArgoCD
 ) -> None:
     fleet.create(40)
     fleet.start()

@@ -26,13 +26,10 @@ import pytest
 
 from modelfleet.devcluster import ControlPlane
 from tests.fetchkit import LoopbackServer, TlsFiles, make_tls, sha256
-from tests.integration.operator.conftest import (
-    Api,
-    Artifacts,
-    OperatorProcess,
-    release_body,
-    wait_for,
-)
+
+from .artifacts import Artifacts, release_body
+from .cluster import Api, wait_for
+from .operatorproc import OperatorProcess
 
 PASSWD = Path("/etc/passwd")
 SECRET = b"internal service: do not leak\n" * 10

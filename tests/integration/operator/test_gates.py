@@ -6,16 +6,10 @@ import time
 
 import pytest
 
-from .conftest import (
-    Api,
-    Artifacts,
-    FleetDriver,
-    OperatorProcess,
-    desired_versions,
-    establish,
-    release_body,
-    wait_for,
-)
+from .artifacts import Artifacts, release_body
+from .cluster import Api, desired_versions, establish, wait_for
+from .fleet import SimulatedFleet
+from .operatorproc import OperatorProcess
 
 pytestmark = pytest.mark.cluster
 
@@ -32,7 +26,7 @@ pytestmark = pytest.mark.cluster
 def test_regression_in_the_canary_aborts_and_every_gateway_returns_to_stable(  # noqa: PLR0917
     api: Api,
     artifacts: Artifacts,
-    fleet: FleetDriver,
+    fleet: SimulatedFleet,
     operator: OperatorProcess,
     profile: dict[str, object],
     reason: str,
@@ -56,7 +50,7 @@ def test_regression_in_the_canary_aborts_and_every_gateway_returns_to_stable(  #
 
 
 def test_silence_is_not_health_too_few_reports_pause_and_never_promote(
-    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
     fleet.create(60)
     fleet.start()

@@ -21,17 +21,11 @@ API reads it on every request); what a gateway runs is the ModelRelease's status
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
 import os
 import shutil
 import subprocess
-import threading
-import time
 from collections import Counter
-from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -39,21 +33,19 @@ import pytest
 
 from modelfleet.devcluster import ControlPlane
 
-from .conftest import (
-    GROUP,
-    ROOT,
-    VERSION,
-    Api,
-    Artifacts,
-    FleetDriver,
-    OperatorProcess,
-    StatusRecorder,
-    establish,
-    release_body,
-    wait_for,
-)
+from .artifacts import Artifacts, release_body, serve_folder
+from .cluster import GROUP, ROOT, VERSION, Api, StatusRecorder, establish, wait_for
+from .operatorproc import OperatorProcess
+from .reports import StatusWriter
 
 pytestmark = pytest.mark.cluster
+
+STATUS_WRITTEN_BECAUSE = (
+    "one test needs the first health window of a version to arrive a set time after activation "
+    "(first_report_after), which the simulator's behaviour table cannot express yet; the other "
+    "tests here are not yet measured with real agents (issue 11, item 7)"
+)
+
 
 GO_MODULE = ROOT / "tests" / "go" / "kstatus"
 IN_PROGRESS, CURRENT, FAILED = "InProgress", "Current", "Failed"
@@ -126,28 +118,6 @@ class Cases:
             self.add(label, obj, CURRENT)
 
 
-@contextlib.contextmanager
-def slow_server(root: Path, delay: float) -> Iterator[str]:
-    """``root`` over HTTP on loopback, each response ``delay`` seconds late."""
-
-    class Slow(SimpleHTTPRequestHandler):
-        def do_GET(self) -> None:
-            time.sleep(delay)
-            super().do_GET()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Slow, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def go_test(cases: Path) -> subprocess.CompletedProcess[str]:
     go = shutil.which("go")
     assert go is not None, (
@@ -189,7 +159,7 @@ def _events(api: Api) -> Counter[tuple[str, str, str]]:
 def test_kstatus_judges_every_phase_of_real_rollouts_as_a_user_expects(
     api: Api,
     artifacts: Artifacts,
-    fleet: FleetDriver,
+    fleet: StatusWriter,
     operator: OperatorProcess,
     tmp_path: Path,
 ) -> None:
@@ -285,7 +255,7 @@ def test_kstatus_judges_every_phase_of_real_rollouts_as_a_user_expects(
         cases.gateways("paused", api)
 
         # 8. A verification that takes a while is stored as Verifying meanwhile.
-        with slow_server(artifacts.root, delay=2.0) as base:
+        with serve_folder(artifacts.root, delay=2.0) as base:
             api.apply_release(release_body("detector", "5.0.0", artifacts, base_url=base))
             _until(api, "Verifying", lambda s: s.get("phase") == "Verifying")
             _until(api, "5.0.0 verified", lambda s: s.get("phase") == "Progressing")
@@ -339,7 +309,7 @@ def test_kubectl_wait_for_ready_returns_when_the_rollout_succeeds(
     control_plane: ControlPlane,
     api: Api,
     artifacts: Artifacts,
-    fleet: FleetDriver,
+    fleet: StatusWriter,
     operator: OperatorProcess,
 ) -> None:
     fleet.create(20)
@@ -359,7 +329,7 @@ def test_ci_recipe_fails_fast_when_the_rollout_aborts(
     control_plane: ControlPlane,
     api: Api,
     artifacts: Artifacts,
-    fleet: FleetDriver,
+    fleet: StatusWriter,
     operator: OperatorProcess,
 ) -> None:
     fleet.create(20)

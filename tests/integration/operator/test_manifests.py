@@ -9,7 +9,7 @@ import pytest
 
 from modelfleet.devcluster import ControlPlane
 
-from .conftest import ROOT
+from .cluster import ROOT
 
 pytestmark = pytest.mark.cluster
 

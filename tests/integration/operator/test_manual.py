@@ -8,18 +8,13 @@ import pytest
 
 from modelfleet.devcluster import ControlPlane
 
-from .conftest import (
-    Api,
-    Artifacts,
-    FleetDriver,
-    OperatorProcess,
-    desired_versions,
-    establish,
-    release_body,
-    wait_for,
-)
+from .artifacts import Artifacts, release_body
+from .cluster import Api, desired_versions, establish, wait_for
+from .fleet import SimulatedFleet
+from .operatorproc import OperatorProcess
 
 pytestmark = pytest.mark.cluster
+
 
 LONG_BAKE = [
     {"name": "canary", "percent": 10, "bake": "1h"},
@@ -33,7 +28,7 @@ def _status_where(api: Api, what: str, check: object) -> dict[str, object]:
 
 
 def test_spec_paused_holds_the_step_and_clearing_it_resumes(
-    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
     fleet.create(40)
     fleet.start()
@@ -53,7 +48,7 @@ def test_spec_paused_holds_the_step_and_clearing_it_resumes(
 
 
 def test_promote_abort_and_retry_actions_run_once_per_id(
-    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
     fleet.create(40)
     fleet.start()
@@ -91,7 +86,7 @@ def test_kubectl_annotate_without_an_id_runs_once_and_ignored_actions_say_why(
     control_plane: ControlPlane,
     api: Api,
     artifacts: Artifacts,
-    fleet: FleetDriver,
+    fleet: SimulatedFleet,
     operator: OperatorProcess,
 ) -> None:
     def annotate(*pairs: str) -> None:

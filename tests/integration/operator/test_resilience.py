@@ -12,18 +12,13 @@ import pytest
 from modelfleet.core import parse_duration
 from modelfleet.devcluster import ControlPlane
 
-from .conftest import (
-    Api,
-    Artifacts,
-    FleetDriver,
-    OperatorProcess,
-    StatusRecorder,
-    desired_versions,
-    establish,
-    release_body,
-)
+from .artifacts import Artifacts, release_body
+from .cluster import Api, StatusRecorder, desired_versions, establish
+from .fleet import SimulatedFleet
+from .operatorproc import OperatorProcess
 
 pytestmark = pytest.mark.cluster
+
 
 STEPS = [
     {"name": "canary", "percent": 10, "bake": "2s"},
@@ -73,7 +68,7 @@ def check_revisions(revisions: list[dict[str, Any]], digests: dict[str, str]) ->
 
 
 def _run_rollout(
-    api: Api, artifacts: Artifacts, fleet: FleetDriver, disrupt: Any
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, disrupt: Any
 ) -> list[dict[str, Any]]:
     recorder = StatusRecorder(api, "detector").start()
     try:
@@ -92,7 +87,7 @@ def _run_rollout(
 
 
 def test_sigkill_at_random_points_ends_like_an_uninterrupted_rollout(
-    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
     fleet.create(50)
     fleet.start()
@@ -125,7 +120,7 @@ def test_sigkill_at_random_points_ends_like_an_uninterrupted_rollout(
 def test_operator_reconnects_after_an_api_server_restart_and_carries_on(
     api: Api,
     artifacts: Artifacts,
-    fleet: FleetDriver,
+    fleet: SimulatedFleet,
     operator: OperatorProcess,
     control_plane: ControlPlane,
 ) -> None:

@@ -24,19 +24,19 @@ from modelfleet.fleet.secrets import ensure_fleet_ca, issue_server_tls
 from modelfleet.trust import digest_file
 from tests.trustkit import SignedModel, make_signed_model
 
-from .conftest import (
-    MODEL,
-    Api,
-    Artifacts,
-    FleetDriver,
-    OperatorProcess,
-    desired_versions,
-    establish,
-    release_body,
-    wait_for,
-)
+from .artifacts import Artifacts, release_body
+from .cluster import MODEL, Api, desired_versions, establish, wait_for
+from .operatorproc import OperatorProcess
+from .reports import StatusWriter
 
 pytestmark = pytest.mark.cluster
+
+STATUS_WRITTEN_BECAUSE = (
+    "not yet moved onto the simulated agents of conftest.fleet (issue 11, item 7): with real "
+    "agents, on a machine loaded ~14x its cores, one run missed the StableRevoked Event right "
+    "after the status showed it; to be measured on a quiet machine"
+)
+
 
 LONG_BAKE = [
     {"name": "canary", "percent": 10, "bake": "1h"},
@@ -169,7 +169,7 @@ def test_revoking_the_running_stable_rejects_it_and_no_gateway_is_told_to_instal
 
 
 def test_a_revert_to_a_revoked_stable_during_a_canary_is_rejected(
-    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+    api: Api, artifacts: Artifacts, fleet: StatusWriter, operator: OperatorProcess
 ) -> None:
     fleet.create(20)
     fleet.start()
@@ -226,7 +226,7 @@ def archive_release(
 
 
 def test_a_repacked_revoked_model_with_its_old_signature_is_rejected(
-    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess, tmp_path: Path
+    api: Api, artifacts: Artifacts, fleet: StatusWriter, operator: OperatorProcess, tmp_path: Path
 ) -> None:
     signed = make_signed_model(
         tmp_path / "archive", archive=True, key=artifacts.key, policy_name=artifacts.policy

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import (
-    Api,
-    Artifacts,
-    FleetDriver,
-    OperatorProcess,
-    StatusRecorder,
-    desired_versions,
-    establish,
-    release_body,
-    wait_for,
-)
+from .artifacts import Artifacts, release_body
+from .cluster import Api, StatusRecorder, desired_versions, establish, wait_for
+from .fleet import SimulatedFleet
+from .operatorproc import OperatorProcess
 
 pytestmark = pytest.mark.cluster
 
@@ -26,7 +19,7 @@ LONG_BAKE = [
 
 
 def test_spec_equal_to_stable_during_a_canary_ends_it_at_once(
-    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
     fleet.create(40)
     fleet.start()
@@ -44,7 +37,7 @@ def test_spec_equal_to_stable_during_a_canary_ends_it_at_once(
 
 
 def test_previously_stable_version_is_reverified_and_reaches_every_gateway_in_one_step(
-    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
     fleet.create(40)
     fleet.start()
@@ -74,7 +67,7 @@ def test_previously_stable_version_is_reverified_and_reaches_every_gateway_in_on
 
 
 def test_denied_digest_is_refused_even_as_a_rollback(
-    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
     fleet.create(20)
     fleet.start()

@@ -6,18 +6,13 @@ import time
 
 import pytest
 
-from .conftest import (
-    Api,
-    Artifacts,
-    FleetDriver,
-    OperatorProcess,
-    desired_versions,
-    establish,
-    release_body,
-    wait_for,
-)
+from .artifacts import Artifacts, release_body
+from .cluster import Api, desired_versions, establish, wait_for
+from .fleet import SimulatedFleet
+from .operatorproc import OperatorProcess
 
 pytestmark = pytest.mark.cluster
+
 
 LONG_CANARY = [
     {"name": "canary", "percent": 10, "bake": "1h"},
@@ -26,7 +21,7 @@ LONG_CANARY = [
 
 
 def test_spec_change_mid_rollout_supersedes_the_running_one(
-    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
     fleet.create(40)
     fleet.start()
@@ -50,7 +45,7 @@ def test_spec_change_mid_rollout_supersedes_the_running_one(
 
 
 def test_two_releases_for_one_model_on_one_gateway_set_conflict_and_change_nothing(
-    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
     fleet.create(20, labels=lambda i: {"tier": "retail"} if i % 2 else {"tier": "depot"})
     fleet.start()

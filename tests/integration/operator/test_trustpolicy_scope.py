@@ -9,13 +9,9 @@ from typing import Any
 
 import yaml
 
-from tests.integration.operator.conftest import (
-    Api,
-    Artifacts,
-    OperatorProcess,
-    release_body,
-    wait_for,
-)
+from .artifacts import Artifacts, release_body
+from .cluster import Api, wait_for
+from .operatorproc import OperatorProcess
 
 
 def scope_policy(artifacts: Artifacts, **scope: Any) -> None:

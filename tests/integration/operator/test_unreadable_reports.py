@@ -14,17 +14,19 @@ from typing import Any
 
 import pytest
 
-from .conftest import (
-    Api,
-    Artifacts,
-    FleetDriver,
-    OperatorProcess,
-    establish,
-    release_body,
-    wait_for,
-)
+from .artifacts import Artifacts, release_body
+from .cluster import Api, establish, wait_for
+from .operatorproc import OperatorProcess
+from .reports import StatusWriter
 
 pytestmark = pytest.mark.cluster
+
+
+STATUS_WRITTEN_BECAUSE = (
+    "the real fleet API refuses a health window the operator cannot read, so no real agent can "
+    "put one in status; these tests are about such a status already being there (written "
+    "before, or by anyone allowed to write EdgeGateway status)"
+)
 
 
 def judged(api: Api, expected: str) -> dict[str, Any] | None:
@@ -38,7 +40,7 @@ def judged(api: Api, expected: str) -> dict[str, Any] | None:
 
 
 def test_a_failing_canary_with_an_unreadable_health_window_still_aborts(
-    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+    api: Api, artifacts: Artifacts, fleet: StatusWriter, operator: OperatorProcess
 ) -> None:
     fleet.create(60)
     fleet.start()
@@ -54,7 +56,7 @@ def test_a_failing_canary_with_an_unreadable_health_window_still_aborts(
 
 
 def test_a_canary_whose_health_cannot_be_read_holds_the_rollout_and_never_promotes(
-    api: Api, artifacts: Artifacts, fleet: FleetDriver, operator: OperatorProcess
+    api: Api, artifacts: Artifacts, fleet: StatusWriter, operator: OperatorProcess
 ) -> None:
     fleet.create(60)
     fleet.start()

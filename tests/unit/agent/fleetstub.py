@@ -20,6 +20,7 @@ from aiohttp import web
 
 from modelfleet.agent.config import AgentConfig, TLSConfig, write_agent_config
 from modelfleet.enrollment.pki import FleetCA
+from tests.webserve import serve
 
 
 @dataclass
@@ -122,16 +123,9 @@ async def start_stub(folder: Path) -> AsyncIterator[FleetStub]:
     app.router.add_get("/v1/desired", stub.desired)
     app.router.add_post("/v1/report", stub.report)
     app.router.add_get("/files/{name}", stub.file)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    stub.url = f"https://127.0.0.1:{port}"
-    try:
+    async with serve(app, ssl_context=ctx) as url:
+        stub.url = url
         yield stub
-    finally:
-        await runner.cleanup()
 
 
 def policy_yaml(path: Path) -> dict[str, Any]:

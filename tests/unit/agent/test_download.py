@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from modelfleet.agent.download import Downloader, DownloadError
+from tests.webserve import WebServer
 
 PAYLOAD = os.urandom(3 * 1024 * 1024 + 123)
 
@@ -27,7 +28,7 @@ class Server:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[Server]:
+async def server(web_server: WebServer) -> Server:
     srv = Server(url="")
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -62,14 +63,8 @@ async def server() -> AsyncIterator[Server]:
 
     app = web.Application()
     app.router.add_get("/model.bin", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    srv.url = f"http://127.0.0.1:{port}/model.bin"
-    yield srv
-    await runner.cleanup()
+    srv.url = await web_server(app) + "/model.bin"
+    return srv
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -12,6 +11,7 @@ from aiohttp import web
 
 from modelfleet.agent.config import HealthCheckConfig
 from modelfleet.agent.healthcheck import CommandHealthCheck, HealthTarget, HttpHealthCheck
+from tests.webserve import WebServer
 
 from .helpers import FastClock
 
@@ -70,7 +70,7 @@ async def test_attempts_exhausted_says_so() -> None:
 
 
 @pytest.fixture
-async def probe() -> AsyncIterator[tuple[str, dict[str, int]]]:
+async def probe(web_server: WebServer) -> tuple[str, dict[str, int]]:
     status = {"code": 200}
 
     async def handler(request: web.Request) -> web.Response:
@@ -79,13 +79,7 @@ async def probe() -> AsyncIterator[tuple[str, dict[str, int]]]:
 
     app = web.Application()
     app.router.add_get("/v2/models/{model}/ready", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}/v2/models/{{model}}/ready", status
-    await runner.cleanup()
+    return await web_server(app) + "/v2/models/{model}/ready", status
 
 
 async def test_http_probe_2xx_is_healthy(probe: tuple[str, dict[str, int]]) -> None:

@@ -10,6 +10,7 @@ from modelfleet.agent.protocol import ModelState
 from modelfleet.agent.slots import MARKER
 from modelfleet.trust import digest_file
 from tests.trustkit import make_key, make_signed_model
+from tests.webserve import WebServer
 
 from .helpers import ScriptedCheck, desired, make_installer, versions
 
@@ -297,7 +298,7 @@ async def test_a_failed_version_asked_for_again_later_is_retried(tmp_path: Path)
 
 
 async def test_a_partial_download_left_by_a_restart_is_resumed_with_range(
-    tmp_path: Path,
+    tmp_path: Path, web_server: WebServer
 ) -> None:
     import aiohttp
     from aiohttp import web
@@ -314,25 +315,18 @@ async def test_a_partial_download_left_by_a_restart_is_resumed_with_range(
 
     app = web.Application()
     app.router.add_get("/{name}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with aiohttp.ClientSession() as session:
-            inst = make_installer(
-                tmp_path / "data", v["1.0"].policy_path, fetcher=Downloader(lambda _: session)
-            )
-            d = desired(v["1.0"], "1.0")
-            d = type(d)(**{**d.__dict__, "artifact_uri": f"http://127.0.0.1:{port}/m.bin",
-                           "signature_uri": f"http://127.0.0.1:{port}/m.sig"})  # fmt: skip
-            part = inst.slots.slot_dir("A") / f"artifact.{d.digest[7:23]}.part"
-            part.write_bytes(v["1.0"].artifact.read_bytes()[:1000])  # what a kill left
-            inst.slots.recover()  # start-up keeps resumable downloads
-            await inst.reconcile(d)
-    finally:
-        await runner.cleanup()
+    url = await web_server(app)
+    async with aiohttp.ClientSession() as session:
+        inst = make_installer(
+            tmp_path / "data", v["1.0"].policy_path, fetcher=Downloader(lambda _: session)
+        )
+        d = desired(v["1.0"], "1.0")
+        d = type(d)(**{**d.__dict__, "artifact_uri": f"{url}/m.bin",
+                       "signature_uri": f"{url}/m.sig"})  # fmt: skip
+        part = inst.slots.slot_dir("A") / f"artifact.{d.digest[7:23]}.part"
+        part.write_bytes(v["1.0"].artifact.read_bytes()[:1000])  # what a kill left
+        inst.slots.recover()  # start-up keeps resumable downloads
+        await inst.reconcile(d)
     assert ranges[0] == "bytes=1000-"
     assert inst.ctx.state.get("detector").state is ModelState.ACTIVE
     assert active_digest(tmp_path / "data") == v["1.0"].digest

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -18,6 +17,7 @@ from modelfleet.agent.telemetry import (
     quantile,
     window_between,
 )
+from tests.webserve import WebServer
 
 from .helpers import FastClock
 
@@ -105,7 +105,7 @@ def test_counter_reset_drops_the_window() -> None:
 
 
 @pytest.fixture
-async def metrics_server() -> AsyncIterator[tuple[str, list[str]]]:
+async def metrics_server(web_server: WebServer) -> tuple[str, list[str]]:
     pages: list[str] = []
 
     async def handler(request: web.Request) -> web.Response:
@@ -113,13 +113,7 @@ async def metrics_server() -> AsyncIterator[tuple[str, list[str]]]:
 
     app = web.Application()
     app.router.add_get("/metrics", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}/metrics", pages
-    await runner.cleanup()
+    return await web_server(app) + "/metrics", pages
 
 
 async def test_source_reports_nothing_on_the_first_scrape_then_deltas(

@@ -4,7 +4,7 @@ the real Prometheus is exercised by tests/e2e/test_prometheus.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from aiohttp import web
 from modelfleet.controller.promql import MAX_ANSWER_BYTES, PrometheusQueries
 from modelfleet.core.types import QueryGate, QuerySample
 from modelfleet.devcluster import free_port
+from tests.webserve import WebServer
 
 GATE = QueryGate("errors", "rate(errors_total[1m])", max=0.1)
 
@@ -26,7 +27,7 @@ Answer = Callable[[str], web.Response]
 
 
 @pytest.fixture
-async def prometheus() -> AsyncIterator[tuple[str, list[Answer]]]:
+async def prometheus(web_server: WebServer) -> tuple[str, list[Answer]]:
     answers: list[Answer] = []
 
     async def query(request: web.Request) -> web.Response:
@@ -34,14 +35,7 @@ async def prometheus() -> AsyncIterator[tuple[str, list[Answer]]]:
 
     app = web.Application()
     app.router.add_get("/api/v1/query", query)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}", answers
-    finally:
-        await runner.cleanup()
+    return await web_server(app), answers
 
 
 async def test_a_figure_is_read(prometheus: tuple[str, list[Answer]]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,13 +20,14 @@ from modelfleet.fetch import (
     pick_layer,
 )
 from tests.fetchkit import LoopbackServer
+from tests.webserve import WebServer
 
 BLOB = b"model-bytes" * 1000
 BLOB_DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[str]:
+async def server(web_server: WebServer) -> str:
     """A local HTTP server: /model.bin, /broken (503), and a tiny OCI registry with token auth."""
     token = "secret-token"
 
@@ -67,15 +67,7 @@ async def server() -> AsyncIterator[str]:
     app.router.add_get("/v2/models/detector/manifests/{ref}", manifest)
     app.router.add_get("/v2/models/detector/blobs/{digest}", blob)
     app.router.add_get("/token", issue)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    return (await web_server(app)).removeprefix("http://")
 
 
 async def fetch(uri: str, dest: Path, limit: int = 1 << 20) -> bytes:

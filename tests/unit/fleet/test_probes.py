@@ -7,28 +7,21 @@ from __future__ import annotations
 import json
 
 import aiohttp
-from aiohttp import web
 
-from modelfleet.devcluster import free_port
 from modelfleet.fleet.metrics import FleetMetrics, metrics_app
+from tests.webserve import WebServer
 
 
-async def test_readyz_follows_the_replica_readiness() -> None:
+async def test_readyz_follows_the_replica_readiness(web_server: WebServer) -> None:
     state = (False, "edgegateways not listed yet")
-    runner = web.AppRunner(metrics_app(FleetMetrics(), lambda: state))
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            for path in ("/readyz", "/healthz"):
-                async with session.get(f"http://127.0.0.1:{port}{path}") as resp:
-                    assert resp.status == 503
-                    body = json.loads(await resp.text())
-                    assert body == {"ok": False, "reason": "edgegateways not listed yet"}
-            state = (True, "serving")
-            for path in ("/readyz", "/healthz"):
-                async with session.get(f"http://127.0.0.1:{port}{path}") as resp:
-                    assert resp.status == 200
-    finally:
-        await runner.cleanup()
+    url = await web_server(metrics_app(FleetMetrics(), lambda: state))
+    async with aiohttp.ClientSession() as session:
+        for path in ("/readyz", "/healthz"):
+            async with session.get(f"{url}{path}") as resp:
+                assert resp.status == 503
+                body = json.loads(await resp.text())
+                assert body == {"ok": False, "reason": "edgegateways not listed yet"}
+        state = (True, "serving")
+        for path in ("/readyz", "/healthz"):
+            async with session.get(f"{url}{path}") as resp:
+                assert resp.status == 200

@@ -7,13 +7,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-ROOT = Path(__file__).resolve().parents[3]
-CONFORMANCE = ROOT / ".." / "shared" / "conformance"
+from tests.trustkit.conformance import CONFORMANCE
 
 
 @pytest.fixture(scope="session")
 def conformance() -> Path:
-    return CONFORMANCE.resolve()
+    return CONFORMANCE
 
 
 @pytest.fixture

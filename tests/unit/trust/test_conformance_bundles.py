@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from modelfleet.cli.main import main
-
-from .conftest import CONFORMANCE
+from tests.trustkit.conformance import CONFORMANCE
 
 CASES_DIR = (CONFORMANCE / "sigstore-bundle-verify").resolve()
 CASES = sorted(p.name for p in CASES_DIR.iterdir() if p.is_dir())

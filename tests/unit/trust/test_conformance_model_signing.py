@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from modelfleet.trust import VerificationError, parse_policy, verify_model
-
-from .conftest import CONFORMANCE
+from tests.trustkit.conformance import CONFORMANCE
 
 MS = (CONFORMANCE / "model-signing").resolve()
 CASES = sorted(p.name for p in MS.iterdir() if p.name.startswith("v"))
@@ -95,10 +94,41 @@ def test_an_ignored_file_must_be_ignored_explicitly() -> None:
     assert err.value.check == "integrity"
 
 
-def test_certificate_signature_needs_the_right_subject() -> None:
-    case = "v1.0.1-certificate"
-    policy = policy_for(case)
+def needs_another_subject(policy: dict[str, Any]) -> None:
     policy["authorities"][0]["certificate"]["identity"] = {"subject": "someone-else"}
+
+
+def pins_shard_hashing(policy: dict[str, Any]) -> None:
+    policy["hashing"] = {"method": "sha256", "serialization": "shards", "shardSize": 1000}
+
+
+def trusts_another_identity(policy: dict[str, Any]) -> None:
+    policy["authorities"][0]["keyless"]["identities"] = [
+        {
+            "issuer": "https://sigstore.verify.ibm.com/oauth2",
+            "subjectRegExp": "stefanb@us\\.ibm\\.co",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("case", "change", "check"),
+    [
+        ("v1.0.1-certificate", needs_another_subject, "identity"),
+        ("v1.0.1-elliptic-key", pins_shard_hashing, "hashing"),
+        ("v1.0.1-sigstore", trusts_another_identity, "identity"),
+    ],
+    ids=[
+        "certificate-signature-needs-the-right-subject",
+        "hashing-is-pinned-not-guessed",
+        "keyless-signature-with-another-identity",
+    ],
+)
+def test_a_released_signature_is_rejected_by_a_policy_it_does_not_meet(
+    case: str, change: Any, check: str
+) -> None:
+    policy = policy_for(case)
+    change(policy)
     with pytest.raises(VerificationError) as err:
         verify_model(
             parse_policy(policy),
@@ -106,7 +136,7 @@ def test_certificate_signature_needs_the_right_subject() -> None:
             signature=MS / case / "model.sig",
             ignore_paths=["ignore-me"],
         )
-    assert err.value.check == "identity"
+    assert err.value.check == check
 
 
 def test_certificate_signature_is_checked_at_verification_time() -> None:
@@ -131,36 +161,3 @@ def test_key_signature_does_not_verify_with_another_key(key: Any, tmp_path: Path
             parse_policy(policy), MS / case / "signme-1", signature=MS / case / "model.sig"
         )
     assert err.value.check == "signature"
-
-
-def test_hashing_is_pinned_not_guessed() -> None:
-    case = "v1.0.1-elliptic-key"
-    policy = policy_for(case)
-    policy["hashing"] = {"method": "sha256", "serialization": "shards", "shardSize": 1000}
-    with pytest.raises(VerificationError) as err:
-        verify_model(
-            parse_policy(policy),
-            MS / case,
-            signature=MS / case / "model.sig",
-            ignore_paths=["ignore-me"],
-        )
-    assert err.value.check == "hashing"
-
-
-def test_keyless_signature_with_another_identity_is_rejected() -> None:
-    case = "v1.0.1-sigstore"
-    policy = policy_for(case)
-    policy["authorities"][0]["keyless"]["identities"] = [
-        {
-            "issuer": "https://sigstore.verify.ibm.com/oauth2",
-            "subjectRegExp": "stefanb@us\\.ibm\\.co",
-        }
-    ]
-    with pytest.raises(VerificationError) as err:
-        verify_model(
-            parse_policy(policy),
-            MS / case,
-            signature=MS / case / "model.sig",
-            ignore_paths=["ignore-me"],
-        )
-    assert err.value.check == "identity"
