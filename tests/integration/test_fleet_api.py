@@ -31,12 +31,12 @@ from schemathesis.specs.openapi.checks import (
 
 from modelfleet.devcluster import ControlPlane
 from modelfleet.fleet.enroll import Bundle, enroll_gateway, revoke_gateway
-from modelfleet.fleet.kube import api_client, load_access
 from modelfleet.fleet.openapi import document
 from modelfleet.fleet.pki import FleetCA
 from modelfleet.fleet.process import FleetAPIProcess, start_fleet_api
 from modelfleet.fleet.protocol import MAX_WAIT_SECONDS
 from modelfleet.fleet.secrets import ensure_fleet_ca, issue_server_tls
+from modelfleet.kube import api_client, load_access
 
 pytestmark = pytest.mark.cluster
 

@@ -26,10 +26,10 @@ from modelfleet.fleet import memory
 from modelfleet.fleet.app import ServerOptions, TLSFiles, run
 from modelfleet.fleet.enroll import Bundle, enroll_gateways
 from modelfleet.fleet.guard import FleetRequestHandler, GuardedSite
-from modelfleet.fleet.kube import api_client, load_access
 from modelfleet.fleet.pki import FleetCA
 from modelfleet.fleet.ratelimit import RateLimit
 from modelfleet.fleet.server import ProtocolSettings
+from modelfleet.kube import api_client, load_access
 
 GATEWAYS = 10
 CONNECTIONS = 400  # per test; objects kept per connection would show as hundreds

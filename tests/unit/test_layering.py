@@ -24,6 +24,8 @@ FORBIDDEN = {
     "trust": {"controller", "fleet", "agent", "gitops", "cli"},
     "fetch": {"api", "trust", "controller", "fleet", "agent", "gitops", "cli", "devcluster",
               "demo", "enrollment", "kube", "protocol"},
+    "kube": {"core", "trust", "controller", "fleet", "agent", "gitops", "cli", "devcluster",
+             "demo", "enrollment", "protocol", "fetch"},
 }  # fmt: skip
 #: Libraries the agent's image does not install: neither it nor what it imports may load them.
 NOT_ON_GATEWAYS = {"kopf", "kubernetes", "git"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from modelfleet.fleet.kube import api_client, load_access
 from modelfleet.fleet.pki import DEFAULT_SANS, parse_validity
 from modelfleet.fleet.secrets import (
     CA_SECRET,
@@ -14,6 +13,7 @@ from modelfleet.fleet.secrets import (
     ensure_fleet_ca,
     issue_server_tls,
 )
+from modelfleet.kube import api_client, load_access
 
 
 def _init(args: argparse.Namespace) -> int:

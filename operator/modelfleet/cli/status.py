@@ -59,7 +59,7 @@ class Cluster:
         the in-cluster account; ``namespace`` defaults to the kubeconfig context's."""
         from kubernetes import client
 
-        from modelfleet.fleet.kube import load_access
+        from modelfleet.kube import load_access
 
         access = load_access(kubeconfig)
         access.config.retries = 0  # an unreachable server is reported at once, not retried

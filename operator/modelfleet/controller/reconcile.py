@@ -39,7 +39,6 @@ from modelfleet.api import (
     parse_release,
 )
 from modelfleet.controller import metrics
-from modelfleet.controller.kube import ApiError, KubeClient, custom_path
 from modelfleet.controller.metrics import RECONCILE_SECONDS, RECONCILES
 from modelfleet.controller.patching import (
     conditional,
@@ -55,6 +54,7 @@ from modelfleet.core.decide import Decision, Event, FleetView, decide
 from modelfleet.core.gates import DEFAULT_TUNING, Tuning
 from modelfleet.core.phases import Phase
 from modelfleet.core.types import GENERATED_ACTION_ID
+from modelfleet.kube import ApiError, KubeClient, custom_path
 from modelfleet.logs import log_fields
 
 log = logging.getLogger(__name__)
@@ -318,7 +318,7 @@ class Reconciler:
         patch = status_merge_patch(obj.get("status"), self._changed(decision))
         if not patch:
             return obj
-        written = await self._client.patch_status(
+        written = await self._client.merge_patch_status(
             MODELRELEASE_PLURAL,
             str(meta.get("namespace")),
             str(meta.get("name")),

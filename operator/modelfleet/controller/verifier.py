@@ -42,9 +42,9 @@ from typing import Any
 from modelfleet.api import TRUSTPOLICY_PLURAL
 from modelfleet.controller import metrics
 from modelfleet.controller.errors import VerificationPending
-from modelfleet.controller.kube import ApiError, KubeAccess, KubeClient, custom_path
 from modelfleet.core import Provenance, ReleaseSpec, Verification
 from modelfleet.fetch import Fetcher, FetchError, FetchLimits, FetchPolicy
+from modelfleet.kube import ApiError, KubeAccess, KubeClient, custom_path
 from modelfleet.trust import (
     MaterialResolver,
     Policy,

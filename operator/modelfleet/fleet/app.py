@@ -32,12 +32,11 @@ from modelfleet.errors import ConfigError
 from modelfleet.fleet.events import ConflictEvents
 from modelfleet.fleet.guard import ConnectionLimits, FleetRequestHandler, GuardedSite
 from modelfleet.fleet.index import FleetIndex
-from modelfleet.fleet.kube import KubeAccess, KubeClient, api_client, load_access
 from modelfleet.fleet.memory import MemoryReclaimer
 from modelfleet.fleet.metrics import FleetMetrics, metrics_app
-from modelfleet.fleet.reflector import Reflector, Sink
 from modelfleet.fleet.secrets import load_server_tls
 from modelfleet.fleet.server import FleetAPI, ProtocolSettings
+from modelfleet.kube import KubeAccess, KubeClient, Reflector, Sink, api_client, load_access
 
 log = logging.getLogger(__name__)
 

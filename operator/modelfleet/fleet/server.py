@@ -30,7 +30,6 @@ from cryptography import x509
 from modelfleet.fleet.coalesce import CoalescePolicy, parse_time, plan_status_patch
 from modelfleet.fleet.guard import FleetRequestHandler
 from modelfleet.fleet.index import Desired, FleetIndex, GatewayEntry
-from modelfleet.fleet.kube import KubeClient, UpstreamError
 from modelfleet.fleet.metrics import FleetMetrics
 from modelfleet.fleet.openapi import POLL_AFTER_HEADER, document_bytes
 from modelfleet.fleet.protocol import (
@@ -43,6 +42,7 @@ from modelfleet.fleet.protocol import (
     parse_report,
 )
 from modelfleet.fleet.ratelimit import RateLimit, RateLimiter
+from modelfleet.kube import ApiError, KubeClient
 
 log = logging.getLogger(__name__)
 #: One line per request (DEBUG; INFO for 4xx/5xx): method, route, status, gateway, duration.
@@ -352,7 +352,7 @@ class FleetAPI:
             obj = await self.kube.merge_patch_status(
                 "edgegateways", entry.namespace, entry.name, body
             )
-        except UpstreamError as exc:
+        except ApiError as exc:
             self.metrics.upstream_errors.inc()
             if exc.status == 404:
                 raise ProtocolError(

@@ -18,9 +18,9 @@ import requests
 
 from modelfleet.devcluster import ControlPlane
 from modelfleet.fleet.enroll import enroll_gateway
-from modelfleet.fleet.kube import api_client, load_access
 from modelfleet.fleet.process import FleetAPIProcess, start_fleet_api
 from modelfleet.fleet.secrets import ensure_fleet_ca, issue_server_tls
+from modelfleet.kube import api_client, load_access
 from modelfleet.trust import digest_file
 from tests.trustkit import SignedModel, make_signed_model
 
