@@ -12,9 +12,15 @@ server). Two rules keep the result what one writer would have produced:
   is confirmed by a read from the API server (a quorum read: it sees every write acknowledged
   before it); when it changed, the report is planned again on what was read.
 
+* **A report is never written over a later one.** When the read after a 409 shows a ``lastSeen``
+  (the receipt time, to the second) later than this report's receipt, another replica has
+  written a report received after this one (an agent that gave up waiting and reported again
+  elsewhere): this one is dropped, answered as coalesced.
+
 So a report is never skipped because a stale copy already showed its state, and never written
 over state it did not see: writes for one gateway land as if one replica had made them all, in
-the order the gateway sent them (a gateway reports one request at a time).
+the order the gateway sent them (a gateway reports one request at a time; two reports received
+by two replicas within the same second while both write are ordered by the API server).
 """
 
 from __future__ import annotations
@@ -25,7 +31,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelfleet.api.constants import EDGEGATEWAY_PLURAL
-from modelfleet.fleet.coalesce import CoalescePolicy, StatusPatch, plan_status_patch
+from modelfleet.fleet.coalesce import (
+    CoalescePolicy,
+    StatusPatch,
+    format_time,
+    parse_time,
+    plan_status_patch,
+)
 from modelfleet.fleet.index import FleetIndex, GatewayEntry
 from modelfleet.fleet.metrics import FleetMetrics
 from modelfleet.fleet.protocol import ProtocolError, Report
@@ -95,6 +107,13 @@ class StatusWriter:
                 fresh = await self._read(entry, "conflict")
                 confirmed = True
                 status, version = fresh.get("status") or {}, _version(fresh)
+                if _superseded(status, now):
+                    log.info(
+                        "gateway %s/%s: report received at %s superseded by a later one "
+                        "written meanwhile; not written", entry.namespace, entry.name,
+                        format_time(now),
+                    )  # fmt: skip
+                    return None
                 continue
             self.index.update_status(written)
             return patch
@@ -137,6 +156,13 @@ class StatusWriter:
             "the API server is unavailable; nothing was written, retry later",
             Retry_After=str(self.retry_after),
         )
+
+
+def _superseded(status: Mapping[str, Any], received: dt.datetime) -> bool:
+    """Whether ``status`` was written for a report received in a later second than this one
+    (``lastSeen`` is the receipt time, to the second): writing this one would reorder them."""
+    seen = parse_time(status.get("lastSeen"))
+    return seen is not None and seen > received.replace(microsecond=0)
 
 
 def _version(obj: Mapping[str, Any]) -> str:
