@@ -11,7 +11,7 @@ Used by the operator, the fleet API, leader election, enrollment and ``modelflee
 docs/kube.md for why this is a small client of our own rather than a library.
 """
 
-from modelfleet.kube.client import KubeClient, custom_path, preconditioned
+from modelfleet.kube.client import KubeClient, core_path, custom_path, preconditioned
 from modelfleet.kube.credentials import (
     BearerToken,
     KubeAccess,
@@ -33,6 +33,7 @@ __all__ = [
     "WatchExpired",
     "access_from_configuration",
     "api_client",
+    "core_path",
     "custom_path",
     "in_cluster_access",
     "load_access",

@@ -39,11 +39,17 @@ def custom_path(
     group: str = GROUP,
     version: str = VERSION,
 ) -> str:
-    """``/apis/GROUP/VERSION/[namespaces/NS/]PLURAL[/NAME]``; ``group=""`` is the core ``/api``."""
-    base = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    """``/apis/GROUP/VERSION/[namespaces/NS/]PLURAL[/NAME]``."""
+    base = f"/apis/{group}/{version}"
     if namespace:
         base += f"/namespaces/{namespace}"
     base += f"/{plural}"
+    return f"{base}/{name}" if name else base
+
+
+def core_path(plural: str, namespace: str | None, name: str | None = None) -> str:
+    """``/api/v1/[namespaces/NS/]PLURAL[/NAME]``: the core group (Secrets, Events, ...)."""
+    base = f"/api/v1/namespaces/{namespace}/{plural}" if namespace else f"/api/v1/{plural}"
     return f"{base}/{name}" if name else base
 
 

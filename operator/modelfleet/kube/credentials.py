@@ -138,17 +138,19 @@ def in_cluster_access(folder: Path = SERVICEACCOUNT_DIR) -> KubeAccess:
     )
 
 
-def _kubeconfig_namespace(kube_config: Any, path: str) -> str:
+def _kubeconfig_namespace(kube_config: Any, path: str, context: str | None) -> str:
     try:
-        _, active = kube_config.list_kube_config_contexts(config_file=path)
+        contexts, active = kube_config.list_kube_config_contexts(config_file=path)
     except Exception:  # no contexts or unreadable: the default namespace
         return "default"
+    if context:
+        active = next((c for c in contexts or [] if c.get("name") == context), None)
     ns = (active or {}).get("context", {}).get("namespace")
     return str(ns) if ns else "default"
 
 
-def kubeconfig_access(path: str) -> KubeAccess:
-    """The current context of the kubeconfig at ``path``."""
+def kubeconfig_access(path: str, context: str | None = None) -> KubeAccess:
+    """The kubeconfig at ``path``, its current context or ``context``."""
     from kubernetes import client
     from kubernetes.config.config_exception import ConfigException
 
@@ -156,21 +158,22 @@ def kubeconfig_access(path: str) -> KubeAccess:
     cfg = client.Configuration()
     try:
         kube_config.load_kube_config(
-            config_file=path, client_configuration=cfg, persist_config=False
+            config_file=path, context=context, client_configuration=cfg, persist_config=False
         )
     except (ConfigException, OSError) as exc:
         raise ConfigError(f"cannot load Kubernetes credentials from {path}: {exc}") from exc
 
-    return access_from_configuration(cfg, _kubeconfig_namespace(kube_config, path))
+    return access_from_configuration(cfg, _kubeconfig_namespace(kube_config, path, context))
 
 
-def load_access(kubeconfig: Path | str | None = None) -> KubeAccess:
-    """Credentials from ``kubeconfig``, else ``$KUBECONFIG``/``~/.kube/config``, else in-cluster."""
+def load_access(kubeconfig: Path | str | None = None, context: str | None = None) -> KubeAccess:
+    """Credentials from ``kubeconfig``, else ``$KUBECONFIG``/``~/.kube/config``, else in-cluster;
+    ``context`` picks a kubeconfig context other than the current one."""
     if kubeconfig:
-        return kubeconfig_access(str(kubeconfig))
+        return kubeconfig_access(str(kubeconfig), context)
     default = os.path.expanduser(os.environ.get("KUBECONFIG", "~/.kube/config").split(":")[0])
     if default and os.path.exists(default):
-        return kubeconfig_access(default)
+        return kubeconfig_access(default, context)
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         return in_cluster_access()
     raise ConfigError(
