@@ -20,6 +20,7 @@ import secrets
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,40 @@ async def seed(kubeconfig: str, ns: str, n: int) -> None:
         await asyncio.gather(*(one(i) for i in range(n)))
 
 
+async def count_modified(events: AsyncIterator[dict[str, Any]], k: int, got: asyncio.Event) -> None:
+    seen = 0
+    async for event in events:
+        if event["type"] == "MODIFIED":
+            seen += 1
+            if seen >= k:
+                got.set()
+
+
+async def measure(
+    events: AsyncIterator[dict[str, Any]],
+    k: int,
+    get: Callable[[], Awaitable[dict[str, Any]]],
+    patch: Callable[[int, str], Awaitable[Any]],
+) -> dict[str, float]:
+    """K GETs and K preconditioned status patches, then the wait for the watch's K events."""
+    got = asyncio.Event()
+    task = asyncio.create_task(count_modified(events, k, got))
+    gets, patches = [], []
+    for i in range(k):
+        t = time.perf_counter()
+        obj = await get()
+        gets.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        await patch(i, obj["metadata"]["resourceVersion"])
+        patches.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    await asyncio.wait_for(got.wait(), 60)
+    tail = time.perf_counter() - t
+    task.cancel()
+    return {"watch_tail_s": tail, "get_p50_ms": pct(gets, 0.5), "get_p95_ms": pct(gets, 0.95),
+            "patch_p50_ms": pct(patches, 0.5), "patch_p95_ms": pct(patches, 0.95)}  # fmt: skip
+
+
 def status_patch(i: int) -> dict[str, Any]:
     return {"status": {"lastSeen": "2026-01-01T00:00:00Z", "agentVersion": f"0.{i}"}}
 
@@ -63,34 +98,15 @@ async def ours(kubeconfig: str, ns: str, n: int, k: int) -> dict[str, float]:
         items, rv = await kube.list_all(custom_path(P, ns))
         out["list_s"] = time.perf_counter() - t0
         assert len(items) == n
-        got = asyncio.Event()
-        seen = 0
-
-        async def follow() -> None:
-            nonlocal seen
-            async for event in kube.watch(custom_path(P, ns), rv):
-                if event["type"] == "MODIFIED":
-                    seen += 1
-                    if seen >= k:
-                        got.set()
-
-        task = asyncio.create_task(follow())
         path = custom_path(P, ns, "gw-00000")
-        gets, patches = [], []
-        for i in range(k):
-            t = time.perf_counter()
-            obj = await kube.get(path)
-            gets.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            await kube.merge_patch_status(P, ns, "gw-00000", status_patch(i),
-                                          resource_version=obj["metadata"]["resourceVersion"])  # fmt: skip
-            patches.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        await asyncio.wait_for(got.wait(), 60)
-        out["watch_tail_s"] = time.perf_counter() - t
-        task.cancel()
-    out |= {"get_p50_ms": pct(gets, 0.5), "get_p95_ms": pct(gets, 0.95),
-            "patch_p50_ms": pct(patches, 0.5), "patch_p95_ms": pct(patches, 0.95)}  # fmt: skip
+        out |= await measure(
+            kube.watch(custom_path(P, ns), rv),
+            k,
+            lambda: kube.get(path),
+            lambda i, version: kube.merge_patch_status(
+                P, ns, "gw-00000", status_patch(i), resource_version=version
+            ),
+        )
     return out
 
 
@@ -114,40 +130,19 @@ async def theirs(kubeconfig: str, ns: str, n: int, k: int) -> dict[str, float]:
         rv = doc["metadata"]["resourceVersion"]
         out["list_s"] = time.perf_counter() - t0
         assert len(items) == n
-        got = asyncio.Event()
-        seen = 0
-
-        async def follow() -> None:
-            nonlocal seen
-            w = watch.Watch()
-            async for event in w.stream(objs.list_namespaced_custom_object, G, V, ns, P,
-                                        resource_version=rv, allow_watch_bookmarks=True):  # fmt: skip
-                if event["type"] == "MODIFIED":
-                    seen += 1
-                    if seen >= k:
-                        got.set()
-
-        task = asyncio.create_task(follow())
-        gets, patches = [], []
-        for i in range(k):
-            t = time.perf_counter()
-            obj = await objs.get_namespaced_custom_object(G, V, ns, P, "gw-00000")
-            gets.append(time.perf_counter() - t)
-            body = {
-                **status_patch(i),
-                "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
-            }
-            t = time.perf_counter()
-            await objs.patch_namespaced_custom_object_status(
-                G, V, ns, P, "gw-00000", body, _content_type="application/merge-patch+json"
-            )
-            patches.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        await asyncio.wait_for(got.wait(), 60)
-        out["watch_tail_s"] = time.perf_counter() - t
-        task.cancel()
-    out |= {"get_p50_ms": pct(gets, 0.5), "get_p95_ms": pct(gets, 0.95),
-            "patch_p50_ms": pct(patches, 0.5), "patch_p95_ms": pct(patches, 0.95)}  # fmt: skip
+        w = watch.Watch()
+        events = w.stream(objs.list_namespaced_custom_object, G, V, ns, P, resource_version=rv,
+                          allow_watch_bookmarks=True)  # fmt: skip
+        out |= await measure(
+            events,
+            k,
+            lambda: objs.get_namespaced_custom_object(G, V, ns, P, "gw-00000"),
+            lambda i, version: objs.patch_namespaced_custom_object_status(
+                G, V, ns, P, "gw-00000",
+                {**status_patch(i), "metadata": {"resourceVersion": version}},
+                _content_type="application/merge-patch+json",
+            ),
+        )  # fmt: skip
     return out
 
 

@@ -33,13 +33,14 @@ from .test_fleet_api import STABLE, TARGET, Fleet, _report, _wait_for, running_f
 pytestmark = pytest.mark.cluster
 
 
-@pytest.fixture
-def pair(
-    control_plane: ControlPlane, tmp_path: Path
+@contextlib.contextmanager
+def _two_replicas(
+    control_plane: ControlPlane, tmp_path: Path, kubeconfig: Path | None = None
 ) -> Iterator[tuple[Fleet, FleetAPIProcess, FleetAPIProcess]]:
+    """A fleet and a second replica (with ``kubeconfig``: reaching the API server through it)."""
     with running_fleet(control_plane, tmp_path) as fleet:
         second = start_fleet_api(
-            kubeconfig=control_plane.kubeconfig, namespace=fleet.ns,
+            kubeconfig=kubeconfig or control_plane.kubeconfig, namespace=fleet.ns,
             log_path=tmp_path / "fleet-api-2.log",
             extra_args=["--rate-limit", "1000", "--rate-burst", "1000"],
         )  # fmt: skip
@@ -47,6 +48,14 @@ def pair(
             yield fleet, fleet.server, second
         finally:
             second.stop()
+
+
+@pytest.fixture
+def pair(
+    control_plane: ControlPlane, tmp_path: Path
+) -> Iterator[tuple[Fleet, FleetAPIProcess, FleetAPIProcess]]:
+    with _two_replicas(control_plane, tmp_path) as replicas:
+        yield replicas
 
 
 def _get(fleet: Fleet, server: FleetAPIProcess, name: str, **kw: Any) -> requests.Response:
@@ -299,17 +308,13 @@ def far_pair(
     """Two replicas; the second reaches the API server over a link with 0.3 s of latency."""
     server = urlsplit(control_plane.server)
     link = SlowLink((server.hostname or "127.0.0.1", server.port or 443), delay=0.3)
-    with running_fleet(control_plane, tmp_path) as fleet:
-        far = start_fleet_api(
-            kubeconfig=link.kubeconfig(control_plane.kubeconfig, tmp_path), namespace=fleet.ns,
-            log_path=tmp_path / "fleet-api-far.log",
-            extra_args=["--rate-limit", "1000", "--rate-burst", "1000"],
-        )  # fmt: skip
-        try:
-            yield fleet, fleet.server, far
-        finally:
-            far.stop()
-            link.close()
+    try:
+        with _two_replicas(
+            control_plane, tmp_path, link.kubeconfig(control_plane.kubeconfig, tmp_path)
+        ) as replicas:
+            yield replicas
+    finally:
+        link.close()
 
 
 def test_a_gateway_alternating_replicas_loses_and_reorders_no_report(

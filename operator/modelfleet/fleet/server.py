@@ -121,8 +121,9 @@ class FleetAPI:
         self._counters: dict[tuple[str, int], Any] = {}  # bound metric children: no label lookup
         self._histograms: dict[tuple[str, int], Any] = {}
         self.writer = StatusWriter(
-            index, kube, self.metrics, retry_after=settings.upstream_retry_after
-        )
+            index, kube, self.metrics, policy=settings.coalesce,
+            retry_after=settings.upstream_retry_after,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ plumbing
 
@@ -334,13 +335,7 @@ class FleetAPI:
         desired = self.index.desired(entry)
         now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
         self.metrics.observe_lag(parse_time((entry.status or {}).get("lastSeen")), now)
-        patch = await self.writer.apply(
-            entry,
-            report,
-            now=now,
-            in_active_cohort=desired.in_active_cohort,
-            policy=self.settings.coalesce,
-        )
+        patch = await self.writer.apply(entry, report, now, desired.in_active_cohort)
         if patch is None:
             self.metrics.coalesced.inc()
             return _json({"written": False, "reasons": []})

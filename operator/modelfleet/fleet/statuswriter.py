@@ -57,31 +57,26 @@ class StatusWriter:
         kube: KubeClient | None,
         metrics: FleetMetrics,
         *,
+        policy: CoalescePolicy,
         retry_after: int = 5,
-        confirm_coalesced: bool = True,
     ) -> None:
         self.index = index
         self.kube = kube
         self.metrics = metrics
+        self.policy = policy
         self.retry_after = retry_after
-        self.confirm_coalesced = confirm_coalesced
 
     async def apply(
-        self,
-        entry: GatewayEntry,
-        report: Report,
-        *,
-        now: dt.datetime,
-        in_active_cohort: bool,
-        policy: CoalescePolicy,
+        self, entry: GatewayEntry, report: Report, now: dt.datetime, active: bool
     ) -> StatusPatch | None:
-        """The write made for ``report`` (None: coalesced, on a confirmed copy of status)."""
+        """The write made for ``report``, received at ``now`` from a gateway in an ``active``
+        cohort (None: coalesced, on a confirmed copy of status)."""
         status: Mapping[str, Any] = entry.status
         version = entry.resource_version
-        confirmed = self.kube is None or not self.confirm_coalesced
+        confirmed = self.kube is None
         for _attempt in range(ATTEMPTS):
             patch = plan_status_patch(
-                status, report, now=now, in_active_cohort=in_active_cohort, policy=policy
+                status, report, now=now, in_active_cohort=active, policy=self.policy
             )
             if patch is None:
                 if confirmed:

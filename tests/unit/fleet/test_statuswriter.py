@@ -71,13 +71,13 @@ def setup(server: Server) -> tuple[StatusWriter, FleetIndex]:
     index = FleetIndex(parse_release)
     index.upsert_gateway(server.obj())
     kube: Any = server
-    return StatusWriter(index, kube, FleetMetrics()), index
+    return StatusWriter(index, kube, FleetMetrics(), policy=POLICY), index
 
 
 async def apply(writer: StatusWriter, index: FleetIndex, state: str, at: dt.datetime) -> Any:
     entry = index.identify(FP)
     assert entry is not None
-    return await writer.apply(entry, report(state), now=at, in_active_cohort=True, policy=POLICY)
+    return await writer.apply(entry, report(state), at, True)
 
 
 async def test_a_report_matching_a_stale_copy_is_written_not_coalesced() -> None:
@@ -119,5 +119,5 @@ async def test_a_confirmed_copy_coalesces_with_one_read() -> None:
 async def test_without_an_api_server_nothing_is_confirmed() -> None:
     index = FleetIndex(parse_release)
     index.upsert_gateway(Server("Active").obj())
-    writer = StatusWriter(index, None, FleetMetrics())
+    writer = StatusWriter(index, None, FleetMetrics(), policy=POLICY)
     assert await apply(writer, index, "Active", T0 + dt.timedelta(seconds=2)) is None
