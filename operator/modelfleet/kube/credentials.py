@@ -8,15 +8,15 @@ token, CA and namespace, with ``KUBERNETES_SERVICE_HOST``/``PORT``).
   and read again once a minute, as client-go does, so a projected token that the kubelet rotates
   is picked up without a restart; the client also reads it again at once after a 401.
 * **kubeconfig** files are parsed by the ``kubernetes`` package's loader (exec credential plugins,
-  OIDC, ``*-data`` fields written to private temporary files), imported only on this path; its
-  token refresh hook is called for every request through :class:`BearerToken`.
+  OIDC, ``*-data`` fields written to private temporary files); its token refresh hook is called
+  for every request through :class:`BearerToken`. The package is imported with this module, so a
+  role installed without it fails at once with the extra to install (``modelfleet.cli.main``).
 
 A :class:`KubeAccess` carries no session: :class:`~modelfleet.kube.client.KubeClient` opens one.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import ssl
 import threading
@@ -26,7 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubernetes import client as kubernetes_client
+from kubernetes.config import kube_config as _kube_config
+from kubernetes.config.config_exception import ConfigException
+
 from modelfleet.errors import ConfigError
+
+kube_config: Any = _kube_config  # untyped
 
 SERVICEACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 TOKEN_REREAD_SECONDS = 60.0
@@ -151,11 +157,7 @@ def _kubeconfig_namespace(kube_config: Any, path: str, context: str | None) -> s
 
 def kubeconfig_access(path: str, context: str | None = None) -> KubeAccess:
     """The kubeconfig at ``path``, its current context or ``context``."""
-    from kubernetes import client
-    from kubernetes.config.config_exception import ConfigException
-
-    kube_config: Any = importlib.import_module("kubernetes.config.kube_config")
-    cfg = client.Configuration()
+    cfg = kubernetes_client.Configuration()
     try:
         kube_config.load_kube_config(
             config_file=path, context=context, client_configuration=cfg, persist_config=False
@@ -184,11 +186,9 @@ def load_access(kubeconfig: Path | str | None = None, context: str | None = None
 def api_client(access: KubeAccess) -> Any:
     """A synchronous ``kubernetes.client.ApiClient`` with the same credentials (for the code that
     still uses the generated client: enrollment; see docs/kube.md)."""
-    from kubernetes import client
-
     cfg: Any = access.config
     if cfg is None:
-        cfg = client.Configuration()
+        cfg = kubernetes_client.Configuration()
         cfg.host = access.server
         cfg.ssl_ca_cert = access.ca_file
         cfg.cert_file = access.cert_file
@@ -200,7 +200,7 @@ def api_client(access: KubeAccess) -> Any:
                 {"BearerToken": token.header() or ""}
             )
             cfg.api_key = {"BearerToken": token.header() or ""}
-    return client.ApiClient(cfg)
+    return kubernetes_client.ApiClient(cfg)
 
 
 def access_from_configuration(cfg: Any, namespace: str = "default") -> KubeAccess:
