@@ -40,7 +40,19 @@ image: ## build the container images with podman: operator + fleet API, and the 
 prometheus: ## install Debian's prometheus (prometheus + promtool) with apt-get when missing (monitoring tests)
 	@bash hack/ensure-prometheus.sh
 
-test: install envtest podman prometheus ## run the whole test suite (unit, integration on a real API server, e2e)
+harnesses: ## compile the Go test harnesses (Argo CD's Lua engine, kstatus) into Go's build cache
+	@nice -n 5 bash hack/build-go-harnesses.sh
+
+# apt-get takes one lock: the packages are installed one after the other, then the image base.
+packages:
+	@bash hack/ensure-podman.sh
+	@bash hack/ensure-prometheus.sh
+	@bash hack/base-image.sh >/dev/null
+
+prepare: install ## everything the tests need, built side by side (each cached outside the clone)
+	@$(MAKE) --no-print-directory -j3 --output-sync=target envtest harnesses packages
+
+test: prepare ## run the whole test suite (unit, integration on a real API server, e2e)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: install ## run only the fast unit tests
@@ -65,7 +77,10 @@ deploy-local: install envtest podman ## manifests/ + operator and fleet API as c
 kind-e2e: install ## the e2e suite on kind with the same Dockerfile and manifests (needs Docker; not run here)
 	bash hack/kind-e2e.sh
 
+docs-images: install ## redraw docs/img/*.png (status view, drill chart) from the inputs beside them
+	$(PY) -m modelfleet.drill.docimages docs/img
+
 clean: ## remove the venv and caches inside the clone
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install envtest podman prometheus image test unit lint fmt demo deploy-local kind-e2e clean
+.PHONY: help install envtest podman prometheus harnesses packages prepare image test unit lint fmt demo deploy-local kind-e2e docs-images clean

@@ -26,6 +26,8 @@ FORBIDDEN = {
               "demo", "enrollment", "kube", "protocol"},
     "kube": {"core", "trust", "controller", "fleet", "agent", "gitops", "cli", "devcluster",
              "demo", "enrollment", "protocol", "fetch"},
+    # drills drive the stack as a user does (processes, the API server), never its insides
+    "drill": {"controller", "fleet", "agent", "gitops"},
 }  # fmt: skip
 #: Libraries the agent's image does not install: neither it nor what it imports may load them.
 NOT_ON_GATEWAYS = {"kopf", "kubernetes", "git"}

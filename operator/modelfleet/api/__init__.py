@@ -2,7 +2,9 @@
 
 ``parse_release`` / ``parse_gateway`` / ``parse_trust_policy`` turn API dicts into the immutable
 views of :mod:`modelfleet.core` (raising :class:`~modelfleet.errors.ConfigError` naming the field);
-``status_to_dict`` / ``status_patch`` go the other way. Imports only :mod:`modelfleet.core`.
+``status_from_dict`` / ``status_to_dict`` (:mod:`modelfleet.api.status`) and ``status_patch``
+(:mod:`modelfleet.api.patch`) are the one status parse, serialize and merge-patch path. Imports
+only :mod:`modelfleet.core`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from modelfleet.api.constants import (
     VERSION,
 )
 from modelfleet.api.gateway import parse_gateway
+from modelfleet.api.patch import merge_diff, status_changes, status_merge_patch, status_patch
 from modelfleet.api.release import (
     object_name,
     parse_action,
@@ -41,10 +44,10 @@ from modelfleet.api.release import (
     parse_source,
     parse_spec,
 )
+from modelfleet.api.status import status_from_dict, status_to_dict
 from modelfleet.api.trustpolicy import TrustPolicySpec, parse_trust_policy
 from modelfleet.core.conditions import is_true, release_conditions, set_condition, status_of
-from modelfleet.core.doc import format_time, parse_time
-from modelfleet.core.wire import status_from_dict, status_patch, status_to_dict
+from modelfleet.core.times import format_time, parse_time
 
 __all__ = [
     "ACTION_ANNOTATION",
@@ -73,6 +76,7 @@ __all__ = [
     "TrustPolicySpec",
     "format_time",
     "is_true",
+    "merge_diff",
     "object_name",
     "parse_action",
     "parse_gateway",
@@ -84,7 +88,9 @@ __all__ = [
     "parse_trust_policy",
     "release_conditions",
     "set_condition",
+    "status_changes",
     "status_from_dict",
+    "status_merge_patch",
     "status_of",
     "status_patch",
     "status_to_dict",

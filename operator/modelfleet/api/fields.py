@@ -2,7 +2,7 @@
 
 Parsers read through :class:`modelfleet.core.doc.Node`, which refuses any path missing from its
 registry; ``tests/unit/api/test_schema_drift.py`` checks every path here (and
-:data:`modelfleet.core.wire.STATUS_FIELDS`) against ``crds/*.yaml``. ``metadata.*`` paths are
+:data:`modelfleet.api.status.STATUS_FIELDS`) against ``crds/*.yaml``. ``metadata.*`` paths are
 standard ObjectMeta and are not in the CRD schemas.
 """
 
@@ -72,6 +72,9 @@ MODELRELEASE_FIELDS = FieldRegistry(
         "spec.rollout.gates.prometheus[].for",
         "spec.rollout.rollback",
         "spec.paused",
+        "spec.owner",
+        "spec.owner.name",
+        "spec.owner.contact",
     ],
 )
 
@@ -146,6 +149,8 @@ TRUSTPOLICY_FIELDS = FieldRegistry(
             for k in ("predicateType", "builderIds", "sourceRepositories", "refs")
         ),
         "spec.deniedDigests",
+        "spec.releaseChecklist",
+        "spec.releaseChecklist.required",
         "spec.namespaces",
         *_selector("spec.namespaceSelector"),
     ],

@@ -19,8 +19,8 @@ from typing import Any
 from modelfleet.api.fields import EDGEGATEWAY_FIELDS
 from modelfleet.api.release import object_name
 from modelfleet.core.doc import Node
-from modelfleet.core.durations import DurationError, parse_duration
-from modelfleet.core.types import Gateway, HealthReport, ModelState, ModelStateKind
+from modelfleet.core.gateway import Gateway, HealthReport, ModelState, ModelStateKind
+from modelfleet.core.times import DurationError, parse_duration
 from modelfleet.errors import ConfigError
 
 

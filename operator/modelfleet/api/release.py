@@ -21,14 +21,16 @@ from modelfleet.api.constants import (
     SOURCE_REVISION_ANNOTATION,
 )
 from modelfleet.api.fields import MODELRELEASE_FIELDS
+from modelfleet.api.status import status_from_dict
 from modelfleet.core.doc import Node
-from modelfleet.core.durations import DurationError, parse_duration
 from modelfleet.core.selectors import LabelSelector, Operator, Requirement
+from modelfleet.core.times import DurationError, parse_duration
 from modelfleet.core.types import (
     GENERATED_ACTION_ID,
     Action,
     ActionKind,
     Gates,
+    Owner,
     QueryGate,
     Release,
     ReleaseSpec,
@@ -36,7 +38,6 @@ from modelfleet.core.types import (
     Source,
     Step,
 )
-from modelfleet.core.wire import status_from_dict
 from modelfleet.errors import ConfigError
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -210,7 +211,20 @@ def parse_spec(spec: Node) -> ReleaseSpec:
         rollback=rollback,
         paused=spec.boolean("paused"),
         salt=rollout.string("salt") or None,
+        owner=_owner(spec.node("owner")),
     )
+
+
+def _owner(node: Node | None) -> Owner | None:
+    """``spec.owner``: both a name and an incident contact, or an error naming the field."""
+    if node is None:
+        return None
+    name, contact = node.string("name"), node.string("contact")
+    if not (name and name.strip()):
+        raise node.error("name", "must name the person or team that owns the release")
+    if not (contact and contact.strip()):
+        raise node.error("contact", "must name an incident contact")
+    return Owner(name.strip(), contact.strip())
 
 
 def parse_action(annotations: Mapping[str, str]) -> Action | None:

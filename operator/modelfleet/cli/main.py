@@ -39,6 +39,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sync",
     "operator",
     "demo",
+    "drill",
 )
 
 #: Which module registers each command (checked by a test against what the modules register).
@@ -59,6 +60,7 @@ COMMANDS: dict[str, str] = {
     "sync": "sync",
     "operator": "operator",
     "demo": "demo",
+    "drill": "drill",
 }
 
 #: The extra each command needs beyond the base install (verification: sigstore, model-signing,
@@ -76,6 +78,7 @@ COMMAND_EXTRAS: dict[str, str] = {
     "sync": "gitops",
     "operator": "operator",
     "demo": "all",
+    "drill": "all",
 }
 
 #: The top-level modules each extra brings, in the order an extra is suggested for a module that
@@ -85,6 +88,7 @@ EXTRA_MODULES: dict[str, frozenset[str]] = {
     "fleet": frozenset({"kubernetes", "aiohttp", "prometheus_client", "uvloop"}),
     "operator": frozenset({"kopf", "kubernetes", "aiohttp", "prometheus_client"}),
     "gitops": frozenset({"git", "jsonschema", "ruamel", "kubernetes"}),
+    "drill": frozenset({"PIL"}),
 }
 
 Handler = Callable[[argparse.Namespace], int]

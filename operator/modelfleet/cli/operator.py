@@ -73,6 +73,8 @@ def _run(args: argparse.Namespace) -> int:
         timeout=args.verify_timeout,
         material_namespace=args.material_namespace,
     )
+    from modelfleet.api.policy import parse_checklist_items
+
     lease = None
     if args.leader_elect:
         from modelfleet.controller.leader import LeaseSettings
@@ -97,6 +99,9 @@ def _run(args: argparse.Namespace) -> int:
             verbose=args.verbose,
             argocd_namespace=args.argocd_namespace,
             prometheus_url=_prometheus_url(args.prometheus_url),
+            release_checklist=parse_checklist_items(
+                args.release_checklist.split(","), field="--release-checklist"
+            ),
         )
     )
 
@@ -244,6 +249,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--prometheus-url", default=None, metavar="URL",
         help="Prometheus that spec.rollout.gates.prometheus queries run against, e.g. "
         "http://prometheus.monitoring:9090 (without it, query gates have no data: Inconclusive)",
+    )  # fmt: skip
+    g.add_argument(
+        "--release-checklist", default="", metavar="ITEMS",
+        help="release checklist items required before a release goes live, for TrustPolicies "
+        "without spec.releaseChecklist: comma-separated Signed, Provenance, RollbackTarget, "
+        "Telemetry, Owner (default: none)",
     )  # fmt: skip
     g.add_argument(
         "--log-format", choices=("text", "json"), default="text",

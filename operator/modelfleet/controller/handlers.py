@@ -8,7 +8,8 @@
 * ``@kopf.timer`` per ModelRelease, every ``interval`` seconds: re-evaluates gates and time-based
   rules (bake, progress deadline) from the timestamps in status;
 * ``@kopf.index`` on TrustPolicies (cluster-scoped): each policy's ``deniedDigests``, which
-  ``decide`` turns into ``status.stable.revoked`` (:attr:`FleetView.revocations`), and
+  ``decide`` turns into ``status.stable.revoked`` (:attr:`FleetView.revocations`), and its
+  ``releaseChecklist`` (:attr:`FleetView.checklists`, the go-live gate), and
   ``@kopf.on.event`` on TrustPolicies: a changed policy re-decides every release naming it at
   once, so revoking the stable shows in its status and in what gateways are told without
   waiting for the timer.
@@ -35,10 +36,12 @@ from typing import Any
 import kopf
 
 from modelfleet.api import GROUP, VERSION, parse_release
+from modelfleet.api.policy import PolicyView, denied_digests, policy_view
 from modelfleet.controller.errors import kopf_boundary
 from modelfleet.controller.gateways import GatewayCache
 from modelfleet.controller.reconcile import Reconciler, needs_attention
 from modelfleet.core import Release
+from modelfleet.core.checklist import ChecklistItem
 from modelfleet.core.decide import FleetView
 from modelfleet.errors import ConfigError
 
@@ -58,6 +61,9 @@ class Runtime:
 
     reconciler: Reconciler | None = None
     gateways: GatewayCache | None = None
+    default_checklist: frozenset[ChecklistItem] = frozenset()
+    """The cluster-wide release checklist (``--release-checklist``), for policies that do not
+    set ``spec.releaseChecklist``."""
 
     def ready(self) -> tuple[bool, str]:
         """``/readyz``: started, and the EdgeGateways of every watched namespace listed."""
@@ -68,23 +74,32 @@ class Runtime:
         return True, "ready"
 
 
-def denied_digests(body: Mapping[str, Any]) -> frozenset[str]:
-    """A TrustPolicy's ``spec.deniedDigests`` (entries that are not strings match nothing)."""
-    spec = body.get("spec") or {}
-    raw = spec.get("deniedDigests") if isinstance(spec, Mapping) else None
-    return frozenset(d for d in raw or () if isinstance(d, str))
+def indexed_policy(body: Mapping[str, Any]) -> PolicyView:
+    """A TrustPolicy as the policy index holds it. An unreadable ``releaseChecklist`` requires
+    every item (fail closed): the releases naming the policy stay Blocked, each naming the
+    items, and the error is logged with the field."""
+    try:
+        return policy_view(body)
+    except ConfigError as exc:
+        log.error("%s; requiring every release checklist item until it is fixed", exc)
+        return PolicyView(denied_digests(body), frozenset(ChecklistItem))
 
 
 def _fleet(
+    runtime: Runtime,
     gateways: GatewayCache,
     releases: kopf.Index[str, IndexedRelease],
-    policies: kopf.Index[str, frozenset[str]],
+    policies: kopf.Index[str, PolicyView],
 ) -> Any:
+    known = {name: next(iter(store)) for name, store in policies.items() if store}
+
     def view(namespace: str) -> FleetView:
         return FleetView(
             gateways=gateways.get(namespace),
             releases=tuple(r.release for r in releases.get(namespace, ())),
-            revocations={name: next(iter(store)) for name, store in policies.items() if store},
+            revocations={name: p.denied for name, p in known.items()},
+            checklists={n: p.checklist for n, p in known.items() if p.checklist is not None},
+            default_checklist=runtime.default_checklist,
         )
 
     return view
@@ -112,8 +127,8 @@ def build_registry(runtime: Runtime, interval: float) -> kopf.OperatorRegistry:
             return None  # reported by the event handler
 
     @kopf.index(GROUP, VERSION, "trustpolicies", id="policies", registry=registry)
-    def policies(*, body: kopf.Body, name: str | None, **_: Any) -> dict[str, frozenset[str]]:
-        return {name or "": denied_digests(body)}
+    def policies(*, body: kopf.Body, name: str | None, **_: Any) -> dict[str, PolicyView]:
+        return {name or "": indexed_policy(body)}
 
     @kopf.on.event(GROUP, VERSION, "trustpolicies", id="policy-event", registry=registry)
     async def policy_event(*, name: str | None, type: str | None, **kwargs: Any) -> None:
@@ -122,7 +137,7 @@ def build_registry(runtime: Runtime, interval: float) -> kopf.OperatorRegistry:
             return  # the initial listing: the timers look at every release anyway
         await gateways.synced.wait()
         release_index: kopf.Index[str, IndexedRelease] = kwargs["releases"]
-        fleet = _fleet(gateways, release_index, kwargs["policies"])
+        fleet = _fleet(runtime, gateways, release_index, kwargs["policies"])
         for namespace, store in list(release_index.items()):
             for item in list(store):
                 if item.release.spec.trust_policy != name or reconciler.busy(item.uid):
@@ -146,7 +161,7 @@ def build_registry(runtime: Runtime, interval: float) -> kopf.OperatorRegistry:
         if not needs_attention(raw) or reconciler.busy(uid):
             return
         await gateways.synced.wait()
-        fleet = _fleet(gateways, kwargs["releases"], kwargs["policies"])
+        fleet = _fleet(runtime, gateways, kwargs["releases"], kwargs["policies"])
         with kopf_boundary():
             await reconciler.reconcile(raw, fleet, trigger="event")
 
@@ -164,7 +179,7 @@ def build_registry(runtime: Runtime, interval: float) -> kopf.OperatorRegistry:
             return  # deleted (an orphaned timer), or not parsable: nothing to do
         if reconciler.busy(uid):
             return  # a verification is running; it decides when done
-        fleet = _fleet(gateways, release_index, kwargs["policies"])
+        fleet = _fleet(runtime, gateways, release_index, kwargs["policies"])
         with kopf_boundary():
             await reconciler.reconcile(dict(body), fleet, trigger="timer")
 

@@ -158,6 +158,19 @@ def _unix(at: datetime | None) -> float:
     return at.timestamp() if at is not None else 0.0
 
 
+#: The built-in gates as metrics: (figure, bound, ``spec.rollout.gates`` attribute,
+#: ``status.rollout.gates`` attribute, divisor to the metric's unit). The threshold series is
+#: ``<bound>_<figure>``, the measured one ``<figure>``.
+_GATE_FIGURES: tuple[tuple[str, str, str, str, float], ...] = (
+    ("failed_gateways", "max", "max_failed_gateways", "failed_gateways", 1),
+    ("error_rate", "max", "max_error_rate", "error_rate", 1),
+    ("latency_p95_seconds", "max", "max_latency_p95_ms", "latency_p95_ms", 1000),
+    ("drift_score", "max", "max_drift_score", "drift_score", 1),
+    ("reporting_ratio", "min", "min_reporting_ratio", "reporting_ratio", 1),
+    ("requests", "min", "min_requests", "requests", 1),
+)
+
+
 def observe_release(
     release: Release, status: ReleaseStatus, gateways: Sequence[Gateway], now: datetime
 ) -> None:
@@ -173,36 +186,16 @@ def observe_release(
     for cohort in rollout.cohorts:
         for count in ("assigned", "active", "failed", "reporting"):
             COHORT_GATEWAYS.labels(ns, name, cohort.name, count).set(getattr(cohort, count))
-    gates = release.spec.gates
-    thresholds: Mapping[str, float | None] = {
-        "max_failed_gateways": gates.max_failed_gateways,
-        "max_error_rate": gates.max_error_rate,
-        "max_latency_p95_seconds": (
-            gates.max_latency_p95_ms / 1000 if gates.max_latency_p95_ms is not None else None
-        ),
-        "max_drift_score": gates.max_drift_score,
-        "min_reporting_ratio": gates.min_reporting_ratio,
-        "min_requests": gates.min_requests,
-    }
-    for gate, threshold in thresholds.items():
-        if threshold is not None:
-            GATE_THRESHOLD.labels(ns, name, gate).set(threshold)
-    measured = rollout.gates
+    gates, measured = release.spec.gates, rollout.gates
     if measured is not None:
         GATE_EVALUATIONS.labels(ns, name, measured.result.value).inc()
-        values: Mapping[str, float | None] = {
-            "failed_gateways": measured.failed_gateways,
-            "error_rate": measured.error_rate,
-            "latency_p95_seconds": (
-                measured.latency_p95_ms / 1000 if measured.latency_p95_ms is not None else None
-            ),
-            "drift_score": measured.drift_score,
-            "reporting_ratio": measured.reporting_ratio,
-            "requests": measured.requests,
-        }
-        for gate, value in values.items():
-            if value is not None:
-                GATE_VALUE.labels(ns, name, gate).set(value)
+    for figure, bound, limit, value, divisor in _GATE_FIGURES:
+        threshold = getattr(gates, limit)
+        if threshold is not None:
+            GATE_THRESHOLD.labels(ns, name, f"{bound}_{figure}").set(threshold / divisor)
+        got = None if measured is None else getattr(measured, value)
+        if got is not None:
+            GATE_VALUE.labels(ns, name, figure).set(got / divisor)
     pending = _aborted.get((ns, name))
     if pending is not None:
         if status.phase != Phase.ABORTED:

@@ -1,47 +1,15 @@
-"""Turning ``decide()``'s status changes into one JSON merge patch with a precondition.
+"""How the operator sends a status write: guarded, and only when it says something.
 
-``Decision.patch`` says which top-level status fields changed; the patch sent is computed
-against the status *as stored* (not as parsed), each changed field diffed key by key: a JSON
-merge patch (RFC 7386) merges objects, so every sub-field the new value no longer has (a cleared
-``rollout.healthySince``) is set to ``null``; lists are replaced whole.
-``metadata.resourceVersion`` makes the write conditional: if the object changed since it was
-read, the API server answers 409 and the controller decides again on fresh data.
+The merge patch itself is :func:`modelfleet.api.patch.status_patch` (the one patch path);
+this module adds ``metadata.resourceVersion``, which makes the write conditional (if the object
+changed since it was read, the API server answers 409 and the controller decides again on fresh
+data), tells a change of measured values from a decision, and picks the newer of two copies.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
-
-
-def merge_diff(old: Any, new: Any) -> Any:
-    """The merge-patch value taking ``old`` to ``new`` (``new`` itself unless both are objects)."""
-    if not (isinstance(old, Mapping) and isinstance(new, Mapping)):
-        return new
-    out: dict[str, Any] = {}
-    for key, value in new.items():
-        if key not in old or old[key] != value:
-            out[key] = merge_diff(old.get(key), value)
-    for key in old:
-        if key not in new:
-            out[key] = None
-    return out
-
-
-def status_merge_patch(
-    current: Mapping[str, Any] | None, changes: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Merge patch for ``.status`` from the stored status and ``Decision.patch``."""
-    current = current or {}
-    out: dict[str, Any] = {}
-    for key, value in changes.items():
-        if value is None:
-            if key in current:
-                out[key] = None
-        elif current.get(key) != value:
-            out[key] = merge_diff(current.get(key), value)
-    return out
-
 
 #: ``status.rollout.gates`` fields that are decisions (the rest are measured values).
 _GATE_DECISION = ("result", "reason")

@@ -37,19 +37,16 @@ from modelfleet.api import (
     SOURCE_REVISION_ANNOTATION,
     parse_action,
     parse_release,
+    status_changes,
+    status_merge_patch,
 )
 from modelfleet.controller import metrics
 from modelfleet.controller.metrics import RECONCILE_SECONDS, RECONCILES
-from modelfleet.controller.patching import (
-    conditional,
-    newer,
-    observation_only,
-    status_merge_patch,
-)
+from modelfleet.controller.patching import conditional, newer, observation_only
 from modelfleet.controller.promql import PrometheusQueries
 from modelfleet.controller.source import SourceLookup
 from modelfleet.controller.verifier import ArtifactVerifier
-from modelfleet.core import Release, ReleaseStatus, Verification, status_to_dict
+from modelfleet.core import Release, Verification
 from modelfleet.core.decide import Decision, Event, FleetView, decide
 from modelfleet.core.gates import DEFAULT_TUNING, Tuning
 from modelfleet.core.phases import Phase
@@ -62,6 +59,9 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 SHOW_VERIFYING_AFTER = 0.5
 """Seconds a verification may take before phase Verifying is written while it goes on."""
+MIN_WAKEUP = 0.1
+"""Seconds at least between a decision and the wake-up it asks for (no busy loop on a rule due
+within a clock tick)."""
 
 
 class EventSink(Protocol):
@@ -85,6 +85,8 @@ class _ReleaseState:
     """(generation, digest, result) of the last verification, reused if a write must be retried."""
     key: tuple[str, str] | None = None
     """(namespace, name), to drop the release's metrics once it is deleted."""
+    wakeup: asyncio.TimerHandle | None = None
+    """When the last decision asked to be looked at again (``Decision.requeue_after``)."""
 
 
 def needs_attention(body: Mapping[str, Any]) -> bool:
@@ -103,22 +105,6 @@ def needs_attention(body: Mapping[str, Any]) -> bool:
     if action is None:
         return isinstance(last, str) and last.startswith(GENERATED_ACTION_ID)
     return action.id != last
-
-
-def known_models(status: ReleaseStatus) -> dict[str, str]:
-    """Artifact digest → model digest, for every version this release verified and remembers
-    (stable, target, last verification, history): a denied artifact digest then also refuses
-    its model repacked into other bytes."""
-    known: dict[str, str] = {}
-    verifications = [status.verification]
-    verifications += [s.verification for s in (status.stable, status.target) if s is not None]
-    for v in verifications:
-        if v is not None and v.model_digest:
-            known[v.digest] = v.model_digest
-    for h in status.history:
-        if h.model_digest:
-            known.setdefault(h.digest, h.model_digest)
-    return known
 
 
 def _where(body: Mapping[str, Any]) -> str:
@@ -160,6 +146,8 @@ class Reconciler:
     def forget(self, uid: str) -> None:
         """Drop what is remembered about a deleted release."""
         state = self._states.pop(uid, None)
+        if state is not None and state.wakeup is not None:
+            state.wakeup.cancel()
         if state is not None and state.key is not None:
             metrics.forget_release(*state.key)
         self._sources.forget(uid)
@@ -197,15 +185,18 @@ class Reconciler:
                 obj = await self._read(obj)
         return "conflict"
 
-    async def refresh(self, namespace: str, name: str, fleet: FleetFn) -> None:
-        """Read the release and reconcile it (after a change of its TrustPolicy)."""
+    async def refresh(
+        self, namespace: str, name: str, fleet: FleetFn, *, trigger: str = "policy"
+    ) -> None:
+        """Read the release and reconcile it (after a change of its TrustPolicy, or when a
+        time-based rule is due)."""
         try:
             body = await self._client.get(custom_path(MODELRELEASE_PLURAL, namespace, name))
         except ApiError as exc:
             if exc.not_found:
                 return  # deleted meanwhile
             raise
-        await self.reconcile(body, fleet, trigger="policy")
+        await self.reconcile(body, fleet, trigger=trigger)
 
     async def _read(self, obj: Mapping[str, Any]) -> Mapping[str, Any]:
         meta = obj.get("metadata") or {}
@@ -230,11 +221,11 @@ class Reconciler:
         now = self._clock()
         decision = decide(release, view, now, tuning=self._tuning)
         metrics.observe_release(release, decision.status, view.gateways, now)
-        if not decision.patch:
+        self._wake_after(state, release, decision, fleet)
+        changes = status_changes(decision)
+        if not changes:
             return "unchanged"
-        measured_only = not decision.events and observation_only(
-            obj.get("status"), self._changed(decision)
-        )
+        measured_only = not decision.events and observation_only(obj.get("status"), changes)
         if measured_only and time.monotonic() - state.written_at < self._refresh:
             return "deferred"  # only counts and gate figures moved: refreshed later
         await self._write(
@@ -248,7 +239,7 @@ class Reconciler:
         """The namespace's fleet, with the query gates' figures while a rollout may be judged."""
         view = fleet(release.namespace)
         gates = release.spec.gates.prometheus
-        judged = (Phase.VERIFYING, Phase.PROGRESSING, Phase.PAUSED)
+        judged = (Phase.VERIFYING, Phase.BLOCKED, Phase.PROGRESSING, Phase.PAUSED)
         if not gates or not (verifying or release.status.phase in judged):
             return view
         if self._queries is None:
@@ -257,10 +248,27 @@ class Reconciler:
         metrics.observe_queries(release, samples)
         return replace(view, queries=samples)
 
-    @staticmethod
-    def _changed(decision: Decision) -> dict[str, Any]:
-        full = status_to_dict(decision.status)
-        return {key: full.get(key) for key in decision.patch}
+    def _wake_after(
+        self, state: _ReleaseState, release: Release, decision: Decision, fleet: FleetFn
+    ) -> None:
+        """Decide again when ``decision.requeue_after`` says a time-based rule may fire (a bake
+        ending, a progress deadline, a first-report grace), rather than on the next timer tick.
+        One wake-up per release: a newer decision replaces it; deleting the release cancels it."""
+        if state.wakeup is not None:
+            state.wakeup.cancel()
+            state.wakeup = None
+        delay = decision.requeue_after
+        if delay is None:
+            return
+        loop = asyncio.get_running_loop()
+        key = (release.namespace, release.name)
+
+        def wake() -> None:
+            state.wakeup = None
+            task = loop.create_task(self.refresh(*key, fleet, trigger="requeue"))
+            task.add_done_callback(_log_failure(key))
+
+        state.wakeup = loop.call_later(max(delay.total_seconds(), MIN_WAKEUP), wake)
 
     async def _verify_then_decide(
         self, obj: Mapping[str, Any], release: Release, state: _ReleaseState, fleet: FleetFn
@@ -271,7 +279,7 @@ class Reconciler:
         done, _ = await asyncio.wait({task}, timeout=SHOW_VERIFYING_AFTER)
         if not done or task.exception() is not None:
             shown = decide(release, fleet(release.namespace), self._clock(), tuning=self._tuning)
-            if shown.patch:
+            if status_changes(shown):
                 obj = await self._write(obj, state, release, shown)
             verification = await task
             obj = await self._read(obj)
@@ -285,7 +293,8 @@ class Reconciler:
         now = self._clock()
         decision = decide(release, view, now, verification=verification, tuning=self._tuning)
         metrics.observe_release(release, decision.status, view.gateways, now)
-        if not decision.patch:
+        self._wake_after(state, release, decision, fleet)
+        if not status_changes(decision):
             return "unchanged"
         await self._write(obj, state, release, decision)
         return "written"
@@ -299,7 +308,7 @@ class Reconciler:
             spec,
             f"ModelRelease {release.namespace}/{release.name}",
             namespace=release.namespace,
-            revoked_models=known_models(release.status),
+            revoked_models=release.status.model_digests(),
         )
         result = replace(result, generation=release.generation)
         state.verified = (release.generation, spec.digest, result)
@@ -315,7 +324,7 @@ class Reconciler:
         kind: str = "status",
     ) -> Mapping[str, Any]:
         meta = obj.get("metadata") or {}
-        patch = status_merge_patch(obj.get("status"), self._changed(decision))
+        patch = status_merge_patch(obj.get("status"), status_changes(decision))
         if not patch:
             return obj
         written = await self._client.merge_patch_status(
@@ -347,6 +356,19 @@ class Reconciler:
     def _post(self, body: Mapping[str, Any], events: tuple[Event, ...]) -> None:
         for event in events:
             self._events(body, event.type, event.reason, event.message)
+
+
+def _log_failure(key: tuple[str, str]) -> Callable[[asyncio.Task[None]], None]:
+    """A done-callback logging why a wake-up's reconciliation failed (the timer retries)."""
+
+    def done(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "ModelRelease %s/%s: deciding at the due time failed; the timer retries",
+                *key, exc_info=task.exception(),
+            )  # fmt: skip
+
+    return done
 
 
 def _correlation(body: Mapping[str, Any]) -> dict[str, Any]:

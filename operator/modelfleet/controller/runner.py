@@ -35,6 +35,7 @@ from modelfleet.controller.promql import PrometheusQueries
 from modelfleet.controller.reconcile import Reconciler
 from modelfleet.controller.source import SourceLookup
 from modelfleet.controller.verifier import ArtifactVerifier, VerifierSettings, warm_up
+from modelfleet.core.checklist import ChecklistItem
 from modelfleet.core.gates import DEFAULT_TUNING, Tuning
 from modelfleet.kube import KubeClient, load_access
 from modelfleet.logs import configure as configure_logging
@@ -64,6 +65,8 @@ class OperatorOptions:
     lease: LeaseSettings | None = None
     """Leader election on this Lease; None: run at once (one replica)."""
     prometheus_url: str | None = None
+    release_checklist: frozenset[ChecklistItem] = frozenset()
+    """The cluster-wide release checklist, for TrustPolicies without ``releaseChecklist``."""
 
 
 def _configure_logging(options: OperatorOptions) -> None:
@@ -133,6 +136,7 @@ def _install(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
         gateways = GatewayCache(client, None if options.all_namespaces else options.namespaces)
         memo["gateway_task"] = asyncio.create_task(gateways.run(), name="edgegateway watch")
         runtime.gateways = gateways
+        runtime.default_checklist = options.release_checklist
         runtime.reconciler = Reconciler(
             client,
             verifier,

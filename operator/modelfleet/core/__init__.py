@@ -8,14 +8,22 @@ ModelRelease state machine (rules in ``docs/rollout.md``).
 
 from __future__ import annotations
 
+from modelfleet.core.checklist import ChecklistItem, ChecklistStatus, Unmet
 from modelfleet.core.cohorts import BUCKETS, CohortPlan, bucket, first_step, in_cohort
 from modelfleet.core.decide import decide
 from modelfleet.core.decision import Decision, Event, FleetView
 from modelfleet.core.desired import Assigner, Assignment, Role, desired_state
-from modelfleet.core.durations import DurationError, format_duration, parse_duration
 from modelfleet.core.gates import DEFAULT_TUNING, Measurement, Tuning, judge, measure
+from modelfleet.core.gateway import Gateway, HealthReport, ModelState, ModelStateKind
 from modelfleet.core.phases import ROLLING_PHASES, TARGET_PHASES, TRANSITIONS, Phase
 from modelfleet.core.selectors import LabelSelector, Operator, Requirement
+from modelfleet.core.times import (
+    DurationError,
+    format_duration,
+    format_time,
+    parse_duration,
+    parse_time,
+)
 from modelfleet.core.types import (
     Action,
     ActionKind,
@@ -24,12 +32,8 @@ from modelfleet.core.types import (
     GateResult,
     Gates,
     GateStatus,
-    Gateway,
-    HealthReport,
     HistoryEntry,
-    ModelState,
-    ModelStateKind,
-    Provenance,
+    Owner,
     Release,
     ReleaseSpec,
     ReleaseStatus,
@@ -37,10 +41,8 @@ from modelfleet.core.types import (
     RolloutStatus,
     Source,
     Step,
-    Verification,
-    VersionSnapshot,
 )
-from modelfleet.core.wire import status_from_dict, status_patch, status_to_dict
+from modelfleet.core.versions import Provenance, Verification, VersionSnapshot
 
 __all__ = [
     "BUCKETS",
@@ -52,6 +54,8 @@ __all__ = [
     "ActionKind",
     "Assigner",
     "Assignment",
+    "ChecklistItem",
+    "ChecklistStatus",
     "CohortPlan",
     "CohortStatus",
     "Condition",
@@ -70,6 +74,7 @@ __all__ = [
     "ModelState",
     "ModelStateKind",
     "Operator",
+    "Owner",
     "Phase",
     "Provenance",
     "Release",
@@ -82,6 +87,7 @@ __all__ = [
     "Source",
     "Step",
     "Tuning",
+    "Unmet",
     "Verification",
     "VersionSnapshot",
     "bucket",
@@ -89,11 +95,10 @@ __all__ = [
     "desired_state",
     "first_step",
     "format_duration",
+    "format_time",
     "in_cohort",
     "judge",
     "measure",
     "parse_duration",
-    "status_from_dict",
-    "status_patch",
-    "status_to_dict",
+    "parse_time",
 ]

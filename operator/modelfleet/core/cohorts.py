@@ -17,8 +17,9 @@ import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 
+from modelfleet.core.gateway import Gateway
 from modelfleet.core.selectors import LabelSelector
-from modelfleet.core.types import Gateway, Release, Step
+from modelfleet.core.types import Release, Step
 
 #: Percent steps have a resolution of 1/100 of a percent.
 BUCKETS = 10_000

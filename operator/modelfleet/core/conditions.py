@@ -12,9 +12,11 @@ reads ``Ready``. :func:`release_conditions` keeps them consistent with the phase
 * Verifying, Progressing and Paused are InProgress (``Reconciling=True``; its reason says why:
   ``WaitingForReports``, ``PausedBySpec``, ``Inconclusive``...);
 * Succeeded is Current (``Ready=True``, neither ``Reconciling`` nor ``Stalled``);
-* Rejected, Aborted and a release in conflict are Failed (``Stalled=True``): a human must act
-  (a new spec, a ``retry``, non-overlapping selectors), so ``wait: true`` fails instead of
-  waiting for its timeout. ``Reconciling`` and ``Stalled`` are never both True.
+* Rejected, Aborted, Blocked and a release in conflict are Failed (``Stalled=True``): a human
+  must act (a new spec, a ``retry``, non-overlapping selectors, the unmet items of the release
+  checklist), so ``wait: true`` fails instead of waiting for its timeout. A Blocked release
+  still leaves Blocked by itself once its checklist holds. ``Reconciling`` and ``Stalled`` are
+  never both True.
 """
 
 from __future__ import annotations
@@ -44,13 +46,14 @@ RECONCILING = "Reconciling"
 """kstatus: True while the operator works towards the spec on its own (Verifying, Progressing,
 Paused): the release is InProgress."""
 STALLED = "Stalled"
-"""kstatus: True when nothing more happens without a human (Rejected, Aborted, Conflict): the
-release is Failed."""
+"""kstatus: True when nothing more happens without a human (Rejected, Aborted, Blocked,
+Conflict): the release is Failed."""
 
 #: Phases in which the operator is still working on the spec by itself.
 _WORKING = frozenset({Phase.PENDING, Phase.VERIFYING, Phase.PROGRESSING, Phase.PAUSED})
-#: Phases that end short of the spec and wait for a human.
-_STOPPED = frozenset({Phase.ABORTED, Phase.REJECTED})
+#: Phases that end short of the spec, or hold it back, and wait for a human (or, for Blocked,
+#: for the release checklist to hold).
+_STOPPED = frozenset({Phase.ABORTED, Phase.REJECTED, Phase.BLOCKED})
 
 
 def status_of(flag: bool | None) -> str:
@@ -112,6 +115,7 @@ def release_conditions(
     verified = {
         Phase.PROGRESSING: TRUE,
         Phase.PAUSED: TRUE,
+        Phase.BLOCKED: TRUE,
         Phase.SUCCEEDED: TRUE,
         Phase.REJECTED: FALSE,
         Phase.ABORTED: TRUE if has_target else UNKNOWN,

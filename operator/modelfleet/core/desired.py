@@ -31,8 +31,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from modelfleet.core.cohorts import CohortPlan
+from modelfleet.core.gateway import Gateway
 from modelfleet.core.phases import ROLLING_PHASES, TARGET_PHASES
-from modelfleet.core.types import Gateway, Release, VersionSnapshot
+from modelfleet.core.types import Release
+from modelfleet.core.versions import VersionSnapshot
 
 
 class Role(StrEnum):

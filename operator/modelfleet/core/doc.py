@@ -11,9 +11,10 @@ read or write a field the API server would drop (no silent drift). Type errors b
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from modelfleet.core.times import parse_time
 from modelfleet.errors import ConfigError, ModelfleetError
 
 
@@ -34,25 +35,6 @@ class FieldRegistry:
         """Raise :class:`SchemaDriftError` unless ``path`` is declared."""
         if path not in self.paths:
             raise SchemaDriftError(f"{self.name}: field path {path!r} is not declared")
-
-
-def parse_time(value: str, *, field: str = "timestamp") -> datetime:
-    """Parse an RFC 3339 timestamp (``2026-01-02T03:04:05Z``) into an aware UTC datetime."""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{field}: {value!r} is not an RFC 3339 timestamp") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def format_time(value: datetime) -> str:
-    """RFC 3339 in UTC with a ``Z``; microseconds kept when present (timers are never rounded)."""
-    value = value.astimezone(UTC)
-    if value.microsecond:
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Node:

@@ -37,17 +37,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from modelfleet.core.checklist import Coverage, recently_seen
 from modelfleet.core.cohorts import CohortPlan
 from modelfleet.core.desired import Assigner, Role
-from modelfleet.core.durations import format_duration
+from modelfleet.core.gateway import FAILED_STATES, Gateway, ModelStateKind
+from modelfleet.core.times import format_duration
 from modelfleet.core.types import (
-    FAILED_STATES,
     CohortStatus,
     GateResult,
     Gates,
     GateStatus,
-    Gateway,
-    ModelStateKind,
     QueryGate,
     QuerySample,
     Release,
@@ -105,6 +104,9 @@ class Measurement:
     conflicted: int = 0
     """Gateways this release covers that another release of the same model covers too."""
     conflicts_with: tuple[str, ...] = field(default=())
+    first_cohort: Coverage = field(default_factory=Coverage)
+    """Gateways of the first step, and how many of them reported recently (heartbeat or health
+    for the model, whatever version): the release checklist's telemetry coverage."""
 
 
 def measure(
@@ -127,7 +129,7 @@ def measure(
     tallies = [_Tally() for _ in plan.steps]
     conflicted = 0
     conflicts_with: set[str] = set()
-    waiting = requests = errors = 0
+    waiting = requests = errors = first_seen = 0
     told = _Tally()
     p95: list[tuple[float, int]] = []
     drift: float | None = None
@@ -149,6 +151,8 @@ def measure(
             continue
         tally = tallies[first]
         tally.assigned += 1
+        if first == 0:
+            first_seen += recently_seen(gw, model, stale_before)
         if target is None:
             continue
         state = gw.models.get(model)
@@ -194,6 +198,7 @@ def measure(
         drift_max=drift,
         conflicted=conflicted,
         conflicts_with=tuple(sorted(conflicts_with)),
+        first_cohort=Coverage(tallies[0].assigned if tallies else 0, first_seen),
     )
 
 

@@ -19,6 +19,12 @@ class Phase(StrEnum):
     """The spec's artifact is being verified (digest, signature, signer, provenance, denylist).
     No gateway hears of it yet: every gateway is told ``stable``."""
 
+    BLOCKED = "Blocked"
+    """The ``target`` verified, but a required item of the release checklist is unmet
+    (:mod:`modelfleet.core.checklist`; ``status.checklist.unmet`` names each one): it does not
+    go live. Every gateway is told ``stable``. Checked again on every decision: once every item
+    holds the rollout starts (Progressing); a spec change verifies again."""
+
     PROGRESSING = "Progressing"
     """The verified ``target`` is rolling out: the cohorts up to ``status.rollout.step`` are told
     ``target``, the rest ``stable``; gates are evaluated on the cohorts told ``target``."""
@@ -46,10 +52,20 @@ TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.PENDING: frozenset({Phase.VERIFYING}),
     Phase.VERIFYING: frozenset(
         {
-            Phase.PROGRESSING,  # verified
+            Phase.PROGRESSING,  # verified, and the release checklist holds
+            Phase.BLOCKED,  # verified, but a required checklist item is unmet
             Phase.REJECTED,  # verification failed
             Phase.SUCCEEDED,  # spec went back to stable while verifying (Reverted)
             Phase.ABORTED,  # manual abort
+        }
+    ),
+    Phase.BLOCKED: frozenset(
+        {
+            Phase.PROGRESSING,  # every required checklist item holds now
+            Phase.VERIFYING,  # superseded by a new spec, or retry action
+            Phase.SUCCEEDED,  # spec reverted to stable
+            Phase.ABORTED,  # manual abort, target revoked
+            Phase.REJECTED,  # spec reverted to a stable version the policy revoked
         }
     ),
     Phase.PROGRESSING: frozenset(

@@ -1,20 +1,26 @@
-"""Typed, immutable views of ModelRelease spec/status and EdgeGateway state.
+"""Typed, immutable views of a ModelRelease: its spec, its status, its manual actions.
 
 These are what the pure rollout code works on. ``modelfleet.api`` builds them from the dicts
-the Kubernetes API returns; ``modelfleet.core.wire`` turns a :class:`ReleaseStatus` back into a
-status dict. Timestamps are timezone-aware UTC ``datetime`` values; durations are
-``timedelta``. Field names follow the CRDs (camelCase there, snake_case here).
+the Kubernetes API returns; ``modelfleet.api.status`` turns a :class:`ReleaseStatus` back into a
+status dict. The versions a release names are in :mod:`modelfleet.core.versions`, the
+gateways it reaches in :mod:`modelfleet.core.gateway`. Timestamps are timezone-aware UTC
+``datetime`` values; durations are ``timedelta``. Field names follow the CRDs (camelCase there,
+snake_case here).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
+# Re-exported: api/edge.py and fleet/index.py import these two from here.
+from modelfleet.core.checklist import ChecklistStatus
+from modelfleet.core.gateway import Gateway as Gateway  # noqa: PLC0414
+from modelfleet.core.gateway import ModelStateKind as ModelStateKind  # noqa: PLC0414
 from modelfleet.core.phases import Phase
 from modelfleet.core.selectors import LabelSelector
+from modelfleet.core.versions import Verification, VersionSnapshot
 
 
 class RollbackMode(StrEnum):
@@ -35,97 +41,6 @@ class ActionKind(StrEnum):
     """Abort the rollout: every gateway goes back to ``stable``."""
     RETRY = "retry"
     """After Rejected or Aborted: verify the spec again and start over from step 0."""
-
-
-class ModelStateKind(StrEnum):
-    """A gateway's reported state for one model (EdgeGateway ``status.models[].state``)."""
-
-    IDLE = "Idle"
-    DOWNLOADING = "Downloading"
-    DOWNLOADED = "Downloaded"
-    VERIFYING = "Verifying"
-    ACTIVATING = "Activating"
-    ACTIVE = "Active"
-    FAILED = "Failed"
-    ROLLED_BACK = "RolledBack"
-
-
-#: Reported states that count as a failure of the version they name.
-FAILED_STATES: frozenset[ModelStateKind] = frozenset(
-    {ModelStateKind.FAILED, ModelStateKind.ROLLED_BACK}
-)
-
-
-# --------------------------------------------------------------------------- versions
-
-
-@dataclass(frozen=True, slots=True)
-class Provenance:
-    """What the verified provenance attestation says about the build."""
-
-    predicate_type: str | None = None
-    builder: str | None = None
-    repo: str | None = None
-    ref: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Verification:
-    """The outcome of verifying one artifact (``status.verification``).
-
-    The controller builds this from the trust layer's result and hands it to ``decide``;
-    ``digest`` says which artifact it is about, ``generation`` which spec generation asked.
-    """
-
-    verified: bool
-    digest: str
-    reason: str = ""
-    model_digest: str | None = None
-    """The signed model's manifest digest (model_signing's in-toto subject), if model-signed."""
-    authority: str | None = None
-    signer: str | None = None
-    issuer: str | None = None
-    key_id: str | None = None
-    tlog_index: int | None = None
-    integrated_time: str | None = None
-    provenance: Provenance | None = None
-    at: datetime | None = None
-    generation: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class VersionSnapshot:
-    """One concrete, addressable version of a model (``status.stable`` / ``status.target``)."""
-
-    version: str
-    digest: str
-    uri: str
-    signature: str | None = None
-    attestations: tuple[str, ...] = ()
-    since: datetime | None = None
-    verification: Verification | None = None
-    revoked: bool = False
-    """The TrustPolicy denies it now (``status.stable.revoked``, set by ``decide`` from the
-    policy's ``deniedDigests``): it is told to no gateway, so none that does not run it already
-    installs it (``desired_state``)."""
-
-    def revoked_by(self, denied: frozenset[str]) -> bool:
-        """Whether ``denied`` names this version's artifact digest or its model digest."""
-        model = self.verification.model_digest if self.verification is not None else None
-        return self.digest in denied or (model is not None and model in denied)
-
-    def same_version(self, other: VersionSnapshot | None) -> bool:
-        """Same version name and same bytes (what history and reports are matched on)."""
-        return other is not None and (self.version, self.digest) == (other.version, other.digest)
-
-    def same_artifact(self, other: VersionSnapshot | None) -> bool:
-        """Same version, bytes, and signature/attestation locations (what a spec change is)."""
-        return (
-            other is not None
-            and self.same_version(other)
-            and (self.uri, self.signature, self.attestations)
-            == (other.uri, other.signature, other.attestations)
-        )
 
 
 # --------------------------------------------------------------------------- spec
@@ -187,6 +102,15 @@ class Gates:
 
 
 @dataclass(frozen=True, slots=True)
+class Owner:
+    """Who answers for a release (``spec.owner``): a person or team, and how to reach them
+    during an incident (an e-mail address, a pager or chat handle, a URL)."""
+
+    name: str
+    contact: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReleaseSpec:
     """``ModelRelease.spec``."""
 
@@ -203,6 +127,7 @@ class ReleaseSpec:
     rollback: RollbackMode = RollbackMode.IMMEDIATE
     paused: bool = False
     salt: str | None = None
+    owner: Owner | None = None
 
     def snapshot(self) -> VersionSnapshot:
         """The version this spec asks for (without verification or timestamps)."""
@@ -324,10 +249,28 @@ class ReleaseStatus:
     rollout: RolloutStatus = RolloutStatus()
     source: Source | None = None
     history: tuple[HistoryEntry, ...] = ()
+    checklist: ChecklistStatus | None = None
+    """The release checklist as evaluated when ``target`` was to go live (kept while it rolls
+    out and after, as the record of what held; cleared by a new verification)."""
 
     def condition(self, type_: str) -> Condition | None:
         """The condition of that type, if present."""
         return next((c for c in self.conditions if c.type == type_), None)
+
+    def model_digests(self) -> dict[str, str]:
+        """Artifact digest → model digest, for every version this release verified and
+        remembers (stable, target, last verification, history): a denied artifact digest then
+        also refuses its model repacked into other bytes."""
+        known: dict[str, str] = {}
+        verifications = [self.verification]
+        verifications += [s.verification for s in (self.stable, self.target) if s is not None]
+        for v in verifications:
+            if v is not None and v.model_digest:
+                known[v.digest] = v.model_digest
+        for h in self.history:
+            if h.model_digest:
+                known.setdefault(h.digest, h.model_digest)
+        return known
 
 
 #: Prefix of the id given to an action annotated without ``modelfleet.dev/action-id``.
@@ -371,69 +314,3 @@ class Release:
     def salt(self) -> str:
         """Cohort hashing salt: ``spec.rollout.salt`` or ``namespace/model``."""
         return self.spec.salt if self.spec.salt else f"{self.namespace}/{self.spec.model}"
-
-
-# --------------------------------------------------------------------------- gateways
-
-
-@dataclass(frozen=True, slots=True)
-class ModelState:
-    """A gateway's reported state for one model (EdgeGateway ``status.models[]``)."""
-
-    model: str
-    version: str | None = None
-    digest: str | None = None
-    state: ModelStateKind = ModelStateKind.IDLE
-    slot: str | None = None
-    message: str | None = None
-    since: datetime | None = None
-
-    def is_version(self, snap: VersionSnapshot) -> bool:
-        """Whether this report is about ``snap`` (by digest when reported, else by version)."""
-        if self.digest:
-            return self.digest == snap.digest
-        return self.version is not None and self.version == snap.version
-
-
-@dataclass(frozen=True, slots=True)
-class HealthReport:
-    """Aggregated health of one model version on one gateway (EdgeGateway ``status.health[]``)."""
-
-    model: str
-    version: str | None = None
-    window: timedelta | None = None
-    window_end: datetime | None = None
-    requests: int = 0
-    errors: int = 0
-    latency_p50_ms: float | None = None
-    latency_p95_ms: float | None = None
-    drift_score: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Gateway:
-    """An EdgeGateway: identity, labels (cohort membership) and what it reported."""
-
-    name: str
-    namespace: str
-    labels: Mapping[str, str] = field(default_factory=dict)
-    models: Mapping[str, ModelState] = field(default_factory=dict)
-    health: tuple[HealthReport, ...] = ()
-    last_seen: datetime | None = None
-    certificate_fingerprint: str | None = None
-    agent_version: str | None = None
-
-    def health_for(self, model: str, version: str) -> HealthReport | None:
-        """The health report for ``model`` at ``version``, if any (the latest window wins)."""
-        best: HealthReport | None = None
-        for report in self.health:
-            if (
-                report.model == model
-                and report.version == version
-                and (best is None or (report.window_end or _MIN) > (best.window_end or _MIN))
-            ):
-                best = report
-        return best
-
-
-_MIN = datetime(1, 1, 1, tzinfo=UTC)

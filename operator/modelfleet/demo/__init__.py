@@ -12,23 +12,3 @@ benchmarks.
 * :mod:`modelfleet.demo.cluster`: housekeeping on clusters the demo did not start;
 * :mod:`modelfleet.demo.scenario`: the four-act story the demo tells.
 """
-
-from modelfleet.demo.stack import (
-    FleetApiSettings,
-    OperatorSettings,
-    Service,
-    SimulatorSettings,
-    Stack,
-    StackError,
-    SyncSettings,
-)
-
-__all__ = [
-    "FleetApiSettings",
-    "OperatorSettings",
-    "Service",
-    "SimulatorSettings",
-    "Stack",
-    "StackError",
-    "SyncSettings",
-]

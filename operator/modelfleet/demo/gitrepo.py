@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import yaml
 from ruamel.yaml import YAML
 
 from modelfleet.demo.models import ModelArtifact
+from modelfleet.demo.process import run_quietly
 from modelfleet.errors import ModelfleetError
 
 GIT_IDENTITY = {
@@ -93,27 +93,13 @@ class FleetRepo:
 
     # ----------------------------------------------------------------- commands
     def git(self, *args: str, cwd: Path | None = None) -> str:
-        proc = subprocess.run(
-            ["git", *args],
-            cwd=cwd or self.clone,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        proc = run_quietly(["git", *args], cwd=cwd or self.clone, env=self.env)
         if proc.returncode != 0:
             raise GitRepoError(f"git {' '.join(args)}: {proc.stderr.strip()}")
         return proc.stdout.strip()
 
     def modelfleet(self, *args: str) -> str:
-        proc = subprocess.run(
-            [self.python, "-m", "modelfleet", *args],
-            cwd=self.clone,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        proc = run_quietly([self.python, "-m", "modelfleet", *args], cwd=self.clone, env=self.env)
         if proc.returncode != 0:
             detail = proc.stderr.strip() or proc.stdout.strip()
             raise GitRepoError(f"modelfleet {args[0]}: {detail}")

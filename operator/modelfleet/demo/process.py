@@ -108,6 +108,20 @@ class Service:
             os.killpg(proc.pid, signal.SIGKILL)
         return proc.returncode
 
+    def pause(self) -> None:
+        """SIGSTOP the group: it keeps its state but neither polls nor reports (a gateway that
+        lost its network, as its peers see it)."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT the group after :meth:`pause`."""
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, signum: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signum)
+
     def kill(self) -> None:
         """SIGKILL the whole group at once (chaos and restart tests)."""
         if self.proc is not None and self.proc.poll() is None:
@@ -135,6 +149,16 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise StackError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+def run_quietly(
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` to the end with its output captured as text; a failure exit is the
+    caller's to report (``returncode``), not an exception."""
+    run = subprocess.run
+    return run(list(argv), cwd=cwd, env=dict(env), capture_output=True, text=True,
+               timeout=timeout, check=False)  # fmt: skip
 
 
 def http_ok(url: str) -> bool:

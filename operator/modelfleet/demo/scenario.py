@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from modelfleet.demo.cluster import namespace_in_use
 from modelfleet.demo.gitrepo import Change, FleetRepo
@@ -43,20 +43,20 @@ V1, V2, V3 = "1.0.0", "2.0.0", "3.0.0"
 POLL_SECONDS = 0.25
 
 
+OPERATOR_INTERVAL = SYNC_INTERVAL = 1.0  # seconds
+REGRESSION_ERROR_RATE = 0.3  # what the canary must catch in 2.0.0
+ACT_TIMEOUT = 180.0  # seconds an act may take to converge
+
+
 @dataclass(frozen=True)
 class DemoSettings:
     """Knobs of the demo (defaults: what ``make demo`` runs)."""
 
     gateways: int = 100
     bake: str = "5s"
-    operator_interval: float = 1.0
-    regression_error_rate: float = 0.3
-    act_timeout: float = 180.0
-    sync_interval: float = 1.0
 
 
-@dataclass(frozen=True)
-class ActResult:
+class ActResult(NamedTuple):
     """One row of the summary table."""
 
     step: str
@@ -149,18 +149,18 @@ class Demo:
         self.done(f"fleet API on {url} (mTLS, fleet CA in Secret)", t)
         t = time.monotonic()
         stack.start_operator(
-            OperatorSettings(interval=s.operator_interval, file_roots=(self.shelf.root,))
+            OperatorSettings(interval=OPERATOR_INTERVAL, file_roots=(self.shelf.root,))
         )
-        stack.start_sync(SyncSettings(repo_url=self.repo.url, interval=s.sync_interval))
+        stack.start_sync(SyncSettings(repo_url=self.repo.url, interval=SYNC_INTERVAL))
         self.done("operator and `modelfleet sync` (main, every 1s) running", t)
         t = time.monotonic()
-        behaviour = {V2: {"errorRate": s.regression_error_rate, "latencyMs": {"p95": 90}}}
+        behaviour = {V2: {"errorRate": REGRESSION_ERROR_RATE, "latencyMs": {"p95": 90}}}
         stack.start_simulator(
             SimulatorSettings(gateways=s.gateways, behaviour=behaviour), trust_policy=policy_file
         )
         self.done(
             f"{s.gateways} simulated gateways enrolled and polling "
-            f"(injected regression: {V2} answers {s.regression_error_rate:.0%} errors)",
+            f"(injected regression: {V2} answers {REGRESSION_ERROR_RATE:.0%} errors)",
             t,
         )
 
@@ -169,18 +169,9 @@ class Demo:
         n = self.settings.gateways
         self.say()
         self.say(f"1. Release {V1}: a commit, merged to main; sync applies it; cohorts roll out")
-        change = self.repo.release(
-            self.shelf.build(V1),
-            trust_policy=self.policy_name,
-            rollout=rollout_policy(self.settings.bake),
+        self.roll_out(
+            1, V1, trust_policy=self.policy_name, rollout=rollout_policy(self.settings.bake)
         )
-        self.say(f"  commit {change.commit[:12]} pushed: {change.summary}")
-        view, done, fleet = self.converge(
-            lambda v: self._settled(v, V1, "Succeeded") and v.release.stable == V1,
-            fleet=lambda v: v.all_on(V1),
-            expect=V1,
-        )
-        self.record(f"1 release {V1}", change, f"Succeeded: {n}/{n} gateways on {V1}", done, fleet)
 
         self.say()
         self.say(f"2. Release {V2}, which has a regression: the canary must catch it")
@@ -218,14 +209,7 @@ class Demo:
 
         self.say()
         self.say(f"3. Release {V3}: healthy, rolls out cohort by cohort")
-        change = self.repo.release(self.shelf.build(V3))
-        self.say(f"  commit {change.commit[:12]} pushed: {change.summary}")
-        view, done, fleet = self.converge(
-            lambda v: self._settled(v, V3, "Succeeded") and v.release.stable == V3,
-            fleet=lambda v: v.all_on(V3),
-            expect=V3,
-        )
-        self.record(f"3 release {V3}", change, f"Succeeded: {n}/{n} gateways on {V3}", done, fleet)
+        self.roll_out(3, V3)
 
         self.say()
         self.say(f"4. Roll back {V3} with `modelfleet rollback`: a revert, back to {V1} at once")
@@ -248,6 +232,20 @@ class Demo:
         )
         return self.results
 
+    def roll_out(self, act: int, version: str, **release: Any) -> None:
+        """Release a healthy ``version`` (``release``: :meth:`FleetRepo.release` options) and
+        wait until every gateway runs it and it is stable."""
+        n = self.settings.gateways
+        change = self.repo.release(self.shelf.build(version), **release)
+        self.say(f"  commit {change.commit[:12]} pushed: {change.summary}")
+        _, done, fleet = self.converge(
+            lambda v: self._settled(v, version, "Succeeded") and v.release.stable == version,
+            fleet=lambda v: v.all_on(version),
+            expect=version,
+        )
+        outcome = f"Succeeded: {n}/{n} gateways on {version}"
+        self.record(f"{act} release {version}", change, outcome, done, fleet)
+
     def _settled(self, v: FleetView, version: str, phase: str) -> bool:
         return (
             v.release.spec_version == version
@@ -267,7 +265,7 @@ class Demo:
         the seconds until then, and the seconds until ``fleet`` first held (if given). With
         ``expect`` (a version that must roll out), an abort or rejection of it fails at once."""
         start = time.monotonic()
-        deadline = start + self.settings.act_timeout
+        deadline = start + ACT_TIMEOUT
         fleet_at: float | None = None
         while True:
             self.stack.check()
@@ -289,7 +287,7 @@ class Demo:
             if time.monotonic() > deadline:
                 self.progress.finish(view, elapsed)
                 raise StackError(
-                    f"no convergence within {self.settings.act_timeout:.0f}s; last state: "
+                    f"no convergence within {ACT_TIMEOUT:.0f}s; last state: "
                     f"{view.release.phase} ({view.release.gate_reason}), "
                     f"gateways {view.versions_line()}; logs in {self.stack.workdir / 'logs'}"
                 )

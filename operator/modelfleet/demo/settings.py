@@ -19,20 +19,30 @@ class OperatorSettings:
     extra: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class FleetApiSettings:
-    """``modelfleet fleet-api`` flags (protocol timings, in seconds)."""
+#: ``modelfleet fleet-api`` flags the stack sets, with the demo's short timings (seconds; the
+#: rate limit in requests per second and its burst in requests).
+FLEET_API_DEFAULTS: dict[str, float] = {
+    "poll-interval": 2.0, "active-poll-interval": 1.0, "jitter": 0.2, "health-interval": 1.0,
+    "idle-health-interval": 5.0, "heartbeat-interval": 30.0, "active-heartbeat-interval": 5.0,
+    "rate-limit": 20.0, "rate-burst": 50.0,
+}  # fmt: skip
 
-    poll_interval: float = 2.0
-    active_poll_interval: float = 1.0
-    jitter: float = 0.2
-    health_interval: float = 1.0
-    idle_health_interval: float = 5.0
-    heartbeat_interval: float = 30.0
-    active_heartbeat_interval: float = 5.0
-    rate_limit: float = 20.0
-    rate_burst: float = 50.0
-    extra: tuple[str, ...] = ()
+
+class FleetApiSettings:
+    """``modelfleet fleet-api`` flags: any of :data:`FLEET_API_DEFAULTS` by its Python name
+    (``FleetApiSettings(poll_interval=2, rate_limit=5)``), plus ``extra`` arguments."""
+
+    def __init__(self, *, extra: tuple[str, ...] = (), **flags: float) -> None:
+        given = {name.replace("_", "-"): float(value) for name, value in flags.items()}
+        unknown = sorted(set(given) - set(FLEET_API_DEFAULTS))
+        if unknown:
+            raise TypeError(f"FleetApiSettings: unknown flags {', '.join(unknown)}")
+        self.flags = {**FLEET_API_DEFAULTS, **given}
+        self.extra = extra
+
+    def args(self) -> list[str]:
+        """The command-line arguments: ``--poll-interval 2.0 ...`` then ``extra``."""
+        return [*(a for k, v in self.flags.items() for a in (f"--{k}", str(v))), *self.extra]
 
 
 @dataclass(frozen=True)
@@ -53,10 +63,12 @@ class SimulatorSettings:
 
     ``behaviour`` is the ``--behaviour`` mapping (version -> behaviour, ``"*"`` the default);
     ``label_splits`` are ``(key, value, fraction)`` triples; ``processes`` > 1 splits the
-    gateways over that many simulator processes (one event loop each, so several cores).
+    gateways over that many simulator processes (one event loop each, so several cores);
+    ``name`` names the process (and its log), so several simulators can run in one stack.
     """
 
     gateways: int
+    name: str = "simulator"
     behaviour: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     prefix: str = "gw"
     labels: Mapping[str, str] = field(default_factory=dict)

@@ -27,17 +27,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
 
 import modelfleet
-from modelfleet.demo.process import Service, StackError, http_ok, stop_recorded, wait_until
+from modelfleet.demo.process import (
+    Service,
+    StackError,
+    http_ok,
+    run_quietly,
+    stop_recorded,
+    wait_until,
+)
 from modelfleet.demo.settings import (
     FleetApiSettings,
     OperatorSettings,
@@ -89,12 +94,7 @@ class Stack:
     def __enter__(self) -> Stack:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     # ----------------------------------------------------------------- cluster
@@ -171,15 +171,7 @@ class Stack:
 
     def run(self, *args: str, timeout: float = 120.0) -> str:
         """Run ``modelfleet ARGS`` to completion; its stdout, or :class:`StackError`."""
-        proc = subprocess.run(
-            self.modelfleet(*args),
-            env=self.env,
-            cwd=self.workdir,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        proc = run_quietly(self.modelfleet(*args), cwd=self.workdir, env=self.env, timeout=timeout)
         if proc.returncode != 0:
             detail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
             raise StackError(f"modelfleet {' '.join(args[:2])} failed: {' / '.join(detail[-3:])}")
@@ -206,6 +198,18 @@ class Stack:
                 return svc
         raise StackError(f"no service {name!r} in this stack")
 
+    def stop_service(self, name: str, *, crash: bool = False) -> Service:
+        """Stop service ``name`` (with ``crash``: SIGKILL, as a crash would) and forget it, so
+        that :meth:`check` does not report it and it can be started again."""
+        svc = self.service(name)
+        if crash:
+            svc.kill()
+        else:
+            svc.stop()
+        self.services.remove(svc)
+        self._record()
+        return svc
+
     def fleet_ca_init(self) -> None:
         """``modelfleet fleet-ca init``: the fleet CA and the fleet API's certificate."""
         self.run(
@@ -217,7 +221,6 @@ class Stack:
     def start_fleet_api(self, settings: FleetApiSettings | None = None) -> str:
         """The fleet API on a free loopback port, ready (watches listed); its URL."""
         port, metrics = free_port(), free_port()
-        s = settings or FleetApiSettings()
         svc = self._start(
             "fleet-api",
             self.modelfleet(
@@ -225,15 +228,7 @@ class Stack:
                 "--namespace", self.namespace, "--tls-namespace", self.namespace,
                 "--kubeconfig", str(self.kubeconfig),
                 "--metrics-host", "127.0.0.1", "--metrics-port", str(metrics),
-                "--poll-interval", str(s.poll_interval),
-                "--active-poll-interval", str(s.active_poll_interval),
-                "--jitter", str(s.jitter),
-                "--health-interval", str(s.health_interval),
-                "--idle-health-interval", str(s.idle_health_interval),
-                "--heartbeat-interval", str(s.heartbeat_interval),
-                "--active-heartbeat-interval", str(s.active_heartbeat_interval),
-                "--rate-limit", str(s.rate_limit), "--rate-burst", str(s.rate_burst),
-                *s.extra,
+                *(settings or FleetApiSettings()).args(),
             ),
         )  # fmt: skip
         wait_until(
@@ -303,16 +298,18 @@ class Stack:
             timeout=timeout, what=f"sync of {revision[:12]}", services=[self.service("sync")],
         )  # fmt: skip
 
-    def start_simulator(self, settings: SimulatorSettings, *, trust_policy: Path) -> list[Service]:
+    def start_simulator(
+        self, settings: SimulatorSettings, *, trust_policy: Path, wait: bool = True
+    ) -> list[Service]:
         """Enroll ``settings.gateways`` gateways and run them, in ``settings.processes``
         simulator processes (gateways ``<prefix>-NNNN``, or ``<prefix><i>-NNNN`` when split);
-        returns once all are enrolled."""
+        returns once all are enrolled (at once with ``wait=False``)."""
         if self.fleet_url is None:
             raise StackError("start the fleet API before the simulator")
         s = settings
         if not 1 <= s.processes <= s.gateways:
             raise StackError(f"cannot run {s.gateways} gateways in {s.processes} processes")
-        behaviour = self.workdir / "behaviour.yaml"
+        behaviour = self.workdir / f"{s.name}-behaviour.yaml"
         behaviour.write_text(yaml.safe_dump({k: dict(v) for k, v in s.behaviour.items()}))
         started: list[Service] = []
         for i in range(s.processes):
@@ -334,8 +331,10 @@ class Stack:
                 args += ["--label-split", f"{key}={value}:{fraction}"]
             if s.long_poll:
                 args += ["--long-poll", str(s.long_poll)]
-            name = "simulator" if s.processes == 1 else f"simulator-{i}"
+            name = s.name if s.processes == 1 else f"{s.name}-{i}"
             started.append(self._start(name, self.modelfleet(*args, *s.extra)))
+        if not wait:
+            return started
         wait_until(
             lambda: all("enrolled " in svc.tail(50) for svc in started),
             timeout=60 + s.gateways * 0.2, what=f"{s.gateways} gateways to enroll",

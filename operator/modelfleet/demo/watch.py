@@ -36,10 +36,13 @@ class ReleaseView:
     observed_generation: int | None = None
     spec_version: str | None = None
     phase: str | None = None
+    reason: str | None = None  # status.reason: why the phase is what it is
+    message: str | None = None
     step: int | None = None
     steps: tuple[str, ...] = ()
     target: str | None = None
     stable: str | None = None
+    stable_revoked: bool = False
     gate_result: str | None = None
     gate_reason: str | None = None
     error_rate: float | None = None
@@ -67,9 +70,14 @@ class FleetView:
     release: ReleaseView
     gateways: int
     counts: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (version, state) -> n
+    states: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # gateway -> (v, state)
 
     def count(self, version: str, state: str = "Active") -> int:
         return self.counts.get((version, state), 0)
+
+    def on(self, version: str) -> set[str]:
+        """Gateways reporting ``version`` in any state."""
+        return {gw for gw, (v, _) in self.states.items() if v == version}
 
     def all_on(self, version: str) -> bool:
         """Every gateway reports ``version`` Active."""
@@ -109,11 +117,12 @@ def parse_release(obj: Mapping[str, Any] | None) -> ReleaseView:
         generation=int(meta.get("generation") or 0),
         observed_generation=status.get("observedGeneration"),
         spec_version=spec.get("version"),
-        phase=status.get("phase"),
+        **{key: status.get(key) for key in ("phase", "reason", "message")},
         step=rollout.get("step"),
         steps=steps,
         target=(status.get("target") or {}).get("version"),
         stable=(status.get("stable") or {}).get("version"),
+        stable_revoked=bool((status.get("stable") or {}).get("revoked")),
         gate_result=gates.get("result"),
         gate_reason=gates.get("reason"),
         error_rate=gates.get("errorRate"),
@@ -124,17 +133,22 @@ def parse_release(obj: Mapping[str, Any] | None) -> ReleaseView:
     )
 
 
-def gateway_counts(items: list[Mapping[str, Any]], model: str) -> dict[tuple[str, str], int]:
-    counts: collections.Counter[tuple[str, str]] = collections.Counter()
+def gateway_states(items: list[Mapping[str, Any]], model: str) -> dict[str, tuple[str, str]]:
+    """``gateway -> (version, state)`` of ``model``, for the gateways that report it."""
+    states: dict[str, tuple[str, str]] = {}
     for item in items:
         for m in (item.get("status") or {}).get("models") or []:
             if m.get("model") == model:
-                counts[(str(m.get("version") or "-"), str(m.get("state") or "-"))] += 1
-    return dict(counts)
+                name = str((item.get("metadata") or {}).get("name"))
+                states[name] = (str(m.get("version") or "-"), str(m.get("state") or "-"))
+    return states
 
 
 class Observer:
-    """Reads one release (``name``, model ``model``) and its namespace's EdgeGateways."""
+    """Reads one release (``name``, model ``model``) and its namespace's EdgeGateways (those
+    matching ``selector``, when given)."""
+
+    selector: str | None = None  # a label selector: only these EdgeGateways count
 
     def __init__(self, api: Any, namespace: str, name: str, model: str | None = None) -> None:
         from kubernetes import client
@@ -144,6 +158,11 @@ class Observer:
         self.namespace = namespace
         self.name = name
         self.model = model or name
+
+    def only(self, selector: str) -> Observer:
+        """Count only the EdgeGateways matching the label ``selector``; this observer."""
+        self.selector = selector
+        return self
 
     def release(self) -> ReleaseView:
         from kubernetes.client.exceptions import ApiException
@@ -160,7 +179,7 @@ class Observer:
 
     def gateway_items(self) -> list[Mapping[str, Any]]:
         listed = self.custom.list_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, "edgegateways"
+            GROUP, VERSION, self.namespace, "edgegateways", label_selector=self.selector or ""
         )
         return list(listed.get("items") or [])
 
@@ -170,7 +189,8 @@ class Observer:
         checks are sound (a rollout's step only grows)."""
         items = self.gateway_items()
         release = self.release()
-        return FleetView(release, len(items), gateway_counts(items, self.model))
+        states = gateway_states(items, self.model)
+        return FleetView(release, len(items), dict(collections.Counter(states.values())), states)
 
     def events(self) -> list[tuple[str, str, str]]:
         """``(type, reason, message)`` of the release's Events, oldest first."""

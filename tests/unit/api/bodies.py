@@ -67,6 +67,7 @@ def modelrelease(**overrides: Any) -> dict[str, Any]:
                 "rollback": "Progressive",
             },
             "paused": True,
+            "owner": {"name": "ml-platform", "contact": "oncall@example.com"},
         },
     }
     body.update(overrides)
@@ -144,6 +145,11 @@ def full_status() -> dict[str, Any]:
             },
         },
         "source": {"repoURL": "https://git.example.com/fleet.git", "revision": "0123", "path": "p"},
+        "checklist": {
+            "required": ["Signed", "Telemetry", "Owner"],
+            "unmet": [{"item": "Owner", "reason": "no owner recorded"}],
+            "unmetItems": "Owner",
+        },
         "history": [
             {
                 "version": "1.0.0",
@@ -275,6 +281,7 @@ def trustpolicy() -> dict[str, Any]:
                 }
             ],
             "deniedDigests": ["sha256:" + "b" * 64],
+            "releaseChecklist": {"required": ["Signed", "Owner"]},
             "namespaces": ["team-a"],
             "namespaceSelector": {
                 "matchLabels": {"env": "prod"},

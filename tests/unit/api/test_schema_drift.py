@@ -2,7 +2,7 @@
 
 The API server silently drops status fields missing from the schema, and a renamed spec field
 would read as "absent". The registries in ``modelfleet.api.fields`` and
-``modelfleet.core.statusfields`` are the declared list of paths; parsers cannot read outside them
+``modelfleet.api.statusfields`` are the declared list of paths; parsers cannot read outside them
 (``Node`` refuses), and these tests hold the registries, the serializer's output and the enums
 to the CRDs. PyYAML resolves the schemas' YAML anchors (``*labelSelector``, ``*versionSnapshot``).
 """
@@ -19,9 +19,9 @@ import yaml
 
 from modelfleet.api import parse_gateway, parse_release, parse_trust_policy, status_to_dict
 from modelfleet.api.fields import EDGEGATEWAY_FIELDS, MODELRELEASE_FIELDS, TRUSTPOLICY_FIELDS
+from modelfleet.api.statusfields import STATUS_FIELDS
 from modelfleet.core import GateResult, ModelStateKind, Operator, Phase, RollbackMode
 from modelfleet.core.doc import FieldRegistry
-from modelfleet.core.statusfields import STATUS_FIELDS
 
 from ..core import scenarios
 from .bodies import edgegateway, full_status, modelrelease, trustpolicy

@@ -23,8 +23,8 @@ RELEASE = CUSTOMIZATIONS / "modelfleet.dev" / "ModelRelease"
 
 #: Health inputs the API server would refuse, kept to show health.lua never fails on them.
 INVALID_ON_PURPOSE = {
-    "unknown_phase.yaml": ["status.phase: 'Blocked' is not one of"],
-    "unknown_phaseNoSpec.yaml": ["'spec' is a required property", "status.phase: 'Blocked'"],
+    "unknown_phase.yaml": ["status.phase: 'Halted' is not one of"],
+    "unknown_phaseNoSpec.yaml": ["'spec' is a required property", "status.phase: 'Halted'"],
     "progressing_noSpec.yaml": ["'spec' is a required property"],
 }
 

@@ -23,6 +23,7 @@ IMPORT_NAMES = {
     "gitpython": "git",
     "jsonschema": "jsonschema",
     "ruamel.yaml": "ruamel",
+    "pillow": "PIL",
 }
 
 

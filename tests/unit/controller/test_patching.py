@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from modelfleet.controller.patching import (
-    conditional,
-    merge_diff,
-    newer,
-    observation_only,
-    status_merge_patch,
-)
+from modelfleet.api.patch import merge_diff, status_merge_patch
+from modelfleet.controller.patching import conditional, newer, observation_only
 
 
 def test_a_cleared_sub_field_is_sent_as_null() -> None:

@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+from modelfleet.api import status_to_dict
 from modelfleet.core import (
     Gates,
     HistoryEntry,
     Phase,
     ReleaseStatus,
     RolloutStatus,
-    status_to_dict,
 )
+from modelfleet.core.checklist import ChecklistItem
 
 from .factories import T0, digest, refused, release, snap, verified
 from .sim import Sim
@@ -69,6 +70,15 @@ def progressing(version: str = "2.0.0") -> Sim:
     sim = verifying(version)
     sim.tick(verification=verified(version, at=sim.now))
     assert sim.phase == "Progressing", sim.release.status
+    return sim
+
+
+def blocked(version: str = "2.0.0") -> Sim:
+    """Verified, but the cluster's release checklist requires an owner the spec lacks."""
+    sim = verifying(version)
+    sim.required = frozenset({ChecklistItem.OWNER})
+    sim.tick(verification=verified(version, at=sim.now))
+    assert sim.phase == "Blocked", sim.release.status
     return sim
 
 

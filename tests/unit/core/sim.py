@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from modelfleet.api import status_from_dict, status_patch, status_to_dict
 from modelfleet.core import (
     Action,
     ActionKind,
@@ -22,9 +23,8 @@ from modelfleet.core import (
     Release,
     Verification,
     desired_state,
-    status_from_dict,
-    status_to_dict,
 )
+from modelfleet.core.checklist import ChecklistItem
 from modelfleet.core.decide import Decision, FleetView, decide
 
 from .factories import MODEL, NS, T0, digest, release
@@ -58,6 +58,8 @@ class Sim:
     """Gateways that fail to activate (report Failed for what they are told)."""
     silent: set[str] = field(default_factory=set)
     """Gateways that run what they are told but send no health."""
+    unseen: set[str] = field(default_factory=set)
+    """Gateways that send nothing at all (no heartbeat, no health)."""
     lagging: bool = False
     """When true, gateways keep reporting what they ran at the previous tick."""
     first_report_after: timedelta = timedelta(0)
@@ -68,6 +70,10 @@ class Sim:
     decisions: list[Decision] = field(default_factory=list)
     revocations: dict[str, frozenset[str]] = field(default_factory=dict)
     """TrustPolicy name → deniedDigests, as the controller passes them to ``decide``."""
+    checklists: dict[str, frozenset[ChecklistItem]] = field(default_factory=dict)
+    """TrustPolicy name → its ``releaseChecklist.required``."""
+    required: frozenset[ChecklistItem] = frozenset()
+    """The operator's cluster-wide release checklist."""
 
     def __post_init__(self) -> None:
         self.persisted = (
@@ -116,7 +122,8 @@ class Sim:
                 version, state = self.running[name]
                 models[MODEL] = ModelState(MODEL, version, digest(version), ModelStateKind(state))
                 due = self.activated.get(name, self.now) + self.first_report_after
-                if state == "Active" and name not in self.silent and self.now >= due:
+                quiet = name in self.silent or name in self.unseen
+                if state == "Active" and not quiet and self.now >= due:
                     health = (
                         HealthReport(
                             MODEL,
@@ -129,7 +136,8 @@ class Sim:
                             drift_score=self.drift,
                         ),
                     )
-            out.append(Gateway(name, NS, self.labels(i), models, health, last_seen=self.now))
+            seen = None if name in self.unseen else self.now
+            out.append(Gateway(name, NS, self.labels(i), models, health, last_seen=seen))
         return out
 
     def tick(
@@ -138,11 +146,17 @@ class Sim:
         self.now += after
         d = decide(
             self.release,
-            FleetView(self.gateways(), [self.release, *self.others], self.revocations),
+            FleetView(
+                self.gateways(),
+                [self.release, *self.others],
+                self.revocations,
+                checklists=self.checklists,
+                default_checklist=self.required,
+            ),
             self.now,
             verification=verification,
         )
-        self.persisted = merge(self.persisted, d.patch)
+        self.persisted = merge(self.persisted, status_patch(d))
         assert status_to_dict(d.status) == self.persisted, "patch does not reproduce status"
         self.release = replace(self.release, status=status_from_dict(self.persisted))
         self.decisions.append(d)

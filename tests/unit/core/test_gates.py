@@ -8,7 +8,7 @@ import pytest
 
 from modelfleet.core import GateResult, Gates, Measurement, judge, measure
 from modelfleet.core.gates import weighted_p95
-from modelfleet.core.types import ModelStateKind
+from modelfleet.core.gateway import ModelStateKind
 
 from .factories import T0, gateway, release, rolling
 

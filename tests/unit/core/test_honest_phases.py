@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+from modelfleet.api import status_patch
 from modelfleet.core import Action, ActionKind, Phase
 from modelfleet.core.conditions import RECONCILING, STALLED
 from modelfleet.core.decide import FleetView, decide
@@ -211,4 +212,4 @@ def test_a_defaulted_never_written_status_is_written_whole() -> None:
     never = replace(r, status=replace(r.status, observed_generation=0))
     d = decide(never, FleetView(), sc.T0)
     assert d.status.phase is Phase.VERIFYING
-    assert {"observedGeneration", "phase", "conditions", "rollout"} <= set(d.patch)
+    assert {"observedGeneration", "phase", "conditions", "rollout"} <= set(status_patch(d))

@@ -11,6 +11,7 @@ import pytest
 from modelfleet.core import TRANSITIONS, Phase
 from modelfleet.core.decide import Decision
 from modelfleet.core.phases import can_transition
+from modelfleet.core.types import Owner
 
 from . import scenarios as sc
 from .factories import digest, refused, verified
@@ -165,6 +166,27 @@ def _progressing_to_aborted_target_revoked() -> tuple[Sim, Decision]:
     return sim, sim.tick()
 
 
+def _verifying_to_blocked_on_checklist() -> tuple[Sim, Decision]:
+    sim = sc.blocked()
+    return sim, sim.decisions[-1]
+
+
+def _from_blocked(change: Callable[[Sim], object]) -> Step:
+    """Blocked on the release checklist (no owner), then ``change``, then one decision."""
+
+    def run() -> tuple[Sim, Decision]:
+        sim = sc.blocked()
+        change(sim)
+        return sim, sim.tick()
+
+    return run
+
+
+def _revoke_stable_and_revert(sim: Sim) -> None:
+    _revoke(sim, "1.0.0")
+    sim.edit(version="1.0.0")
+
+
 def _paused_to_rejected_on_revert_to_revoked() -> tuple[Sim, Decision]:
     sim = sc.paused_by_spec()
     _revoke(sim, "1.0.0")
@@ -198,6 +220,22 @@ CASES: list[tuple[Phase, Phase, str, Step]] = [
         _progressing_to_rejected_on_revert_to_revoked,
     ),
     (Phase.PROGRESSING, Phase.ABORTED, "TargetRevoked", _progressing_to_aborted_target_revoked),
+    (Phase.VERIFYING, Phase.BLOCKED, "ChecklistUnmet", _verifying_to_blocked_on_checklist),
+    (
+        Phase.BLOCKED,
+        Phase.PROGRESSING,
+        "ChecklistMet",
+        _from_blocked(lambda s: s.edit(owner=Owner("ml-platform", "oncall@example.com"))),
+    ),
+    (
+        Phase.BLOCKED,
+        Phase.VERIFYING,
+        "Superseded",
+        _from_blocked(lambda s: s.edit(version="3.0.0")),
+    ),
+    (Phase.BLOCKED, Phase.SUCCEEDED, "Reverted", _from_blocked(lambda s: s.edit(version="1.0.0"))),
+    (Phase.BLOCKED, Phase.ABORTED, "ManualAbort", _from_blocked(lambda s: s.act("abort", "a-1"))),
+    (Phase.BLOCKED, Phase.REJECTED, "StableRevoked", _from_blocked(_revoke_stable_and_revert)),
     (Phase.PAUSED, Phase.PROGRESSING, "Resumed", _paused_to_progressing_on_resume),
     (Phase.PAUSED, Phase.PROGRESSING, "GatesConclusive", _paused_to_progressing_when_conclusive),
     (Phase.PAUSED, Phase.SUCCEEDED, "Reverted", _paused_to_succeeded_on_revert),
@@ -227,7 +265,8 @@ def test_transition(source: Phase, dest: Phase, reason: str, run: Step) -> None:
     changes = [e for e in decision.events if e.message.startswith(f"{source.value} -> ")]
     assert changes, decision.events
     assert changes[0].reason == reason
-    assert changes[0].type == ("Warning" if dest in (Phase.ABORTED, Phase.REJECTED) else "Normal")
+    warning = (Phase.ABORTED, Phase.REJECTED, Phase.BLOCKED)
+    assert changes[0].type == ("Warning" if dest in warning else "Normal")
 
 
 def test_every_edge_of_the_table_is_exercised() -> None:

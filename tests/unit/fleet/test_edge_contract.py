@@ -17,7 +17,7 @@ import hypothesis.strategies as st
 from modelfleet.agent.protocol import HealthWindow, ModelReport, ModelState, Report
 from modelfleet.api import parse_gateway
 from modelfleet.api.edge import DIGEST_RE, MODEL_RE, VERSION_RE, WINDOW_RE, matches
-from modelfleet.core.durations import parse_duration
+from modelfleet.core.times import parse_duration
 from modelfleet.fleet.coalesce import CoalescePolicy, plan_status_patch
 from modelfleet.fleet.openapi import document
 from modelfleet.fleet.protocol import ProtocolError, decode_json, parse_report

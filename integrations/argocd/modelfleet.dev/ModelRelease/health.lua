@@ -2,14 +2,15 @@
 -- Runs in Argo CD's Lua VM as an argocd-cm script: base functions and table only (no string
 -- library, no global os). Never raises an error: anything it does not understand is Unknown.
 -- Order: the operator must have observed the current spec before its status means anything;
--- a stop that needs a human (Aborted, Rejected, Stalled, Conflict, a revoked stable) is Degraded
+-- a stop that needs a human (Aborted, Rejected, Blocked on the release checklist, Stalled,
+-- Conflict, a revoked stable) is Degraded
 -- whatever the phase; a hold is Suspended only where a human is needed (spec.paused, an
 -- Inconclusive gate); waiting for evidence is Progressing.
 local hs = {}
 
 -- status.phase values of the ModelRelease CRD (crds/modelrelease.yaml).
 local PHASES = {
-  Pending = true, Verifying = true, Progressing = true, Paused = true,
+  Pending = true, Verifying = true, Blocked = true, Progressing = true, Paused = true,
   Succeeded = true, Rejected = true, Aborted = true,
 }
 -- Conditions that, when True, mean nothing more happens without a human (most specific first),
@@ -110,7 +111,7 @@ local phase = status.phase
 if phase ~= nil and not PHASES[phase] then
   hs.status = "Unknown"
   hs.message = "Unknown phase " .. tostring(phase)
-    .. " (known: Pending, Verifying, Progressing, Paused, Succeeded, Rejected, Aborted)"
+    .. " (known: Pending, Verifying, Blocked, Progressing, Paused, Succeeded, Rejected, Aborted)"
   return hs
 end
 
@@ -121,6 +122,36 @@ if phase == "Aborted" or phase == "Rejected" then
   hs.status = "Degraded"
   local why = status.message or status.reason or phase
   hs.message = phase .. ": " .. tostring(why) .. "; gateways stay on " .. (stable or "their current version")
+  return hs
+end
+
+-- The release checklist items that keep the target from going live, each with its reason.
+local function unmet_items()
+  local unmet = field(field(status, "checklist"), "unmet")
+  if type(unmet) ~= "table" then
+    return nil
+  end
+  local text = nil
+  for _, u in ipairs(unmet) do
+    local item = tostring(field(u, "item") or "?")
+    local why = field(u, "reason")
+    if why ~= nil then
+      item = item .. " (" .. tostring(why) .. ")"
+    end
+    if text == nil then
+      text = item
+    else
+      text = text .. "; " .. item
+    end
+  end
+  return text
+end
+
+if phase == "Blocked" then
+  hs.status = "Degraded"
+  local items = unmet_items() or status.message or "release checklist unmet"
+  hs.message = "Blocked: " .. target .. " does not go live until the release checklist holds: "
+    .. tostring(items) .. "; gateways stay on " .. (stable or "their current version")
   return hs
 end
 

@@ -1,6 +1,6 @@
 """The ModelRelease ``status`` field paths that modelfleet reads and writes, declared once.
 
-``modelfleet.core.wire`` reads status only through these paths (a :class:`~modelfleet.core.doc.
+``modelfleet.api.status`` reads status only through these paths (a :class:`~modelfleet.core.doc.
 Node` refuses any other), and ``tests/unit/api/test_schema_drift.py`` checks each one, and every
 path the serializer writes, against ``crds/modelrelease.yaml``: a status field missing from the
 schema would be dropped silently by the API server.
@@ -102,6 +102,12 @@ STATUS_FIELDS = FieldRegistry(
         ),
         "status.source",
         *(f"status.source.{k}" for k in ("repoURL", "revision", "path")),
+        "status.checklist",
+        "status.checklist.required",
+        "status.checklist.unmet",
+        "status.checklist.unmet[].item",
+        "status.checklist.unmet[].reason",
+        "status.checklist.unmetItems",
         "status.history",
         *(
             f"status.history[].{k}"

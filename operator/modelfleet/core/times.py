@@ -1,13 +1,15 @@
-"""Durations as written in ModelRelease specs: ``500ms``, ``90s``, ``10m``, ``1h30m``.
+"""Durations and timestamps as the CRDs spell them: the one place that parses and formats them.
 
-The grammar is the one the CRD's CEL rule accepts, ``^([0-9]+(ms|s|m|h))+$``: one or more
-``<integer><unit>`` groups with units ``h``, ``m``, ``s`` and ``ms``. Pure functions, no clock.
+Durations: ``500ms``, ``90s``, ``10m``, ``1h30m``. The grammar is the one the CRD's CEL rule
+accepts, ``^([0-9]+(ms|s|m|h))+$``: one or more ``<integer><unit>`` groups with units ``h``,
+``m``, ``s`` and ``ms``. Timestamps: RFC 3339 in UTC with a ``Z`` (``2026-01-02T03:04:05Z``).
+Pure functions, no clock.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from modelfleet.errors import ConfigError
 
@@ -48,3 +50,22 @@ def format_duration(value: timedelta) -> str:
         if n:
             parts.append(f"{n}{unit}")
     return "".join(parts)
+
+
+def parse_time(value: str, *, field: str = "timestamp") -> datetime:
+    """Parse an RFC 3339 timestamp (``2026-01-02T03:04:05Z``) into an aware UTC datetime."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{field}: {value!r} is not an RFC 3339 timestamp") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``; microseconds kept when present (timers are never rounded)."""
+    value = value.astimezone(UTC)
+    if value.microsecond:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
