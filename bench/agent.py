@@ -245,7 +245,7 @@ def rss_mb(pid: int) -> float:
 
 def bench_idle(work: Path, idle_seconds: float, entry: list[str]) -> dict[str, float]:
     from modelfleet.agent.config import AgentConfig, TLSConfig, write_agent_config
-    from modelfleet.fleet.pki import FleetCA
+    from modelfleet.enrollment.pki import FleetCA
 
     artifact, signature, policy, digest = make_signed(work / "small", 1)
     ca = FleetCA.create()

@@ -13,7 +13,7 @@ also runs the fleet API of that git ref (its ``operator/`` tree, exported) in th
 
 What it does, on a real etcd + kube-apiserver (``USE_EXISTING_CLUSTER=true`` to use yours):
 
-1. enrolls N EdgeGateways with ``modelfleet.fleet.enroll.enroll_gateways`` (one CA in memory);
+1. enrolls N EdgeGateways with ``modelfleet.enrollment.enroll_gateways`` (one CA in memory);
 2. creates a ModelRelease and seeds every gateway's status as if it had been reporting for a
    while (``lastSeen`` spread over the heartbeat interval), so the write rate is the steady one;
 3. per scenario, starts ``modelfleet fleet-api`` (``--workers W``) and a load generator in a
@@ -53,8 +53,8 @@ from pathlib import Path
 from typing import Any
 
 from modelfleet.devcluster import ControlPlane, free_port
-from modelfleet.fleet.enroll import enroll_gateways
-from modelfleet.fleet.pki import FleetCA
+from modelfleet.enrollment import enroll_gateways
+from modelfleet.enrollment.pki import FleetCA
 from modelfleet.kube import KubeClient, api_client, custom_path, load_access
 
 ROOT = Path(__file__).resolve().parent.parent

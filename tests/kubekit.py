@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from modelfleet.fleet.pki import FleetCA
+
 from modelfleet.fleet.secrets import FleetSecrets
 from modelfleet.kube import KubeClient, load_access
 

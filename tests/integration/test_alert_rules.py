@@ -108,6 +108,31 @@ def test_every_alert_fires_on_its_condition_and_only_then(tmp_path: Path) -> Non
                 },
             ],
         },
+        {  # a release held back by its checklist for 10 minutes; a short hold never alerts
+            "interval": "1m",
+            "input_series": [
+                {
+                    "series": f'{phase}{{namespace="b",release="held",phase="Blocked"}}',
+                    "values": "1x15",
+                },
+                {
+                    "series": f'{phase}{{namespace="b",release="brief",phase="Blocked"}}',
+                    "values": "1 1 1 0x12",
+                },
+            ],
+            "alert_rule_test": [
+                {"eval_time": "5m", "alertname": "ModelfleetReleaseBlocked", "exp_alerts": []},
+                {
+                    "eval_time": "12m",
+                    "alertname": "ModelfleetReleaseBlocked",
+                    "exp_alerts": [
+                        _expected(
+                            rules["ModelfleetReleaseBlocked"], {"namespace": "b", "release": "held"}
+                        )
+                    ],
+                },
+            ],
+        },
         {  # a signature rejection; verified artifacts never alert
             "interval": "1m",
             "input_series": [

@@ -182,6 +182,8 @@ INVALID: list[tuple[str, Manifest, str, str]] = [
      "spec.authorities[0].certificate.identity", "a CA alone does not say who signed"),
     ("policy-denied-digest-malformed", with_change(policy, put("spec.deniedDigests", ["sha256:xyz"])),
      "spec.deniedDigests[0]", "64 lowercase hex digits"),
+    ("policy-require-unknown", with_change(policy, put("spec.require", "most")),
+     "spec.require", "must be any (one authority suffices) or all"),
     ("gateway-fingerprint-malformed",
      with_change(gateway, put("spec.certificateFingerprint", "AA:BB:CC")),
      "spec.certificateFingerprint", "64 lowercase hex digits"),

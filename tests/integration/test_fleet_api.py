@@ -30,12 +30,12 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from modelfleet.devcluster import ControlPlane
-from modelfleet.fleet.enroll import Bundle, enroll_gateway, revoke_gateway
-from modelfleet.fleet.openapi import document
-from modelfleet.fleet.pki import FleetCA
+from modelfleet.enrollment import Bundle, enroll_gateway, revoke_gateway
+from modelfleet.enrollment.pki import FleetCA
 from modelfleet.fleet.process import FleetAPIProcess, start_fleet_api
-from modelfleet.fleet.protocol import MAX_WAIT_SECONDS
 from modelfleet.kube import api_client, load_access
+from modelfleet.protocol.openapi import document
+from modelfleet.protocol.rules import MAX_WAIT_SECONDS
 from tests.kubekit import fleet_pki
 
 pytestmark = pytest.mark.cluster

@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 
 from modelfleet.devcluster import ControlPlane
+from modelfleet.enrollment import Bundle, enroll_gateways
+from modelfleet.enrollment.pki import FleetCA
 from modelfleet.fleet import memory
 from modelfleet.fleet.app import ServerOptions, TLSFiles, run
-from modelfleet.fleet.enroll import Bundle, enroll_gateways
 from modelfleet.fleet.guard import FleetRequestHandler, GuardedSite
-from modelfleet.fleet.pki import FleetCA
 from modelfleet.fleet.ratelimit import RateLimit
 from modelfleet.fleet.server import ProtocolSettings
 from modelfleet.kube import api_client, load_access

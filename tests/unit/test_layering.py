@@ -26,6 +26,15 @@ FORBIDDEN = {
               "demo", "enrollment", "kube", "protocol"},
     "kube": {"core", "trust", "controller", "fleet", "agent", "gitops", "cli", "devcluster",
              "demo", "enrollment", "protocol", "fetch"},
+    # The edge protocol stands on core alone: the agent, the fleet API and api/ all use it.
+    "protocol": {"api", "trust", "controller", "fleet", "agent", "gitops", "cli", "devcluster",
+                 "demo", "drill", "enrollment", "kube", "fetch"},
+    # Enrollment is below the fleet API and the agent: it writes the bundle the agent reads.
+    "enrollment": {"trust", "controller", "fleet", "agent", "gitops", "cli", "devcluster",
+                   "demo", "drill", "fetch"},
+    # The agent runs on gateways: it reaches the fleet only over the edge protocol.
+    "agent": {"controller", "fleet", "gitops", "cli", "devcluster", "demo", "drill",
+              "enrollment", "kube"},
     # drills drive the stack as a user does (processes, the API server), never its insides
     "drill": {"controller", "fleet", "agent", "gitops"},
 }  # fmt: skip

@@ -1,6 +1,6 @@
-"""``python -m modelfleet.agent --config FILE``: the agent alone, without loading every other
-``modelfleet`` command (a smaller process on small gateways); same options as
-``modelfleet agent``."""
+"""``python -m modelfleet.agent --config FILE`` (the ``modelfleet-agent`` script): the agent
+alone, without loading every other ``modelfleet`` command (a smaller process on small
+gateways); same options as ``modelfleet agent``."""
 
 from __future__ import annotations
 
@@ -11,23 +11,25 @@ from collections.abc import Sequence
 
 from modelfleet.errors import ModelfleetError
 
+#: What the ``agent`` extra brings beyond the base install (see pyproject.toml).
+AGENT_EXTRA_MODULES = frozenset({"aiohttp", "prometheus_client"})
+
 
 def _missing(exc: ImportError) -> int:
     """One line naming the extra to install (``modelfleet[agent]``), or re-raise."""
-    from modelfleet.cli.main import missing_extra
-
-    missing = missing_extra("agent", exc)
-    if missing is None:
+    module = (exc.name or "").partition(".")[0]
+    if module not in AGENT_EXTRA_MODULES:
         raise exc
-    print(str(missing).replace("modelfleet agent", "modelfleet-agent", 1), file=sys.stderr)
+    print(
+        "modelfleet-agent needs the 'agent' extra: pip install 'modelfleet[agent]' "
+        f"(module {module!r} is not installed)",
+        file=sys.stderr,
+    )
     return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        from modelfleet.cli import agent as command
-    except ImportError as exc:
-        return _missing(exc)
+    from modelfleet.agent import command
 
     parser = argparse.ArgumentParser(prog="modelfleet-agent")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")

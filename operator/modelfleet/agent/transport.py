@@ -24,13 +24,13 @@ from modelfleet.agent.protocol import (
     parse_desired,
 )
 from modelfleet.errors import ModelfleetError
+from modelfleet.protocol.rules import MAX_WAIT_SECONDS as MAX_WAIT
+from modelfleet.protocol.rules import POLL_AFTER_HEADER
 
 log = logging.getLogger(__name__)
 
 MAX_DESIRED_BYTES = 4 * 1024 * 1024
 USER_AGENT = f"modelfleet-agent/{__version__}"
-POLL_AFTER_HEADER = "Modelfleet-Poll-After"
-MAX_WAIT = 60
 
 
 class FleetError(ModelfleetError):

@@ -1,7 +1,8 @@
 """The Kubernetes-facing API of modelfleet: names, typed views of objects, status helpers.
 
-``parse_release`` / ``parse_gateway`` / ``parse_trust_policy`` turn API dicts into the immutable
-views of :mod:`modelfleet.core` (raising :class:`~modelfleet.errors.ConfigError` naming the field);
+``parse_release`` / ``parse_gateway`` turn API dicts into the immutable views of
+:mod:`modelfleet.core` (raising :class:`~modelfleet.errors.ConfigError` naming the field; a
+TrustPolicy is parsed, with its key material, by :func:`modelfleet.trust.parse_policy`);
 ``status_from_dict`` / ``status_to_dict`` (:mod:`modelfleet.api.status`) and ``status_patch``
 (:mod:`modelfleet.api.patch`) are the one status parse, serialize and merge-patch path. Imports
 only :mod:`modelfleet.core`.
@@ -45,7 +46,6 @@ from modelfleet.api.release import (
     parse_spec,
 )
 from modelfleet.api.status import status_from_dict, status_to_dict
-from modelfleet.api.trustpolicy import TrustPolicySpec, parse_trust_policy
 from modelfleet.core.conditions import is_true, release_conditions, set_condition, status_of
 from modelfleet.core.times import format_time, parse_time
 
@@ -73,7 +73,6 @@ __all__ = [
     "TRUSTPOLICY_KIND",
     "TRUSTPOLICY_PLURAL",
     "VERSION",
-    "TrustPolicySpec",
     "format_time",
     "is_true",
     "merge_diff",
@@ -85,7 +84,6 @@ __all__ = [
     "parse_source",
     "parse_spec",
     "parse_time",
-    "parse_trust_policy",
     "release_conditions",
     "set_condition",
     "status_changes",

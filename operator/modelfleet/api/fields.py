@@ -8,8 +8,8 @@ standard ObjectMeta and are not in the CRD schemas.
 
 from __future__ import annotations
 
-from modelfleet.api.edge import HEALTH_FIELDS, MODEL_FIELDS
 from modelfleet.core.doc import FieldRegistry
+from modelfleet.protocol import HEALTH_FIELDS, MODEL_FIELDS
 
 _METADATA = (
     "metadata",
@@ -149,6 +149,7 @@ TRUSTPOLICY_FIELDS = FieldRegistry(
             for k in ("predicateType", "builderIds", "sourceRepositories", "refs")
         ),
         "spec.deniedDigests",
+        "spec.require",
         "spec.releaseChecklist",
         "spec.releaseChecklist.required",
         "spec.namespaces",

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from modelfleet.core.durations import parse_duration
+from modelfleet.core.times import parse_duration
 from modelfleet.drill.scenarios import CATALOGUE
 from modelfleet.errors import ConfigError
 

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from modelfleet.fleet.pki import DEFAULT_SANS, parse_validity
+from modelfleet.enrollment.pki import DEFAULT_SANS, parse_validity
 from modelfleet.fleet.secrets import CA_SECRET, TLS_SECRET, FleetSecrets
 from modelfleet.kube import KubeClient, load_access
 

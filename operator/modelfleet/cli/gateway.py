@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from modelfleet.errors import ClusterError, ConfigError
-from modelfleet.fleet.enroll import (
+from modelfleet.enrollment import (
     DEFAULT_FLEET_URL,
-    enroll_gateway,
+    enroll_gateways,
+    gateway_names,
     list_gateways,
     parse_labels,
     revoke_gateway,
 )
+from modelfleet.enrollment.pki import parse_validity
+from modelfleet.errors import ClusterError, ConfigError
 from modelfleet.fleet.kube import api_client, load_access
-from modelfleet.fleet.pki import parse_validity
 from modelfleet.fleet.secrets import load_fleet_ca
 
 
@@ -51,17 +54,43 @@ def _trust_policy(api: Any, value: str | None) -> bytes | None:
     return yaml.safe_dump(manifest, sort_keys=False).encode()
 
 
+def _names(args: argparse.Namespace) -> list[str]:
+    """The gateways to enroll: NAME..., or ``--count N`` names from ``--name-prefix``."""
+    if args.count is not None:
+        if args.names:
+            raise ConfigError("give gateway names or --count N with --name-prefix, not both")
+        if args.count < 1:
+            raise ConfigError(f"--count must be at least 1, got {args.count}")
+        return gateway_names(args.name_prefix, args.count)
+    if not args.names:
+        raise ConfigError("name the gateway to enroll (or several, or --count N)")
+    return list(args.names)
+
+
+class _Progress:
+    """``enrolled 120/1000`` on stderr, about once a second while a long enrollment runs."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if total > 1 and (done == total or now - self.last >= 1.0):
+            self.last = now
+            print(f"enrolled {done}/{total}", file=sys.stderr, flush=True)
+
+
 def _enroll(args: argparse.Namespace) -> int:
+    names = _names(args)
+    labels = parse_labels(args.labels or "")
     access = load_access(args.kubeconfig)
     namespace = args.namespace or access.namespace
     api = api_client(access)
-    labels = parse_labels(args.labels or "")
     ca = load_fleet_ca(api, args.ca_namespace or namespace)
     trust_policy = _trust_policy(api, args.trust_policy)
-    bundle = enroll_gateway(
+    bundles = enroll_gateways(
         api,
-        args.name,
-        labels,
+        [(name, labels) for name in names],
         namespace=namespace,
         ca=ca,
         fleet_url=args.fleet_url,
@@ -70,16 +99,29 @@ def _enroll(args: argparse.Namespace) -> int:
         renew=args.renew,
         site=args.site,
         data_dir=args.data_dir,
+        concurrency=args.concurrency,
+        progress=_Progress(),
     )
-    out = Path(args.out or args.name)
-    config = bundle.write(out)
-    print(f"enrolled EdgeGateway {namespace}/{bundle.gateway} ({bundle.fingerprint})")
-    print(f"certificate valid until {bundle.not_after:%Y-%m-%d %H:%M} UTC")
-    print(f"agent bundle: {out}/ -> modelfleet agent --config {config}")
+    if len(bundles) == 1 and args.count is None:
+        (bundle,) = bundles
+        out = Path(args.out or bundle.gateway)
+        config = bundle.write(out)
+        print(f"enrolled EdgeGateway {namespace}/{bundle.gateway} ({bundle.fingerprint})")
+        print(f"certificate valid until {bundle.not_after:%Y-%m-%d %H:%M} UTC")
+        print(f"agent bundle: {out}/ -> modelfleet agent --config {config}")
+    else:
+        out = Path(args.out or ".")
+        for bundle in bundles:
+            bundle.write(out / bundle.gateway)
+        first, last = bundles[0].gateway, bundles[-1].gateway
+        print(f"enrolled {len(bundles)} EdgeGateways in {namespace} ({first} .. {last})")
+        print(f"certificates valid until {bundles[0].not_after:%Y-%m-%d %H:%M} UTC")
+        print(f"agent bundles: {out}/NAME/ -> modelfleet agent --config {out}/NAME/agent.yaml")
     if trust_policy is None:
         print(
             "note: no --trust-policy given; put the TrustPolicy the agent must enforce at "
-            f"{out}/trust-policy.yaml before starting the agent"
+            f"{out}/{'NAME/' if len(bundles) > 1 else ''}trust-policy.yaml before starting "
+            "the agent"
         )
     return 0
 
@@ -165,14 +207,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "Creates EdgeGateway NAME with the given labels (labels decide cohort membership), "
             "issues a client certificate (CN=NAME) from the fleet CA and writes the agent "
             "bundle: agent.yaml, client.crt, client.key (0600), ca.crt and trust-policy.yaml. "
-            "Start the agent with `modelfleet agent --config DIR/agent.yaml`. Needs "
-            "`modelfleet fleet-ca init` first."
+            "Start the agent with `modelfleet agent --config DIR/agent.yaml`. Several NAMEs, "
+            "or --count N, enroll many gateways in one run (one CA load, one API client, "
+            "progress on stderr). Needs `modelfleet fleet-ca init` first."
         ),
     )
-    p.add_argument("name", help="EdgeGateway name (a DNS subdomain)")
+    p.add_argument("names", nargs="*", metavar="NAME", help="EdgeGateway name(s) (DNS subdomains)")
+    p.add_argument(
+        "--count", type=int, metavar="N",
+        help="enroll N gateways named PREFIX-0000, PREFIX-0001, ... (see --name-prefix)",
+    )  # fmt: skip
+    p.add_argument("--name-prefix", default="gw", help="name prefix for --count (default gw)")
+    p.add_argument(
+        "--concurrency", type=int, default=16, metavar="K",
+        help="API requests in flight at once when enrolling many (default 16)",
+    )  # fmt: skip
     p.add_argument("--labels", "-l", help="labels as k=v,k2=v2 (e.g. tier=retail,ring=early)")
     _common(p)
-    p.add_argument("--out", "-o", help="bundle folder (default: ./NAME)")
+    p.add_argument(
+        "--out", "-o",
+        help="bundle folder (default: ./NAME); with several gateways, the folder that gets one "
+        "NAME/ bundle folder each (default: .)",
+    )  # fmt: skip
     p.add_argument(
         "--fleet-url",
         default=DEFAULT_FLEET_URL,

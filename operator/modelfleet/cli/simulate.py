@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelfleet.agent.command import add_metrics_options
 from modelfleet.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -156,15 +157,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="verify every artifact fully in every agent (no shared verified-digest cache)",
     )  # fmt: skip
     run.add_argument(
-        "--metrics-port", type=int, default=0, metavar="PORT",
-        help="serve the agents' Prometheus metrics (stage durations, models by state) on PORT",
-    )  # fmt: skip
-    run.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
-    run.add_argument(
         "--fsync",
         action="store_true",
         help="fsync state, markers and slots like a real gateway (slow for many gateways)",
     )
+    add_metrics_options(run, "the simulated agents'")
     p.set_defaults(func=handle)
 
 
@@ -203,14 +200,12 @@ def enroll_simulated(
     package: enrollment needs the Kubernetes client, which the ``agent`` extra does not bring."""
     from modelfleet.agent.behaviour import draw
     from modelfleet.agent.config import load_agent_config
-    from modelfleet.fleet.enroll import enroll_gateways
+    from modelfleet.enrollment import enroll_gateways, gateway_names
     from modelfleet.fleet.secrets import load_fleet_ca
 
     ca = load_fleet_ca(api, ca_namespace or namespace)
-    width = max(4, len(str(count - 1)))
     wanted = []
-    for i in range(count):
-        name = f"{prefix}-{i:0{width}d}"
+    for name in gateway_names(prefix, count):
         gw_labels = dict(labels or {})
         for key, value, fraction in label_splits:
             if draw(seed, "label", key, name) < fraction:
@@ -239,7 +234,7 @@ def handle(args: argparse.Namespace) -> int:
             raise ConfigError("--gateways must be at least 1")
         if args.trust_policy is None:
             raise ConfigError("--gateways needs --trust-policy FILE (the policy agents enforce)")
-        from modelfleet.fleet.enroll import parse_labels
+        from modelfleet.enrollment import parse_labels
         from modelfleet.kube import api_client, load_access
 
         access = load_access(args.kubeconfig)

@@ -39,20 +39,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from modelfleet import trust
 from modelfleet.api import TRUSTPOLICY_PLURAL
 from modelfleet.controller import metrics
 from modelfleet.controller.errors import VerificationPending
 from modelfleet.core import Provenance, ReleaseSpec, Verification
 from modelfleet.fetch import Fetcher, FetchError, FetchLimits, FetchPolicy
 from modelfleet.kube import ApiError, KubeClient, core_path, custom_path
-from modelfleet.trust import (
-    MaterialResolver,
-    Policy,
-    VerificationError,
-    VerifiedArtifact,
-    parse_policy,
-    verify_artifact,
-)
+from modelfleet.trust import Policy, VerificationError
 
 log = logging.getLogger(__name__)
 
@@ -157,17 +151,19 @@ def warm_up() -> None:
         model, signature = folder / "model.bin", folder / "model.sig"
         model.write_bytes(b"modelfleet warm-up\n")
         sign_model(model, signature, private_key=key)
-        policy = parse_policy(
+        policy = trust.parse_policy(
             {"authorities": [{"name": "warm-up", "key": {"data": pem.decode()}}]}, name="warm-up"
         )
-        verify_artifact(policy, model, expected_digest=digest_file(model), signature=signature)
+        trust.verify_artifact(
+            policy, model, expected_digest=digest_file(model), signature=signature
+        )
     except Exception:  # an optimisation only
         log.debug("verification warm-up failed", exc_info=True)
     finally:
         scratch_cleanup(folder)
 
 
-def to_verification(verified: VerifiedArtifact) -> Verification:
+def to_verification(verified: trust.VerifiedArtifact) -> Verification:
     """The ``status.verification`` view of a successful verification."""
     provenance = None
     if verified.provenance:
@@ -183,10 +179,10 @@ def to_verification(verified: VerifiedArtifact) -> Verification:
         verified=True,
         digest=verified.digest,
         model_digest=verified.model_digest,
-        authority=f"{verified.authority} ({verified.authority_kind})",
+        authority=", ".join(f"{s.authority} ({s.kind})" for s in verified.signers),
         signer=verified.signer,
         issuer=verified.issuer,
-        key_id=verified.signer if verified.signer.startswith("sha256:") else None,
+        key_id=verified.signers[0].key_id,
         tlog_index=verified.tlog_index,
         integrated_time=None if integrated is None else integrated.strftime("%Y-%m-%dT%H:%M:%SZ"),
         provenance=provenance,
@@ -207,7 +203,7 @@ class ArtifactVerifier:
         client: KubeClient,
         settings: VerifierSettings,
         executor: Executor,
-        resolver: MaterialResolver | None = None,
+        resolver: trust.MaterialResolver | None = None,
     ) -> None:
         self._client = client
         self._settings = settings
@@ -229,7 +225,9 @@ class ArtifactVerifier:
         resolver = self._resolver or await ClusterMaterial(self._settings.material_namespace).fetch(
             self._client, body.get("spec")
         )
-        policy: Policy = await self._run(lambda: parse_policy(body, resolver=resolver, name=name))
+        policy: Policy = await self._run(
+            lambda: trust.parse_policy(body, resolver=resolver, name=name)
+        )
         return policy
 
     async def verify(
@@ -301,14 +299,9 @@ class ArtifactVerifier:
     ) -> Verification:
         policy = await self.policy(spec.trust_policy)
         await self.in_scope(policy, namespace)
-        if spec.digest in policy.denied_digests:  # refuse before downloading anything
-            raise VerificationError(
-                "denylist", f"artifact {spec.digest} is revoked by policy {policy.name!r}"
-            )
-        if spec.signature is None:
-            raise VerificationError(
-                "input", "no signature given: unsigned models are never accepted"
-            )
+        # the checks that need no bytes (denylist, a signature named), before any download
+        trust.check_request(policy, spec.digest, signature_named=spec.signature is not None)
+        assert spec.signature is not None  # an unsigned release was refused just above
         limits = self._settings.limits
         scratch = Path(tempfile.mkdtemp(prefix="modelfleet-fetch-"))
         try:
@@ -331,8 +324,8 @@ class ArtifactVerifier:
                     )
                     for i, uri in enumerate(spec.attestations)
                 ]
-            verified: VerifiedArtifact = await self._run(
-                lambda: verify_artifact(
+            verified: trust.VerifiedArtifact = await self._run(
+                lambda: trust.verify_artifact(
                     policy,
                     artifact,
                     expected_digest=spec.digest,

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modelfleet.fleet.protocol import HealthSample, ModelReport, Report
+from modelfleet.protocol import HealthSample, ModelReport, Report
 
 _KEYS = ("model", "version", "digest", "slot", "state")
 

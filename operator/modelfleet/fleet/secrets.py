@@ -21,8 +21,8 @@ from typing import Any
 
 from cryptography import x509
 
+from modelfleet.enrollment.pki import DEFAULT_SANS, DEFAULT_SERVER_VALIDITY, FleetCA, IssuedCert
 from modelfleet.errors import ClusterError, ConfigError
-from modelfleet.fleet.pki import DEFAULT_SANS, DEFAULT_SERVER_VALIDITY, FleetCA, IssuedCert
 from modelfleet.kube import ApiError, KubeClient, core_path
 
 CA_SECRET = "modelfleet-fleet-ca"
@@ -156,7 +156,7 @@ class FleetSecrets:
 
 def load_fleet_ca(api: Any, namespace: str) -> FleetCA:
     """The fleet CA, read with a synchronous ``kubernetes.client.ApiClient``: kept for
-    enrollment (fleet/enroll.py, cli/gateway.py, cli/simulate.py) until it moves onto
+    enrollment (cli/gateway.py, cli/simulate.py) until it moves onto
     :class:`FleetSecrets`."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException

@@ -5,7 +5,7 @@ checked that the client certificate chains to the fleet CA; here its SHA-256 fin
 the ``spec.certificateFingerprint`` of a known EdgeGateway *now* (the index follows the watch),
 and it must not have expired. Then the per-gateway token bucket. Handlers answer from the index;
 only ``POST /v1/report`` writes, and only when :func:`~modelfleet.fleet.coalesce.plan_status_patch`
-says a write is due. Errors are :class:`~modelfleet.fleet.protocol.ProtocolError` turned into
+says a write is due. Errors are :class:`~modelfleet.protocol.ProtocolError` turned into
 ``{"error": {...}}`` by one middleware; anything unexpected is logged with the gateway and
 answered 500 (a bug: the fuzz test looks for it).
 """
@@ -31,9 +31,10 @@ from modelfleet.fleet.coalesce import CoalescePolicy, parse_time
 from modelfleet.fleet.guard import FleetRequestHandler
 from modelfleet.fleet.index import Desired, FleetIndex, GatewayEntry
 from modelfleet.fleet.metrics import FleetMetrics
-from modelfleet.fleet.openapi import POLL_AFTER_HEADER, document_bytes
-from modelfleet.fleet.protocol import (
-    MAX_BODY_BYTES,
+from modelfleet.fleet.ratelimit import RateLimit, RateLimiter
+from modelfleet.fleet.statuswriter import StatusWriter
+from modelfleet.kube import KubeClient
+from modelfleet.protocol import (
     DesiredQuery,
     ProtocolError,
     Report,
@@ -41,9 +42,8 @@ from modelfleet.fleet.protocol import (
     parse_desired_query,
     parse_report,
 )
-from modelfleet.fleet.ratelimit import RateLimit, RateLimiter
-from modelfleet.fleet.statuswriter import StatusWriter
-from modelfleet.kube import KubeClient
+from modelfleet.protocol.openapi import document_bytes
+from modelfleet.protocol.rules import MAX_BODY_BYTES, POLL_AFTER_HEADER
 
 log = logging.getLogger(__name__)
 #: One line per request (DEBUG; INFO for 4xx/5xx): method, route, status, gateway, duration.

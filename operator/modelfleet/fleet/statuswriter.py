@@ -40,8 +40,8 @@ from modelfleet.fleet.coalesce import (
 )
 from modelfleet.fleet.index import FleetIndex, GatewayEntry
 from modelfleet.fleet.metrics import FleetMetrics
-from modelfleet.fleet.protocol import ProtocolError, Report
 from modelfleet.kube import ApiError, KubeClient, custom_path
+from modelfleet.protocol import ProtocolError, Report
 
 log = logging.getLogger(__name__)
 

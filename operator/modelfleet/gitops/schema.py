@@ -95,6 +95,8 @@ SPECIFIC_RULES: dict[str, Rule] = {
     ),
     "size(self) >= 1": lambda v: len(v) >= 1,
     "size(self) > 0": lambda v: len(v) > 0,
+    "self in ['any', 'all']": lambda v: v in ("any", "all"),  # TrustPolicy spec.require
+    "self.trim().size() > 0": lambda v: bool(v.strip()),  # ModelRelease spec.owner fields
     "[has(self.publicGood) && self.publicGood, has(self.data), has(self.configMapRef), "
     "has(self.file)].filter(x, x).size() <= 1": _public_good_or_one_root,
 }

@@ -27,6 +27,7 @@ Public API::
     sign_model(Path("model-dir-or-file"), Path("model.sig"), private_key=key)
     sign_model(..., private_key=key, certificate_chain=[leaf, intermediate])
     pack_model(Path("model-dir"), Path("model.tar"))  # reproducible tar -> "sha256:<hex>"
+    combine_signatures([Path("a.sig"), Path("b.sig")], Path("model.sig"))  # a signature set
 
     # in tests (tests/trustkit): a key-signed artifact + policy file in one call
     artifact, signature, policy_path, digest = make_signed_model(tmp_path, archive=True)
@@ -37,6 +38,12 @@ the model folder; its signature is a model-signing signature over the model's fi
 certificate or Sigstore keyless) or a plain Sigstore bundle over the artifact bytes (a message
 signature, key-signed or keyless). Any other signed statement, such as SLSA provenance, is an
 attestation and is refused as the signature (check ``signature-type``).
+
+Who must have signed: the policy's authorities are composed like sigstore-python's verification
+policies (:mod:`modelfleet.trust.authorities`): ``AnyOf`` (``spec.require: any``, the default)
+or ``AllOf`` (``spec.require: all``, one signature per authority, combined into a signature set
+by :func:`combine_signatures`). Each signature that verified is a :class:`Signer`
+(``VerifiedArtifact.signers``).
 """
 
 from __future__ import annotations
@@ -55,9 +62,10 @@ from modelfleet.trust.policy import (
     parse_policy,
 )
 from modelfleet.trust.provenance import Provenance
-from modelfleet.trust.signing import pack_model, sign_model
+from modelfleet.trust.signer import Signer
+from modelfleet.trust.signing import combine_signatures, pack_model, sign_model
 from modelfleet.trust.verified import VerifiedArtifact
-from modelfleet.trust.verify import verify_artifact, verify_model
+from modelfleet.trust.verify import check_request, verify_artifact, verify_model
 
 __all__ = [
     "CHECKS",
@@ -69,8 +77,11 @@ __all__ = [
     "MaterialResolver",
     "Policy",
     "Provenance",
+    "Signer",
     "VerificationError",
     "VerifiedArtifact",
+    "check_request",
+    "combine_signatures",
     "digest_file",
     "load_policy",
     "pack_model",

@@ -31,26 +31,21 @@ written (a signature covers files, not folders). Caps: ``max_members`` members a
 
 from __future__ import annotations
 
-import contextlib
 import os
-import posixpath
-import stat
 import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from modelfleet.trust.archivefs import Tree, Writer, fail, member_path
 from modelfleet.trust.digest import BUFFER_SIZE, ContentHasher, is_ignored
 from modelfleet.trust.errors import VerificationError
 from modelfleet.trust.policy import Hashing
 
 ARCHIVE_SUFFIXES: tuple[str, ...] = (".tar", ".tar.gz", ".tgz")
-MAX_LINK_HOPS = 40  # like the kernel's limit on symbolic links in one lookup
 #: tarfile's stream buffer: its reads re-slice the whole buffer, so a large one makes archives of
 #: many small files quadratic (4 MiB: 13 s for 5,000 members; 64 KiB: under 1 s, same throughput)
 TAR_STREAM_BUFFER = 64 * 1024
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _KINDS: dict[bytes, str] = {
     tarfile.LNKTYPE: "a hard link",
     tarfile.CHRTYPE: "a character device",
@@ -87,20 +82,6 @@ def is_archive(path: Path) -> bool:
         return False
 
 
-def _fail(reason: str) -> VerificationError:
-    return VerificationError("archive", reason)
-
-
-def _member_path(name: str) -> str:
-    pure = PurePosixPath(name)
-    if pure.is_absolute() or ".." in pure.parts or "\\" in name or "\x00" in name:
-        raise _fail(f"member {name!r} would escape the model folder")
-    parts = [p for p in pure.parts if p != "."]
-    if not parts:
-        return "."
-    return "/".join(parts)
-
-
 def _signed_files(items: Mapping[str, str], hashing: Hashing) -> dict[str, int | None]:
     """Paths the signature covers, with their size where the manifest records it (shards)."""
     if hashing.serialization != "shards":
@@ -130,121 +111,6 @@ def _rekey(items: Mapping[str, str], old: str, new: str, hashing: Hashing) -> di
     return {new + k[len(old) :]: v for k, v in items.items()}
 
 
-class _Tree:
-    """The model folder as the archive builds it, checked member by member, never followed."""
-
-    def __init__(self) -> None:
-        self.folders: set[str] = {"."}
-        self.files: set[str] = set()
-        self.links: dict[str, str] = {}  # link -> its target as written in the archive
-        self.seen: set[str] = set()
-
-    def add(self, rel: str, kind: str) -> None:
-        """Records member ``rel`` (kind ``folder``/``file``/``link``) or refuses it."""
-        if rel in self.seen:
-            raise _fail(f"member {rel!r} appears twice")
-        parts = rel.split("/")
-        for i in range(1, len(parts)):
-            above = "/".join(parts[:i])
-            if above in self.links:
-                raise _fail(f"member {rel!r} lies below symbolic link {above!r}")
-            if above in self.files:
-                raise _fail(f"member {rel!r} would be created inside file {above!r}")
-        if kind != "folder" and rel in self.folders:
-            raise _fail(f"member {rel!r} is not a folder, but the archive has a folder there")
-        if kind == "folder" and (rel in self.files or rel in self.links):
-            raise _fail(f"member {rel!r} appears twice")
-        self.seen.add(rel)
-        for i in range(1, len(parts)):
-            self.folders.add("/".join(parts[:i]))
-        {"folder": self.folders, "file": self.files}.get(kind, set()).add(rel)
-
-    def resolve(self, link: str) -> str:
-        """The regular file ``link`` names, following the archive's links; never outside."""
-        out = link.split("/")[:-1]
-        todo = self.links[link].split("/")
-        if self.links[link].startswith("/"):
-            raise _fail(f"symbolic link {link!r} points outside the model (absolute target)")
-        hops = 0
-        while todo:
-            part = todo.pop(0)
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if not out:
-                    raise _fail(f"symbolic link {link!r} points outside the model")
-                out.pop()
-                continue
-            here = "/".join([*out, part])
-            if here in self.links:
-                hops += 1
-                target = self.links[here]
-                if hops > MAX_LINK_HOPS or target.startswith("/"):
-                    raise _fail(f"symbolic link {link!r} points outside the model or loops")
-                todo = target.split("/") + todo
-                continue
-            if here in self.files:
-                if todo and any(p not in ("", ".") for p in todo):
-                    raise _fail(f"symbolic link {link!r} goes through file {here!r}")
-                return here
-            if here not in self.folders:
-                raise _fail(f"symbolic link {link!r} points at nothing in the model")
-            out.append(part)
-        raise _fail(f"symbolic link {link!r} points at a folder, not a file")
-
-
-class _Writer:
-    """Creates folders, files and links below one folder descriptor, never following a link."""
-
-    def __init__(self, dest: Path) -> None:
-        dest.mkdir(parents=True, exist_ok=True)
-        self.dest = dest
-        self.root = os.open(dest, _DIR_FLAGS)
-        self._fds: dict[str, int] = {}
-        if os.listdir(self.root):
-            self.close()
-            raise _fail(f"destination {dest} is not empty")
-
-    def folder(self, rel: str) -> int:
-        """A descriptor of folder ``rel`` (created if missing), opened component by component."""
-        if rel in (".", ""):
-            return self.root
-        if rel in self._fds:
-            return self._fds[rel]
-        parent, _, name = rel.rpartition("/")
-        pfd = self.folder(parent)
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(name, 0o755, dir_fd=pfd)
-        fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)  # a link here is ELOOP, never followed
-        if len(self._fds) >= 64:
-            self._drop()
-        self._fds[rel] = fd
-        return fd
-
-    def create(self, rel: str) -> int:
-        parent, _, name = rel.rpartition("/")
-        return os.open(name, _FILE_FLAGS, 0o644, dir_fd=self.folder(parent))
-
-    def link(self, rel: str, file: str) -> None:
-        """Link ``rel`` straight to the regular file ``file``; then check what it resolves to."""
-        parent, _, name = rel.rpartition("/")
-        target = posixpath.relpath(file, parent or ".")
-        os.symlink(target, name, dir_fd=self.folder(parent))
-        real = Path(os.path.realpath(self.dest / rel))
-        root = Path(os.path.realpath(self.dest))
-        if not real.is_relative_to(root) or not stat.S_ISREG(os.lstat(real).st_mode):
-            raise _fail(f"symbolic link {rel!r} resolves outside the model or not to a file")
-
-    def _drop(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
-
-    def close(self) -> None:
-        self._drop()
-        os.close(self.root)
-
-
 def _read_archive(
     archive: Path,
     hashing: Hashing,
@@ -253,7 +119,7 @@ def _read_archive(
     *,
     signed: Mapping[str, str] | None = None,
     expected: ArchiveContents | None = None,
-    writer: _Writer | None = None,
+    writer: Writer | None = None,
 ) -> ArchiveContents:
     """The one pass behind :func:`scan_archive` and :func:`extract_archive`."""
     limits = limits or ArchiveLimits()
@@ -261,7 +127,7 @@ def _read_archive(
     wanted_items = expected.items if expected is not None else signed
     wanted = _by_path(wanted_items, hashing) if wanted_items is not None else None
     per_file: dict[str, dict[str, str]] = {}
-    tree = _Tree()
+    tree = Tree()
     items: dict[str, str] = {}
     sizes: dict[str, int] = {}
     kept_links: list[str] = []
@@ -272,21 +138,21 @@ def _read_archive(
         with tarfile.open(archive, mode="r|*", bufsize=TAR_STREAM_BUFFER) as tar:
             for count, member in enumerate(tar, start=1):
                 if count > limits.max_members:
-                    raise _fail(f"more than {limits.max_members} members")
-                rel = _member_path(member.name)
+                    raise fail(f"more than {limits.max_members} members")
+                rel = member_path(member.name)
                 if member.isdir():
                     if rel != ".":  # checked; created only as the folder of a file written
                         tree.add(rel, "folder")
                     continue
                 if rel == ".":
-                    raise _fail("a non-folder member named '.'")
+                    raise fail("a non-folder member named '.'")
                 if member.issym():
                     if not hashing.allow_symlinks:
-                        raise _fail(f"member {rel!r} is a symbolic link; the policy allows none")
+                        raise fail(f"member {rel!r} is a symbolic link; the policy allows none")
                     tree.add(rel, "link")
                     tree.links[rel] = member.linkname
                     if member.linkname.startswith("/") or not member.linkname:
-                        raise _fail(f"symbolic link {rel!r} points outside the model")
+                        raise fail(f"symbolic link {rel!r} points outside the model")
                     if is_ignored(rel, ignore):
                         continue
                     if covered is not None and rel not in covered:
@@ -294,16 +160,16 @@ def _read_archive(
                             "integrity", f"member {rel!r} is not covered by the signature"
                         )
                     if expected is not None and rel not in expected.links:
-                        raise _fail(f"symbolic link {rel!r} was not in the archive when verified")
+                        raise fail(f"symbolic link {rel!r} was not in the archive when verified")
                     kept_links.append(rel)
                     continue
                 if not member.isreg():
                     kind = _KINDS.get(member.type, f"of tar type {member.type!r}")
-                    raise _fail(f"member {rel!r} is {kind}, not a regular file or folder")
+                    raise fail(f"member {rel!r} is {kind}, not a regular file or folder")
                 tree.add(rel, "file")
                 total += member.size
                 if total > limits.max_bytes:
-                    raise _fail(f"unpacks to more than {limits.max_bytes} bytes")
+                    raise fail(f"unpacks to more than {limits.max_bytes} bytes")
                 if is_ignored(rel, ignore):
                     continue  # checked like any member; not signed, so never unpacked
                 if covered is not None:
@@ -319,10 +185,10 @@ def _read_archive(
                         )
                 if expected is not None and expected.sizes.get(rel) != member.size:
                     # each file is written once, at the size verified: the total is the model's
-                    raise _fail(f"member {rel!r} changed since the archive was verified")
+                    raise fail(f"member {rel!r} changed since the archive was verified")
                 source = tar.extractfile(member)
                 if source is None:
-                    raise _fail(f"member {rel!r} has no content")
+                    raise fail(f"member {rel!r} has no content")
                 hasher = ContentHasher(rel, hashing)
                 out = writer.create(rel) if writer is not None else None
                 try:
@@ -330,7 +196,7 @@ def _read_archive(
                     while left > 0:
                         n = source.readinto(view[: min(left, BUFFER_SIZE)])  # type: ignore[attr-defined]
                         if not n:
-                            raise _fail(f"member {rel!r} is truncated")
+                            raise fail(f"member {rel!r} is truncated")
                         left -= n
                         hasher.update(view[:n])
                         if out is not None:
@@ -345,16 +211,16 @@ def _read_archive(
                 items.update(got)
                 sizes[rel] = member.size
         if expected is not None and set(sizes) != set(expected.sizes):
-            raise _fail(f"{archive.name} changed since it was verified")
+            raise fail(f"{archive.name} changed since it was verified")
         links: dict[str, str] = {}
         for rel in set(tree.links) - set(kept_links):
             tree.resolve(rel)  # ignored links are checked too
         for rel in kept_links:
             target = tree.resolve(rel)
             if target not in sizes:
-                raise _fail(f"symbolic link {rel!r} points at a file that is left out")
+                raise fail(f"symbolic link {rel!r} points at a file that is left out")
             if expected is not None and expected.links.get(rel) != target:
-                raise _fail(f"symbolic link {rel!r} changed since the archive was verified")
+                raise fail(f"symbolic link {rel!r} changed since the archive was verified")
             got = _rekey(per_file[target], target, rel, hashing)
             if wanted is not None:
                 _check_items(got, wanted.get(rel, {}), rel)
@@ -373,7 +239,7 @@ def _read_archive(
     except VerificationError:
         raise
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        raise _fail(f"cannot unpack {archive.name}: {exc}") from None
+        raise fail(f"cannot unpack {archive.name}: {exc}") from None
     return ArchiveContents(items=items, sizes=sizes, links=links)
 
 
@@ -425,9 +291,9 @@ def extract_archive(
     ``dest`` may hold a partial model: the caller removes it.
     """
     try:
-        writer = _Writer(dest)
+        writer = Writer(dest)
     except OSError as exc:
-        raise _fail(f"cannot unpack into {dest}: {exc.strerror}") from None
+        raise fail(f"cannot unpack into {dest}: {exc.strerror}") from None
     try:
         return _read_archive(archive, hashing, ignore, limits, expected=expected, writer=writer)
     finally:

@@ -34,6 +34,7 @@ from modelfleet.trust.material import (
     verify_raw,
 )
 from modelfleet.trust.policy import KeylessIdentity
+from modelfleet.trust.signer import Signer
 from modelfleet.trust.sigstore_verifier import verifier_class
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -41,15 +42,11 @@ IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
 @dataclass(frozen=True)
 class BundleEvidence:
-    """What a verified bundle proved."""
+    """What a verified bundle proved: its signer, and the statement of a DSSE bundle."""
 
-    signer: str  # certificate identity, or key id
-    issuer: str | None
-    tlog_index: int | None
-    integrated_time: datetime | None
+    signer: Signer
     payload_type: str | None = None  # DSSE bundles only
     payload: bytes | None = None
-    certificate: x509.Certificate | None = None
 
 
 @lru_cache(maxsize=8)
@@ -119,7 +116,7 @@ def verify_keyless_bundle(
     verifier = verifier_class()(trusted_root=load_trusted_root(trusted_root_json))
     payload_type = payload = None
     try:
-        if bundle._dsse_envelope is not None:
+        if "dsseEnvelope" in parse_json(raw):
             payload_type, payload = verifier.verify_dsse(bundle, _Deferred())
         else:
             if artifact_sha256 is None:
@@ -137,15 +134,16 @@ def verify_keyless_bundle(
     match = match_keyless(cert, identities, authority)
     inner = bundle.log_entry._inner
     integrated = int(inner.integrated_time) if inner.integrated_time else None
-    return BundleEvidence(
-        signer=match.subject,
+    signer = Signer(
+        authority,
+        "keyless",
+        match.subject,
         issuer=match.issuer,
         tlog_index=int(inner.log_index),
         integrated_time=datetime.fromtimestamp(integrated, tz=UTC) if integrated else None,
-        payload_type=payload_type,
-        payload=payload,
         certificate=cert,
     )
+    return BundleEvidence(signer, payload_type, payload)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -280,6 +278,7 @@ def dsse_envelope(doc: dict[str, Any]) -> tuple[str, bytes, list[bytes]] | None:
 def verify_key_bundle(
     raw: bytes,
     *,
+    authority: str,
     key: PublicKey,
     artifact_sha256: bytes | None,
     trusted_root_json: bytes | None,
@@ -338,11 +337,6 @@ def verify_key_bundle(
             if payload_type is not None and payload is not None
             else None,
         )
-    return BundleEvidence(
-        signer=key_id(key),
-        issuer=None,
-        tlog_index=index,
-        integrated_time=when,
-        payload_type=payload_type,
-        payload=payload,
-    )
+    kid = key_id(key)
+    signer = Signer(authority, "key", kid, key_id=kid, tlog_index=index, integrated_time=when)
+    return BundleEvidence(signer, payload_type, payload)

@@ -14,15 +14,19 @@ check ``policy``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import yaml
 
+from modelfleet.api.fields import TRUSTPOLICY_FIELDS
+from modelfleet.core.doc import Node
 from modelfleet.core.scope import NamespaceScope, parse_scope
+from modelfleet.errors import ConfigError
 from modelfleet.trust.errors import VerificationError
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -150,44 +154,8 @@ class Policy:
     denied_digests: frozenset[str] = frozenset()
     #: Which namespaces may name the policy (the operator enforces it; files ignore it).
     scope: NamespaceScope = field(default_factory=NamespaceScope)
-
-
-def _fail(where: str, message: str) -> VerificationError:
-    return VerificationError("policy", f"{where}: {message}")
-
-
-def _obj(value: Any, where: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise _fail(where, f"expected an object, got {type(value).__name__}")
-    return value
-
-
-def _list(value: Any, where: str) -> Sequence[Any]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise _fail(where, f"expected a list, got {type(value).__name__}")
-    return value
-
-
-def _str(value: Any, where: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise _fail(where, "expected a non-empty string")
-    return value
-
-
-def _regexp(value: Any, where: str) -> str | None:
-    pattern = _str(value, where)
-    if pattern is not None:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise _fail(where, f"invalid regular expression: {exc}") from None
-    return pattern
+    #: ``any``: one authority's signature suffices; ``all``: every authority must have signed.
+    require: Literal["any", "all"] = "any"
 
 
 class _Loader:
@@ -197,133 +165,149 @@ class _Loader:
         self._resolver = resolver
         self._base_dir = base_dir
 
-    def load(self, source: Mapping[str, Any], where: str, ref_key: str = "secretRef") -> bytes:
-        present = [k for k in ("data", ref_key, "file") if source.get(k) is not None]
+    def load(self, parent: Node, field: str, ref_key: str = "secretRef") -> bytes:
+        source = parent.node(field, required=True)
+        assert source is not None
+        present = [k for k in ("data", ref_key, "file") if source.has(k)]
         if len(present) != 1:
-            raise _fail(where, f"needs exactly one of data, {ref_key} or file")
-        kind = present[0]
-        if kind == "data":
-            data = _str(source["data"], f"{where}.data")
-            assert data is not None
-            return data.encode()
-        if kind == "file":
-            name = _str(source["file"], f"{where}.file")
-            assert name is not None
-            path = Path(name)
+            raise parent.error(field, f"needs exactly one of data, {ref_key} or file")
+        if present[0] == "data":
+            return source.required_string("data").encode()
+        if present[0] == "file":
+            path = Path(source.required_string("file"))
             if not path.is_absolute() and self._base_dir is not None:
                 path = self._base_dir / path
             try:
                 return path.read_bytes()
             except OSError as exc:
-                raise _fail(f"{where}.file", f"cannot read {path}: {exc.strerror}") from None
-        ref = _obj(source[ref_key], f"{where}.{ref_key}")
-        name, key = _str(ref.get("name"), f"{where}.{ref_key}.name"), ref.get("key")
-        namespace = ref.get("namespace")
-        if name is None or not isinstance(key, str) or not key:
-            raise _fail(f"{where}.{ref_key}", "needs name and key")
+                raise source.error("file", f"cannot read {path}: {exc.strerror}") from None
+        ref = source.node(ref_key)
+        assert ref is not None
+        name, key = ref.required_string("name"), ref.required_string("key")
         if self._resolver is None:
-            raise _fail(f"{where}.{ref_key}", "references cluster objects but no resolver given")
+            raise source.error(ref_key, "references cluster objects but no resolver given")
         try:
             if ref_key == "secretRef":
-                return self._resolver.secret(namespace, name, key)
-            return self._resolver.config_map(namespace, name, key)
+                return self._resolver.secret(ref.string("namespace"), name, key)
+            return self._resolver.config_map(ref.string("namespace"), name, key)
         except Exception as exc:
             what = "Secret" if ref_key == "secretRef" else "ConfigMap"
-            raise _fail(f"{where}.{ref_key}", f"cannot read {what} {name}/{key}: {exc}") from None
+            raise source.error(ref_key, f"cannot read {what} {name}/{key}: {exc}") from None
 
 
-def _keyless(spec: Mapping[str, Any], where: str, loader: _Loader) -> KeylessAuthority:
+def _regexp(node: Node, key: str) -> str | None:
+    pattern = node.string(key)
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise node.error(key, f"invalid regular expression: {exc}") from None
+    return pattern
+
+
+def _keyless(node: Node, loader: _Loader) -> KeylessAuthority:
     identities = []
-    for i, raw in enumerate(_list(spec.get("identities"), f"{where}.identities")):
-        item = _obj(raw, f"{where}.identities[{i}]")
-        at = f"{where}.identities[{i}]"
+    for item in node.nodes("identities"):
         ident = KeylessIdentity(
-            issuer=_str(item.get("issuer"), f"{at}.issuer"),
-            issuer_regexp=_regexp(item.get("issuerRegExp"), f"{at}.issuerRegExp"),
-            subject=_str(item.get("subject"), f"{at}.subject"),
-            subject_regexp=_regexp(item.get("subjectRegExp"), f"{at}.subjectRegExp"),
+            issuer=item.string("issuer"),
+            issuer_regexp=_regexp(item, "issuerRegExp"),
+            subject=item.string("subject"),
+            subject_regexp=_regexp(item, "subjectRegExp"),
         )
         if (ident.issuer is None) == (ident.issuer_regexp is None):
-            raise _fail(at, "needs exactly one of issuer or issuerRegExp")
+            raise item.error("issuer", "needs exactly one of issuer or issuerRegExp")
         if (ident.subject is None) == (ident.subject_regexp is None):
-            raise _fail(at, "needs exactly one of subject or subjectRegExp")
+            raise item.error("subject", "needs exactly one of subject or subjectRegExp")
         identities.append(ident)
     if not identities:
-        raise _fail(f"{where}.identities", "must list at least one identity")
-    root = _obj(spec.get("trustRoot"), f"{where}.trustRoot")
+        raise node.error("identities", "must list at least one identity")
+    root = node.node("trustRoot")
     trusted_root: bytes | None = None
-    if any(root.get(k) is not None for k in ("data", "configMapRef", "file")):
-        if root.get("publicGood"):
-            raise _fail(
-                f"{where}.trustRoot", "takes at most one of publicGood, data, configMapRef, file"
+    if root is not None and any(root.has(k) for k in ("data", "configMapRef", "file")):
+        if root.boolean("publicGood"):
+            raise node.error(
+                "trustRoot", "takes at most one of publicGood, data, configMapRef, file"
             )
-        trusted_root = loader.load(root, f"{where}.trustRoot", ref_key="configMapRef")
-    require_tlog = spec.get("requireTransparencyLog", True)
-    if not isinstance(require_tlog, bool):
-        raise _fail(f"{where}.requireTransparencyLog", "expected a boolean")
+        trusted_root = loader.load(node, "trustRoot", ref_key="configMapRef")
+    require_tlog = node.boolean("requireTransparencyLog", default=True)
     return KeylessAuthority(tuple(identities), trusted_root, require_tlog)
 
 
-def _authority(raw: Any, i: int, loader: _Loader) -> Authority:
-    item = _obj(raw, f"authorities[{i}]")
-    name = _str(item.get("name"), f"authorities[{i}].name") or f"authority-{i}"
-    where = f"authority {name!r}"
-    kinds = [k for k in ("key", "certificate", "keyless") if item.get(k) is not None]
+def _authority(node: Node, i: int, loader: _Loader) -> Authority:
+    name = node.string("name") or f"authority-{i}"
+    kinds = [k for k in ("key", "certificate", "keyless") if node.has(k)]
     if len(kinds) != 1:
-        raise _fail(where, "needs exactly one of key, certificate or keyless")
-    body = _obj(item[kinds[0]], f"{where}.{kinds[0]}")
+        raise node.error("name", f"{name!r} needs exactly one of key, certificate or keyless")
     if kinds[0] == "key":
-        return Authority(name, key=KeyAuthority(loader.load(body, f"{where}.key")))
-    if kinds[0] == "certificate":
-        ident = _obj(body.get("identity"), f"{where}.certificate.identity")
-        identity = CertificateIdentity(
-            subject=_str(ident.get("subject"), f"{where}.identity.subject"),
-            san=_str(ident.get("san"), f"{where}.identity.san"),
-            san_regexp=_regexp(ident.get("sanRegExp"), f"{where}.identity.sanRegExp"),
-        )
-        if identity == CertificateIdentity():
-            raise _fail(f"{where}.certificate.identity", "needs subject, san or sanRegExp")
-        if identity.san is not None and identity.san_regexp is not None:
-            raise _fail(f"{where}.certificate.identity", "takes san or sanRegExp, not both")
-        chain = loader.load(_obj(body.get("caChain"), f"{where}.caChain"), f"{where}.caChain")
-        return Authority(name, certificate=CertificateAuthority(chain, identity))
-    return Authority(name, keyless=_keyless(body, f"{where}.keyless", loader))
-
-
-def _hashing(raw: Any) -> Hashing:
-    spec = _obj(raw, "hashing")
-    method = spec.get("method", "sha256")
-    serialization = spec.get("serialization", "files")
-    if method not in ("sha256", "blake2"):
-        raise _fail("hashing.method", f"unsupported {method!r} (sha256 or blake2)")
-    if serialization not in ("files", "shards"):
-        raise _fail("hashing.serialization", f"unsupported {serialization!r} (files or shards)")
-    shard_size = spec.get("shardSize", DEFAULT_SHARD_SIZE)
-    if not isinstance(shard_size, int) or isinstance(shard_size, bool) or shard_size < 1:
-        raise _fail("hashing.shardSize", "expected a positive integer")
-    allow = spec.get("allowSymlinks", False)
-    if not isinstance(allow, bool):
-        raise _fail("hashing.allowSymlinks", "expected a boolean")
-    ignore = tuple(
-        _str(p, "hashing.ignorePaths") or "" for p in _list(spec.get("ignorePaths"), "ignorePaths")
+        return Authority(name, key=KeyAuthority(loader.load(node, "key")))
+    body = node.node(kinds[0])
+    assert body is not None
+    if kinds[0] == "keyless":
+        return Authority(name, keyless=_keyless(body, loader))
+    ident = body.node("identity", required=True)
+    assert ident is not None
+    identity = CertificateIdentity(
+        ident.string("subject"), ident.string("san"), _regexp(ident, "sanRegExp")
     )
-    return Hashing(method, serialization, shard_size, allow, ignore)
+    if identity == CertificateIdentity():
+        raise body.error("identity", "needs subject, san or sanRegExp: a CA alone says nobody")
+    if identity.san is not None and identity.san_regexp is not None:
+        raise body.error("identity", "takes san or sanRegExp, not both")
+    return Authority(name, certificate=CertificateAuthority(loader.load(body, "caChain"), identity))
 
 
-def _rule(raw: Any, i: int) -> AttestationRule:
-    item = _obj(raw, f"attestations[{i}]")
-    where = f"attestations[{i}]"
-    ptype = _str(item.get("predicateType"), f"{where}.predicateType")
-    if ptype is None:
-        raise _fail(where, "needs a predicateType")
+def _hashing(node: Node | None) -> Hashing:
+    if node is None:
+        return DEFAULT_HASHING
+    method = node.string("method") or "sha256"
+    serialization = node.string("serialization") or "files"
+    if method not in ("sha256", "blake2"):
+        raise node.error("method", f"unsupported {method!r} (sha256 or blake2)")
+    if serialization not in ("files", "shards"):
+        raise node.error("serialization", f"unsupported {serialization!r} (files or shards)")
+    shard_size = node.integer("shardSize", minimum=1) or DEFAULT_SHARD_SIZE
+    return Hashing(
+        method,  # type: ignore[arg-type]  # checked above
+        serialization,  # type: ignore[arg-type]
+        shard_size,
+        node.boolean("allowSymlinks"),
+        node.strings("ignorePaths"),
+    )
 
-    def strings(key: str) -> tuple[str, ...]:
-        return tuple(
-            _str(v, f"{where}.{key}") or "" for v in _list(item.get(key), f"{where}.{key}")
+
+def _parse(spec: Node, name: str, loader: _Loader) -> Policy:
+    authorities = tuple(_authority(a, i, loader) for i, a in enumerate(spec.nodes("authorities")))
+    if not authorities:
+        raise spec.error(
+            "authorities", "must list at least one authority: an empty policy trusts nobody"
         )
-
-    return AttestationRule(
-        ptype, strings("builderIds"), strings("sourceRepositories"), strings("refs")
+    if len({a.name for a in authorities}) != len(authorities):
+        raise spec.error("authorities", "names must be unique")
+    denied = spec.strings("deniedDigests")
+    for digest in denied:
+        if not DIGEST_RE.match(digest):
+            raise spec.error(
+                "deniedDigests", f"{digest!r} is not 'sha256:' + 64 lowercase hex digits"
+            )
+    rules = tuple(
+        AttestationRule(
+            a.required_string("predicateType"),
+            a.strings("builderIds"),
+            a.strings("sourceRepositories"),
+            a.strings("refs"),
+        )
+        for a in spec.nodes("attestations")
+    )
+    require = spec.string("require") or "any"
+    if require not in ("any", "all"):
+        raise spec.error("require", f"expected any or all, got {require!r}")
+    return Policy(
+        name=name,
+        authorities=authorities,
+        hashing=_hashing(spec.node("hashing")),
+        attestations=rules,
+        denied_digests=frozenset(denied),
+        require=require,  # type: ignore[arg-type]  # checked above
     )
 
 
@@ -334,48 +318,32 @@ def parse_policy(
     base_dir: Path | None = None,
     name: str | None = None,
 ) -> Policy:
-    """Parses a TrustPolicy manifest (or its bare ``spec``) and loads all its material."""
+    """Parses a TrustPolicy manifest (or its bare ``spec``) and loads all its material.
+
+    Every field is read through :class:`~modelfleet.core.doc.Node` against the declared field
+    paths (:data:`modelfleet.api.fields.TRUSTPOLICY_FIELDS`, held to the CRD by a unit test); a
+    problem is check ``policy`` naming the policy and the field.
+    """
     if not isinstance(obj, Mapping):
         raise VerificationError("policy", "a TrustPolicy must be a YAML/JSON object")
     if "spec" in obj or "kind" in obj:
         if obj.get("kind", "TrustPolicy") != "TrustPolicy":
             raise VerificationError("policy", f"expected kind TrustPolicy, got {obj.get('kind')!r}")
-        spec = _obj(obj.get("spec"), "spec")
-        name = name or str(_obj(obj.get("metadata"), "metadata").get("name") or "") or None
+        body = obj
     else:
-        spec = obj
-    loader = _Loader(resolver, base_dir)
-    authorities = tuple(
-        _authority(a, i, loader)
-        for i, a in enumerate(_list(spec.get("authorities"), "authorities"))
-    )
-    if not authorities:
-        raise VerificationError(
-            "policy", "spec.authorities is empty: an empty policy trusts nobody"
-        )
-    names = [a.name for a in authorities]
-    if len(set(names)) != len(names):
-        raise _fail("authorities", "names must be unique")
-    denied = set()
-    for d in _list(spec.get("deniedDigests"), "deniedDigests"):
-        if not isinstance(d, str) or not DIGEST_RE.match(d):
-            raise _fail("deniedDigests", f"{d!r} is not 'sha256:' + 64 lowercase hex digits")
-        denied.add(d)
-    rules = tuple(
-        _rule(r, i) for i, r in enumerate(_list(spec.get("attestations"), "attestations"))
-    )
+        body = {"spec": obj}
     try:
-        scope = parse_scope(spec)
-    except ValueError as exc:
+        root = Node(body, registry=TRUSTPOLICY_FIELDS, where="")
+        meta = root.node("metadata")
+        name = name or (meta.string("name") if meta is not None else None) or "unnamed"
+        root = Node(body, registry=TRUSTPOLICY_FIELDS, where=f"TrustPolicy {name}")
+        spec = root.node("spec", required=True)
+        assert spec is not None
+        policy = _parse(spec, name, _Loader(resolver, base_dir))
+        scope = parse_scope(body["spec"])
+    except (ConfigError, ValueError) as exc:
         raise VerificationError("policy", str(exc)) from None
-    return Policy(
-        name=name or "unnamed",
-        authorities=authorities,
-        hashing=_hashing(spec.get("hashing")),
-        attestations=rules,
-        denied_digests=frozenset(denied),
-        scope=scope,
-    )
+    return dataclasses.replace(policy, scope=scope)
 
 
 def load_policy(path: Path, *, resolver: MaterialResolver | None = None) -> Policy:

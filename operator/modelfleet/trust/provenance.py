@@ -21,10 +21,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from modelfleet.trust.authorities import endorse
 from modelfleet.trust.bundle import IN_TOTO_PAYLOAD_TYPE, dsse_envelope, parse_json
 from modelfleet.trust.errors import VerificationError
-from modelfleet.trust.modelsig import verify_dsse_signers
 from modelfleet.trust.policy import AttestationRule, Policy
+from modelfleet.trust.signatures import parse_signature
 
 MAX_ATTESTATION_BYTES = 16 * 1024 * 1024
 
@@ -117,7 +118,13 @@ def _read(path: Path, policy: Policy, now: datetime) -> _Statement:
         }
     if dsse_envelope(doc) is None:
         raise VerificationError("provenance", f"attestation {path.name} is not a DSSE envelope")
-    auth, signer, _issuer, _idx, _when, ptype, payload = verify_dsse_signers(raw, doc, policy, now)
+    # an attestation is signed by any one authority of the policy, whatever spec.require says
+    (endorsement,) = endorse(
+        policy, [parse_signature(raw, doc, "attestation")], now=now, require="any"
+    )
+    signer = endorsement.signer
+    assert endorsement.signature.envelope is not None
+    ptype, payload, _sigs = endorsement.signature.envelope
     if ptype != IN_TOTO_PAYLOAD_TYPE:
         raise VerificationError("provenance", f"attestation {path.name}: payload type {ptype!r}")
     try:
@@ -132,7 +139,11 @@ def _read(path: Path, policy: Policy, now: datetime) -> _Statement:
         if isinstance(s, dict) and isinstance(s.get("digest"), dict) and "sha256" in s["digest"]
     )
     return _Statement(
-        str(statement.get("predicateType")), statement.get("predicate"), digests, signer, auth.name
+        str(statement.get("predicateType")),
+        statement.get("predicate"),
+        digests,
+        signer.identity,
+        signer.authority,
     )
 
 

@@ -175,6 +175,20 @@ def sign_model_keyless(
     return signature
 
 
+def combine_signatures(signatures: Sequence[Path], out: Path) -> Path:
+    """Writes a signature set: the bundles of ``signatures`` (one each, or sets) as one array.
+
+    A policy with ``spec.require: all`` needs one signature per authority; each signer signs
+    alone, then their signatures are combined into the file the release names.
+    """
+    bundles: list[object] = []
+    for path in signatures:
+        doc = json.loads(path.read_bytes())
+        bundles += doc if isinstance(doc, list) else [doc]
+    out.write_text(json.dumps(bundles, indent=2), encoding="utf-8")
+    return out
+
+
 def pack_model(folder: Path, archive: Path, *, exclude: Sequence[str] = ()) -> str:
     """Packs a model folder into a reproducible tar (.tar, .tar.gz, .tgz); returns its digest.
 

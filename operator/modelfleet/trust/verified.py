@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from modelfleet.trust.provenance import Provenance
+from modelfleet.trust.signer import Signer
 
 _TOKEN = object()
 
@@ -23,21 +24,45 @@ class VerifiedArtifact:
     digest: str  # "sha256:<hex>" of the artifact bytes (of the model manifest for a folder)
     model_digest: str | None  # model-signing root digest of the model's files, if model-signed
     policy: str
-    authority: str
-    authority_kind: Literal["key", "certificate", "keyless"]
-    signature_format: Literal["model-signing", "sigstore-bundle"]
-    signer: str  # certificate identity, or "sha256:<hex>" key id
-    issuer: str | None
-    tlog_index: int | None
-    integrated_time: datetime | None
+    signers: tuple[Signer, ...]  # every signature that verified (several for require: all)
     provenance: tuple[Provenance, ...]
     verified_at: datetime
     model_path: Path | None = None  # where an archive was unpacked, when asked to keep it
     _token: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self._token is not _TOKEN:
+        if self._token is not _TOKEN or not self.signers:
             raise TypeError("VerifiedArtifact is made only by modelfleet.trust verification")
+
+    @property
+    def authority(self) -> str:
+        """Every authority that signed, in the policy's order (``a, b``)."""
+        return ", ".join(dict.fromkeys(s.authority for s in self.signers))
+
+    @property
+    def authority_kind(self) -> Literal["key", "certificate", "keyless"]:
+        return self.signers[0].kind
+
+    @property
+    def signature_format(self) -> Literal["model-signing", "sigstore-bundle"]:
+        return "model-signing" if self.model_digest else "sigstore-bundle"
+
+    @property
+    def signer(self) -> str:
+        """The first signer's identity: a certificate identity, or the "sha256:<hex>" key id."""
+        return self.signers[0].identity
+
+    @property
+    def issuer(self) -> str | None:
+        return self.signers[0].issuer
+
+    @property
+    def tlog_index(self) -> int | None:
+        return self.signers[0].tlog_index
+
+    @property
+    def integrated_time(self) -> datetime | None:
+        return self.signers[0].integrated_time
 
     def to_status(self) -> dict[str, Any]:
         """The ``status.verification`` object of a ModelRelease (camelCase, JSON-ready)."""
@@ -69,3 +94,18 @@ class VerifiedArtifact:
                 if v
             }
         return status
+
+
+def proof(  # noqa: PLR0917 - the fields, in order
+    policy: str,
+    digest: str,
+    model_digest: str | None,
+    signers: tuple[Signer, ...],
+    provenance: tuple[Provenance, ...],
+    now: datetime,
+    model_path: Path | None = None,
+) -> VerifiedArtifact:
+    """The proof of a verification that passed (only this package's verifiers call it)."""
+    return VerifiedArtifact(
+        digest, model_digest, policy, signers, provenance, now, model_path, _TOKEN
+    )

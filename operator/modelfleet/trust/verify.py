@@ -1,15 +1,11 @@
 """The entry points: verify an artifact (operator, agent) or a model on disk (CLI) against a policy.
 
 Order of checks (cheapest and most decisive first): policy → denylist (expected digest) → digest
-of the artifact bytes, streamed → signature type → signature and signer → pinned hashing →
-denylist (model digest) → unpacking (archives, safely) and the model's files against the signed
-manifest → required attestations.
-
-**What counts as a signature.** A model-signing signature (a DSSE in-toto statement whose
-predicate type is model_signing's), or a Sigstore *message signature* over the artifact bytes.
-Any other signed statement, for example SLSA provenance naming the artifact, is an attestation:
-it is checked under ``spec.artifact.attestations`` against the policy's attestation rules, and
-refused as the release signature (check ``signature-type``), whoever signed it.
+of the artifact bytes, streamed → signature type → signatures and signers, against the policy's
+composed authorities (:mod:`~modelfleet.trust.authorities`) → pinned hashing → denylist (model
+digest) → unpacking (archives, safely) and the model's files against the signed manifest
+(:mod:`~modelfleet.trust.contents`) → required attestations. What counts as a signature, and
+signature sets: :mod:`~modelfleet.trust.signatures`.
 
 **Revocation.** ``deniedDigests`` is matched against the artifact's digest and against the signed
 model's manifest digest (model_signing's in-toto subject digest, ``status.verification
@@ -22,40 +18,30 @@ that model too. Any exception that is not a :class:`VerificationError` is turned
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import shutil
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from modelfleet.trust.archive import ArchiveLimits, extract_archive, is_archive, scan_archive
-from modelfleet.trust.bundle import (
-    IN_TOTO_PAYLOAD_TYPE,
-    dsse_envelope,
-    parse_json,
-    verify_key_bundle,
-    verify_keyless_bundle,
-)
-from modelfleet.trust.digest import compute_manifest, digest_file, root_digest
+from modelfleet.trust.archive import ArchiveLimits
+from modelfleet.trust.authorities import endorse
+from modelfleet.trust.contents import check_artifact, check_model
+from modelfleet.trust.digest import digest_file, root_digest
 from modelfleet.trust.errors import VerificationError
-from modelfleet.trust.material import load_public_key
-from modelfleet.trust.modelsig import (
-    MODEL_SIGNING_PREDICATES,
-    SignedManifest,
-    check_hashing,
-    is_model_signing,
-    verify_model_signature,
+from modelfleet.trust.modelsig import SignedManifest, check_hashing, signed_manifest
+from modelfleet.trust.policy import DIGEST_RE, Policy
+from modelfleet.trust.provenance import check_attestations
+from modelfleet.trust.signatures import (
+    Signature,
+    check_signature_type,
+    parse_signatures,
+    read_signature_file,
 )
-from modelfleet.trust.policy import DIGEST_RE, Authority, Policy
-from modelfleet.trust.provenance import Provenance, check_attestations
-from modelfleet.trust.verified import _TOKEN, VerifiedArtifact
+from modelfleet.trust.signer import Signer
+from modelfleet.trust.verified import VerifiedArtifact, proof
 
 log = logging.getLogger(__name__)
-MAX_SIGNATURE_BYTES = 16 * 1024 * 1024
 T = TypeVar("T")
 
 
@@ -70,203 +56,52 @@ def _guarded(fn: Callable[[], T]) -> T:
         raise VerificationError("internal", f"unexpected {type(exc).__name__}: {detail}") from exc
 
 
-def _read_signature(path: Path | None) -> bytes:
-    if path is None:
-        raise VerificationError("input", "no signature given: unsigned models are never accepted")
-    try:
-        if path.stat().st_size > MAX_SIGNATURE_BYTES:
-            raise VerificationError("bundle", f"signature {path.name} is larger than 16 MiB")
-        return path.read_bytes()
-    except OSError as exc:
-        raise VerificationError("input", f"cannot read signature {path}: {exc.strerror}") from None
-
-
 def _check_denied(policy: Policy, digest: str, what: str) -> None:
     if digest in policy.denied_digests:
         raise VerificationError("denylist", f"{what} {digest} is revoked by policy {policy.name!r}")
 
 
-def compare_manifests(expected: dict[str, str], actual: dict[str, str]) -> None:
-    """Rejects any change, addition, removal or rename, naming the first files concerned."""
-    if expected == actual:
-        return
-    added = sorted(set(actual) - set(expected))
-    removed = sorted(set(expected) - set(actual))
-    changed = sorted(k for k in set(actual) & set(expected) if actual[k] != expected[k])
-    by_digest = {expected[k]: k for k in removed}
-    renamed = [(by_digest[actual[k]], k) for k in added if actual[k] in by_digest]
-    if renamed:
-        old, new = renamed[0]
-        raise VerificationError("integrity", f"file {old!r} was renamed to {new!r}")
-    if changed:
+def check_request(policy: Policy, expected_digest: str, *, signature_named: bool) -> None:
+    """The checks that need no bytes: the digest's form, the denylist, that a signature is named.
+
+    :func:`verify_artifact` runs them first; the operator runs them before fetching anything.
+    """
+    if not DIGEST_RE.match(expected_digest):
         raise VerificationError(
-            "integrity", f"file {changed[0]!r} was modified ({len(changed)} changed)"
+            "digest", f"expected digest {expected_digest!r} is not sha256:<64 hex>"
         )
-    if added:
-        raise VerificationError(
-            "integrity", f"file {added[0]!r} is not covered by the signature ({len(added)} added)"
-        )
-    raise VerificationError(
-        "integrity", f"signed file {removed[0]!r} is missing ({len(removed)} removed)"
-    )
-
-
-def _ignore_list(
-    policy: Policy, model: Path, signature: Path | None, extra: Sequence[str]
-) -> tuple[str, ...]:
-    ignore = list(policy.hashing.ignore_paths) + [str(p) for p in extra]
-    # a signature kept inside the model folder is not part of the model
-    if (
-        signature is not None
-        and model.is_dir()
-        and signature.resolve().is_relative_to(model.resolve())
-    ):
-        ignore.append(signature.resolve().relative_to(model.resolve()).as_posix())
-    return tuple(ignore)
-
-
-@dataclass(frozen=True)
-class _Signer:
-    """Who signed, as a verified signature proved it."""
-
-    authority: Authority
-    signer: str
-    issuer: str | None = None
-    tlog_index: int | None = None
-    integrated_time: datetime | None = None
-
-
-def _check_signature_type(doc: dict[str, Any]) -> None:
-    """A plain bundle must be a message signature: a signed statement is an attestation."""
-    envelope = dsse_envelope(doc)
-    if envelope is None:
-        return
-    ptype, payload, _sigs = envelope
-    if ptype != IN_TOTO_PAYLOAD_TYPE:
-        raise VerificationError(
-            "signature-type",
-            f"the signature is a DSSE envelope of payload type {ptype!r}, not a model signature",
-        )
-    try:
-        statement = json.loads(payload)
-        predicate = statement.get("predicateType") if isinstance(statement, dict) else None
-    except ValueError:
-        predicate = None
-    raise VerificationError(
-        "signature-type",
-        f"the signature is an in-toto statement of predicate type {predicate!r}, not a model "
-        f"signature (expected {MODEL_SIGNING_PREDICATES[0]!r} or a message signature over the "
-        "artifact); provenance belongs in spec.artifact.attestations",
-    )
-
-
-def _bundle_signers(raw: bytes, policy: Policy, artifact_sha256: bytes) -> _Signer:
-    """A plain Sigstore bundle over the artifact: message signature or DSSE naming its digest."""
-    doc = parse_json(raw)
-    material = doc.get("verificationMaterial") or {}
-    failures: list[VerificationError] = []
-    for auth in policy.authorities:
-        try:
-            if auth.key is not None and "publicKey" in material:
-                key = load_public_key(auth.key.pem, f"authority {auth.name!r} key")
-                ev = verify_key_bundle(
-                    raw,
-                    key=key,
-                    artifact_sha256=artifact_sha256,
-                    trusted_root_json=auth.key.trusted_root_json,
-                    require_tlog=auth.key.require_transparency_log,
-                )
-            elif auth.keyless is not None and "publicKey" not in material:
-                ev = verify_keyless_bundle(
-                    raw,
-                    trusted_root_json=auth.keyless.trusted_root_json,
-                    identities=auth.keyless.identities,
-                    authority=auth.name,
-                    artifact_sha256=artifact_sha256,
-                )
-            else:
-                continue
-            if ev.payload is not None:
-                statement: Any = json.loads(ev.payload)
-                subjects = [
-                    s.get("digest", {}).get("sha256") for s in statement.get("subject") or []
-                ]
-                if artifact_sha256.hex() not in subjects:
-                    raise VerificationError(
-                        "integrity", "the signed statement's subject is not this artifact"
-                    )
-            return _Signer(auth, ev.signer, ev.issuer, ev.tlog_index, ev.integrated_time)
-        except VerificationError as exc:
-            failures.append(exc)
-    if not failures:
-        raise VerificationError(
-            "authority", "no authority of the policy can verify this kind of bundle"
-        )
-    best = max(failures, key=lambda e: e.stage)
-    if len(failures) > 1:
-        raise VerificationError(best.check, "; ".join(f.reason for f in failures))
-    raise best
-
-
-def _result(
-    policy: Policy,
-    *,
-    digest: str,
-    signed: SignedManifest | None,
-    signer: _Signer,
-    provenance: tuple[Provenance, ...],
-    now: datetime,
-    model_path: Path | None,
-) -> VerifiedArtifact:
-    return VerifiedArtifact(
-        digest=digest,
-        model_digest=signed.root_digest if signed else None,
-        policy=policy.name,
-        authority=signer.authority.name,
-        authority_kind=signer.authority.kind,
-        signature_format="model-signing" if signed else "sigstore-bundle",
-        signer=signer.signer,
-        issuer=signer.issuer,
-        tlog_index=signer.tlog_index,
-        integrated_time=signer.integrated_time,
-        provenance=provenance,
-        verified_at=now,
-        model_path=model_path,
-        _token=_TOKEN,
-    )
+    _check_denied(policy, expected_digest, "artifact")
+    if not signature_named:
+        read_signature_file(None)  # the one "unsigned models are never accepted" refusal
 
 
 def _plain_bundle(
     policy: Policy,
-    raw: bytes,
-    doc: dict[str, Any],
+    signatures: Sequence[Signature],
     digest: str,
     *,
     attestations: Sequence[Path],
     now: datetime,
     accept_statements: bool,
 ) -> VerifiedArtifact:
-    """The whole check of a plain Sigstore bundle over the artifact bytes ``digest``."""
+    """The whole check of plain Sigstore bundles over the artifact bytes ``digest``."""
     if not accept_statements:
-        _check_signature_type(doc)
-    signer = _bundle_signers(raw, policy, bytes.fromhex(digest.removeprefix("sha256:")))
-    provenance = check_attestations(policy, attestations, frozenset({digest}), now)
-    return _result(
-        policy,
-        digest=digest,
-        signed=None,
-        signer=signer,
-        provenance=provenance,
-        now=now,
-        model_path=None,
-    )
+        for signature in signatures:
+            check_signature_type(signature)
+    sha256 = bytes.fromhex(digest.removeprefix("sha256:"))
+    endorsements = endorse(policy, signatures, now=now, artifact_sha256=sha256)
+    signers = tuple(e.signer for e in endorsements)
+    return _finish(policy, digest, None, signers, attestations, now, None)
 
 
 def _model_signed(
-    policy: Policy, raw: bytes, now: datetime, revoked_models: Mapping[str, str]
+    policy: Policy,
+    signatures: Sequence[Signature],
+    now: datetime,
+    revoked_models: Mapping[str, str],
 ) -> SignedManifest:
-    """A model-signing signature, its pinned hashing, and the denylist on its manifest digest."""
-    signed = verify_model_signature(raw, policy, now=now)
+    """Model-signing signatures, their pinned hashing, and the denylist on the manifest digest."""
+    signed = signed_manifest(endorse(policy, signatures, now=now))
     check_hashing(signed, policy.hashing)
     _check_denied(policy, signed.root_digest, "model")
     for artifact, model in revoked_models.items():
@@ -279,31 +114,20 @@ def _model_signed(
     return signed
 
 
-def _model_result(
+def _finish(  # noqa: PLR0917 - every part of the proof
     policy: Policy,
-    *,
     digest: str,
-    signed: SignedManifest,
+    signed: SignedManifest | None,
+    signers: tuple[Signer, ...],
     attestations: Sequence[Path],
     now: datetime,
     model_path: Path | None,
 ) -> VerifiedArtifact:
-    """A model-signed result, once the files matched the manifest: attestations, then proof."""
-    provenance = check_attestations(
-        policy, attestations, frozenset({digest, signed.root_digest}), now
-    )
-    signer = _Signer(
-        signed.authority, signed.signer, signed.issuer, signed.tlog_index, signed.integrated_time
-    )
-    return _result(
-        policy,
-        digest=digest,
-        signed=signed,
-        signer=signer,
-        provenance=provenance,
-        now=now,
-        model_path=model_path,
-    )
+    """Once the signers and files passed: the required attestations, then the proof."""
+    model_digest = signed.root_digest if signed is not None else None
+    subjects = frozenset(d for d in (digest, model_digest) if d)
+    provenance = check_attestations(policy, attestations, subjects, now)
+    return proof(policy.name, digest, model_digest, signers, provenance, now, model_path)
 
 
 def verify_artifact(
@@ -357,12 +181,8 @@ def _verify_artifact(  # noqa: PLR0917 - mirrors verify_artifact's parameters
     revoked_models: Mapping[str, str],
 ) -> VerifiedArtifact:
     now = now or datetime.now(UTC)
-    if not DIGEST_RE.match(expected_digest):
-        raise VerificationError(
-            "digest", f"expected digest {expected_digest!r} is not sha256:<64 hex>"
-        )
-    _check_denied(policy, expected_digest, "artifact")
-    raw = _read_signature(signature)
+    check_request(policy, expected_digest, signature_named=signature is not None)
+    raw = read_signature_file(signature)
     if not artifact.is_file():
         raise VerificationError("input", f"artifact {artifact} is not a file")
     digest = digest_file(artifact)
@@ -371,50 +191,22 @@ def _verify_artifact(  # noqa: PLR0917 - mirrors verify_artifact's parameters
             "digest",
             f"digest mismatch: the artifact is not the {expected_digest} the release names",
         )
-    doc = parse_json(raw, "signature")
-    if not is_model_signing(doc):
+    signatures = parse_signatures(raw)
+    if signatures[0].format == "bundle":
         return _plain_bundle(
-            policy, raw, doc, digest, attestations=attestations, now=now, accept_statements=False
+            policy, signatures, digest, attestations=attestations, now=now, accept_statements=False
         )
-    signed = _model_signed(policy, raw, now, revoked_models)
-    ignore = tuple(policy.hashing.ignore_paths) + tuple(ignore_paths)
-    kept: Path | None = None
-    if is_archive(artifact):
-        # the signed manifest drives unpacking: read once, writing nothing, then (for a slot)
-        # again, writing only what that first read verified; see trust/archive.py
-        contents = scan_archive(
-            artifact, policy.hashing, signed=signed.items, ignore=ignore, limits=limits
-        )
-        compare_manifests(signed.items, contents.items)
-        if unpack_to is not None:
-            try:
-                extract_archive(
-                    artifact,
-                    unpack_to,
-                    policy.hashing,
-                    expected=contents,
-                    ignore=ignore,
-                    limits=limits,
-                )
-            except BaseException:
-                shutil.rmtree(unpack_to, ignore_errors=True)
-                raise
-        kept = unpack_to
-    else:
-        known = None
-        if policy.hashing.method == "sha256" and policy.hashing.serialization == "files":
-            known = {".": digest.removeprefix("sha256:")}  # the file's digest is its manifest entry
-        compare_manifests(
-            signed.items, compute_manifest(artifact, policy.hashing, ignore, known=known)
-        )
-    return _model_result(
+    signed = _model_signed(policy, signatures, now, revoked_models)
+    kept = check_artifact(
+        artifact,
+        signed,
         policy,
         digest=digest,
-        signed=signed,
-        attestations=attestations,
-        now=now,
-        model_path=kept,
+        ignore=ignore_paths,
+        unpack_to=unpack_to,
+        limits=limits,
     )
+    return _finish(policy, digest, signed, signed.signers, attestations, now, kept)
 
 
 def verify_model(
@@ -453,41 +245,30 @@ def _verify_model(  # noqa: PLR0917 - mirrors verify_model's parameters
     accept_statements: bool,
 ) -> VerifiedArtifact:
     now = now or datetime.now(UTC)
-    raw = _read_signature(signature)
+    raw = read_signature_file(signature)
     if not model.exists():
         raise VerificationError("input", f"model {model} does not exist")
-    doc = parse_json(raw, "signature")
+    signatures = parse_signatures(raw)
+    digest = ""
     if model.is_file() and not model.is_symlink():
         digest = digest_file(model)
         _check_denied(policy, digest, "artifact")
-        if not is_model_signing(doc):
+        if signatures[0].format == "bundle":
             return _plain_bundle(
                 policy,
-                raw,
-                doc,
+                signatures,
                 digest,
                 attestations=attestations,
                 now=now,
                 accept_statements=accept_statements,
             )
-    elif not is_model_signing(doc):
+    elif signatures[0].format == "bundle":
         raise VerificationError(
             "bundle", "a folder needs a model-signing signature, not a plain bundle"
         )
-    else:
-        digest = ""
-    signed = _model_signed(policy, raw, now, {})
-    ignore = _ignore_list(policy, model, signature, ignore_paths)
-    known = None
-    if digest and policy.hashing.method == "sha256" and policy.hashing.serialization == "files":
-        known = {".": digest.removeprefix("sha256:")}
-    actual = compute_manifest(model, policy.hashing, ignore, known=known)
-    compare_manifests(signed.items, actual)
-    digest = digest or root_digest(actual)
-    return _model_result(
-        policy, digest=digest, signed=signed, attestations=attestations, now=now, model_path=None
+    signed = _model_signed(policy, signatures, now, {})
+    actual = check_model(
+        model, signed, policy, digest=digest, signature=signature, ignore=ignore_paths
     )
-
-
-def sha256_bytes(data: bytes) -> str:
-    return f"sha256:{hashlib.sha256(data).hexdigest()}"
+    digest = digest or root_digest(actual)
+    return _finish(policy, digest, signed, signed.signers, attestations, now, None)

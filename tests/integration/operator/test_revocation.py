@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from modelfleet.devcluster import ControlPlane
-from modelfleet.fleet.enroll import enroll_gateway
+from modelfleet.enrollment import enroll_gateway
 from modelfleet.fleet.process import FleetAPIProcess, start_fleet_api
 from modelfleet.kube import api_client, load_access
 from modelfleet.trust import digest_file

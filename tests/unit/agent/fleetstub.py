@@ -1,4 +1,4 @@
-"""A stand-in fleet API for agent unit tests: real mTLS (fleet CA from modelfleet.fleet.pki),
+"""A stand-in fleet API for agent unit tests: real mTLS (fleet CA from modelfleet.enrollment.pki),
 ``GET /v1/desired`` with ETag/304 and ``POST /v1/report``, plus artifact files over HTTPS.
 
 Identity is the client certificate's fingerprint, as in the real fleet API; the real server's
@@ -19,7 +19,7 @@ import yaml
 from aiohttp import web
 
 from modelfleet.agent.config import AgentConfig, TLSConfig, write_agent_config
-from modelfleet.fleet.pki import FleetCA
+from modelfleet.enrollment.pki import FleetCA
 
 
 @dataclass

@@ -61,7 +61,7 @@ def test_check_config_reports_the_policy(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from modelfleet.agent.config import AgentConfig, TLSConfig, write_agent_config
-    from modelfleet.fleet.pki import FleetCA
+    from modelfleet.enrollment.pki import FleetCA
 
     v = versions(tmp_path, "1.0")
     ca = FleetCA.create()

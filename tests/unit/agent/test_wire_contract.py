@@ -18,7 +18,7 @@ from modelfleet.agent.protocol import (
 from modelfleet.core.desired import Assignment, Role
 from modelfleet.core.types import VersionSnapshot
 from modelfleet.fleet.index import render
-from modelfleet.fleet.protocol import parse_report
+from modelfleet.protocol import parse_report
 
 DIGEST = "sha256:" + "c" * 64
 

@@ -1,15 +1,13 @@
-"""Parsing ModelRelease / EdgeGateway / TrustPolicy dicts into core views."""
+"""Parsing ModelRelease / EdgeGateway dicts into core views (TrustPolicy: tests/unit/trust)."""
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from modelfleet.api import parse_gateway, parse_release, parse_trust_policy, status_to_dict
-from modelfleet.api.trustpolicy import AuthorityKind
+from modelfleet.api import parse_gateway, parse_release, status_to_dict
 from modelfleet.core import (
     ActionKind,
     LabelSelector,
@@ -21,7 +19,7 @@ from modelfleet.core import (
 )
 from modelfleet.errors import ConfigError
 
-from .bodies import DIGEST, edgegateway, full_status, modelrelease, trustpolicy
+from .bodies import DIGEST, edgegateway, full_status, modelrelease
 
 
 def test_full_modelrelease_parses_every_field() -> None:
@@ -207,50 +205,3 @@ def test_edgegateway_with_unknown_state_names_the_field() -> None:
     body["status"]["models"][0]["state"] = "Exploded"
     with pytest.raises(ConfigError, match=r"EdgeGateway retail/gw-1: status\.models\[0\]\.state"):
         parse_gateway(body)
-
-
-def test_trustpolicy_parses_every_authority_kind() -> None:
-    tp = parse_trust_policy(trustpolicy())
-    kinds = [a.kind for a in tp.authorities]
-    assert kinds.count(AuthorityKind.KEY) == 3
-    assert kinds.count(AuthorityKind.CERTIFICATE) == 3
-    assert kinds.count(AuthorityKind.KEYLESS) == 4
-    sig = tp.authorities[3].keyless
-    assert sig is not None and not sig.require_transparency_log
-    assert sig.trust_root.config_map_ref is not None and not sig.trust_root.public_good
-    assert tp.hashing.serialization == "shards" and tp.hashing.shard_size == 1024
-    assert tp.attestations[0].refs == ("refs/tags/*",)
-    assert tp.denied_digests == frozenset({"sha256:" + "b" * 64})
-
-
-@pytest.mark.parametrize(
-    ("mutate", "message"),
-    [
-        (lambda s: s.update(authorities=[]), r"spec\.authorities: must list at least one"),
-        (
-            lambda s: s["authorities"][0].update(keyless={"identities": []}),
-            r"authorities\[0\]\.name: .*exactly one of key, certificate, keyless",
-        ),
-        (
-            lambda s: s["authorities"][1]["key"].update(data="x"),
-            r"authorities\[1\]\.key: needs exactly one of data, secretRef or file",
-        ),
-        (
-            lambda s: s["authorities"][2]["certificate"].update(identity={}),
-            r"certificate\.identity: needs subject, san or sanRegExp",
-        ),
-        (
-            lambda s: s["authorities"][3]["keyless"]["identities"][0].update(issuerRegExp="x"),
-            r"identities\[0\]\.issuer: needs exactly one of issuer or issuerRegExp",
-        ),
-        (
-            lambda s: s.update(deniedDigests=["md5:1"]),
-            r"spec\.deniedDigests: 'md5:1'",
-        ),
-    ],
-)
-def test_bad_trustpolicy_fails_closed_naming_the_field(mutate: Any, message: str) -> None:
-    body = copy.deepcopy(trustpolicy())
-    mutate(body["spec"])
-    with pytest.raises(ConfigError, match=r"^TrustPolicy prod-signers: .*" + message):
-        parse_trust_policy(body)

@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 import yaml
 
-from modelfleet.api import parse_gateway, parse_release, parse_trust_policy, status_to_dict
+from modelfleet.api import parse_gateway, parse_release, status_to_dict
 from modelfleet.api.fields import EDGEGATEWAY_FIELDS, MODELRELEASE_FIELDS, TRUSTPOLICY_FIELDS
 from modelfleet.api.statusfields import STATUS_FIELDS
 from modelfleet.core import GateResult, ModelStateKind, Operator, Phase, RollbackMode
 from modelfleet.core.doc import FieldRegistry
 
 from ..core import scenarios
-from .bodies import edgegateway, full_status, modelrelease, trustpolicy
+from .bodies import edgegateway, full_status, modelrelease
 
 CRDS = Path(__file__).resolve().parents[3] / "crds"
 
@@ -115,7 +115,7 @@ def test_parsers_read_only_declared_paths_on_maximal_objects() -> None:
     # Node raises SchemaDriftError on any read outside the registry.
     parse_release(modelrelease(status=full_status()))
     parse_gateway(edgegateway())
-    parse_trust_policy(trustpolicy())
+    # TrustPolicy: tests/unit/trust/test_policy.py::test_parser_reads_only_declared_paths...
 
 
 def test_serialized_status_writes_only_schema_paths() -> None:

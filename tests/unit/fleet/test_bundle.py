@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from modelfleet.agent.config import load_agent_config
-from modelfleet.fleet.enroll import Bundle, EnrollmentError, parse_labels
-from modelfleet.fleet.pki import FleetCA
+from modelfleet.enrollment import Bundle, EnrollmentError, parse_labels
+from modelfleet.enrollment.pki import FleetCA
 
 
 def bundle(**over: object) -> Bundle:

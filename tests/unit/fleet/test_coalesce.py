@@ -11,7 +11,7 @@ from modelfleet.fleet.coalesce import (
     latest_health,
     plan_status_patch,
 )
-from modelfleet.fleet.protocol import HealthSample, ModelReport, Report
+from modelfleet.protocol import HealthSample, ModelReport, Report
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 DIGEST = "sha256:" + "a" * 64

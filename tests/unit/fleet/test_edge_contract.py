@@ -16,11 +16,11 @@ import hypothesis.strategies as st
 
 from modelfleet.agent.protocol import HealthWindow, ModelReport, ModelState, Report
 from modelfleet.api import parse_gateway
-from modelfleet.api.edge import DIGEST_RE, MODEL_RE, VERSION_RE, WINDOW_RE, matches
 from modelfleet.core.times import parse_duration
 from modelfleet.fleet.coalesce import CoalescePolicy, plan_status_patch
-from modelfleet.fleet.openapi import document
-from modelfleet.fleet.protocol import ProtocolError, decode_json, parse_report
+from modelfleet.protocol import ProtocolError, decode_json, parse_report
+from modelfleet.protocol.openapi import document
+from modelfleet.protocol.rules import DIGEST_RE, MODEL_RE, VERSION_RE, WINDOW_RE, matches
 
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 names = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?", fullmatch=True)

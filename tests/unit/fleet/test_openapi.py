@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 import schemathesis
 
-from modelfleet.fleet.openapi import document, document_bytes
-from modelfleet.fleet.protocol import ProtocolError, parse_report
+from modelfleet.protocol import ProtocolError, parse_report
+from modelfleet.protocol.openapi import document, document_bytes
 
 from .test_protocol import BAD, report
 

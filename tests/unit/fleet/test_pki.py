@@ -9,7 +9,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from modelfleet.fleet.pki import FleetCA, PKIError, fingerprint, is_fingerprint, parse_validity
+from modelfleet.enrollment.pki import FleetCA, PKIError, fingerprint, is_fingerprint, parse_validity
 
 
 @pytest.fixture(scope="module")

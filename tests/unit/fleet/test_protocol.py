@@ -7,13 +7,8 @@ from typing import Any
 
 import pytest
 
-from modelfleet.fleet.protocol import (
-    MAX_HEALTH,
-    ProtocolError,
-    decode_json,
-    parse_desired_query,
-    parse_report,
-)
+from modelfleet.protocol import ProtocolError, decode_json, parse_desired_query, parse_report
+from modelfleet.protocol.rules import MAX_HEALTH
 
 DIGEST = "sha256:" + "a" * 64
 

@@ -14,9 +14,9 @@ from modelfleet.api import parse_release
 from modelfleet.fleet.coalesce import CoalescePolicy, format_time
 from modelfleet.fleet.index import FleetIndex
 from modelfleet.fleet.metrics import FleetMetrics
-from modelfleet.fleet.protocol import ModelReport, Report
 from modelfleet.fleet.statuswriter import StatusWriter
 from modelfleet.kube import ApiError
+from modelfleet.protocol import ModelReport, Report
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 FP = "sha256:" + "1" * 64

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from modelfleet.enrollment.pki import FleetCA, IssuedCert
 from modelfleet.fleet.app import TLSFiles, server_ssl_context
-from modelfleet.fleet.pki import FleetCA, IssuedCert
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_a_fleet_ca_client_certificate_gets_in(
 ) -> None:
     issued = ca.issue_client("gw-1")
     der = handshake(server, client(ca, tmp_path, issued))
-    from modelfleet.fleet.pki import fingerprint
+    from modelfleet.enrollment.pki import fingerprint
 
     assert der is not None and fingerprint(der) == issued.fingerprint
 

@@ -358,7 +358,7 @@ def test_shard_serialization_round_trips_and_matches_model_signing(tmp_path: Pat
 def test_unexpected_exception_is_a_rejection_not_a_pass(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import modelfleet.trust.verify as verify_module
+    import modelfleet.trust.contents as verify_module
 
     s = make_signed_model(tmp_path)
 
@@ -379,20 +379,14 @@ def test_unexpected_exception_is_a_rejection_not_a_pass(
 def test_verified_artifact_cannot_be_forged() -> None:
     from datetime import UTC, datetime
 
-    from modelfleet.trust import VerifiedArtifact
+    from modelfleet.trust import Signer, VerifiedArtifact
 
     with pytest.raises(TypeError):
         VerifiedArtifact(
             digest="sha256:" + "0" * 64,
             model_digest=None,
             policy="p",
-            authority="a",
-            authority_kind="key",
-            signature_format="model-signing",
-            signer="s",
-            issuer=None,
-            tlog_index=None,
-            integrated_time=None,
+            signers=(Signer("a", "key", "s"),),
             provenance=(),
             verified_at=datetime.now(UTC),
         )

@@ -10,6 +10,7 @@ import yaml
 
 from modelfleet.trust import VerificationError, load_policy, parse_policy
 from tests.trustkit.models import make_key, public_pem
+from tests.unit.api.bodies import trustpolicy
 
 PEM = public_pem(make_key())
 KEY = {"name": "k", "key": {"data": PEM}}
@@ -112,6 +113,8 @@ def test_crd_file_and_policy_agree_on_field_names() -> None:
     ]
     assert set(props) == {
         "authorities",
+        "require",
+        "releaseChecklist",
         "hashing",
         "attestations",
         "deniedDigests",
@@ -200,3 +203,80 @@ def test_unparsable_policy_file_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(VerificationError) as err:
         load_policy(path)
     assert err.value.check == "policy"
+
+
+# -- the maximal TrustPolicy (moved from tests/unit/api when its second parser was removed) ----
+
+
+def maximal(tmp_path: Path) -> dict[str, Any]:
+    """tests/unit/api/bodies.trustpolicy(), its ``file:`` material written under ``tmp_path``."""
+    body = trustpolicy()
+    for auth in body["spec"]["authorities"]:
+        for material in (
+            auth.get("key"),
+            (auth.get("certificate") or {}).get("caChain"),
+            (auth.get("keyless") or {}).get("trustRoot"),
+        ):
+            if material and "file" in material:
+                path = tmp_path / Path(material["file"]).name
+                path.write_text("material")
+                material["file"] = str(path)
+    body["spec"]["require"] = "all"
+    return body
+
+
+def test_parser_reads_only_declared_paths_on_a_maximal_policy(tmp_path: Path) -> None:
+    # Node raises SchemaDriftError on any read outside TRUSTPOLICY_FIELDS (held to the CRD)
+    parse_policy(maximal(tmp_path), resolver=Resolver())
+
+
+def test_trustpolicy_parses_every_authority_kind(tmp_path: Path) -> None:
+    tp = parse_policy(maximal(tmp_path), resolver=Resolver())
+    kinds = [a.kind for a in tp.authorities]
+    assert kinds.count("key") == 3
+    assert kinds.count("certificate") == 3
+    assert kinds.count("keyless") == 4
+    sig = tp.authorities[3].keyless
+    assert sig is not None and not sig.require_transparency_log
+    assert sig.trusted_root_json == b'{"mediaType": "x"}'  # from its ConfigMap
+    pg = tp.authorities[9].keyless
+    assert pg is not None and pg.trusted_root_json is None  # public good
+    assert tp.hashing.serialization == "shards" and tp.hashing.shard_size == 1024
+    assert tp.attestations[0].refs == ("refs/tags/*",)
+    assert tp.denied_digests == frozenset({"sha256:" + "b" * 64})
+    assert tp.require == "all" and tp.scope.namespaces == frozenset({"team-a"})
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda s: s.update(authorities=[]), r"spec\.authorities: must list at least one"),
+        (
+            lambda s: s["authorities"][0].update(keyless={"identities": []}),
+            r"authorities\[0\]\.name: .*exactly one of key, certificate or keyless",
+        ),
+        (
+            lambda s: s["authorities"][1]["key"].update(data="x"),
+            r"authorities\[1\]\.key: needs exactly one of data, secretRef or file",
+        ),
+        (
+            lambda s: s["authorities"][2]["certificate"].update(identity={}),
+            r"certificate\.identity: needs subject, san or sanRegExp",
+        ),
+        (
+            lambda s: s["authorities"][3]["keyless"]["identities"][0].update(issuerRegExp="x"),
+            r"identities\[0\]\.issuer: needs exactly one of issuer or issuerRegExp",
+        ),
+        (
+            lambda s: s.update(deniedDigests=["md5:1"]),
+            r"spec\.deniedDigests: 'md5:1'",
+        ),
+    ],
+)
+def test_bad_trustpolicy_fails_closed_naming_the_field(
+    tmp_path: Path, mutate: Any, message: str
+) -> None:
+    body = maximal(tmp_path)
+    mutate(body["spec"])
+    with pytest.raises(VerificationError, match=r"^policy: TrustPolicy prod-signers: .*" + message):
+        parse_policy(body, resolver=Resolver())

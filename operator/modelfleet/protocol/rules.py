@@ -1,7 +1,8 @@
-"""The edge protocol's field rules, stated once: what an agent sends and the fleet API accepts.
+"""The edge protocol's limits and patterns, stated once (the messages in
+:mod:`modelfleet.protocol.messages` are built from them).
 
-The agent (:mod:`modelfleet.agent.protocol`) emits reports within these rules and the fleet API
-(:mod:`modelfleet.fleet.protocol`) refuses anything outside them, and everything the fleet API
+The agent emits reports within these rules and the fleet API
+(:func:`modelfleet.protocol.parse_report`) refuses anything outside them, and everything it
 accepts is also what the operator parses back from EdgeGateway status
 (:func:`modelfleet.api.parse_gateway`): a report can never be accepted and then make a gateway
 unreadable to the gates. Patterns are anchored for JSON Schema (the OpenAPI document publishes
@@ -28,21 +29,10 @@ MAX_WINDOW: Final = 32
 MAX_COUNT: Final = 2**53 - 1
 MAX_MS: Final = 1e7
 MAX_DRIFT: Final = 1e6
+MAX_WAIT_SECONDS: Final = 60  # long poll: GET /v1/desired?wait=
 
-#: The fields of one ``models[]`` / ``health[]`` item of a report; EdgeGateway status holds the
-#: same (``models[]`` adds ``since``, set by the fleet API).
-MODEL_FIELDS: Final = ("model", "version", "digest", "slot", "state", "message")
-HEALTH_FIELDS: Final = (
-    "model",
-    "version",
-    "window",
-    "windowEnd",
-    "requests",
-    "errors",
-    "latencyP50Ms",
-    "latencyP95Ms",
-    "driftScore",
-)
+#: The response header that repeats ``pollAfterSeconds`` (also on 304 answers).
+POLL_AFTER_HEADER: Final = "Modelfleet-Poll-After"
 
 MODEL_RE: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 VERSION_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
