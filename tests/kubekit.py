@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from modelfleet.fleet.pki import FleetCA
-
+from modelfleet.enrollment.pki import FleetCA
 from modelfleet.fleet.secrets import FleetSecrets
 from modelfleet.kube import KubeClient, load_access
 
