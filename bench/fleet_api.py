@@ -55,7 +55,7 @@ from typing import Any
 from modelfleet.devcluster import ControlPlane, free_port
 from modelfleet.enrollment import enroll_gateways
 from modelfleet.enrollment.pki import FleetCA
-from modelfleet.fleet.kube import KubeClient, api_client, load_access, resource_path
+from modelfleet.kube import KubeClient, api_client, custom_path, load_access
 
 ROOT = Path(__file__).resolve().parent.parent
 STABLE = "sha256:" + "a" * 64
@@ -315,7 +315,7 @@ def _observe(
 
     async def main() -> None:
         async with KubeClient(load_access(kubeconfig)) as kube:
-            path = resource_path("edgegateways", ns)
+            path = custom_path("edgegateways", ns)
             doc = await kube.request("GET", path, params={"limit": "1"})
             rv = str(doc["metadata"]["resourceVersion"])
             t0 = time.monotonic() + start_in

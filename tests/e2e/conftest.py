@@ -45,9 +45,9 @@ def _no_in_cluster_operator(control_plane: ControlPlane) -> Iterator[None]:
         return
     from kubernetes import client
 
-    from modelfleet.gitops.apply import api_client
+    from modelfleet.kube import api_client, load_access
 
-    apps = client.AppsV1Api(api_client(control_plane.kubeconfig))
+    apps = client.AppsV1Api(api_client(load_access(control_plane.kubeconfig)))
     found = apps.list_deployment_for_all_namespaces(
         label_selector="app.kubernetes.io/name=modelfleet-operator"
     ).items

@@ -32,11 +32,11 @@ from schemathesis.specs.openapi.checks import (
 from modelfleet.devcluster import ControlPlane
 from modelfleet.enrollment import Bundle, enroll_gateway, revoke_gateway
 from modelfleet.enrollment.pki import FleetCA
-from modelfleet.fleet.kube import api_client, load_access
 from modelfleet.fleet.process import FleetAPIProcess, start_fleet_api
-from modelfleet.fleet.secrets import ensure_fleet_ca, issue_server_tls
+from modelfleet.kube import api_client, load_access
 from modelfleet.protocol.openapi import document
 from modelfleet.protocol.rules import MAX_WAIT_SECONDS
+from tests.kubekit import fleet_pki
 
 pytestmark = pytest.mark.cluster
 
@@ -126,8 +126,7 @@ def running_fleet(control_plane: ControlPlane, folder: Path) -> Iterator[Fleet]:
     ns = f"fleet-api-{secrets.token_hex(3)}"
     with control_plane.namespace(ns):
         api = api_client(load_access(control_plane.kubeconfig))
-        ca, _ = ensure_fleet_ca(api, ns)
-        issue_server_tls(api, ns, ca, ["localhost", "127.0.0.1"])
+        ca = fleet_pki(control_plane.kubeconfig, ns)
         server = start_fleet_api(
             kubeconfig=control_plane.kubeconfig, namespace=ns, log_path=folder / "fleet-api.log",
             extra_args=["--rate-limit", "1000", "--rate-burst", "1000"],

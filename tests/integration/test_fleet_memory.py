@@ -27,9 +27,9 @@ from modelfleet.enrollment.pki import FleetCA
 from modelfleet.fleet import memory
 from modelfleet.fleet.app import ServerOptions, TLSFiles, run
 from modelfleet.fleet.guard import FleetRequestHandler, GuardedSite
-from modelfleet.fleet.kube import api_client, load_access
 from modelfleet.fleet.ratelimit import RateLimit
 from modelfleet.fleet.server import ProtocolSettings
+from modelfleet.kube import api_client, load_access
 
 GATEWAYS = 10
 CONNECTIONS = 400  # per test; objects kept per connection would show as hundreds

@@ -7,8 +7,10 @@ written through both land in order, and SIGTERM ends long polls with an answer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import signal
 import socket
 import ssl
@@ -17,9 +19,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
+import yaml
 
 from modelfleet.devcluster import ControlPlane
 from modelfleet.fleet.process import FleetAPIProcess, start_fleet_api
@@ -29,13 +33,14 @@ from .test_fleet_api import STABLE, TARGET, Fleet, _report, _wait_for, running_f
 pytestmark = pytest.mark.cluster
 
 
-@pytest.fixture
-def pair(
-    control_plane: ControlPlane, tmp_path: Path
+@contextlib.contextmanager
+def _two_replicas(
+    control_plane: ControlPlane, tmp_path: Path, kubeconfig: Path | None = None
 ) -> Iterator[tuple[Fleet, FleetAPIProcess, FleetAPIProcess]]:
+    """A fleet and a second replica (with ``kubeconfig``: reaching the API server through it)."""
     with running_fleet(control_plane, tmp_path) as fleet:
         second = start_fleet_api(
-            kubeconfig=control_plane.kubeconfig, namespace=fleet.ns,
+            kubeconfig=kubeconfig or control_plane.kubeconfig, namespace=fleet.ns,
             log_path=tmp_path / "fleet-api-2.log",
             extra_args=["--rate-limit", "1000", "--rate-burst", "1000"],
         )  # fmt: skip
@@ -43,6 +48,14 @@ def pair(
             yield fleet, fleet.server, second
         finally:
             second.stop()
+
+
+@pytest.fixture
+def pair(
+    control_plane: ControlPlane, tmp_path: Path
+) -> Iterator[tuple[Fleet, FleetAPIProcess, FleetAPIProcess]]:
+    with _two_replicas(control_plane, tmp_path) as replicas:
+        yield replicas
 
 
 def _get(fleet: Fleet, server: FleetAPIProcess, name: str, **kw: Any) -> requests.Response:
@@ -197,3 +210,150 @@ def test_sigterm_lets_a_report_in_flight_finish_and_be_written(
     two.proc.wait(20)
     assert two.proc.returncode == 0, two.tail()
     assert fleet.status("gw-t")["models"][0]["state"] == "Verifying"
+
+
+def _watch_states(fleet: Fleet, name: str, seen: list[tuple[str, str]], ready: threading.Event,
+                  stop: threading.Event) -> None:  # fmt: skip
+    """Every (version, state) the EdgeGateway's status passes through, from a real watch."""
+    from kubernetes import client, watch
+
+    api = client.CustomObjectsApi(fleet.api)
+    w = watch.Watch()
+    ready.set()
+    with contextlib.suppress(Exception):  # the stream is cut when the test ends
+        _follow(w, api, fleet, name, seen=seen, stop=stop)
+
+
+def _follow(w: Any, api: Any, fleet: Fleet, name: str, *, seen: list[tuple[str, str]],
+            stop: threading.Event) -> None:  # fmt: skip
+    last: tuple[str, str] | None = None
+    for event in w.stream(
+        api.list_namespaced_custom_object, "modelfleet.dev", "v1alpha1", fleet.ns, "edgegateways",
+        field_selector=f"metadata.name={name}", timeout_seconds=120,
+    ):  # fmt: skip
+        models = ((event["object"].get("status") or {}).get("models")) or []
+        if models:
+            now = (models[0]["version"], models[0]["state"])
+            if now != last:
+                seen.append(now)
+                last = now
+        if stop.is_set():
+            w.stop()
+
+
+class SlowLink:
+    """A loopback TCP relay to the API server that delivers every byte from the server ``delay``
+    seconds late: the network of a replica far from the API server (its watch lags by that much).
+    The bytes are not read or changed (TLS passes through end to end)."""
+
+    def __init__(self, target: tuple[str, int], delay: float) -> None:
+        self.target, self.delay = target, delay
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(client, server, 0.0), daemon=True).start()
+            threading.Thread(
+                target=self._pipe, args=(server, client, self.delay), daemon=True
+            ).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket, delay: float) -> None:
+        chunks: queue.Queue[tuple[float, bytes]] = queue.Queue()
+
+        def send() -> None:
+            while True:
+                due, data = chunks.get()
+                time.sleep(max(0.0, due - time.monotonic()))
+                try:
+                    dst.sendall(data) if data else dst.shutdown(socket.SHUT_WR)
+                except OSError:
+                    return
+                if not data:
+                    return
+
+        threading.Thread(target=send, daemon=True).start()
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            chunks.put((time.monotonic() + delay, data))
+            if not data:
+                return
+
+    def kubeconfig(self, original: Path, folder: Path) -> Path:
+        doc = yaml.safe_load(original.read_text())
+        for cluster in doc["clusters"]:
+            cluster["cluster"]["server"] = f"https://127.0.0.1:{self.port}"
+        path = folder / "slow-kubeconfig"
+        path.write_text(yaml.safe_dump(doc))
+        return path
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def far_pair(
+    control_plane: ControlPlane, tmp_path: Path
+) -> Iterator[tuple[Fleet, FleetAPIProcess, FleetAPIProcess]]:
+    """Two replicas; the second reaches the API server over a link with 0.3 s of latency."""
+    server = urlsplit(control_plane.server)
+    link = SlowLink((server.hostname or "127.0.0.1", server.port or 443), delay=0.3)
+    try:
+        with _two_replicas(
+            control_plane, tmp_path, link.kubeconfig(control_plane.kubeconfig, tmp_path)
+        ) as replicas:
+            yield replicas
+    finally:
+        link.close()
+
+
+def test_a_gateway_alternating_replicas_loses_and_reorders_no_report(
+    far_pair: tuple[Fleet, FleetAPIProcess, FleetAPIProcess],
+) -> None:
+    """The race of two writers, for real: a gateway sends each report to the other replica, back
+    to back, alternating between two states, and one replica's link to the API server is slow,
+    so it plans on a copy its watch has not yet brought up to date with the other's write, a
+    copy that already shows the state it is told. It must neither coalesce that report away (a
+    lost state) nor write over a status it did not see. Every report changes the state, so every
+    one is written, and the status passes through the reports' states in the order sent."""
+    fleet, one, two = far_pair
+    fleet.enroll("gw-x", tier="retail")
+    for server in (one, two):
+        _wait_for(lambda s=server: _get(fleet, s, "gw-x").status_code == 200)
+    a = _report(version="2.0.0", digest=TARGET, state="Downloading")
+    b = _report(version="1.0.0", digest=STABLE, state="Active")
+    seen: list[tuple[str, str]] = []
+    ready, stop = threading.Event(), threading.Event()
+    watcher = threading.Thread(
+        target=_watch_states, args=(fleet, "gw-x", seen, ready, stop), daemon=True
+    )
+    watcher.start()
+    ready.wait(10)
+    sessions = (fleet.session("gw-x"), fleet.session("gw-x"))
+    answers = []
+    try:
+        for i in range(40):
+            server = (one, two)[i % 2]
+            resp = sessions[i % 2].post(server.url + "/v1/report", json=(a, b)[i % 2], timeout=30)
+            answers.append((i, resp.status_code, resp.json().get("written")))
+    finally:
+        for s in sessions:
+            s.close()
+    expected = [("2.0.0", "Downloading"), ("1.0.0", "Active")] * 20
+    with contextlib.suppress(AssertionError):  # the watch may still be delivering
+        _wait_for(lambda: len(seen) >= len(expected))
+    stop.set()
+    assert [x for x in answers if x[1:] != (200, True)] == [], "reports coalesced away"
+    assert seen == expected, "the status skipped or reordered a report"
+    model = fleet.status("gw-x")["models"][0]
+    assert (model["version"], model["state"]) == ("1.0.0", "Active")

@@ -28,7 +28,8 @@ from kubernetes import config as k8s_config
 
 from modelfleet.devcluster import ControlPlane, free_port
 from modelfleet.fleet.process import start_fleet_api
-from modelfleet.fleet.secrets import CA_SECRET, TLS_SECRET, ensure_fleet_ca, issue_server_tls
+from modelfleet.fleet.secrets import CA_SECRET, TLS_SECRET
+from tests.kubekit import fleet_pki
 from tests.trustkit import make_key, make_signed_model
 
 pytestmark = pytest.mark.cluster
@@ -120,9 +121,7 @@ def installed(
         for f in files:
             _apply(cp, f)
         _apply(cp, binding, **{"namespace: fleet": f"namespace: {tenant}"})
-        admin = k8s_config.new_client_from_config(config_file=str(cp.kubeconfig))
-        ca, _ = ensure_fleet_ca(admin, SYSTEM)
-        issue_server_tls(admin, SYSTEM, ca, ["localhost", "127.0.0.1"])
+        fleet_pki(cp.kubeconfig, SYSTEM)
         yield Installed(cp, tenant, folder)
     finally:
         for f in reversed(files[1:]):

@@ -28,6 +28,8 @@ FORBIDDEN = {
     "trust": {"controller", "fleet", "agent", "gitops", "cli"},
     "fetch": {"api", "trust", "controller", "fleet", "agent", "gitops", "cli", "devcluster",
               "demo", "enrollment", "kube", "protocol"},
+    "kube": {"core", "trust", "controller", "fleet", "agent", "gitops", "cli", "devcluster",
+             "demo", "enrollment", "protocol", "fetch"},
     # The edge protocol stands on core alone: the agent, the fleet API and api/ all use it.
     "protocol": {"api", "trust", "controller", "fleet", "agent", "gitops", "cli", "devcluster",
                  "demo", "drill", "enrollment", "kube", "fetch"},

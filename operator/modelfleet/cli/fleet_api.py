@@ -10,10 +10,10 @@ from modelfleet.errors import ConfigError
 from modelfleet.fleet.app import ServerOptions, TLSFiles, serve
 from modelfleet.fleet.coalesce import CoalescePolicy
 from modelfleet.fleet.guard import ConnectionLimits
-from modelfleet.fleet.kube import load_access
 from modelfleet.fleet.ratelimit import RateLimit
 from modelfleet.fleet.secrets import TLS_SECRET
 from modelfleet.fleet.server import ProtocolSettings
+from modelfleet.kube import load_access
 from modelfleet.logs import configure as configure_logging
 
 

@@ -3,31 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
 
 from modelfleet.cli import flags
 from modelfleet.enrollment.pki import DEFAULT_SANS, parse_validity
-from modelfleet.fleet.kube import api_client, load_access
-from modelfleet.fleet.secrets import (
-    CA_SECRET,
-    TLS_SECRET,
-    current_server_tls,
-    ensure_fleet_ca,
-    issue_server_tls,
-)
+from modelfleet.fleet.secrets import CA_SECRET, TLS_SECRET, FleetSecrets
+from modelfleet.kube import KubeClient, load_access
 
 
 def _init(args: argparse.Namespace) -> int:
+    return asyncio.run(_init_async(args))
+
+
+async def _init_async(args: argparse.Namespace) -> int:
     access = load_access(args.kubeconfig)
     namespace = args.namespace or access.namespace
-    api = api_client(access)
-    ca, created = ensure_fleet_ca(api, namespace)
+    async with KubeClient(access) as kube:
+        return await _init_in(args, FleetSecrets(kube, namespace))
+
+
+async def _init_in(args: argparse.Namespace, store: FleetSecrets) -> int:
+    namespace = store.namespace
+    ca, created = await store.ensure_fleet_ca()
     print(
         f"fleet CA {'created' if created else 'kept'}: Secret {namespace}/{CA_SECRET} "
         f"(expires {ca.cert.not_valid_after_utc:%Y-%m-%d})"
     )
     sans = [s.strip() for s in (args.san or ",".join(DEFAULT_SANS)).split(",") if s.strip()]
-    current = current_server_tls(api, namespace)
+    current = await store.current_server_tls()
     reissue = (
         created
         or args.renew_server_cert
@@ -36,8 +40,8 @@ def _init(args: argparse.Namespace) -> int:
         or current.ca_pem != ca.cert_pem
     )
     if reissue:
-        issued = issue_server_tls(
-            api, namespace, ca, sans, validity=parse_validity(args.server_validity)
+        issued = await store.issue_server_tls(
+            ca, sans, validity=parse_validity(args.server_validity)
         )
         print(
             f"fleet API certificate issued: Secret {namespace}/{TLS_SECRET} for "

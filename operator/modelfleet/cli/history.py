@@ -4,6 +4,7 @@ with ``--cluster`` what the cluster did with each (``status.history`` of the liv
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -64,12 +65,15 @@ def _live_release(args: argparse.Namespace, ref: ReleaseRef) -> tuple[dict[str, 
         return None, "Git only (add --cluster for each version's rollout outcome)"
     from modelfleet.cli.status import Cluster
     from modelfleet.errors import ModelfleetError
-    from modelfleet.gitops.apply import api_client
+    from modelfleet.kube import KubeClient, load_access
+
+    async def read() -> tuple[dict[str, Any] | None, str]:
+        async with KubeClient(load_access(args.kubeconfig, args.context)) as kube:
+            cluster = Cluster(kube, ref.namespace)
+            return await cluster.release(ref.name), f"cluster {cluster.server}"
 
     try:
-        api = api_client(args.kubeconfig, args.context)
-        cluster = Cluster(api, ref.namespace, str(api.configuration.host))
-        return cluster.release(ref.name), f"cluster {cluster.server}"
+        return asyncio.run(read())
     except ModelfleetError as exc:
         return None, f"Git only: {exc.diagnostics()}"
 

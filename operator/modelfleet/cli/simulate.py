@@ -224,7 +224,7 @@ def handle(args: argparse.Namespace) -> int:
         if args.trust_policy is None:
             raise ConfigError("--gateways needs --trust-policy FILE (the policy agents enforce)")
         from modelfleet.enrollment import parse_labels
-        from modelfleet.fleet.kube import api_client, load_access
+        from modelfleet.kube import api_client, load_access
 
         access = load_access(args.kubeconfig)
         namespace = args.namespace or access.namespace

@@ -11,21 +11,28 @@ line.
 from __future__ import annotations
 
 import argparse
-import importlib
+import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException  # the command needs the kubernetes client
-
+from modelfleet.api.constants import GROUP, MODELRELEASE_PLURAL
 from modelfleet.cli import flags
 from modelfleet.cli.statusview import release_view, render, render_table
 from modelfleet.errors import ClusterError, ConfigError
+from modelfleet.kube import (
+    ApiError,
+    KubeAccess,
+    KubeClient,
+    WatchExpired,
+    core_path,
+    custom_path,
+    load_access,
+)
 
-GROUP, VERSION, PLURAL, KIND = "modelfleet.dev", "v1alpha1", "modelreleases", "ModelRelease"
+PLURAL, KIND = MODELRELEASE_PLURAL, "ModelRelease"
 CLEAR = "\x1b[H\x1b[2J"
 
 SUMMARY = "show a release's live rollout: cohorts, gates, versions, source commit, events"
@@ -52,131 +59,91 @@ class StatusError(ClusterError):
 class Cluster:
     """The reads ``status`` needs, with API errors turned into one actionable line."""
 
-    def __init__(self, api: Any, namespace: str, server: str) -> None:
-        from kubernetes import client
-
-        self.api: Any = api
+    def __init__(self, kube: KubeClient, namespace: str) -> None:
+        self.kube = kube
         self.namespace = namespace
-        self.server = server
-        self.custom = client.CustomObjectsApi(api)
-        self.core = client.CoreV1Api(api)
+        self.server = kube.access.server
 
-    @classmethod
-    def connect(cls, kubeconfig: Path | None, namespace: str | None) -> Cluster:
-        """With the user's kubeconfig (``--kubeconfig``, ``$KUBECONFIG``, ``~/.kube/config``) or
-        the in-cluster account; ``namespace`` defaults to the kubeconfig context's."""
-        from kubernetes import client
-
-        from modelfleet.fleet.kube import load_access
-
-        access = load_access(kubeconfig)
-        access.config.retries = 0  # an unreachable server is reported at once, not retried
-        return cls(client.ApiClient(access.config), namespace or access.namespace, access.server)
-
-    def _fail(self, exc: Exception, what: str, name: str | None = None) -> StatusError:
+    def _fail(self, exc: ApiError, what: str, name: str | None = None) -> StatusError:
         ns = self.namespace
-        if isinstance(exc, ApiException):
-            if exc.status == 404 and name:
-                return StatusError(
-                    f"ModelRelease {ns}/{name} not found (modelfleet status -n {ns} lists them)"
-                )
-            if exc.status == 404:
-                return StatusError(
-                    f"the API server at {self.server} does not serve {PLURAL}.{GROUP}: are the "
-                    "modelfleet CRDs installed (kubectl apply -f crds/)?"
-                )
-            if exc.status == 401:
-                return StatusError(
-                    f"the API server at {self.server} refused your credentials (401 "
-                    "Unauthorized): log in again or check --kubeconfig"
-                )
-            if exc.status == 403:
-                return StatusError(
-                    f"forbidden to {what} {PLURAL}.{GROUP} in namespace {ns} (403): your "
-                    "account needs get, list and watch on them"
-                )
+        if exc.status == 404 and name:
+            return StatusError(
+                f"ModelRelease {ns}/{name} not found (modelfleet status -n {ns} lists them)"
+            )
+        if exc.status == 404:
+            return StatusError(
+                f"the API server at {self.server} does not serve {PLURAL}.{GROUP}: are the "
+                "modelfleet CRDs installed (kubectl apply -f crds/)?"
+            )
+        if exc.status == 401:
+            return StatusError(
+                f"the API server at {self.server} refused your credentials (401 "
+                "Unauthorized): log in again or check --kubeconfig"
+            )
+        if exc.status == 403:
+            return StatusError(
+                f"forbidden to {what} {PLURAL}.{GROUP} in namespace {ns} (403): your "
+                "account needs get, list and watch on them"
+            )
+        if exc.status:
             return StatusError(f"cannot {what} {PLURAL} in {ns}: {exc.status} {exc.reason}")
-        reason = " ".join(str(getattr(exc, "reason", None) or exc).split())
+        reason = " ".join(exc.reason.split())
         return StatusError(
-            f"cannot reach the API server at {self.server} ({type(exc).__name__}: "
-            f"{reason[:160]}): is the cluster up? check --kubeconfig / $KUBECONFIG"
+            f"cannot reach the API server at {self.server} ({reason[:160]}): is the cluster "
+            "up? check --kubeconfig / $KUBECONFIG"
         )
 
-    def _call(self, what: str, name: str | None, fn: Callable[[], Any]) -> Any:
-        from urllib3.exceptions import HTTPError
-
+    async def release(self, name: str) -> dict[str, Any]:
         try:
-            return fn()
-        except (ApiException, HTTPError, OSError) as exc:
-            raise self._fail(exc, what, name) from None
+            return await self.kube.get(custom_path(PLURAL, self.namespace, name))
+        except ApiError as exc:
+            raise self._fail(exc, "get", name) from None
 
-    def release(self, name: str) -> dict[str, Any]:
-        obj: dict[str, Any] = self._call(
-            "get",
-            name,
-            lambda: self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, name
-            ),
-        )
-        return obj
+    async def releases(self) -> tuple[list[dict[str, Any]], str]:
+        try:
+            found, rv = await self.kube.list_all(custom_path(PLURAL, self.namespace))
+        except ApiError as exc:
+            raise self._fail(exc, "list") from None
+        return sorted(found, key=lambda o: o["metadata"]["name"]), rv
 
-    def releases(self) -> tuple[list[dict[str, Any]], str]:
-        found = self._call(
-            "list",
-            None,
-            lambda: self.custom.list_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL
-            ),
-        )
-        items = sorted(found.get("items") or [], key=lambda o: o["metadata"]["name"])
-        return items, str(found.get("metadata", {}).get("resourceVersion", ""))
-
-    def events(self, obj: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    async def events(self, obj: Mapping[str, Any]) -> list[dict[str, Any]] | None:
         """Events about ``obj`` (this very object: name and uid), or ``None`` if not readable."""
-        from urllib3.exceptions import HTTPError
-
         meta = obj.get("metadata") or {}
         selector = f"involvedObject.kind={KIND},involvedObject.name={meta.get('name')}"
         if meta.get("uid"):
             selector += f",involvedObject.uid={meta['uid']}"
         try:
-            found = self.core.list_namespaced_event(self.namespace, field_selector=selector)
-        except (ApiException, HTTPError, OSError):
+            found = await self.kube.request(
+                "GET",
+                core_path("events", self.namespace),
+                params={"fieldSelector": selector},
+            )
+        except ApiError:
             return None  # events are an extra: a user who may not list them still sees status
-        items: list[dict[str, Any]] = self.api.sanitize_for_serialization(found.items)
-        return items
+        return list(found.get("items") or [])
 
-    def watch(self, name: str | None, timeout: float | None) -> Iterator[None]:
+    async def watch(self, name: str | None, timeout: float | None) -> AsyncIterator[None]:
         """Yield at once, then after every change of the release(s), until ``timeout``."""
-        from urllib3.exceptions import HTTPError
-
         deadline = None if timeout is None else time.monotonic() + timeout
         yield
-        _, rv = self.releases()
-        kwargs: dict[str, Any] = {"field_selector": f"metadata.name={name}"} if name else {}
+        _, rv = await self.releases()
+        path = custom_path(PLURAL, self.namespace)
         while deadline is None or time.monotonic() < deadline:
             left = 60 if deadline is None else max(1, min(60, round(deadline - time.monotonic())))
-            w: Any = importlib.import_module("kubernetes.watch").Watch()
             try:
-                for event in w.stream(
-                    self.custom.list_namespaced_custom_object,
-                    GROUP, VERSION, self.namespace, PLURAL,
-                    resource_version=rv, timeout_seconds=left, **kwargs,
-                ):  # fmt: skip
+                async for event in self.kube.watch(path, rv, timeout_seconds=left):
                     meta = (event.get("object") or {}).get("metadata") or {}
                     rv = str(meta.get("resourceVersion") or rv)
+                    if event.get("type") == "BOOKMARK" or (name and meta.get("name") != name):
+                        continue
                     yield
                     if deadline is not None and time.monotonic() >= deadline:
                         return
-            except ApiException as exc:
-                if exc.status != 410:
-                    raise self._fail(exc, "watch", name) from None
-                _, rv = self.releases()  # the watch expired: list again, then go on
+            except WatchExpired:
+                _, rv = await self.releases()  # the watch expired: list again, then go on
                 yield
-            except (HTTPError, OSError) as exc:
+            except ApiError as exc:
                 raise self._fail(exc, "watch", name) from None
-            finally:
-                w.stop()
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -198,17 +165,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def _frame(cluster: Cluster, args: argparse.Namespace) -> tuple[str, str]:
+async def _frame(cluster: Cluster, args: argparse.Namespace) -> tuple[str, str]:
     """(what to print, what decides whether it changed)."""
     unicode = (getattr(sys.stdout, "encoding", "") or "").lower().startswith("utf")
     if args.name:
-        obj = cluster.release(args.name)
-        view = release_view(obj, cluster.events(obj) or [], limit=args.events)
+        obj = await cluster.release(args.name)
+        view = release_view(obj, await cluster.events(obj) or [], limit=args.events)
         key = json.dumps(view, sort_keys=True)
         if args.output == "json":
             return json.dumps(view, indent=None if args.watch else 2), key
         return render(view, unicode=unicode), key
-    items, _ = cluster.releases()
+    items, _ = await cluster.releases()
     views = [release_view(o) for o in items]
     key = json.dumps(views, sort_keys=True)
     if args.output == "json":
@@ -225,22 +192,28 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--timeout goes with --watch")
     if args.events < 0:
         raise ConfigError("--events must be 0 or more")
-    cluster = Cluster.connect(args.kubeconfig, args.namespace)
-    if not args.watch:
-        print(_frame(cluster, args)[0])
-        return 0
+    access = load_access(args.kubeconfig)
     try:
-        _watch(cluster, args)
+        asyncio.run(_main(access, args))
     except KeyboardInterrupt:  # Ctrl-C is how a watch ends
         print(file=sys.stderr)
     return 0
 
 
-def _watch(cluster: Cluster, args: argparse.Namespace) -> None:
+async def _main(access: KubeAccess, args: argparse.Namespace) -> None:
+    async with KubeClient(access) as kube:
+        cluster = Cluster(kube, args.namespace or access.namespace)
+        if not args.watch:
+            print((await _frame(cluster, args))[0])
+            return
+        await _watch(cluster, args)
+
+
+async def _watch(cluster: Cluster, args: argparse.Namespace) -> None:
     tty = sys.stdout.isatty()
     last = None
-    for _ in cluster.watch(args.name, args.timeout):
-        text, key = _frame(cluster, args)
+    async for _ in cluster.watch(args.name, args.timeout):
+        text, key = await _frame(cluster, args)
         if key == last:
             continue
         if tty and args.output == "text":

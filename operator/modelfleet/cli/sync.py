@@ -7,16 +7,17 @@ Thin: flags → :class:`~modelfleet.gitops.sync.SyncConfig`; the work is
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import signal
-import threading
 from pathlib import Path
 
 from modelfleet.cli import flags
 from modelfleet.errors import ConfigError, ModelfleetError
-from modelfleet.gitops.apply import KubernetesApplier, api_client
+from modelfleet.gitops.apply import KubeApplier
 from modelfleet.gitops.source import GitSource, SignaturePolicy
 from modelfleet.gitops.sync import SyncConfig, SyncResult, run_sync_loop, sync_once
+from modelfleet.kube import KubeClient, load_access
 
 SUMMARY = "apply a Git repository's manifests to the cluster (built-in GitOps sync)"
 DESCRIPTION = "Sync manifests from a Git repository into the cluster with server-side apply."
@@ -169,18 +170,24 @@ def run(args: argparse.Namespace) -> int:
         adopt=args.adopt,
         trust_from=args.trust_from,
     )
-    applier = KubernetesApplier(api_client(args.kubeconfig, args.context))
-    if args.interval is None:
-        _print(sync_once(config, applier), args.json)
-        return 0
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    state = run_sync_loop(
-        config,
-        applier,
-        interval=args.interval,
-        stop=stop,
-        on_result=lambda r: _print(r, args.json),
-    )
-    return 0 if state.last is not None or state.passes == 0 else 1
+    return asyncio.run(_sync(config, args))
+
+
+async def _sync(config: SyncConfig, args: argparse.Namespace) -> int:
+    async with KubeClient(load_access(args.kubeconfig, args.context)) as kube:
+        applier = KubeApplier(kube)
+        if args.interval is None:
+            _print(await sync_once(config, applier), args.json)
+            return 0
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        state = await run_sync_loop(
+            config,
+            applier,
+            interval=args.interval,
+            stop=stop,
+            on_result=lambda r: _print(r, args.json),
+        )
+        return 0 if state.last is not None or state.passes == 0 else 1

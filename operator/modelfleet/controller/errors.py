@@ -19,9 +19,9 @@ from collections.abc import Iterator
 
 import kopf
 
-from modelfleet.controller.kube import ApiError
 from modelfleet.errors import ConfigError, ModelfleetError
 from modelfleet.fetch import FetchError
+from modelfleet.kube import ApiError
 
 #: Seconds before a temporary failure is retried.
 RETRY_DELAY = 2.0

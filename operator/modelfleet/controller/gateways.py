@@ -22,18 +22,17 @@ import asyncio
 import fnmatch
 import logging
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from modelfleet.api import EDGEGATEWAY_PLURAL
 from modelfleet.api.gateway import readable_gateway
-from modelfleet.controller.kube import ApiError, KubeClient, WatchExpired, custom_path
 from modelfleet.controller.metrics import FLEET, INDEXED_GATEWAYS
 from modelfleet.core import Gateway
 from modelfleet.errors import ConfigError
+from modelfleet.kube import KubeClient, Reflector, Sink
 
 log = logging.getLogger(__name__)
-
-RETRY_SECONDS = 1.0
 
 
 def _is_pattern(namespace: str) -> bool:
@@ -112,38 +111,29 @@ class GatewayCache:
         for obj in items:
             self._put(obj)
 
+    def reflectors(self) -> list[Reflector]:
+        """One list + watch per scope (:class:`~modelfleet.kube.Reflector`)."""
+        return [
+            Reflector(
+                self._client,
+                Sink(EDGEGATEWAY_PLURAL, partial(self._listed_scope, scope), self._put, self._drop),
+                scope,
+                on_event=self._count,
+            )
+            for scope in self._scopes
+        ]
+
+    def _listed_scope(self, scope: str | None, items: list[dict[str, Any]]) -> None:
+        self._replace(scope, items)
+        self._listed.add(scope)
+        INDEXED_GATEWAYS.set(len(self))
+        if self._listed.issuperset(self._scopes) and not self.synced.is_set():
+            log.info("EdgeGateways listed: %d", len(self))
+            self.synced.set()
+
+    def _count(self, _kind: str) -> None:
+        INDEXED_GATEWAYS.set(len(self))
+
     async def run(self) -> None:
         """Keep every scope listed and watched until cancelled."""
-        await asyncio.gather(*(self._follow(scope) for scope in self._scopes))
-
-    async def _follow(self, scope: str | None) -> None:
-        path = custom_path(EDGEGATEWAY_PLURAL, scope)
-        where = scope or "all namespaces"
-        resource_version: str | None = None
-        while True:
-            try:
-                if resource_version is None:
-                    items, resource_version = await self._client.list_all(path)
-                    self._replace(scope, items)
-                    self._listed.add(scope)
-                    INDEXED_GATEWAYS.set(len(self))
-                    if self._listed.issuperset(self._scopes) and not self.synced.is_set():
-                        log.info("EdgeGateways listed: %d in %s", len(self), where)
-                        self.synced.set()
-                async for event in self._client.watch(path, resource_version):
-                    obj = event.get("object") or {}
-                    kind = event.get("type")
-                    resource_version = str(
-                        (obj.get("metadata") or {}).get("resourceVersion") or resource_version
-                    )
-                    if kind in ("ADDED", "MODIFIED"):
-                        self._put(obj)
-                    elif kind == "DELETED":
-                        self._drop(obj)
-                INDEXED_GATEWAYS.set(len(self))
-            except WatchExpired:
-                log.debug("EdgeGateway watch of %s expired; listing again", where)
-                resource_version = None
-            except ApiError as exc:
-                log.warning("EdgeGateway watch of %s failed (%s); retrying", where, exc)
-                await asyncio.sleep(RETRY_SECONDS)
+        await asyncio.gather(*(r.run() for r in self.reflectors()))

@@ -35,8 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelfleet.controller.kube import ApiError, KubeClient
 from modelfleet.controller.metrics import LEADER
+from modelfleet.kube import ApiError, KubeClient
 
 log = logging.getLogger(__name__)
 

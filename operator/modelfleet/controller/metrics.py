@@ -134,6 +134,11 @@ LEADER = Gauge(
 )
 
 
+def count_write(kind: str) -> None:
+    """Count one write of ``kind`` (the :class:`~modelfleet.kube.KubeClient` ``on_write`` hook)."""
+    API_WRITES.labels(kind=kind).inc()
+
+
 def write_counts() -> dict[str, int]:
     """``{kind: count}`` of the API writes issued so far (for logs and tests)."""
     out: dict[str, int] = {}

@@ -41,7 +41,6 @@ from modelfleet.api import (
     status_merge_patch,
 )
 from modelfleet.controller import metrics
-from modelfleet.controller.kube import ApiError, KubeClient, custom_path
 from modelfleet.controller.metrics import RECONCILE_SECONDS, RECONCILES
 from modelfleet.controller.patching import conditional, newer, observation_only
 from modelfleet.controller.promql import PrometheusQueries
@@ -52,6 +51,7 @@ from modelfleet.core.decide import Decision, Event, FleetView, decide
 from modelfleet.core.gates import DEFAULT_TUNING, Tuning
 from modelfleet.core.phases import Phase
 from modelfleet.core.types import GENERATED_ACTION_ID
+from modelfleet.kube import ApiError, KubeClient, custom_path
 from modelfleet.logs import log_fields
 
 log = logging.getLogger(__name__)
@@ -327,7 +327,7 @@ class Reconciler:
         patch = status_merge_patch(obj.get("status"), status_changes(decision))
         if not patch:
             return obj
-        written = await self._client.patch_status(
+        written = await self._client.merge_patch_status(
             MODELRELEASE_PLURAL,
             str(meta.get("namespace")),
             str(meta.get("name")),

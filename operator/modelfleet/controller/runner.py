@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
@@ -29,9 +28,8 @@ import kopf
 
 from modelfleet.controller.gateways import GatewayCache
 from modelfleet.controller.handlers import Runtime, build_registry
-from modelfleet.controller.kube import KubeClient, load_access
 from modelfleet.controller.leader import LeaderElector, LeadershipLost, LeaseSettings
-from modelfleet.controller.metrics import API_WRITES, LEADER, write_counts
+from modelfleet.controller.metrics import LEADER, count_write, write_counts
 from modelfleet.controller.probes import serve_probes
 from modelfleet.controller.promql import PrometheusQueries
 from modelfleet.controller.reconcile import Reconciler
@@ -39,6 +37,7 @@ from modelfleet.controller.source import SourceLookup
 from modelfleet.controller.verifier import ArtifactVerifier, VerifierSettings, warm_up
 from modelfleet.core.checklist import ChecklistItem
 from modelfleet.core.gates import DEFAULT_TUNING, Tuning
+from modelfleet.kube import KubeClient, load_access
 from modelfleet.logs import configure as configure_logging
 
 log = logging.getLogger(__name__)
@@ -84,26 +83,30 @@ def _configure_logging(options: OperatorOptions) -> None:
 
 def _post_event(body: Any, type_: str, reason: str, message: str) -> None:
     kopf.event(body, type=type_, reason=reason, message=message[:1024])
-    API_WRITES.labels(kind="event").inc()
+    count_write("event")
 
 
-def _in_cluster_server() -> str:
-    host = os.environ["KUBERNETES_SERVICE_HOST"]
-    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+def kopf_login(kubeconfig: Path | None) -> kopf.ConnectionInfo:
+    """kopf's connection from the one credential loader (:func:`modelfleet.kube.load_access`),
+    so kopf's watches and the operator's own client authenticate alike; kopf calls it again on
+    a 401, which picks up a rotated ServiceAccount token."""
+    access = load_access(kubeconfig)
+    return kopf.ConnectionInfo(
+        server=access.server,
+        ca_path=access.ca_file,
+        insecure=not access.verify,
+        certificate_path=access.cert_file,
+        private_key_path=access.key_file,
+        scheme="Bearer" if access.token is not None and access.bearer() else None,
+        token=access.bearer(),
+        default_namespace=access.namespace,
+    )
 
 
 def _install(registry: kopf.OperatorRegistry, runtime: Runtime, options: OperatorOptions) -> None:
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        if options.kubeconfig is not None:
-            os.environ["KUBECONFIG"] = str(options.kubeconfig)  # read at call time by kopf
-        elif not os.environ.get("KUBECONFIG") and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            info = kopf.login_with_service_account(**kwargs)
-            # kopf assumes https://kubernetes.default.svc (cluster DNS, port 443); use the
-            # address the kubelet gives, as the kubernetes client (controller.kube) does.
-            return None if info is None else dataclasses.replace(info, server=_in_cluster_server())
-        return kopf.login_with_kubeconfig(**kwargs)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return kopf_login(options.kubeconfig)
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
@@ -126,8 +129,7 @@ def _install(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
         settings.networking.connect_timeout = 5
         settings.queueing.idle_timeout = 30.0
 
-        access = load_access(options.kubeconfig)
-        client = KubeClient(access)
+        client = KubeClient(load_access(options.kubeconfig), on_write=count_write)
         await client.__aenter__()
         executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
         verifier = ArtifactVerifier(client, options.verifier, executor)
@@ -192,7 +194,7 @@ def _lost(reason: str) -> None:
 
 
 async def _run_elected(options: OperatorOptions, lease: LeaseSettings, **kopf_args: Any) -> None:
-    async with KubeClient(load_access(options.kubeconfig)) as client:
+    async with KubeClient(load_access(options.kubeconfig), on_write=count_write) as client:
         elector = LeaderElector(client, lease)
         loop = asyncio.get_running_loop()
         waiting = asyncio.ensure_future(elector.acquire())

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelfleet.api.source import source_revision, tracking_application
-from modelfleet.controller.kube import ApiError, KubeClient, custom_path
 from modelfleet.core import Source
+from modelfleet.kube import ApiError, KubeClient, custom_path
 
 log = logging.getLogger(__name__)
 

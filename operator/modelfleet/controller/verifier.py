@@ -32,7 +32,7 @@ import base64
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,9 +43,9 @@ from modelfleet import trust
 from modelfleet.api import TRUSTPOLICY_PLURAL
 from modelfleet.controller import metrics
 from modelfleet.controller.errors import VerificationPending
-from modelfleet.controller.kube import ApiError, KubeAccess, KubeClient, custom_path
 from modelfleet.core import Provenance, ReleaseSpec, Verification
 from modelfleet.fetch import Fetcher, FetchError, FetchLimits, FetchPolicy
+from modelfleet.kube import ApiError, KubeClient, core_path, custom_path
 from modelfleet.trust import Policy, VerificationError
 
 log = logging.getLogger(__name__)
@@ -62,31 +62,55 @@ class VerifierSettings:
     material_namespace: str = "modelfleet-system"
 
 
-class ClusterResolver:
-    """Reads Secrets and ConfigMaps with the operator's credentials (blocking; used in a thread)."""
+class ClusterMaterial:
+    """A TrustPolicy's Secrets and ConfigMaps, read beforehand through the operator's client
+    (:meth:`fetch`), then served to the policy parser (which runs in a worker thread and calls
+    its resolver synchronously). A read that failed is raised when the parser asks for it."""
 
-    def __init__(self, access: KubeAccess, default_namespace: str) -> None:
-        self._access = access
+    def __init__(self, default_namespace: str) -> None:
         self._default = default_namespace
+        self._objects: dict[tuple[str, str, str], dict[str, Any] | Exception] = {}
 
-    def _core(self) -> Any:
-        from kubernetes import client
+    @staticmethod
+    def refs(value: Any) -> Iterator[tuple[str, str | None, str]]:
+        """Every ``secretRef`` / ``configMapRef`` in a TrustPolicy spec: (plural, ns, name)."""
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                plural = {"secretRef": "secrets", "configMapRef": "configmaps"}.get(str(key))
+                if plural and isinstance(item, Mapping) and isinstance(item.get("name"), str):
+                    ns = item.get("namespace")
+                    yield plural, ns if isinstance(ns, str) else None, item["name"]
+                else:
+                    yield from ClusterMaterial.refs(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from ClusterMaterial.refs(item)
 
-        return client.CoreV1Api(client.ApiClient(self._access.config))
+    async def fetch(self, client: KubeClient, spec: Any) -> ClusterMaterial:
+        for plural, namespace, name in set(self.refs(spec)):
+            key = (plural, namespace or self._default, name)
+            try:
+                self._objects[key] = await client.get(core_path(plural, key[1], name))
+            except ApiError as exc:
+                self._objects[key] = exc
+        return self
+
+    def _data(self, plural: str, namespace: str | None, name: str, key: str) -> str:
+        obj = self._objects.get((plural, namespace or self._default, name))
+        if obj is None:
+            raise KeyError(f"{name} was not read")
+        if isinstance(obj, Exception):
+            raise obj
+        data = (obj.get("data") or {}).get(key)
+        if data is None:
+            raise KeyError(f"no key {key!r}")
+        return str(data)
 
     def secret(self, namespace: str | None, name: str, key: str) -> bytes:
-        obj = self._core().read_namespaced_secret(name, namespace or self._default)
-        data = (obj.data or {}).get(key)
-        if data is None:
-            raise KeyError(f"no key {key!r}")
-        return base64.b64decode(data)
+        return base64.b64decode(self._data("secrets", namespace, name, key))
 
     def config_map(self, namespace: str | None, name: str, key: str) -> bytes:
-        obj = self._core().read_namespaced_config_map(name, namespace or self._default)
-        data = (obj.data or {}).get(key)
-        if data is None:
-            raise KeyError(f"no key {key!r}")
-        return str(data).encode()
+        return self._data("configmaps", namespace, name, key).encode()
 
 
 def _refuse_files(value: Any, where: str = "spec") -> None:
@@ -184,7 +208,7 @@ class ArtifactVerifier:
         self._client = client
         self._settings = settings
         self._executor = executor
-        self._resolver = resolver or ClusterResolver(client.access, settings.material_namespace)
+        self._resolver = resolver
 
     async def _run(self, fn: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
@@ -198,7 +222,9 @@ class ArtifactVerifier:
                 raise VerificationError("policy", f"TrustPolicy {name!r} does not exist") from None
             raise
         _refuse_files(body.get("spec"))
-        resolver = self._resolver
+        resolver = self._resolver or await ClusterMaterial(self._settings.material_namespace).fetch(
+            self._client, body.get("spec")
+        )
         policy: Policy = await self._run(
             lambda: trust.parse_policy(body, resolver=resolver, name=name)
         )

@@ -32,12 +32,11 @@ from modelfleet.errors import ConfigError
 from modelfleet.fleet.events import ConflictEvents
 from modelfleet.fleet.guard import ConnectionLimits, FleetRequestHandler, GuardedSite
 from modelfleet.fleet.index import FleetIndex
-from modelfleet.fleet.kube import KubeAccess, KubeClient, api_client, load_access
 from modelfleet.fleet.memory import MemoryReclaimer
 from modelfleet.fleet.metrics import FleetMetrics, metrics_app
-from modelfleet.fleet.reflector import Reflector, Sink
-from modelfleet.fleet.secrets import load_server_tls
+from modelfleet.fleet.secrets import FleetSecrets
 from modelfleet.fleet.server import FleetAPI, ProtocolSettings
+from modelfleet.kube import KubeClient, Reflector, Sink, load_access
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +86,9 @@ def server_ssl_context(tls: TLSFiles) -> ssl.SSLContext:
     return ctx
 
 
-def tls_from_secret(access: KubeAccess, namespace: str, folder: Path) -> TLSFiles:
+async def tls_from_secret(kube: KubeClient, namespace: str, folder: Path) -> TLSFiles:
     """Write the Secret's PEMs into ``folder`` (0700) and return their paths."""
-    material = load_server_tls(api_client(access), namespace)
+    material = await FleetSecrets(kube, namespace).server_tls()
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     paths = TLSFiles(folder / "tls.crt", folder / "tls.key", folder / "ca.crt")
     for path, data in (
@@ -183,16 +182,13 @@ async def run(
     stop = stop or asyncio.Event()
     access = await asyncio.to_thread(load_access, options.kubeconfig)
     with tempfile.TemporaryDirectory(prefix="modelfleet-fleet-api-") as tmp:
-        tls = options.tls
-        if tls is None:
-            tls = await asyncio.to_thread(
-                tls_from_secret,
-                access,
-                options.tls_namespace or options.namespace or access.namespace,
-                Path(tmp),
-            )
-        ctx = server_ssl_context(tls)
         async with KubeClient(access) as kube:
+            tls = options.tls
+            if tls is None:
+                tls = await tls_from_secret(
+                    kube, options.tls_namespace or options.namespace or access.namespace, Path(tmp)
+                )
+            ctx = server_ssl_context(tls)
             replica = Replica(options, kube)
             replica.metrics.observe_certificates(tls.cert, tls.client_ca)
             tasks = [asyncio.create_task(r.run()) for r in replica.reflectors]

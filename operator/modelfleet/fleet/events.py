@@ -20,7 +20,7 @@ from typing import Any
 
 from modelfleet.api.constants import API_VERSION, EDGEGATEWAY_KIND
 from modelfleet.fleet.index import FleetIndex, Key
-from modelfleet.fleet.kube import KubeClient, UpstreamError
+from modelfleet.kube import ApiError, KubeClient, core_path
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +128,9 @@ class ConflictEvents:
         body = event.body(dt.datetime.now(dt.UTC), self._instance)
         try:
             await self.kube.request(
-                "POST", f"/api/v1/namespaces/{event.namespace}/events", body=body, timeout=10.0
+                "POST", core_path("events", event.namespace), body=body, timeout=10.0, kind="event"
             )
-        except UpstreamError as exc:
+        except ApiError as exc:
             level = logging.DEBUG if self._refused else logging.WARNING
             self._refused = self._refused or exc.status == 403
             log.log(

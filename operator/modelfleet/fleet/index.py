@@ -1,6 +1,6 @@
 """The fleet API's in-memory view of the cluster: who a certificate is, what each gateway is told.
 
-Fed by the watches (:mod:`modelfleet.fleet.reflector`), read by every request:
+Fed by the watches (:mod:`modelfleet.kube.reflector`), read by every request:
 
 * **identity**: ``fingerprint -> the EdgeGateways that claim it``, kept from the objects as they
   are now; an EdgeGateway whose ``spec.certificateFingerprint`` changes or disappears drops out
@@ -73,6 +73,7 @@ class GatewayEntry:
     status: dict[str, Any]
     gateway: Gateway
     uid: str = ""
+    resource_version: str = ""  # of the object ``status`` was read from (the write precondition)
     desired: Desired | None = None
     desired_epoch: int = -1
 
@@ -96,7 +97,13 @@ def _entry(obj: Mapping[str, Any]) -> GatewayEntry:
         status=status if isinstance(status, dict) else {},
         gateway=Gateway(name=name, namespace=namespace, labels=labels),
         uid=str(meta.get("uid") or ""),
+        resource_version=str(meta.get("resourceVersion") or ""),
     )
+
+
+def _older(a: str, b: str) -> bool:
+    """Whether resourceVersion ``a`` is older than ``b`` (etcd revisions; unknown: not older)."""
+    return a.isdigit() and b.isdigit() and int(a) < int(b)
 
 
 def model_entry(a: Assignment) -> dict[str, Any] | None:
@@ -206,6 +213,9 @@ class FleetIndex:
         old = self.gateways.get(key)
         if old is not None and old.labels == new.labels:
             new.desired, new.desired_epoch = old.desired, old.desired_epoch
+        if old is not None and _older(new.resource_version, old.resource_version):
+            # A watch event older than our own write's answer: keep the newer status.
+            new.status, new.resource_version = old.status, old.resource_version
         self.gateways[key] = new
         if old is not None and old.fingerprint != new.fingerprint:
             self._claim(old.fingerprint, key, add=False)
@@ -218,8 +228,11 @@ class FleetIndex:
         meta = obj.get("metadata") or {}
         entry = self.gateways.get((str(meta.get("namespace", "")), str(meta.get("name", ""))))
         status = obj.get("status")
-        if entry is not None and isinstance(status, dict):
-            entry.status = status
+        version = str(meta.get("resourceVersion") or "")
+        if entry is None or not isinstance(status, dict):
+            return
+        if not _older(version, entry.resource_version):
+            entry.status, entry.resource_version = status, version
 
     def delete_gateway(self, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}

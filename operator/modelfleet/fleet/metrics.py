@@ -40,6 +40,12 @@ class FleetMetrics:
             p + "reports_coalesced_total", "Reports that needed no status write",
             registry=self.registry,
         )  # fmt: skip
+        self.status_rereads = Counter(
+            p + "status_rereads_total",
+            "EdgeGateway reads before a status decision: conflict (409 on a write planned on an "
+            "older copy) or confirm (the copy confirmed before coalescing)",
+            ["reason"], registry=self.registry,
+        )  # fmt: skip
         self.upstream_errors = Counter(
             p + "upstream_errors_total", "Failed API-server calls", registry=self.registry
         )

@@ -6,14 +6,16 @@
   (``tls.crt``/``tls.key``) and ``ca.crt``, the fleet CA the server checks client certificates
   against. Mount it into the fleet API's pods, or let ``modelfleet fleet-api`` read it.
 
-Synchronous (the ``kubernetes`` client); used by the CLI and by programmatic enrollment.
+:class:`FleetSecrets` reads and writes them through :class:`~modelfleet.kube.KubeClient` (the
+fleet API, ``modelfleet fleet-ca``); :func:`load_fleet_ca` is the synchronous read enrollment
+still uses.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,7 @@ from cryptography import x509
 
 from modelfleet.enrollment.pki import DEFAULT_SANS, DEFAULT_SERVER_VALIDITY, FleetCA, IssuedCert
 from modelfleet.errors import ClusterError, ConfigError
+from modelfleet.kube import ApiError, KubeClient, core_path
 
 CA_SECRET = "modelfleet-fleet-ca"
 TLS_SECRET = "modelfleet-fleet-api-tls"
@@ -46,59 +49,11 @@ class ServerTLS:
         return names
 
 
-def _core(api: Any) -> Any:
-    from kubernetes import client
-
-    return client.CoreV1Api(api)
+def _decode(secret: Mapping[str, Any]) -> dict[str, bytes]:
+    return {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
 
 
-def _status(exc: Exception) -> int:
-    return int(getattr(exc, "status", 0) or 0)
-
-
-def _read(api: Any, namespace: str, name: str) -> dict[str, bytes] | None:
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        secret = _core(api).read_namespaced_secret(name, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise ClusterError(
-            f"cannot read Secret {namespace}/{name}: {exc.status} {exc.reason}"
-        ) from exc
-    return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
-
-
-def _write(api: Any, namespace: str, name: str, data: dict[str, bytes], type_: str) -> None:
-    from kubernetes.client.exceptions import ApiException
-
-    body = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace, "labels": LABELS},
-        "type": type_,
-        "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
-    }
-    core = _core(api)
-    try:
-        core.create_namespaced_secret(namespace, body)
-    except ApiException as exc:
-        if exc.status != 409:
-            raise ClusterError(
-                f"cannot create Secret {namespace}/{name}: {exc.status} {exc.reason}"
-            ) from exc
-        try:
-            core.replace_namespaced_secret(name, namespace, body)
-        except ApiException as exc2:
-            raise ClusterError(
-                f"cannot update Secret {namespace}/{name}: {exc2.status} {exc2.reason}"
-            ) from exc2
-
-
-def load_fleet_ca(api: Any, namespace: str) -> FleetCA:
-    """The fleet CA from its Secret; a clear error when ``fleet-ca init`` has not run."""
-    data = _read(api, namespace, CA_SECRET)
+def _fleet_ca(data: dict[str, bytes] | None, namespace: str) -> FleetCA:
     if data is None:
         raise ConfigError(
             f"no fleet CA in namespace {namespace!r} (Secret {CA_SECRET}); "
@@ -109,18 +64,7 @@ def load_fleet_ca(api: Any, namespace: str) -> FleetCA:
     return FleetCA.from_pem(data["ca.crt"], data["ca.key"])
 
 
-def ensure_fleet_ca(api: Any, namespace: str) -> tuple[FleetCA, bool]:
-    """The existing fleet CA, or a new one stored in the Secret; ``(ca, created)``."""
-    if _read(api, namespace, CA_SECRET) is not None:
-        return load_fleet_ca(api, namespace), False
-    ca = FleetCA.create()
-    _write(api, namespace, CA_SECRET, {"ca.crt": ca.cert_pem, "ca.key": ca.key_pem}, "Opaque")
-    return ca, True
-
-
-def load_server_tls(api: Any, namespace: str) -> ServerTLS:
-    """The fleet API's TLS material from ``modelfleet-fleet-api-tls``."""
-    data = _read(api, namespace, TLS_SECRET)
+def _server_tls(data: dict[str, bytes] | None, namespace: str) -> ServerTLS:
     if data is None:
         raise ConfigError(
             f"no fleet API certificate in namespace {namespace!r} (Secret {TLS_SECRET}); "
@@ -132,29 +76,97 @@ def load_server_tls(api: Any, namespace: str) -> ServerTLS:
     return ServerTLS(cert_pem=data["tls.crt"], key_pem=data["tls.key"], ca_pem=data["ca.crt"])
 
 
-def issue_server_tls(
-    api: Any,
-    namespace: str,
-    ca: FleetCA,
-    sans: Sequence[str] = DEFAULT_SANS,
-    *,
-    validity: dt.timedelta = DEFAULT_SERVER_VALIDITY,
-) -> IssuedCert:
-    """Issue the fleet API's server certificate and store it (replacing any previous one)."""
-    issued = ca.issue_server(sans, validity=validity)
-    _write(
-        api,
-        namespace,
-        TLS_SECRET,
-        {"tls.crt": issued.cert_pem, "tls.key": issued.key_pem, "ca.crt": ca.cert_pem},
-        "kubernetes.io/tls",
-    )
-    return issued
+class FleetSecrets:
+    """The fleet's two Secrets in ``namespace``, through :class:`~modelfleet.kube.KubeClient`."""
+
+    def __init__(self, kube: KubeClient, namespace: str) -> None:
+        self.kube = kube
+        self.namespace = namespace
+
+    async def _read(self, name: str) -> dict[str, bytes] | None:
+        try:
+            secret = await self.kube.get(core_path("secrets", self.namespace, name))
+        except ApiError as exc:
+            if exc.not_found:
+                return None
+            raise ClusterError(f"cannot read Secret {self.namespace}/{name}: {exc}") from exc
+        return _decode(secret)
+
+    async def _write(self, name: str, data: dict[str, bytes], type_: str) -> None:
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": self.namespace, "labels": LABELS},
+            "type": type_,
+            "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+        }
+        path = core_path("secrets", self.namespace)
+        try:
+            await self.kube.create(path, body)
+        except ApiError as exc:
+            if not exc.conflict:
+                raise ClusterError(f"cannot create Secret {self.namespace}/{name}: {exc}") from exc
+            try:
+                await self.kube.replace(f"{path}/{name}", body)
+            except ApiError as exc2:
+                raise ClusterError(
+                    f"cannot update Secret {self.namespace}/{name}: {exc2}"
+                ) from exc2
+
+    async def fleet_ca(self) -> FleetCA:
+        """The fleet CA from its Secret; a clear error when ``fleet-ca init`` has not run."""
+        return _fleet_ca(await self._read(CA_SECRET), self.namespace)
+
+    async def ensure_fleet_ca(self) -> tuple[FleetCA, bool]:
+        """The existing fleet CA, or a new one stored in the Secret; ``(ca, created)``."""
+        data = await self._read(CA_SECRET)
+        if data is not None:
+            return _fleet_ca(data, self.namespace), False
+        ca = FleetCA.create()
+        await self._write(CA_SECRET, {"ca.crt": ca.cert_pem, "ca.key": ca.key_pem}, "Opaque")
+        return ca, True
+
+    async def server_tls(self) -> ServerTLS:
+        """The fleet API's TLS material from ``modelfleet-fleet-api-tls``."""
+        return _server_tls(await self._read(TLS_SECRET), self.namespace)
+
+    async def current_server_tls(self) -> ServerTLS | None:
+        """The stored server TLS material, or None when there is none yet."""
+        try:
+            return await self.server_tls()
+        except ConfigError:
+            return None
+
+    async def issue_server_tls(
+        self,
+        ca: FleetCA,
+        sans: Sequence[str] = DEFAULT_SANS,
+        *,
+        validity: dt.timedelta = DEFAULT_SERVER_VALIDITY,
+    ) -> IssuedCert:
+        """Issue the fleet API's server certificate and store it (replacing any previous one)."""
+        issued = ca.issue_server(sans, validity=validity)
+        await self._write(
+            TLS_SECRET,
+            {"tls.crt": issued.cert_pem, "tls.key": issued.key_pem, "ca.crt": ca.cert_pem},
+            "kubernetes.io/tls",
+        )
+        return issued
 
 
-def current_server_tls(api: Any, namespace: str) -> ServerTLS | None:
-    """The stored server TLS material, or None when there is none yet."""
+def load_fleet_ca(api: Any, namespace: str) -> FleetCA:
+    """The fleet CA, read with a synchronous ``kubernetes.client.ApiClient``: kept for
+    enrollment (cli/gateway.py, cli/simulate.py) until it moves onto
+    :class:`FleetSecrets`."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
     try:
-        return load_server_tls(api, namespace)
-    except ConfigError:
-        return None
+        secret = client.CoreV1Api(api).read_namespaced_secret(CA_SECRET, namespace)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise ClusterError(
+                f"cannot read Secret {namespace}/{CA_SECRET}: {exc.status} {exc.reason}"
+            ) from exc
+        return _fleet_ca(None, namespace)
+    return _fleet_ca(_decode({"data": secret.data}), namespace)

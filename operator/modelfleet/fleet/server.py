@@ -27,12 +27,13 @@ from typing import Any
 from aiohttp import web
 from cryptography import x509
 
-from modelfleet.fleet.coalesce import CoalescePolicy, parse_time, plan_status_patch
+from modelfleet.fleet.coalesce import CoalescePolicy, parse_time
 from modelfleet.fleet.guard import FleetRequestHandler
 from modelfleet.fleet.index import Desired, FleetIndex, GatewayEntry
-from modelfleet.fleet.kube import KubeClient, UpstreamError
 from modelfleet.fleet.metrics import FleetMetrics
 from modelfleet.fleet.ratelimit import RateLimit, RateLimiter
+from modelfleet.fleet.statuswriter import StatusWriter
+from modelfleet.kube import KubeClient
 from modelfleet.protocol import (
     DesiredQuery,
     ProtocolError,
@@ -119,6 +120,10 @@ class FleetAPI:
         self._random = random.Random()
         self._counters: dict[tuple[str, int], Any] = {}  # bound metric children: no label lookup
         self._histograms: dict[tuple[str, int], Any] = {}
+        self.writer = StatusWriter(
+            index, kube, self.metrics, policy=settings.coalesce,
+            retry_after=settings.upstream_retry_after,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ plumbing
 
@@ -329,47 +334,14 @@ class FleetAPI:
         entry = self._lookup(fp)
         desired = self.index.desired(entry)
         now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
-        patch = plan_status_patch(
-            entry.status,
-            report,
-            now=now,
-            in_active_cohort=desired.in_active_cohort,
-            policy=self.settings.coalesce,
-        )
         self.metrics.observe_lag(parse_time((entry.status or {}).get("lastSeen")), now)
+        patch = await self.writer.apply(entry, report, now, desired.in_active_cohort)
         if patch is None:
             self.metrics.coalesced.inc()
             return _json({"written": False, "reasons": []})
-        await self._write(entry, patch.body())
         self.metrics.status_writes.labels(patch.reasons[0]).inc()
         _log_report(entry, report, patch.reasons)
         return _json({"written": True, "reasons": list(patch.reasons)})
-
-    async def _write(self, entry: GatewayEntry, body: dict[str, Any]) -> None:
-        if self.kube is None:
-            raise ProtocolError(503, "upstream_unavailable", "no API server configured")
-        try:
-            obj = await self.kube.merge_patch_status(
-                "edgegateways", entry.namespace, entry.name, body
-            )
-        except UpstreamError as exc:
-            self.metrics.upstream_errors.inc()
-            if exc.status == 404:
-                raise ProtocolError(
-                    403, "unknown_certificate", "the EdgeGateway no longer exists"
-                ) from exc
-            if exc.status in (400, 422):
-                raise ProtocolError(
-                    422, "rejected", f"the API server refused the status: {exc.reason}"
-                ) from exc
-            log.warning("status write for %s/%s failed: %s", entry.namespace, entry.name, exc)
-            raise ProtocolError(
-                503,
-                "upstream_unavailable",
-                "the API server is unavailable; nothing was written, retry later",
-                Retry_After=str(self.settings.upstream_retry_after),
-            ) from exc
-        self.index.update_status(obj)
 
     # ------------------------------------------------------------------ GET /openapi.json
 

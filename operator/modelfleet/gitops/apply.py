@@ -1,8 +1,8 @@
 """Applying objects to the cluster for ``modelfleet sync``: get, create, server-side apply,
 list, delete.
 
-:class:`Applier` is the small interface the sync needs; :class:`KubernetesApplier` implements it
-with the ``kubernetes`` package's dynamic client. A new object is *created* (POST: it fails if
+:class:`Applier` is the small interface the sync needs; :class:`KubeApplier` implements it with
+the one client, :class:`~modelfleet.kube.KubeClient`. A new object is *created* (POST: it fails if
 the object appeared meanwhile, so the sync knows it made the object and records the uid the API
 server gave it); the create's field ownership is then turned into this manager's ``Apply``
 ownership, so a field later removed from Git is removed from the object. Every write after that
@@ -14,13 +14,13 @@ the uid as a precondition. Discovery gives each kind's scope.
 
 from __future__ import annotations
 
-import importlib
 import logging
-import os
 from pathlib import Path
 from typing import Any, Protocol
 
-from modelfleet.errors import ClusterError, ConfigError
+from modelfleet.errors import ClusterError
+from modelfleet.kube import ApiError, KubeClient, load_access
+from modelfleet.kube import api_client as kube_api_client
 
 log = logging.getLogger(__name__)
 
@@ -34,27 +34,27 @@ class ObjectExists(ClusterError):
 class Applier(Protocol):
     """What ``modelfleet sync`` needs from a cluster."""
 
-    def is_namespaced(self, api_version: str, kind: str) -> bool | None:
+    async def is_namespaced(self, api_version: str, kind: str) -> bool | None:
         """The kind's scope, or ``None`` when the cluster does not serve it."""
         ...
 
-    def get(
+    async def get(
         self, api_version: str, kind: str, name: str, namespace: str | None
     ) -> dict[str, Any] | None:
         """The live object, or ``None`` when there is none."""
         ...
 
-    def create(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+    async def create(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         """Create ``obj``; :class:`ObjectExists` when it already exists."""
         ...
 
-    def apply(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]: ...
+    async def apply(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]: ...
 
-    def list(
+    async def list(
         self, api_version: str, kind: str, label_selector: str, namespace: str | None = None
     ) -> list[dict[str, Any]]: ...
 
-    def delete(
+    async def delete(
         self,
         api_version: str,
         kind: str,
@@ -67,101 +67,74 @@ class Applier(Protocol):
 
 
 def api_client(kubeconfig: Path | None = None, context: str | None = None) -> Any:
-    """A ``kubernetes.client.ApiClient`` from a kubeconfig (or ``$KUBECONFIG``), else in-cluster."""
-    from kubernetes.config.config_exception import ConfigException
-
-    config: Any = importlib.import_module("kubernetes.config")
-
-    try:
-        path = str(kubeconfig) if kubeconfig else os.environ.get("KUBECONFIG")
-        default = Path("~/.kube/config").expanduser()
-        if path or default.exists():
-            return config.new_client_from_config(
-                config_file=path or str(default), context=context, persist_config=False
-            )
-        if os.environ.get("KUBERNETES_SERVICE_HOST"):
-            from kubernetes import client
-
-            cfg = client.Configuration()
-            config.load_incluster_config(client_configuration=cfg)
-            return client.ApiClient(cfg)
-    except (ConfigException, OSError) as exc:
-        raise ConfigError(f"cannot load Kubernetes credentials: {exc}") from None
-    raise ConfigError(
-        "no kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config) and not in a cluster"
-    )
+    """A synchronous ``kubernetes.client.ApiClient`` from :func:`modelfleet.kube.load_access`:
+    kept for demo/stack.py until it moves onto :class:`~modelfleet.kube.KubeClient`."""
+    return kube_api_client(load_access(kubeconfig, context))
 
 
-class KubernetesApplier:
-    """:class:`Applier` over the dynamic client."""
+class KubeApplier:
+    """:class:`Applier` over :class:`~modelfleet.kube.KubeClient` (discovery gives each kind's
+    plural and scope)."""
 
-    def __init__(self, client: Any, field_manager: str = FIELD_MANAGER) -> None:
-        dynamic: Any = importlib.import_module("kubernetes.dynamic")
-        self._dyn: Any = dynamic.DynamicClient(client)
+    def __init__(self, kube: KubeClient, field_manager: str = FIELD_MANAGER) -> None:
+        self.kube = kube
         self._field_manager = field_manager
 
-    def _resource(self, api_version: str, kind: str) -> Any:
-        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+    async def _path(
+        self, api_version: str, kind: str, namespace: str | None, name: str | None = None
+    ) -> str | None:
+        found = await self.kube.resource(api_version, kind)
+        if found is None:
+            return None
+        plural, namespaced = found
+        base = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
+        if namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{plural}"
+        return f"{base}/{name}" if name else base
 
-        try:
-            return self._dyn.resources.get(api_version=api_version, kind=kind)
-        except ResourceNotFoundError:
-            self._dyn.resources.invalidate_cache()  # a CRD installed since discovery
-            try:
-                return self._dyn.resources.get(api_version=api_version, kind=kind)
-            except ResourceNotFoundError:
-                return None
+    async def _object_path(self, obj: dict[str, Any]) -> str:
+        meta = obj["metadata"]
+        path = await self._path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+        if path is None:
+            raise ClusterError(f"the cluster does not serve {obj['apiVersion']} {obj['kind']}")
+        return path
 
-    def is_namespaced(self, api_version: str, kind: str) -> bool | None:
-        resource = self._resource(api_version, kind)
-        return None if resource is None else bool(resource.namespaced)
+    async def is_namespaced(self, api_version: str, kind: str) -> bool | None:
+        found = await self.kube.resource(api_version, kind)
+        return None if found is None else found[1]
 
-    def get(
+    async def get(
         self, api_version: str, kind: str, name: str, namespace: str | None
     ) -> dict[str, Any] | None:
-        from kubernetes.client.exceptions import ApiException
-
-        resource = self._resource(api_version, kind)
-        if resource is None:
+        path = await self._path(api_version, kind, namespace, name)
+        if path is None:
             return None
         try:
-            found: dict[str, Any] = self._dyn.get(
-                resource, name=name, namespace=namespace
-            ).to_dict()
-        except ApiException as exc:
-            if exc.status == 404:
+            return await self.kube.get(path)
+        except ApiError as exc:
+            if exc.not_found:
                 return None
             where = f"{namespace}/{name}" if namespace else name
             raise ClusterError(f"cannot read {kind} {where}: {exc.status} {exc.reason}") from None
-        return found
 
-    def create(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
-        from kubernetes.client.exceptions import ApiException
-
-        resource = self._resource(obj["apiVersion"], obj["kind"])
-        if resource is None:
-            raise ClusterError(f"the cluster does not serve {obj['apiVersion']} {obj['kind']}")
+    async def create(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        path = await self._object_path(obj)
+        params = {"fieldManager": self._field_manager, **({"dryRun": "All"} if dry_run else {})}
         try:
-            out = self._dyn.create(
-                resource,
-                body=obj,
-                namespace=obj["metadata"].get("namespace"),
-                field_manager=self._field_manager,
-                dry_run="All" if dry_run else None,
+            created = await self.kube.request(
+                "POST", path.rsplit("/", 1)[0], body=obj, params=params, kind="create"
             )
-        except ApiException as exc:
-            if exc.status == 409:
+        except ApiError as exc:
+            if exc.conflict:
                 raise ObjectExists(_api_message(exc, obj)) from None
             raise ClusterError(_api_message(exc, obj)) from None
-        created: dict[str, Any] = out.to_dict()
-        return created if dry_run else self._as_applied(resource, created)
+        return created if dry_run else await self._as_applied(path, created)
 
-    def _as_applied(self, resource: Any, created: dict[str, Any]) -> dict[str, Any]:
+    async def _as_applied(self, path: str, created: dict[str, Any]) -> dict[str, Any]:
         """Turn the create's ``Update`` managedFields entry into this manager's ``Apply`` entry
         (as ``kubectl``'s client-side to server-side apply migration does), so that a field
         later removed from Git is removed from the object by the next server-side apply."""
-        from kubernetes.client.exceptions import ApiException
-
         meta = created["metadata"]
         entries = meta.get("managedFields") or []
         index = next(
@@ -182,57 +155,40 @@ class KubernetesApplier:
              "value": "Apply"},
         ]  # fmt: skip
         try:
-            out = self._dyn.patch(
-                resource,
+            return await self.kube.request(
+                "PATCH",
+                path,
                 body=patch,
-                name=meta["name"],
-                namespace=meta.get("namespace"),
+                params={"fieldManager": self._field_manager},
                 content_type="application/json-patch+json",
-                field_manager=self._field_manager,
+                kind="patch",
             )
-        except ApiException as exc:
+        except ApiError as exc:
             raise ClusterError(_api_message(exc, created, "take field ownership of")) from None
-        patched: dict[str, Any] = out.to_dict()
-        return patched
 
-    def apply(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
-        from kubernetes.client.exceptions import ApiException
-
-        resource = self._resource(obj["apiVersion"], obj["kind"])
-        meta = obj["metadata"]
-        if resource is None:
-            raise ClusterError(f"the cluster does not serve {obj['apiVersion']} {obj['kind']}")
+    async def apply(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        path = await self._object_path(obj)
         try:
-            out = self._dyn.server_side_apply(
-                resource,
-                body=obj,
-                name=meta["name"],
-                namespace=meta.get("namespace"),
-                field_manager=self._field_manager,
-                force_conflicts=True,
-                dry_run="All" if dry_run else None,
+            return await self.kube.apply(
+                path, obj, field_manager=self._field_manager, force=True, dry_run=dry_run
             )
-        except ApiException as exc:
+        except ApiError as exc:
             raise ClusterError(_api_message(exc, obj)) from None
-        result: dict[str, Any] = out.to_dict()
-        return result
 
-    def list(
+    async def list(
         self, api_version: str, kind: str, label_selector: str, namespace: str | None = None
     ) -> list[dict[str, Any]]:
-        from kubernetes.client.exceptions import ApiException
-
-        resource = self._resource(api_version, kind)
-        if resource is None:
+        path = await self._path(api_version, kind, namespace)
+        if path is None:
             return []
         try:
-            found = self._dyn.get(resource, namespace=namespace, label_selector=label_selector)
-        except ApiException as exc:
+            items, _ = await self.kube.list_all(path, label_selector=label_selector)
+        except ApiError as exc:
             where = f" in {namespace}" if namespace else ""
             raise ClusterError(f"cannot list {kind}{where}: {exc.status} {exc.reason}") from None
-        return list(found.to_dict().get("items") or [])
+        return items
 
-    def delete(
+    async def delete(
         self,
         api_version: str,
         kind: str,
@@ -240,29 +196,20 @@ class KubernetesApplier:
         namespace: str | None,
         uid: str | None = None,
     ) -> None:
-        from kubernetes.client.exceptions import ApiException
-
-        resource = self._resource(api_version, kind)
-        if resource is None:
+        path = await self._path(api_version, kind, namespace, name)
+        if path is None:
             return
-        body = {"preconditions": {"uid": uid}} if uid else None
         try:
-            self._dyn.delete(resource, name=name, namespace=namespace, body=body)
-        except ApiException as exc:
-            if exc.status == 409 and uid:  # recreated since it was listed: not ours
+            await self.kube.delete(path, uid=uid)
+        except ApiError as exc:
+            if exc.conflict and uid:  # recreated since it was listed: not ours
                 log.warning("not deleting %s %s: it was recreated (uid changed)", kind, name)
                 return
-            if exc.status != 404:
+            if not exc.not_found:
                 raise ClusterError(f"cannot delete {kind} {name}: {exc.reason}") from None
 
 
-def _api_message(exc: Any, obj: dict[str, Any], verb: str = "apply") -> str:
-    import json
-
+def _api_message(exc: ApiError, obj: dict[str, Any], verb: str = "apply") -> str:
     meta = obj["metadata"]
     what = f"{obj['kind']} {meta.get('namespace', '')}/{meta['name']}".replace(" /", " ")
-    try:
-        detail = json.loads(exc.body).get("message") or exc.reason
-    except (TypeError, ValueError):
-        detail = exc.reason
-    return f"cannot {verb} {what}: {detail}"
+    return f"cannot {verb} {what}: {exc.reason}"

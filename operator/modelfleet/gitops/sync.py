@@ -44,9 +44,10 @@ annotated ``argocd.argoproj.io/sync-options: Prune=false``. An empty path never 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,7 +151,7 @@ def _kind_problem(m: Manifest, config: SyncConfig) -> str | None:
     return f"kind {kind} ({api_version}) is not allowed: sync applies only {allowed}{hint}"
 
 
-def _check(
+async def _check(
     manifests: list[Manifest], config: SyncConfig, applier: Applier, sha: str
 ) -> list[tuple[Manifest, bool]]:
     """Refuse the commit (:class:`SyncRefused`, naming every offending file, kind and name)
@@ -163,7 +164,7 @@ def _check(
         if problem is None and not isinstance((m.doc.get("metadata") or {}).get("name"), str):
             problem = "metadata.name is missing"
         if problem is None:
-            namespaced = applier.is_namespaced(m.doc["apiVersion"], m.doc["kind"])
+            namespaced = await applier.is_namespaced(m.doc["apiVersion"], m.doc["kind"])
             if namespaced is None:
                 problem = f"the cluster does not serve {m.doc['apiVersion']} {m.doc['kind']}"
             elif namespaced:
@@ -199,7 +200,7 @@ class _Planned:
     adopt: bool = False
 
 
-def _plan(
+async def _plan(
     checked: list[tuple[Manifest, bool]],
     config: SyncConfig,
     applier: Applier,
@@ -217,7 +218,7 @@ def _plan(
         if ref in seen:
             raise SyncFailed(f"{ref} is defined twice under {config.source.path!r}")
         seen.add(ref)
-        live = applier.get(ref.api_version, ref.kind, ref.name, ref.namespace or None)
+        live = await applier.get(ref.api_version, ref.kind, ref.name, ref.namespace or None)
         if live is None:
             planned.append(_Planned(obj, m, revisions[m.path], namespaced, None))
             continue
@@ -235,11 +236,11 @@ def _plan(
     return planned
 
 
-def _apply(p: _Planned, config: SyncConfig, applier: Applier, *, dry_run: bool) -> None:
+async def _apply(p: _Planned, config: SyncConfig, applier: Applier, *, dry_run: bool) -> None:
     uid = p.live_uid
     if uid is None:
         try:
-            created = applier.create(p.obj, dry_run=dry_run)
+            created = await applier.create(p.obj, dry_run=dry_run)
         except ObjectExists:
             raise SyncRefused(
                 f"{p.manifest.path}: {ObjectRef.of(p.obj)} was created by someone else while "
@@ -253,7 +254,7 @@ def _apply(p: _Planned, config: SyncConfig, applier: Applier, *, dry_run: bool) 
     owned_obj = stamp(
         p.manifest, config=config, revision=p.revision, namespaced=p.namespaced, uid=uid
     )
-    applier.apply(owned_obj, dry_run=dry_run)
+    await applier.apply(owned_obj, dry_run=dry_run)
 
 
 def _check_name(config: SyncConfig) -> None:
@@ -264,7 +265,7 @@ def _check_name(config: SyncConfig) -> None:
         )
 
 
-def sync_once(config: SyncConfig, applier: Applier) -> SyncResult:
+async def sync_once(config: SyncConfig, applier: Applier) -> SyncResult:
     """One sync pass; raises :class:`SyncFailed` / :class:`SyncRefused` /
     :class:`~modelfleet.gitops.errors.UntrustedCommit` (or a cluster error) and applies nothing
     when a commit is untrusted, a manifest is unreadable or not allowed, or an object exists
@@ -286,22 +287,22 @@ def sync_once(config: SyncConfig, applier: Applier) -> SyncResult:
             f"no manifests under {config.source.path!r} at {sha[:12]}; refusing to sync an "
             "empty path (pass --allow-empty if that is intended)"
         )
-    checked = _check(manifests, config, applier, sha)
+    checked = await _check(manifests, config, applier, sha)
     revisions: dict[str, str] = {}
     for m, _ in checked:
         if m.path not in revisions:
             revisions[m.path] = last_change(repo, sha, m.path)
-    planned = _plan(checked, config, applier, revisions, sha)
+    planned = await _plan(checked, config, applier, revisions, sha)
     by_obj = {id(p.obj): p for p in planned}
     ordered = [by_obj[id(obj)] for obj in order(p.obj for p in planned)]
     # The API server validates the whole commit (schema, CEL rules, admission) in a dry run
     # before anything is written: an invalid object late in the commit applies nothing.
     for p in ordered:
-        _apply(p, config, applier, dry_run=True)
+        await _apply(p, config, applier, dry_run=True)
     applied, adopted = [], []
     for p in ordered:
         if not config.dry_run:
-            _apply(p, config, applier, dry_run=False)
+            await _apply(p, config, applier, dry_run=False)
         applied.append(ObjectRef.of(p.obj))
         if p.adopt:
             adopted.append(applied[-1])
@@ -309,23 +310,23 @@ def sync_once(config: SyncConfig, applier: Applier) -> SyncResult:
                         applied[-1])  # fmt: skip
         log.info("sync %s: applied %s at %s", config.name, applied[-1], sha[:12])
     keep = {ObjectRef.of(p.obj) for p in planned}
-    pruned = _prune(config, applier, keep) if config.prune else []
+    pruned = await _prune(config, applier, keep) if config.prune else []
     if config.signatures is not None and not config.dry_run:
         mark_applied(repo, config.name, sha)  # the next pass checks only what comes after
     return SyncResult(sha, tuple(applied), tuple(pruned), signature, config.dry_run, tuple(adopted))
 
 
-def _prune(config: SyncConfig, applier: Applier, keep: set[ObjectRef]) -> list[ObjectRef]:
+async def _prune(config: SyncConfig, applier: Applier, keep: set[ObjectRef]) -> list[ObjectRef]:
     pruned = []
     selector = f"{SYNC_LABEL}={config.name}"
     kinds = sorted(config.allowed_kinds, key=lambda k: -KIND_ORDER.get(k, OTHER_KINDS))
     for kind in kinds:
-        namespaced = applier.is_namespaced(GROUP_VERSION, kind)
+        namespaced = await applier.is_namespaced(GROUP_VERSION, kind)
         if namespaced is None:
             continue
         where: tuple[str | None, ...] = config.allowed_namespaces if namespaced else (None,)
         for ns in where:
-            for item in applier.list(GROUP_VERSION, kind, selector, ns):
+            for item in await applier.list(GROUP_VERSION, kind, selector, ns):
                 live = {**item, "apiVersion": GROUP_VERSION, "kind": kind}
                 ref = ObjectRef.of(live)
                 if ref in keep or prune_opted_out(live):
@@ -340,7 +341,9 @@ def _prune(config: SyncConfig, applier: Applier, keep: set[ObjectRef]) -> list[O
                     continue
                 uid = str(live["metadata"]["uid"])
                 if not config.dry_run:
-                    applier.delete(GROUP_VERSION, kind, ref.name, ref.namespace or None, uid=uid)
+                    await applier.delete(
+                        GROUP_VERSION, kind, ref.name, ref.namespace or None, uid=uid
+                    )
                 pruned.append(ref)
                 log.info("sync %s: pruned %s (no longer in Git)", config.name, ref)
     return pruned
@@ -356,12 +359,12 @@ class LoopState:
     errors: list[str] = field(default_factory=list)
 
 
-def run_sync_loop(
+async def run_sync_loop(
     config: SyncConfig,
     applier: Applier,
     *,
     interval: float,
-    stop: threading.Event,
+    stop: asyncio.Event,
     on_result: Callable[[SyncResult | ModelfleetError], None] | None = None,
 ) -> LoopState:
     """Sync every ``interval`` seconds until ``stop`` is set. A failed pass (fetch, untrusted
@@ -371,7 +374,7 @@ def run_sync_loop(
     while not stop.is_set():
         state.passes += 1
         try:
-            result = sync_once(config, applier)
+            result = await sync_once(config, applier)
         except ModelfleetError as exc:
             state.failures += 1
             state.errors.append(exc.diagnostics())
@@ -382,5 +385,6 @@ def run_sync_loop(
             state.last = result
             if on_result:
                 on_result(result)
-        stop.wait(interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
     return state

@@ -37,7 +37,7 @@ POLL_AFTER_HEADER: Final = "Modelfleet-Poll-After"
 MODEL_RE: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 VERSION_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 DIGEST_RE: Final = re.compile(r"^sha256:[0-9a-f]{64}$")
-# Whole units only: the duration grammar of ModelRelease specs (modelfleet.core.durations), which
+# Whole units only: the duration grammar of ModelRelease specs (modelfleet.core.times), which
 # is how the operator reads status.health[].window back. "0.5s" is not a duration: send "500ms".
 WINDOW_RE: Final = re.compile(r"^([0-9]{1,9}(ms|s|m|h)){1,4}$")
 AGENT_VERSION_RE: Final = re.compile(r"^[\x21-\x7e]{1,64}$")

@@ -22,15 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubernetes import config as k8s_config
-
 from modelfleet.agent.behaviour import Behaviour, BehaviourTable
+from modelfleet.agent.config import load_agent_config
 from modelfleet.agent.simulator import BackgroundSimulation, SimulationOptions
 from modelfleet.devcluster import ControlPlane
-from modelfleet.fleet.enroll import enroll_gateways
-from modelfleet.fleet.pki import FleetCA
+from modelfleet.enrollment import enroll_gateways
+from modelfleet.enrollment.pki import FleetCA
 from modelfleet.fleet.process import FleetAPIProcess, start_fleet_api
-from modelfleet.fleet.secrets import ensure_fleet_ca, issue_server_tls
+from tests.kubekit import fleet_pki
 
 REQUESTS_PER_SECOND = 40.0
 """Synthetic traffic per gateway: enough for ``minRequests`` in every one-second window."""
@@ -63,9 +62,7 @@ def running_fleet_api(cp: ControlPlane, folder: Path) -> Iterator[FleetAPI]:
     removed."""
     ns = f"fleet-{secrets.token_hex(3)}"
     with cp.namespace(ns):
-        client = k8s_config.new_client_from_config(config_file=str(cp.kubeconfig))
-        ca, _ = ensure_fleet_ca(client, ns)
-        issue_server_tls(client, ns, ca, ["localhost", "127.0.0.1"])
+        ca = fleet_pki(cp.kubeconfig, ns)
         proc = start_fleet_api(
             kubeconfig=cp.kubeconfig, namespace=ns, log_path=folder / "fleet-api.log",
             extra_args=[*FLEET_API_ARGS, "--tls-namespace", ns],
@@ -74,7 +71,6 @@ def running_fleet_api(cp: ControlPlane, folder: Path) -> Iterator[FleetAPI]:
             yield FleetAPI(ns, ca, proc)
         finally:
             proc.stop()
-            client.close()
 
 
 @dataclass(frozen=True)
@@ -131,8 +127,7 @@ class SimulatedFleet:
             fleet_url=self.fleet_api.url, trust_policy=self.trust_policy.read_bytes(),
         )  # fmt: skip
         for (name, lab), bundle in zip(wanted, bundles, strict=True):
-            bundle.write(self.folder / name)
-            self._configs.append(bundle.agent_config(self.folder / name))
+            self._configs.append(load_agent_config(bundle.write(self.folder / name)))
             self.labels[name] = lab
 
     def profile(self, version: str, **kw: Any) -> None:

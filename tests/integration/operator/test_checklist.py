@@ -20,16 +20,10 @@ from kubernetes import client as k8s
 from modelfleet.api import GROUP, VERSION
 from modelfleet.devcluster import ControlPlane
 
-from .conftest import (
-    Api,
-    Artifacts,
-    FleetDriver,
-    OperatorProcess,
-    artifact_sources,
-    desired_versions,
-    release_body,
-    wait_for,
-)
+from .artifacts import Artifacts, release_body
+from .cluster import Api, desired_versions, wait_for
+from .fleet import SimulatedFleet
+from .operatorproc import OperatorProcess, artifact_sources
 
 pytestmark = pytest.mark.cluster
 
@@ -75,7 +69,7 @@ def phase_is(api: Api, phase: str, stable: str) -> dict[str, Any] | None:
 
 def test_blocked_release_names_each_unmet_item_then_goes_live_once_met(
     api: Api,
-    fleet: FleetDriver,
+    fleet: SimulatedFleet,
     artifacts: Artifacts,
     checklist_operator: OperatorProcess,
     control_plane: ControlPlane,

@@ -18,10 +18,10 @@ import requests
 
 from modelfleet.devcluster import ControlPlane
 from modelfleet.enrollment import enroll_gateway
-from modelfleet.fleet.kube import api_client, load_access
 from modelfleet.fleet.process import FleetAPIProcess, start_fleet_api
-from modelfleet.fleet.secrets import ensure_fleet_ca, issue_server_tls
+from modelfleet.kube import api_client, load_access
 from modelfleet.trust import digest_file
+from tests.kubekit import fleet_pki
 from tests.trustkit import SignedModel, make_signed_model
 
 from .artifacts import Artifacts, release_body
@@ -106,8 +106,7 @@ class Gateways:
 @pytest.fixture
 def gateways(control_plane: ControlPlane, namespace: str, tmp_path: Path) -> Iterator[Gateways]:
     api = api_client(load_access(control_plane.kubeconfig))
-    ca, _ = ensure_fleet_ca(api, namespace)
-    issue_server_tls(api, namespace, ca, ["localhost", "127.0.0.1"])
+    ca = fleet_pki(control_plane.kubeconfig, namespace)
     server = start_fleet_api(
         kubeconfig=control_plane.kubeconfig, namespace=namespace,
         log_path=tmp_path / "fleet-api.log",

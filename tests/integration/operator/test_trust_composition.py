@@ -11,13 +11,9 @@ from typing import Any
 import yaml
 
 from modelfleet.trust import combine_signatures, sign_model
-from tests.integration.operator.conftest import (
-    Api,
-    Artifacts,
-    OperatorProcess,
-    release_body,
-    wait_for,
-)
+from tests.integration.operator.artifacts import Artifacts, release_body
+from tests.integration.operator.cluster import Api, wait_for
+from tests.integration.operator.operatorproc import OperatorProcess
 from tests.trustkit.models import make_key, public_pem
 
 

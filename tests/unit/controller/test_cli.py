@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from modelfleet.cli.main import build_parser, main
 from modelfleet.cli.flags import byte_size
+from modelfleet.cli.main import build_parser, main
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,9 @@ import kopf
 import pytest
 
 from modelfleet.controller.errors import VerificationPending, classify, kopf_boundary
-from modelfleet.controller.kube import ApiError
 from modelfleet.errors import ConfigError, ModelfleetError
 from modelfleet.fetch import FetchError
+from modelfleet.kube import ApiError
 
 
 @pytest.mark.parametrize("status", [0, 409, 429, 500, 503])

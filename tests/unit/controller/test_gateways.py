@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from modelfleet.controller.gateways import GatewayCache
-from modelfleet.controller.kube import KubeClient
+from modelfleet.kube import KubeClient
 
 
 def gw(name: str, namespace: str = "retail", **labels: str) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from modelfleet.controller.kube import ApiError
 from modelfleet.controller.leader import LeaderElector, LeadershipLost, LeaseSettings
+from modelfleet.kube import ApiError
 
 
 class FakeLeases:

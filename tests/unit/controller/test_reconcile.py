@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from modelfleet.controller import reconcile as reconcile_module
-from modelfleet.controller.kube import ApiError
 from modelfleet.controller.reconcile import Reconciler
 from modelfleet.core import Verification
 from modelfleet.core.decision import FleetView
+from modelfleet.kube import ApiError
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "b" * 64

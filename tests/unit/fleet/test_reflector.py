@@ -9,8 +9,7 @@ from typing import Any
 
 from modelfleet.api import parse_release
 from modelfleet.fleet.index import FleetIndex
-from modelfleet.fleet.kube import UpstreamError, WatchExpired
-from modelfleet.fleet.reflector import Reflector, Sink
+from modelfleet.kube import ApiError, Reflector, Sink, WatchExpired
 
 FP = "sha256:" + "1" * 64
 
@@ -81,7 +80,7 @@ async def test_a_410_relists_and_drops_what_was_deleted_meanwhile() -> None:
 
 async def test_an_outage_retries_from_the_same_resource_version() -> None:
     index = FleetIndex(parse_release)
-    client = FakeClient([[gw("a")]], [[UpstreamError(0, "connection refused")]])
+    client = FakeClient([[gw("a")]], [[ApiError(0, "connection refused")]])
     reflector = await mirror(client, index)
     assert client.listed == 1 and client.watched_from == ["list-1", "list-1"]
     assert reflector.restarts == 1

@@ -42,10 +42,10 @@ class MemoryCluster:
         meta = obj["metadata"]
         return (obj["kind"], meta.get("namespace", ""), meta["name"])
 
-    def is_namespaced(self, api_version: str, kind: str) -> bool | None:
+    async def is_namespaced(self, api_version: str, kind: str) -> bool | None:
         return kind not in CLUSTER_SCOPED
 
-    def get(
+    async def get(
         self, api_version: str, kind: str, name: str, namespace: str | None
     ) -> dict[str, Any] | None:
         return self.objects.get((kind, namespace or "", name))
@@ -57,7 +57,7 @@ class MemoryCluster:
         self.objects[self._key(obj)] = obj
         return obj
 
-    def create(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+    async def create(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         if self._key(obj) in self.objects:
             raise ObjectExists(f"{self._key(obj)} exists")
         if obj["metadata"]["name"] == "rejected-by-the-api-server":
@@ -66,7 +66,7 @@ class MemoryCluster:
             return obj
         return self.add(obj)
 
-    def apply(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+    async def apply(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         meta = obj["metadata"]
         live = self.objects.get(self._key(obj))
         if live is not None and meta.get("uid") and meta["uid"] != live["metadata"]["uid"]:
@@ -80,7 +80,7 @@ class MemoryCluster:
             self.applied.append(f"{obj['kind']}/{meta['name']}")
         return obj
 
-    def list(
+    async def list(
         self, api_version: str, kind: str, label_selector: str, namespace: str | None = None
     ) -> list[dict[str, Any]]:
         key, _, value = label_selector.partition("=")
@@ -92,7 +92,7 @@ class MemoryCluster:
             and o["metadata"].get("labels", {}).get(key) == value
         ]
 
-    def delete(
+    async def delete(
         self,
         api_version: str,
         kind: str,
@@ -125,9 +125,11 @@ def config(repo: GitRepo, tmp_path: Path, **kw: Any) -> SyncConfig:
     )
 
 
-def test_applies_in_wave_order_and_stamps_the_git_source(fleet: GitRepo, tmp_path: Path) -> None:
+async def test_applies_in_wave_order_and_stamps_the_git_source(
+    fleet: GitRepo, tmp_path: Path
+) -> None:
     cluster = MemoryCluster()
-    result = sync_once(config(fleet, tmp_path), cluster)
+    result = await sync_once(config(fleet, tmp_path), cluster)
     assert result.revision == fleet.head()
     assert cluster.applied == ["TrustPolicy/prod-signers", "ModelRelease/detector"]
     release = cluster.objects[("ModelRelease", "retail", "detector")]
@@ -138,31 +140,33 @@ def test_applies_in_wave_order_and_stamps_the_git_source(fleet: GitRepo, tmp_pat
     assert found.path == "fleet/releases/retail/detector.yaml"
 
 
-def test_revision_is_the_last_commit_that_changed_the_file(fleet: GitRepo, tmp_path: Path) -> None:
+async def test_revision_is_the_last_commit_that_changed_the_file(
+    fleet: GitRepo, tmp_path: Path
+) -> None:
     release_commit = fleet.head()
     fleet.commit("unrelated", {"fleet/README.md": "not yaml\n"})
     cluster = MemoryCluster()
-    result = sync_once(config(fleet, tmp_path), cluster)
+    result = await sync_once(config(fleet, tmp_path), cluster)
     assert result.revision != release_commit
     release = cluster.objects[("ModelRelease", "retail", "detector")]
     assert release["metadata"]["annotations"]["modelfleet.dev/git-revision"] == release_commit
 
 
-def test_prune_deletes_only_what_this_sync_applied(fleet: GitRepo, tmp_path: Path) -> None:
+async def test_prune_deletes_only_what_this_sync_applied(fleet: GitRepo, tmp_path: Path) -> None:
     cluster = MemoryCluster()
-    sync_once(config(fleet, tmp_path), cluster)
+    await sync_once(config(fleet, tmp_path), cluster)
     foreign = release_manifest("9.9.9", name="other")
     foreign["metadata"]["labels"] = {SYNC_LABEL: "default"}  # label copied, different repo
     cluster.add(foreign)
     fleet.git("rm", "-q", "fleet/releases/retail/detector.yaml")
     fleet.git("commit", "-q", "-m", "retire detector")
-    result = sync_once(config(fleet, tmp_path, prune=True), cluster)
+    result = await sync_once(config(fleet, tmp_path, prune=True), cluster)
     assert [str(r) for r in result.pruned] == ["ModelRelease retail/detector"]
     assert ("ModelRelease", "retail", "other") in cluster.objects
     assert ("TrustPolicy", "", "prod-signers") in cluster.objects
 
 
-def test_prune_false_annotation_keeps_the_object(fleet: GitRepo, tmp_path: Path) -> None:
+async def test_prune_false_annotation_keeps_the_object(fleet: GitRepo, tmp_path: Path) -> None:
     cluster = MemoryCluster()
     policy = {
         **POLICY,
@@ -172,33 +176,33 @@ def test_prune_false_annotation_keeps_the_object(fleet: GitRepo, tmp_path: Path)
         },
     }
     fleet.commit("keep policy", {"fleet/trustpolicies/prod.yaml": policy})
-    sync_once(config(fleet, tmp_path), cluster)
+    await sync_once(config(fleet, tmp_path), cluster)
     fleet.git("rm", "-q", "fleet/trustpolicies/prod.yaml")
     fleet.git("commit", "-q", "-m", "drop policy file")
-    result = sync_once(config(fleet, tmp_path, prune=True), cluster)
+    result = await sync_once(config(fleet, tmp_path, prune=True), cluster)
     assert result.pruned == () and ("TrustPolicy", "", "prod-signers") in cluster.objects
 
 
-def test_empty_path_is_refused(repo: GitRepo, tmp_path: Path) -> None:
+async def test_empty_path_is_refused(repo: GitRepo, tmp_path: Path) -> None:
     repo.commit("empty", {"fleet/README.md": "nothing\n"})
     with pytest.raises(SyncFailed, match="refusing to sync an empty path"):
-        sync_once(config(repo, tmp_path, prune=True), MemoryCluster())
+        await sync_once(config(repo, tmp_path, prune=True), MemoryCluster())
 
 
-def test_bad_manifest_applies_nothing(fleet: GitRepo, tmp_path: Path) -> None:
+async def test_bad_manifest_applies_nothing(fleet: GitRepo, tmp_path: Path) -> None:
     fleet.commit("broken", {"fleet/zz.yaml": "kind: [unclosed\n"})
     cluster = MemoryCluster()
     with pytest.raises(SyncFailed, match=r"zz\.yaml"):
-        sync_once(config(fleet, tmp_path), cluster)
+        await sync_once(config(fleet, tmp_path), cluster)
     assert cluster.applied == []
 
 
-def test_namespace_defaults_for_namespaced_objects(repo: GitRepo, tmp_path: Path) -> None:
+async def test_namespace_defaults_for_namespaced_objects(repo: GitRepo, tmp_path: Path) -> None:
     manifest = release_manifest("1.0.0")
     del manifest["metadata"]["namespace"]
     repo.commit("no ns", {"fleet/r.yaml": manifest})
     cluster = MemoryCluster()
-    sync_once(config(repo, tmp_path, namespace="stores"), cluster)
+    await sync_once(config(repo, tmp_path, namespace="stores"), cluster)
     assert ("ModelRelease", "stores", "detector") in cluster.objects
 
 
@@ -220,7 +224,9 @@ def _ssh_signing(repo: GitRepo, tmp_path: Path, name: str) -> Path:
     return key
 
 
-def test_required_signature_accepts_an_allowed_ssh_key(fleet: GitRepo, tmp_path: Path) -> None:
+async def test_required_signature_accepts_an_allowed_ssh_key(
+    fleet: GitRepo, tmp_path: Path
+) -> None:
     key = _ssh_signing(fleet, tmp_path, "release_key")
     allowed = tmp_path / "allowed_signers"
     allowed.write_text(f"bot@example.com {key.with_suffix('.pub').read_text()}")
@@ -229,14 +235,18 @@ def test_required_signature_accepts_an_allowed_ssh_key(fleet: GitRepo, tmp_path:
     cluster = MemoryCluster()
     policy = SignaturePolicy(allowed_signers=allowed)
     with pytest.raises(UntrustedCommit, match=r"whole history .*--trust-from"):
-        sync_once(config(fleet, tmp_path, signatures=policy), cluster)  # first sync: all of it
-    result = sync_once(config(fleet, tmp_path, signatures=policy, trust_from=trusted), cluster)
+        await sync_once(
+            config(fleet, tmp_path, signatures=policy), cluster
+        )  # first sync: all of it
+    result = await sync_once(
+        config(fleet, tmp_path, signatures=policy, trust_from=trusted), cluster
+    )
     assert result.signature is not None and result.signature.signer == "bot@example.com"
     assert len(cluster.applied) == 2
 
 
 @pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "unknown-key"])
-def test_required_signature_refuses_and_applies_nothing(
+async def test_required_signature_refuses_and_applies_nothing(
     fleet: GitRepo, tmp_path: Path, signed: bool
 ) -> None:
     allowed_key = tmp_path / "allowed"
@@ -250,7 +260,7 @@ def test_required_signature_refuses_and_applies_nothing(
         fleet.git("commit", "-q", "-S", "--allow-empty", "-m", "signed by someone else")
     cluster = MemoryCluster()
     with pytest.raises(UntrustedCommit, match="refusing to sync"):
-        sync_once(
+        await sync_once(
             config(fleet, tmp_path, signatures=SignaturePolicy(allowed_signers=allowed)), cluster
         )
     assert cluster.applied == []
@@ -286,32 +296,32 @@ CRB = {
     ],
     ids=["clusterrolebinding", "secret", "foreign-group", "namespace"],
 )
-def test_a_commit_outside_the_allow_list_applies_nothing(
+async def test_a_commit_outside_the_allow_list_applies_nothing(
     fleet: GitRepo, tmp_path: Path, doc: dict[str, Any], named: str
 ) -> None:
     fleet.commit("sneak", {"fleet/zz.yaml": doc})
     cluster = MemoryCluster()
     with pytest.raises(SyncRefused, match="nothing applied") as refused:
-        sync_once(config(fleet, tmp_path), cluster)
+        await sync_once(config(fleet, tmp_path), cluster)
     assert named in str(refused.value)
     assert cluster.applied == [] and cluster.objects == {}
 
 
-def test_trust_policies_need_the_flag(fleet: GitRepo, tmp_path: Path) -> None:
+async def test_trust_policies_need_the_flag(fleet: GitRepo, tmp_path: Path) -> None:
     cluster = MemoryCluster()
     with pytest.raises(SyncRefused, match=r"TrustPolicy prod-signers: kind TrustPolicy .*--allow"):
-        sync_once(config(fleet, tmp_path, allow_trust_policies=False), cluster)
+        await sync_once(config(fleet, tmp_path, allow_trust_policies=False), cluster)
     assert cluster.applied == []
-    sync_once(config(fleet, tmp_path, allow_trust_policies=True), cluster)
+    await sync_once(config(fleet, tmp_path, allow_trust_policies=True), cluster)
     assert ("TrustPolicy", "", "prod-signers") in cluster.objects
 
 
-def test_more_namespaces_can_be_allowed(fleet: GitRepo, tmp_path: Path) -> None:
+async def test_more_namespaces_can_be_allowed(fleet: GitRepo, tmp_path: Path) -> None:
     fleet.commit("stores", {"fleet/s.yaml": release_manifest("1.0.0", namespace="stores")})
     with pytest.raises(SyncRefused, match="namespace 'stores' is not allowed"):
-        sync_once(config(fleet, tmp_path), MemoryCluster())
+        await sync_once(config(fleet, tmp_path), MemoryCluster())
     cluster = MemoryCluster()
-    sync_once(config(fleet, tmp_path, namespaces=("stores",)), cluster)
+    await sync_once(config(fleet, tmp_path, namespaces=("stores",)), cluster)
     assert ("ModelRelease", "stores", "detector") in cluster.objects
     assert ("ModelRelease", "retail", "detector") in cluster.objects
 
@@ -319,32 +329,34 @@ def test_more_namespaces_can_be_allowed(fleet: GitRepo, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- ownership (15)
 
 
-def test_created_objects_record_their_uid(fleet: GitRepo, tmp_path: Path) -> None:
+async def test_created_objects_record_their_uid(fleet: GitRepo, tmp_path: Path) -> None:
     cluster = MemoryCluster()
-    sync_once(config(fleet, tmp_path, name="edge"), cluster)
+    await sync_once(config(fleet, tmp_path, name="edge"), cluster)
     live = cluster.objects[("ModelRelease", "retail", "detector")]
     assert live["metadata"]["annotations"][OWNER_ANNOTATION] == f"edge/{live['metadata']['uid']}"
 
 
-def test_an_existing_object_is_not_adopted_without_the_flag(fleet: GitRepo, tmp_path: Path) -> None:
+async def test_an_existing_object_is_not_adopted_without_the_flag(
+    fleet: GitRepo, tmp_path: Path
+) -> None:
     cluster = MemoryCluster()
     handmade = cluster.add(release_manifest("0.1.0", digest_of("0")))
     with pytest.raises(SyncRefused, match=r"ModelRelease retail/detector exists .*--adopt"):
-        sync_once(config(fleet, tmp_path), cluster)
+        await sync_once(config(fleet, tmp_path), cluster)
     assert cluster.applied == []
     assert cluster.objects[("ModelRelease", "retail", "detector")] == handmade
-    result = sync_once(config(fleet, tmp_path, adopt=True), cluster)
+    result = await sync_once(config(fleet, tmp_path, adopt=True), cluster)
     assert [str(r) for r in result.adopted] == ["ModelRelease retail/detector"]
     live = cluster.objects[("ModelRelease", "retail", "detector")]
     assert live["metadata"]["uid"] == handmade["metadata"]["uid"]
     assert live["metadata"]["annotations"][OWNER_ANNOTATION].endswith(handmade["metadata"]["uid"])
 
 
-def test_copied_ownership_and_recreated_objects_are_not_pruned(
+async def test_copied_ownership_and_recreated_objects_are_not_pruned(
     fleet: GitRepo, tmp_path: Path
 ) -> None:
     cluster = MemoryCluster()
-    sync_once(config(fleet, tmp_path), cluster)
+    await sync_once(config(fleet, tmp_path), cluster)
     synced = cluster.objects[("ModelRelease", "retail", "detector")]
     # every label and annotation copied onto a hand-made object
     copy_of = release_manifest("9.9.9", name="other")
@@ -356,13 +368,13 @@ def test_copied_ownership_and_recreated_objects_are_not_pruned(
     recreated = cluster.add({**synced, "metadata": {**synced["metadata"]}})
     fleet.git("rm", "-q", "fleet/releases/retail/detector.yaml")
     fleet.git("commit", "-q", "-m", "retire detector")
-    result = sync_once(config(fleet, tmp_path, prune=True), cluster)
+    result = await sync_once(config(fleet, tmp_path, prune=True), cluster)
     assert result.pruned == ()
     assert cluster.objects[("ModelRelease", "retail", "detector")] == recreated
     assert ("ModelRelease", "retail", "other") in cluster.objects
 
 
-def test_a_manifest_cannot_claim_ownership(fleet: GitRepo, tmp_path: Path) -> None:
+async def test_a_manifest_cannot_claim_ownership(fleet: GitRepo, tmp_path: Path) -> None:
     cluster = MemoryCluster()
     handmade = cluster.add(release_manifest("0.1.0", digest_of("0"), name="victim"))
     claim = release_manifest("1.0.0", name="victim")
@@ -370,7 +382,7 @@ def test_a_manifest_cannot_claim_ownership(fleet: GitRepo, tmp_path: Path) -> No
     claim["metadata"]["annotations"] = {OWNER_ANNOTATION: f"default/{handmade['metadata']['uid']}"}
     fleet.commit("claim", {"fleet/victim.yaml": claim})
     with pytest.raises(SyncRefused, match="ModelRelease retail/victim exists"):
-        sync_once(config(fleet, tmp_path), cluster)
+        await sync_once(config(fleet, tmp_path), cluster)
     assert cluster.applied == []
 
 
@@ -394,41 +406,41 @@ def signing(repo: GitRepo, tmp_path: Path) -> SignaturePolicy:
     return SignaturePolicy(allowed_signers=allowed)
 
 
-def test_every_commit_since_the_last_sync_must_be_signed(
+async def test_every_commit_since_the_last_sync_must_be_signed(
     repo: GitRepo, tmp_path: Path, signing: SignaturePolicy
 ) -> None:
     base = repo.head()
     _signed(repo, "1.0.0", {"fleet/r.yaml": release_manifest("1.0.0", digest_of("1"))})
     cluster = MemoryCluster()
     cfg = config(repo, tmp_path, signatures=signing, trust_from=base)
-    assert sync_once(cfg, cluster).signature is not None
+    assert (await sync_once(cfg, cluster)).signature is not None
     unsigned = repo.commit("6.6.6", {"fleet/r.yaml": release_manifest("6.6.6", digest_of("6"))})
     _signed(repo, "signed, empty")
     with pytest.raises(UntrustedCommit, match=f"commit {unsigned[:12]} .*is not signed"):
-        sync_once(cfg, cluster)
+        await sync_once(cfg, cluster)
     assert cluster.objects[("ModelRelease", "retail", "detector")]["spec"]["version"] == "1.0.0"
     # still refused on the next pass: the last applied revision did not move
     with pytest.raises(UntrustedCommit, match=unsigned[:12]):
-        sync_once(cfg, cluster)
+        await sync_once(cfg, cluster)
 
 
-def test_an_unsigned_commit_on_a_merged_branch_is_refused(
+async def test_an_unsigned_commit_on_a_merged_branch_is_refused(
     repo: GitRepo, tmp_path: Path, signing: SignaturePolicy
 ) -> None:
     base = repo.head()
     _signed(repo, "1.0.0", {"fleet/r.yaml": release_manifest("1.0.0", digest_of("1"))})
     cfg = config(repo, tmp_path, signatures=signing, trust_from=base)
-    sync_once(cfg, MemoryCluster())
+    await sync_once(cfg, MemoryCluster())
     repo.git("checkout", "-q", "-b", "side")
     unsigned = repo.commit("6.6.6", {"fleet/r.yaml": release_manifest("6.6.6", digest_of("6"))})
     repo.git("checkout", "-q", "main")
     _signed(repo, "other work", {"notes.txt": "x\n"})
     repo.git("merge", "-q", "--no-ff", "-S", "-m", "merge side", "side")
     with pytest.raises(UntrustedCommit, match=f"commit {unsigned[:12]} .*is not signed"):
-        sync_once(cfg, MemoryCluster())
+        await sync_once(cfg, MemoryCluster())
 
 
-def test_trust_from_must_be_an_ancestor(
+async def test_trust_from_must_be_an_ancestor(
     repo: GitRepo, tmp_path: Path, signing: SignaturePolicy
 ) -> None:
     repo.git("checkout", "-q", "-b", "elsewhere")
@@ -437,30 +449,30 @@ def test_trust_from_must_be_an_ancestor(
     _signed(repo, "1.0.0", {"fleet/r.yaml": release_manifest("1.0.0")})
     cfg = config(repo, tmp_path, signatures=signing, trust_from=elsewhere)
     with pytest.raises(SyncFailed, match="is not a commit of the fetched history"):
-        sync_once(cfg, MemoryCluster())  # never fetched: not in main's history
+        await sync_once(cfg, MemoryCluster())  # never fetched: not in main's history
     fetch(GitSource(repo.path.as_uri(), "elsewhere", "fleet"), tmp_path / "cache")
     cluster = MemoryCluster()
     with pytest.raises(UntrustedCommit, match="is not an ancestor"):
         # fetched before, but main does not contain it
-        sync_once(config(repo, tmp_path, signatures=signing, trust_from=elsewhere), cluster)
+        await sync_once(config(repo, tmp_path, signatures=signing, trust_from=elsewhere), cluster)
     assert cluster.applied == []
 
 
-def test_going_back_to_an_applied_commit_needs_no_new_signatures(
+async def test_going_back_to_an_applied_commit_needs_no_new_signatures(
     repo: GitRepo, tmp_path: Path, signing: SignaturePolicy
 ) -> None:
     base = repo.head()
     v1 = _signed(repo, "1.0.0", {"fleet/r.yaml": release_manifest("1.0.0", digest_of("1"))})
     _signed(repo, "2.0.0", {"fleet/r.yaml": release_manifest("2.0.0", digest_of("2"))})
     cluster = MemoryCluster()
-    sync_once(config(repo, tmp_path, signatures=signing, trust_from=base), cluster)
+    await sync_once(config(repo, tmp_path, signatures=signing, trust_from=base), cluster)
     repo.git("reset", "-q", "--hard", v1)  # the branch is moved back (force-push)
-    result = sync_once(config(repo, tmp_path, signatures=signing), cluster)
+    result = await sync_once(config(repo, tmp_path, signatures=signing), cluster)
     assert result.revision == v1
     assert cluster.objects[("ModelRelease", "retail", "detector")]["spec"]["version"] == "1.0.0"
 
 
-def test_an_object_the_api_server_rejects_applies_nothing_of_the_commit(
+async def test_an_object_the_api_server_rejects_applies_nothing_of_the_commit(
     fleet: GitRepo, tmp_path: Path
 ) -> None:
     """The whole commit is dry-run first: an invalid object sorted last stops the rest."""
@@ -468,19 +480,19 @@ def test_an_object_the_api_server_rejects_applies_nothing_of_the_commit(
     fleet.commit("bad", {"fleet/zz.yaml": bad})
     cluster = MemoryCluster()
     with pytest.raises(ClusterError, match="invalid"):
-        sync_once(config(fleet, tmp_path), cluster)
+        await sync_once(config(fleet, tmp_path), cluster)
     assert cluster.applied == [] and cluster.objects == {}
 
 
-def test_turning_signatures_on_later_trusts_nothing_synced_before(
+async def test_turning_signatures_on_later_trusts_nothing_synced_before(
     repo: GitRepo, tmp_path: Path, signing: SignaturePolicy
 ) -> None:
     unsigned = repo.commit("1.0.0", {"fleet/r.yaml": release_manifest("1.0.0", digest_of("1"))})
     cluster = MemoryCluster()
-    sync_once(config(repo, tmp_path), cluster)  # no signatures required: applied
+    await sync_once(config(repo, tmp_path), cluster)  # no signatures required: applied
     _signed(repo, "signed, empty")
     with pytest.raises(UntrustedCommit, match=f"commit {unsigned[:12]} .*whole history"):
-        sync_once(config(repo, tmp_path, signatures=signing), cluster)
+        await sync_once(config(repo, tmp_path, signatures=signing), cluster)
 
 
 @pytest.fixture
@@ -506,7 +518,7 @@ def _gpg_fingerprint(home: Path, email: str) -> str:
     return next(line.split(":")[9] for line in out.splitlines() if line.startswith("fpr:"))
 
 
-def test_gpg_signed_ranges_are_checked_commit_by_commit(
+async def test_gpg_signed_ranges_are_checked_commit_by_commit(
     repo: GitRepo, tmp_path: Path, gpg_home: Path
 ) -> None:
     release_key = _gpg_fingerprint(gpg_home, "bot@example.com")
@@ -526,15 +538,15 @@ def test_gpg_signed_ranges_are_checked_commit_by_commit(
     commit("1.0.0", release_key, "1.0.0")
     policy = SignaturePolicy(gpg_home=gpg_home, allowed_gpg_keys=(release_key,))
     cluster = MemoryCluster()
-    result = sync_once(config(repo, tmp_path, signatures=policy, trust_from=base), cluster)
+    result = await sync_once(config(repo, tmp_path, signatures=policy, trust_from=base), cluster)
     assert result.signature is not None and result.signature.fingerprint == release_key
     unsigned = commit("6.6.6 unsigned", None, "6.6.6")
     commit("looks reviewed", release_key)
     with pytest.raises(UntrustedCommit, match=f"commit {unsigned[:12]} .*is not signed"):
-        sync_once(config(repo, tmp_path, signatures=policy), cluster)
+        await sync_once(config(repo, tmp_path, signatures=policy), cluster)
     repo.git("reset", "-q", "--hard", "HEAD~2")
     rogue = commit("7.7.7 by a key in the keyring but not allowed", rogue_key, "7.7.7")
     commit("looks reviewed", release_key)
     with pytest.raises(UntrustedCommit, match=f"commit {rogue[:12]} .*not in the allowed keys"):
-        sync_once(config(repo, tmp_path, signatures=policy), cluster)
+        await sync_once(config(repo, tmp_path, signatures=policy), cluster)
     assert cluster.objects[("ModelRelease", "retail", "detector")]["spec"]["version"] == "1.0.0"

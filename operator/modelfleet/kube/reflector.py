@@ -1,11 +1,15 @@
-"""List-then-watch loops that keep the :class:`~modelfleet.fleet.index.FleetIndex` in step with
-the API server, one per resource (EdgeGateways, ModelReleases).
+"""The one list → watch → relist-on-410 → backoff loop that mirrors a resource into memory.
 
-Each loop lists (paginated), replaces the index's set, then watches from the list's
-resourceVersion with bookmarks; on 410 Gone it lists again, on any other failure it retries with
-capped exponential backoff. :attr:`Reflector.healthy` says whether the view can be trusted: it is
-false before the first list and once the API server has been unreachable for longer than
-``max_staleness`` seconds (the server then answers 503 rather than serve a stale identity map).
+A :class:`Reflector` lists (paginated), hands the full set to its :class:`Sink`, then watches from
+the list's resourceVersion with bookmarks, handing each change over in order. On 410 Gone it lists
+again (the sink's ``replace`` forgets what was deleted meanwhile); on any other failure it retries
+from the same resourceVersion after a capped exponential backoff (0.5 s doubling to 10 s, reset
+by the next event). Used by the operator (EdgeGateways) and the fleet API (EdgeGateways and
+ModelReleases).
+
+:attr:`Reflector.synced` is set after the first list. :attr:`Reflector.healthy` says whether the
+mirror can be trusted: false before the first list, and once the API server has been unreachable
+for longer than ``max_staleness`` seconds.
 """
 
 from __future__ import annotations
@@ -15,13 +19,20 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from modelfleet.fleet.kube import KubeClient, UpstreamError, WatchExpired, resource_path
+from modelfleet.kube.client import custom_path
+from modelfleet.kube.errors import ApiError, WatchExpired
+
+if TYPE_CHECKING:
+    from modelfleet.kube.client import KubeClient
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Mapping[str, Any]], None]
+
+BACKOFF_START = 0.5
+BACKOFF_MAX = 10.0
 
 
 @dataclass(frozen=True)
@@ -45,16 +56,22 @@ class Reflector:
         *,
         max_staleness: float = 60.0,
         on_event: Callable[[str], None] | None = None,
+        path: str | None = None,
     ) -> None:
         self.client = client
         self.sink = sink
         self.namespace = namespace
+        self.path = path or custom_path(sink.plural, namespace)
         self.max_staleness = max_staleness
         self.synced = asyncio.Event()
         self._on_event = on_event
         self._connected = False
         self._down_since: float | None = time.monotonic()
         self.restarts = 0
+
+    @property
+    def where(self) -> str:
+        return f"{self.sink.plural} in {self.namespace or 'all namespaces'}"
 
     @property
     def healthy(self) -> bool:
@@ -75,19 +92,19 @@ class Reflector:
 
     async def run(self) -> None:
         """Mirror forever (cancel to stop)."""
-        path = resource_path(self.sink.plural, self.namespace)
-        backoff = 0.5
+        backoff = BACKOFF_START
         resource_version = ""
         while True:
             try:
                 if not resource_version:
-                    items, resource_version = await self.client.list_all(path)
+                    items, resource_version = await self.client.list_all(self.path)
                     self.sink.replace(items)
                     self._up()
+                    if not self.synced.is_set():
+                        log.info("listed %d %s", len(items), self.where)
                     self.synced.set()
-                    log.info("listed %d %s", len(items), self.sink.plural)
                 self._up()
-                async for event in self.client.watch(path, resource_version):
+                async for event in self.client.watch(self.path, resource_version):
                     kind = str(event.get("type"))
                     obj = event.get("object") or {}
                     rv = (obj.get("metadata") or {}).get("resourceVersion")
@@ -99,14 +116,14 @@ class Reflector:
                         self.sink.delete(obj)
                     if self._on_event is not None:
                         self._on_event(kind)
-                    backoff = 0.5
+                    backoff = BACKOFF_START
             except WatchExpired:
-                log.info("%s watch expired; listing again", self.sink.plural)
+                log.info("%s: watch expired; listing again", self.where)
                 resource_version = ""
                 self.restarts += 1
-            except UpstreamError as exc:
+            except ApiError as exc:
                 self._down()
                 self.restarts += 1
-                log.warning("%s watch: %s; retrying in %.1fs", self.sink.plural, exc, backoff)
+                log.warning("%s: watch failed (%s); retrying in %.1fs", self.where, exc, backoff)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                backoff = min(backoff * 2, BACKOFF_MAX)
