@@ -27,6 +27,7 @@ from modelfleet.agent.clock import Backoff, isoformat
 from modelfleet.agent.context import Fetcher, InstallerContext
 from modelfleet.agent.download import DownloadError
 from modelfleet.agent.healthcheck import HealthTarget
+from modelfleet.agent.modelbook import ModelBook
 from modelfleet.agent.protocol import DesiredModel, ModelState
 from modelfleet.agent.slots import (
     PART_SUFFIX,
@@ -36,7 +37,6 @@ from modelfleet.agent.slots import (
     fsync_file,
     fsync_tree,
 )
-from modelfleet.agent.state import FailedTarget
 from modelfleet.agent.verifier import VerifyRequest
 from modelfleet.errors import ModelfleetError
 from modelfleet.fetch import is_out_of_space
@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 __all__ = ["Fetcher", "InstallerContext", "ModelInstaller"]
 
 MAX_SIGNATURE_BYTES = 16 * 1024 * 1024
-#: States written to state.json at once; the passing ones only ride along with the next write.
-SETTLED = frozenset({ModelState.IDLE, ModelState.ACTIVE, ModelState.FAILED, ModelState.ROLLED_BACK})
 
 
 class ModelInstaller:
@@ -61,61 +59,7 @@ class ModelInstaller:
             ctx.data_dir / model, model, durable=ctx.durable, gateway=ctx.gateway
         )
         self.slots.ensure()
-
-    # -- state ------------------------------------------------------------------------------
-
-    def _p(self) -> str:
-        return f"gateway {self.ctx.gateway} model {self.model}"
-
-    def _set(self, d: DesiredModel | Marker | None, state: ModelState, message: str = "") -> None:
-        rec = self.ctx.state.get(self.model)
-        version = d.version if d is not None else ""
-        digest = d.digest if d is not None else ""
-        slot = self.slots.active_slot() or ""
-        if (rec.version, rec.digest, rec.slot, rec.state, rec.message) == (
-            version, digest, slot, state, message,
-        ):  # fmt: skip
-            return
-        since = rec.since if (rec.state, rec.digest) == (state, digest) and rec.since else ""
-        self.ctx.state.put(
-            self.model,
-            replace(
-                rec,
-                version=version,
-                digest=digest,
-                slot=slot,
-                state=state,
-                message=message,
-                since=since or isoformat(self.ctx.clock.now()),
-            ),
-            durable=state in SETTLED,
-        )
-        metrics.MODEL_STATES.set(self.ctx.gateway, self.model, state.value)
-        self.ctx.notify()
-
-    def _healthy(self, slot: str | None) -> bool:
-        if slot is None:
-            return False
-        marker = self.slots.marker(slot)
-        return marker is not None and self.ctx.state.get(self.model).healthy.get(slot) == (
-            marker.digest
-        )
-
-    def _trusted(self, slot: str) -> bool:
-        """Whether ``slot`` was verified under the trust policy in force now (so it is not
-        revoked: a changed policy file is re-read, see ``trustverifier.PolicyFile``)."""
-        marker = self.slots.marker(slot)
-        return marker is not None and marker.policy_digest == self.ctx.verifier.policy_digest
-
-    def _set_healthy(self, slot: str, digest: str | None) -> None:
-        rec = self.ctx.state.get(self.model)
-        healthy = dict(rec.healthy)
-        if digest is None:
-            healthy.pop(slot, None)
-        else:
-            healthy[slot] = digest
-        if healthy != rec.healthy:
-            self.ctx.state.put(self.model, replace(rec, healthy=healthy))
+        self.book = ModelBook(ctx, model, self.slots)
 
     # -- reconcile --------------------------------------------------------------------------
 
@@ -160,7 +104,7 @@ class ModelInstaller:
                 ),
             )
             log.info(
-                "%s: %s in slot %s passes the new trust policy", self._p(), marker.version, slot
+                "%s: %s in slot %s passes the new trust policy", self.book.who, marker.version, slot
             )
 
     def _untrusted(self, slot: str, marker: Marker, active: str | None, reason: str) -> None:
@@ -174,44 +118,42 @@ class ModelInstaller:
             else:
                 self.slots.deactivate()
                 message += "; no trusted model left, none active"
-        self._set_healthy(slot, None)
+        self.book.set_healthy(slot, None)
         self.slots.prepare(slot)
-        log.warning("%s: %s", self._p(), message)
-        self._fail(marker, ModelState.FAILED, message)
+        log.warning("%s: %s", self.book.who, message)
+        self.book.fail(marker, ModelState.FAILED, message)
 
     async def reconcile(self, d: DesiredModel) -> None:
         """Make ``d`` the active, healthy version of this model (or report why not)."""
         await self.revalidate()
-        rec = self.ctx.state.get(self.model)
-        if rec.failed is not None and rec.failed.digest != d.digest:
-            self.ctx.state.put(self.model, replace(rec, failed=None))  # another one is asked for
+        self.book.forget_failure(unless=d.digest)  # another one is asked for
         slots = self.slots
         active = slots.active_slot()
         marker = slots.marker(active) if active else None
         if active and marker and marker.digest == d.digest:
-            if self._healthy(active):
-                self._set(d, ModelState.ACTIVE)
+            if self.book.healthy(active):
+                self.book.report(d, ModelState.ACTIVE)
             else:
                 await self._health_gate(d, active, previous=slots.other(active))
             return
         if (
             active
-            and not self._healthy(active)
-            and self._healthy(slots.other(active))
-            and self._trusted(slots.other(active))
+            and not self.book.healthy(active)
+            and self.book.healthy(slots.other(active))
+            and self.book.trusted(slots.other(active))
         ):
             back = slots.other(active)
             back_marker = slots.marker(back)
             assert back_marker is not None  # _healthy checked it
             log.warning(
                 "%s: active %s never passed its health check; switching back to %s in slot %s",
-                self._p(), marker.version if marker else "?", back_marker.version, back,
+                self.book.who, marker.version if marker else "?", back_marker.version, back,
             )  # fmt: skip
             slots.activate(back, back_marker.digest)
             active = back
-        failed = self.ctx.state.get(self.model).failed
-        if failed is not None and failed.policy_digest == self.ctx.verifier.policy_digest:
-            self._set(d, failed.state, failed.reason)
+        failed = self.book.failure()
+        if failed is not None:
+            self.book.report(d, failed.state, failed.reason)
             return
         target = slots.other(active)
         tmarker = slots.marker(target)
@@ -223,7 +165,9 @@ class ModelInstaller:
             if not await self._install(d, target):
                 return
         else:
-            log.info("%s: %s already verified in slot %s; reusing it", self._p(), d.version, target)
+            log.info(
+                "%s: %s already verified in slot %s; reusing it", self.book.who, d.version, target
+            )
         await self._health_gate(d, target, previous=active)
 
     async def _install(self, d: DesiredModel, slot: str) -> bool:
@@ -236,13 +180,13 @@ class ModelInstaller:
         """
         hexd = d.digest.removeprefix("sha256:")[:16]
         artifact_name = f"artifact.{hexd}"
-        self._set_healthy(slot, None)
+        self.book.set_healthy(slot, None)
         storage_backoff = Backoff(base=2.0, cap=self.ctx.retry_cap)
         attempt = 0
         while attempt < 2:
             attempt += 1
             slot_dir = self.slots.prepare(slot, keep_part=artifact_name + PART_SUFFIX)
-            self._set(d, ModelState.DOWNLOADING)
+            self.book.report(d, ModelState.DOWNLOADING)
             await self.ctx.verifier.prepare()
             started = time.perf_counter()
             files = await self._download_with_retries(d, slot_dir)
@@ -250,8 +194,8 @@ class ModelInstaller:
             if files is None:
                 return False
             artifact, signature, attestations = files
-            self._set(d, ModelState.DOWNLOADED)
-            self._set(d, ModelState.VERIFYING)
+            self.book.report(d, ModelState.DOWNLOADED)
+            self.book.report(d, ModelState.VERIFYING)
             request = VerifyRequest(
                 model=self.model,
                 version=d.version,
@@ -296,10 +240,10 @@ class ModelInstaller:
                 if attempt == 1 and getattr(exc, "check", "") == "digest":
                     log.warning(
                         "%s: %s: %s; downloading it again from scratch",
-                        self._p(), d.version, exc.diagnostics(),
+                        self.book.who, d.version, exc.diagnostics(),
                     )  # fmt: skip
                     continue
-                self._fail(d, ModelState.FAILED, f"verification failed: {exc.diagnostics()}")
+                self.book.fail(d, ModelState.FAILED, f"verification failed: {exc.diagnostics()}")
                 return False
             finally:
                 durable.cancel()
@@ -307,7 +251,7 @@ class ModelInstaller:
             return False
         log.info(
             "%s: %s (%s) verified in slot %s%s",
-            self._p(), d.version, d.digest, slot,
+            self.book.who, d.version, d.digest, slot,
             f", signed by {verified.signer}" if verified.signer else "",
         )  # fmt: skip
         return True
@@ -317,9 +261,11 @@ class ModelInstaller:
         detail = exc.diagnostics() if isinstance(exc, ModelfleetError) else str(exc)
         log.warning(
             "%s: no space left for %s (%s); slot emptied, retrying in %.1fs",
-            self._p(), d.version, detail, delay,
+            self.book.who, d.version, detail, delay,
         )  # fmt: skip
-        self._set(d, ModelState.DOWNLOADING, f"retrying in {delay:.0f}s: no space left: {detail}")
+        self.book.report(
+            d, ModelState.DOWNLOADING, f"retrying in {delay:.0f}s: no space left: {detail}"
+        )
         await self.ctx.clock.sleep(delay)
 
     async def _make_durable(self, path: Path, *, tree: bool = False) -> None:
@@ -337,14 +283,14 @@ class ModelInstaller:
                 return await self._download_all(d, slot_dir)
             except DownloadError as exc:
                 if not exc.transient:
-                    self._fail(d, ModelState.FAILED, f"download failed: {exc.diagnostics()}")
+                    self.book.fail(d, ModelState.FAILED, f"download failed: {exc.diagnostics()}")
                     return None
                 delay = backoff.next_delay()
                 log.warning(
                     "%s: download of %s failed (%s); retrying in %.1fs",
-                    self._p(), d.version, exc.diagnostics(), delay,
+                    self.book.who, d.version, exc.diagnostics(), delay,
                 )  # fmt: skip
-                self._set(d, ModelState.DOWNLOADING, f"retrying in {delay:.0f}s: {exc}")
+                self.book.report(d, ModelState.DOWNLOADING, f"retrying in {delay:.0f}s: {exc}")
                 await self.ctx.clock.sleep(delay)
 
     async def _download_all(
@@ -353,7 +299,7 @@ class ModelInstaller:
         hexd = d.digest.removeprefix("sha256:")[:16]
         artifact = slot_dir / f"artifact.{hexd}"
         if not artifact.exists():
-            log.info("%s: downloading %s from %s", self._p(), d.version, d.artifact_uri)
+            log.info("%s: downloading %s from %s", self.book.who, d.version, d.artifact_uri)
             await self.ctx.fetcher.fetch(
                 d.artifact_uri, artifact, max_bytes=self.ctx.max_artifact_bytes
             )
@@ -377,13 +323,13 @@ class ModelInstaller:
         slots = self.slots
         marker = slots.marker(slot)
         assert marker is not None and marker.digest == d.digest
-        self._set(d, ModelState.ACTIVATING)
+        self.book.report(d, ModelState.ACTIVATING)
         started = time.perf_counter()
         if slots.active_slot() != slot:
             slots.activate(slot, d.digest)
             metrics.SLOT_SWITCHES.labels("activate").inc()
-            log.info("%s: activated %s in slot %s", self._p(), d.version, slot)
-            self._set(d, ModelState.ACTIVATING)
+            log.info("%s: activated %s in slot %s", self.book.who, d.version, slot)
+            self.book.report(d, ModelState.ACTIVATING)
         path = slots.active_link / marker.model_path
         result = await self.ctx.health_check.check(
             HealthTarget(
@@ -396,16 +342,14 @@ class ModelInstaller:
         )
         metrics.observe("activate", started, ok=result.ok)
         if result.ok:
-            self._set_healthy(slot, d.digest)
-            rec = self.ctx.state.get(self.model)
-            if rec.failed is not None:
-                self.ctx.state.put(self.model, replace(rec, failed=None))
-            self._set(d, ModelState.ACTIVE)
-            log.info("%s: %s is active and healthy in slot %s", self._p(), d.version, slot)
+            self.book.set_healthy(slot, d.digest)
+            self.book.forget_failure()
+            self.book.report(d, ModelState.ACTIVE)
+            log.info("%s: %s is active and healthy in slot %s", self.book.who, d.version, slot)
             return
         # The policy may have changed during the check: roll back only to what it trusts now.
-        fallback = previous if previous is not None and self._healthy(previous) else None
-        untrusted = fallback is not None and not self._trusted(fallback)
+        fallback = previous if previous is not None and self.book.healthy(previous) else None
+        untrusted = fallback is not None and not self.book.trusted(fallback)
         if fallback is not None and not untrusted:
             fmarker = slots.marker(fallback)
             assert fmarker is not None
@@ -424,27 +368,8 @@ class ModelInstaller:
         else:
             slots.deactivate()
             reason = f"{result.reason}; no previous healthy model, none active"
-        log.warning("%s: %s failed its health check: %s", self._p(), d.version, reason)
-        self._fail(d, ModelState.ROLLED_BACK, reason)
-
-    def _fail(self, d: DesiredModel | Marker, state: ModelState, reason: str) -> None:
-        rec = self.ctx.state.get(self.model)
-        self.ctx.state.put(
-            self.model,
-            replace(
-                rec,
-                failed=FailedTarget(
-                    digest=d.digest,
-                    version=d.version,
-                    state=state,
-                    reason=reason,
-                    policy_digest=self.ctx.verifier.policy_digest,
-                ),
-            ),
-        )
-        if state is ModelState.FAILED:
-            log.warning("%s: %s failed: %s", self._p(), d.version, reason)
-        self._set(d, state, reason)
+        log.warning("%s: %s failed its health check: %s", self.book.who, d.version, reason)
+        self.book.fail(d, ModelState.ROLLED_BACK, reason)
 
 
 def _file_name(uri: str, model: str) -> str:
