@@ -19,8 +19,7 @@ import asyncio
 import logging
 import time
 from dataclasses import replace
-from pathlib import Path, PurePosixPath
-from urllib.parse import unquote, urlsplit
+from pathlib import Path
 
 from modelfleet.agent import metrics
 from modelfleet.agent.clock import Backoff, isoformat
@@ -29,6 +28,7 @@ from modelfleet.agent.download import DownloadError
 from modelfleet.agent.healthcheck import HealthTarget
 from modelfleet.agent.modelbook import ModelBook
 from modelfleet.agent.protocol import DesiredModel, ModelState
+from modelfleet.agent.slotfiles import SlotFiles, artifact_file, fetch_files, file_name
 from modelfleet.agent.slots import (
     PART_SUFFIX,
     SLOTS,
@@ -37,16 +37,12 @@ from modelfleet.agent.slots import (
     fsync_file,
     fsync_tree,
 )
-from modelfleet.agent.verifier import VerifyRequest
 from modelfleet.errors import ModelfleetError
 from modelfleet.fetch import is_out_of_space
-from modelfleet.trust.errors import VerificationError
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Fetcher", "InstallerContext", "ModelInstaller"]
-
-MAX_SIGNATURE_BYTES = 16 * 1024 * 1024
 
 
 class ModelInstaller:
@@ -74,23 +70,10 @@ class ModelInstaller:
             marker = self.slots.marker(slot)
             if marker is None or marker.policy_digest == policy:
                 continue
-            slot_dir = self.slots.slot_dir(slot)
             try:
-                if not marker.artifact:
-                    raise VerificationError("input", "the slot does not record its artifact")
-                verified = await self.ctx.verifier.verify(
-                    VerifyRequest(
-                        model=self.model,
-                        version=marker.version,
-                        expected_digest=marker.digest,
-                        slot_dir=slot_dir,
-                        artifact=slot_dir / marker.artifact,
-                        artifact_name=self.model,
-                        signature=slot_dir / marker.signature if marker.signature else None,
-                        attestations=tuple(slot_dir / a for a in marker.attestations),
-                        recheck=True,
-                    )
-                )
+                files = SlotFiles.recorded(marker, self.slots.slot_dir(slot))
+                request = files.request(self.model, marker, self.model, recheck=True)
+                verified = await self.ctx.verifier.verify(request)
             except ModelfleetError as exc:
                 self._untrusted(slot, marker, active, exc.diagnostics())
                 continue
@@ -178,8 +161,7 @@ class ModelInstaller:
         slot and is retried with backoff (space may free); any other verification failure is
         final.
         """
-        hexd = d.digest.removeprefix("sha256:")[:16]
-        artifact_name = f"artifact.{hexd}"
+        artifact_name = artifact_file(d.digest)
         self.book.set_healthy(slot, None)
         storage_backoff = Backoff(base=2.0, cap=self.ctx.retry_cap)
         attempt = 0
@@ -193,20 +175,10 @@ class ModelInstaller:
             metrics.observe("download", started, ok=files is not None)
             if files is None:
                 return False
-            artifact, signature, attestations = files
             self.book.report(d, ModelState.DOWNLOADED)
             self.book.report(d, ModelState.VERIFYING)
-            request = VerifyRequest(
-                model=self.model,
-                version=d.version,
-                expected_digest=d.digest,
-                slot_dir=slot_dir,
-                artifact=artifact,
-                artifact_name=_file_name(d.artifact_uri, self.model),
-                signature=signature,
-                attestations=attestations,
-            )
-            durable = asyncio.create_task(self._make_durable(artifact))
+            request = files.request(self.model, d, file_name(d.artifact_uri, self.model))
+            durable = asyncio.create_task(self._make_durable(files.artifact))
             try:
                 with metrics.stage("verify"):
                     verified = await self.ctx.verifier.verify(request)
@@ -214,14 +186,9 @@ class ModelInstaller:
                 await self._make_durable(slot_dir, tree=True)
                 self.slots.write_marker(
                     slot,
-                    Marker(
-                        digest=verified.digest,
-                        version=d.version,
-                        model_path=verified.model_path,
-                        artifact=artifact.name,
-                        signature=signature.name if signature else "",
-                        attestations=tuple(a.name for a in attestations),
-                        signature_digest=verified.signature_digest,
+                    files.marker(
+                        d,
+                        verified,
                         policy_digest=self.ctx.verifier.policy_digest,
                         verified_at=isoformat(self.ctx.clock.now()),
                     ),
@@ -272,15 +239,13 @@ class ModelInstaller:
         if self.ctx.durable:
             await asyncio.to_thread(fsync_tree if tree else fsync_file, path)
 
-    async def _download_with_retries(
-        self, d: DesiredModel, slot_dir: Path
-    ) -> tuple[Path, Path | None, tuple[Path, ...]] | None:
+    async def _download_with_retries(self, d: DesiredModel, slot_dir: Path) -> SlotFiles | None:
         """Download everything, retrying transient errors with backoff; None after a
         permanent failure (reported)."""
         backoff = Backoff(base=2.0, cap=self.ctx.retry_cap)
         while True:
             try:
-                return await self._download_all(d, slot_dir)
+                return await fetch_files(self.ctx, d, slot_dir, self.book.who)
             except DownloadError as exc:
                 if not exc.transient:
                     self.book.fail(d, ModelState.FAILED, f"download failed: {exc.diagnostics()}")
@@ -292,31 +257,6 @@ class ModelInstaller:
                 )  # fmt: skip
                 self.book.report(d, ModelState.DOWNLOADING, f"retrying in {delay:.0f}s: {exc}")
                 await self.ctx.clock.sleep(delay)
-
-    async def _download_all(
-        self, d: DesiredModel, slot_dir: Path
-    ) -> tuple[Path, Path | None, tuple[Path, ...]]:
-        hexd = d.digest.removeprefix("sha256:")[:16]
-        artifact = slot_dir / f"artifact.{hexd}"
-        if not artifact.exists():
-            log.info("%s: downloading %s from %s", self.book.who, d.version, d.artifact_uri)
-            await self.ctx.fetcher.fetch(
-                d.artifact_uri, artifact, max_bytes=self.ctx.max_artifact_bytes
-            )
-        signature: Path | None = None
-        if d.signature_uri:
-            signature = slot_dir / "signature.json"
-            if not signature.exists():
-                await self.ctx.fetcher.fetch(
-                    d.signature_uri, signature, max_bytes=MAX_SIGNATURE_BYTES
-                )
-        attestations: list[Path] = []
-        for i, uri in enumerate(d.attestation_uris):
-            path = slot_dir / f"attestation-{i}.json"
-            if not path.exists():
-                await self.ctx.fetcher.fetch(uri, path, max_bytes=MAX_SIGNATURE_BYTES)
-            attestations.append(path)
-        return artifact, signature, tuple(attestations)
 
     async def _health_gate(self, d: DesiredModel, slot: str, *, previous: str | None) -> None:
         """Activate ``slot`` (if not already), health-check it, switch back on failure."""
@@ -370,8 +310,3 @@ class ModelInstaller:
             reason = f"{result.reason}; no previous healthy model, none active"
         log.warning("%s: %s failed its health check: %s", self.book.who, d.version, reason)
         self.book.fail(d, ModelState.ROLLED_BACK, reason)
-
-
-def _file_name(uri: str, model: str) -> str:
-    name = PurePosixPath(unquote(urlsplit(uri).path)).name
-    return name if name and name not in (".", "..") else model
