@@ -19,15 +19,16 @@ import asyncio
 import logging
 import time
 from dataclasses import replace
-from pathlib import Path, PurePosixPath
-from urllib.parse import unquote, urlsplit
+from pathlib import Path
 
 from modelfleet.agent import metrics
 from modelfleet.agent.clock import Backoff, isoformat
 from modelfleet.agent.context import Fetcher, InstallerContext
 from modelfleet.agent.download import DownloadError
 from modelfleet.agent.healthcheck import HealthTarget
+from modelfleet.agent.modelbook import ModelBook
 from modelfleet.agent.protocol import DesiredModel, ModelState
+from modelfleet.agent.slotfiles import SlotFiles, artifact_file, fetch_files, file_name
 from modelfleet.agent.slots import (
     PART_SUFFIX,
     SLOTS,
@@ -36,19 +37,12 @@ from modelfleet.agent.slots import (
     fsync_file,
     fsync_tree,
 )
-from modelfleet.agent.state import FailedTarget
-from modelfleet.agent.verifier import VerifyRequest
 from modelfleet.errors import ModelfleetError
 from modelfleet.fetch import is_out_of_space
-from modelfleet.trust.errors import VerificationError
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Fetcher", "InstallerContext", "ModelInstaller"]
-
-MAX_SIGNATURE_BYTES = 16 * 1024 * 1024
-#: States written to state.json at once; the passing ones only ride along with the next write.
-SETTLED = frozenset({ModelState.IDLE, ModelState.ACTIVE, ModelState.FAILED, ModelState.ROLLED_BACK})
 
 
 class ModelInstaller:
@@ -61,61 +55,7 @@ class ModelInstaller:
             ctx.data_dir / model, model, durable=ctx.durable, gateway=ctx.gateway
         )
         self.slots.ensure()
-
-    # -- state ------------------------------------------------------------------------------
-
-    def _p(self) -> str:
-        return f"gateway {self.ctx.gateway} model {self.model}"
-
-    def _set(self, d: DesiredModel | Marker | None, state: ModelState, message: str = "") -> None:
-        rec = self.ctx.state.get(self.model)
-        version = d.version if d is not None else ""
-        digest = d.digest if d is not None else ""
-        slot = self.slots.active_slot() or ""
-        if (rec.version, rec.digest, rec.slot, rec.state, rec.message) == (
-            version, digest, slot, state, message,
-        ):  # fmt: skip
-            return
-        since = rec.since if (rec.state, rec.digest) == (state, digest) and rec.since else ""
-        self.ctx.state.put(
-            self.model,
-            replace(
-                rec,
-                version=version,
-                digest=digest,
-                slot=slot,
-                state=state,
-                message=message,
-                since=since or isoformat(self.ctx.clock.now()),
-            ),
-            durable=state in SETTLED,
-        )
-        metrics.MODEL_STATES.set(self.ctx.gateway, self.model, state.value)
-        self.ctx.notify()
-
-    def _healthy(self, slot: str | None) -> bool:
-        if slot is None:
-            return False
-        marker = self.slots.marker(slot)
-        return marker is not None and self.ctx.state.get(self.model).healthy.get(slot) == (
-            marker.digest
-        )
-
-    def _trusted(self, slot: str) -> bool:
-        """Whether ``slot`` was verified under the trust policy in force now (so it is not
-        revoked: a changed policy file is re-read, see ``trustverifier.PolicyFile``)."""
-        marker = self.slots.marker(slot)
-        return marker is not None and marker.policy_digest == self.ctx.verifier.policy_digest
-
-    def _set_healthy(self, slot: str, digest: str | None) -> None:
-        rec = self.ctx.state.get(self.model)
-        healthy = dict(rec.healthy)
-        if digest is None:
-            healthy.pop(slot, None)
-        else:
-            healthy[slot] = digest
-        if healthy != rec.healthy:
-            self.ctx.state.put(self.model, replace(rec, healthy=healthy))
+        self.book = ModelBook(ctx, model, self.slots)
 
     # -- reconcile --------------------------------------------------------------------------
 
@@ -130,23 +70,10 @@ class ModelInstaller:
             marker = self.slots.marker(slot)
             if marker is None or marker.policy_digest == policy:
                 continue
-            slot_dir = self.slots.slot_dir(slot)
             try:
-                if not marker.artifact:
-                    raise VerificationError("input", "the slot does not record its artifact")
-                verified = await self.ctx.verifier.verify(
-                    VerifyRequest(
-                        model=self.model,
-                        version=marker.version,
-                        expected_digest=marker.digest,
-                        slot_dir=slot_dir,
-                        artifact=slot_dir / marker.artifact,
-                        artifact_name=self.model,
-                        signature=slot_dir / marker.signature if marker.signature else None,
-                        attestations=tuple(slot_dir / a for a in marker.attestations),
-                        recheck=True,
-                    )
-                )
+                files = SlotFiles.recorded(marker, self.slots.slot_dir(slot))
+                request = files.request(self.model, marker, self.model, recheck=True)
+                verified = await self.ctx.verifier.verify(request)
             except ModelfleetError as exc:
                 self._untrusted(slot, marker, active, exc.diagnostics())
                 continue
@@ -160,7 +87,7 @@ class ModelInstaller:
                 ),
             )
             log.info(
-                "%s: %s in slot %s passes the new trust policy", self._p(), marker.version, slot
+                "%s: %s in slot %s passes the new trust policy", self.book.who, marker.version, slot
             )
 
     def _untrusted(self, slot: str, marker: Marker, active: str | None, reason: str) -> None:
@@ -174,44 +101,42 @@ class ModelInstaller:
             else:
                 self.slots.deactivate()
                 message += "; no trusted model left, none active"
-        self._set_healthy(slot, None)
+        self.book.set_healthy(slot, None)
         self.slots.prepare(slot)
-        log.warning("%s: %s", self._p(), message)
-        self._fail(marker, ModelState.FAILED, message)
+        log.warning("%s: %s", self.book.who, message)
+        self.book.fail(marker, ModelState.FAILED, message)
 
     async def reconcile(self, d: DesiredModel) -> None:
         """Make ``d`` the active, healthy version of this model (or report why not)."""
         await self.revalidate()
-        rec = self.ctx.state.get(self.model)
-        if rec.failed is not None and rec.failed.digest != d.digest:
-            self.ctx.state.put(self.model, replace(rec, failed=None))  # another one is asked for
+        self.book.forget_failure(unless=d.digest)  # another one is asked for
         slots = self.slots
         active = slots.active_slot()
         marker = slots.marker(active) if active else None
         if active and marker and marker.digest == d.digest:
-            if self._healthy(active):
-                self._set(d, ModelState.ACTIVE)
+            if self.book.healthy(active):
+                self.book.report(d, ModelState.ACTIVE)
             else:
                 await self._health_gate(d, active, previous=slots.other(active))
             return
         if (
             active
-            and not self._healthy(active)
-            and self._healthy(slots.other(active))
-            and self._trusted(slots.other(active))
+            and not self.book.healthy(active)
+            and self.book.healthy(slots.other(active))
+            and self.book.trusted(slots.other(active))
         ):
             back = slots.other(active)
             back_marker = slots.marker(back)
             assert back_marker is not None  # _healthy checked it
             log.warning(
                 "%s: active %s never passed its health check; switching back to %s in slot %s",
-                self._p(), marker.version if marker else "?", back_marker.version, back,
+                self.book.who, marker.version if marker else "?", back_marker.version, back,
             )  # fmt: skip
             slots.activate(back, back_marker.digest)
             active = back
-        failed = self.ctx.state.get(self.model).failed
-        if failed is not None and failed.policy_digest == self.ctx.verifier.policy_digest:
-            self._set(d, failed.state, failed.reason)
+        failed = self.book.failure()
+        if failed is not None:
+            self.book.report(d, failed.state, failed.reason)
             return
         target = slots.other(active)
         tmarker = slots.marker(target)
@@ -223,7 +148,9 @@ class ModelInstaller:
             if not await self._install(d, target):
                 return
         else:
-            log.info("%s: %s already verified in slot %s; reusing it", self._p(), d.version, target)
+            log.info(
+                "%s: %s already verified in slot %s; reusing it", self.book.who, d.version, target
+            )
         await self._health_gate(d, target, previous=active)
 
     async def _install(self, d: DesiredModel, slot: str) -> bool:
@@ -234,35 +161,24 @@ class ModelInstaller:
         slot and is retried with backoff (space may free); any other verification failure is
         final.
         """
-        hexd = d.digest.removeprefix("sha256:")[:16]
-        artifact_name = f"artifact.{hexd}"
-        self._set_healthy(slot, None)
+        artifact_name = artifact_file(d.digest)
+        self.book.set_healthy(slot, None)
         storage_backoff = Backoff(base=2.0, cap=self.ctx.retry_cap)
         attempt = 0
         while attempt < 2:
             attempt += 1
             slot_dir = self.slots.prepare(slot, keep_part=artifact_name + PART_SUFFIX)
-            self._set(d, ModelState.DOWNLOADING)
+            self.book.report(d, ModelState.DOWNLOADING)
             await self.ctx.verifier.prepare()
             started = time.perf_counter()
             files = await self._download_with_retries(d, slot_dir)
             metrics.observe("download", started, ok=files is not None)
             if files is None:
                 return False
-            artifact, signature, attestations = files
-            self._set(d, ModelState.DOWNLOADED)
-            self._set(d, ModelState.VERIFYING)
-            request = VerifyRequest(
-                model=self.model,
-                version=d.version,
-                expected_digest=d.digest,
-                slot_dir=slot_dir,
-                artifact=artifact,
-                artifact_name=_file_name(d.artifact_uri, self.model),
-                signature=signature,
-                attestations=attestations,
-            )
-            durable = asyncio.create_task(self._make_durable(artifact))
+            self.book.report(d, ModelState.DOWNLOADED)
+            self.book.report(d, ModelState.VERIFYING)
+            request = files.request(self.model, d, file_name(d.artifact_uri, self.model))
+            durable = asyncio.create_task(self._make_durable(files.artifact))
             try:
                 with metrics.stage("verify"):
                     verified = await self.ctx.verifier.verify(request)
@@ -270,14 +186,9 @@ class ModelInstaller:
                 await self._make_durable(slot_dir, tree=True)
                 self.slots.write_marker(
                     slot,
-                    Marker(
-                        digest=verified.digest,
-                        version=d.version,
-                        model_path=verified.model_path,
-                        artifact=artifact.name,
-                        signature=signature.name if signature else "",
-                        attestations=tuple(a.name for a in attestations),
-                        signature_digest=verified.signature_digest,
+                    files.marker(
+                        d,
+                        verified,
                         policy_digest=self.ctx.verifier.policy_digest,
                         verified_at=isoformat(self.ctx.clock.now()),
                     ),
@@ -296,10 +207,10 @@ class ModelInstaller:
                 if attempt == 1 and getattr(exc, "check", "") == "digest":
                     log.warning(
                         "%s: %s: %s; downloading it again from scratch",
-                        self._p(), d.version, exc.diagnostics(),
+                        self.book.who, d.version, exc.diagnostics(),
                     )  # fmt: skip
                     continue
-                self._fail(d, ModelState.FAILED, f"verification failed: {exc.diagnostics()}")
+                self.book.fail(d, ModelState.FAILED, f"verification failed: {exc.diagnostics()}")
                 return False
             finally:
                 durable.cancel()
@@ -307,7 +218,7 @@ class ModelInstaller:
             return False
         log.info(
             "%s: %s (%s) verified in slot %s%s",
-            self._p(), d.version, d.digest, slot,
+            self.book.who, d.version, d.digest, slot,
             f", signed by {verified.signer}" if verified.signer else "",
         )  # fmt: skip
         return True
@@ -317,73 +228,48 @@ class ModelInstaller:
         detail = exc.diagnostics() if isinstance(exc, ModelfleetError) else str(exc)
         log.warning(
             "%s: no space left for %s (%s); slot emptied, retrying in %.1fs",
-            self._p(), d.version, detail, delay,
+            self.book.who, d.version, detail, delay,
         )  # fmt: skip
-        self._set(d, ModelState.DOWNLOADING, f"retrying in {delay:.0f}s: no space left: {detail}")
+        self.book.report(
+            d, ModelState.DOWNLOADING, f"retrying in {delay:.0f}s: no space left: {detail}"
+        )
         await self.ctx.clock.sleep(delay)
 
     async def _make_durable(self, path: Path, *, tree: bool = False) -> None:
         if self.ctx.durable:
             await asyncio.to_thread(fsync_tree if tree else fsync_file, path)
 
-    async def _download_with_retries(
-        self, d: DesiredModel, slot_dir: Path
-    ) -> tuple[Path, Path | None, tuple[Path, ...]] | None:
+    async def _download_with_retries(self, d: DesiredModel, slot_dir: Path) -> SlotFiles | None:
         """Download everything, retrying transient errors with backoff; None after a
         permanent failure (reported)."""
         backoff = Backoff(base=2.0, cap=self.ctx.retry_cap)
         while True:
             try:
-                return await self._download_all(d, slot_dir)
+                return await fetch_files(self.ctx, d, slot_dir, self.book.who)
             except DownloadError as exc:
                 if not exc.transient:
-                    self._fail(d, ModelState.FAILED, f"download failed: {exc.diagnostics()}")
+                    self.book.fail(d, ModelState.FAILED, f"download failed: {exc.diagnostics()}")
                     return None
                 delay = backoff.next_delay()
                 log.warning(
                     "%s: download of %s failed (%s); retrying in %.1fs",
-                    self._p(), d.version, exc.diagnostics(), delay,
+                    self.book.who, d.version, exc.diagnostics(), delay,
                 )  # fmt: skip
-                self._set(d, ModelState.DOWNLOADING, f"retrying in {delay:.0f}s: {exc}")
+                self.book.report(d, ModelState.DOWNLOADING, f"retrying in {delay:.0f}s: {exc}")
                 await self.ctx.clock.sleep(delay)
-
-    async def _download_all(
-        self, d: DesiredModel, slot_dir: Path
-    ) -> tuple[Path, Path | None, tuple[Path, ...]]:
-        hexd = d.digest.removeprefix("sha256:")[:16]
-        artifact = slot_dir / f"artifact.{hexd}"
-        if not artifact.exists():
-            log.info("%s: downloading %s from %s", self._p(), d.version, d.artifact_uri)
-            await self.ctx.fetcher.fetch(
-                d.artifact_uri, artifact, max_bytes=self.ctx.max_artifact_bytes
-            )
-        signature: Path | None = None
-        if d.signature_uri:
-            signature = slot_dir / "signature.json"
-            if not signature.exists():
-                await self.ctx.fetcher.fetch(
-                    d.signature_uri, signature, max_bytes=MAX_SIGNATURE_BYTES
-                )
-        attestations: list[Path] = []
-        for i, uri in enumerate(d.attestation_uris):
-            path = slot_dir / f"attestation-{i}.json"
-            if not path.exists():
-                await self.ctx.fetcher.fetch(uri, path, max_bytes=MAX_SIGNATURE_BYTES)
-            attestations.append(path)
-        return artifact, signature, tuple(attestations)
 
     async def _health_gate(self, d: DesiredModel, slot: str, *, previous: str | None) -> None:
         """Activate ``slot`` (if not already), health-check it, switch back on failure."""
         slots = self.slots
         marker = slots.marker(slot)
         assert marker is not None and marker.digest == d.digest
-        self._set(d, ModelState.ACTIVATING)
+        self.book.report(d, ModelState.ACTIVATING)
         started = time.perf_counter()
         if slots.active_slot() != slot:
             slots.activate(slot, d.digest)
             metrics.SLOT_SWITCHES.labels("activate").inc()
-            log.info("%s: activated %s in slot %s", self._p(), d.version, slot)
-            self._set(d, ModelState.ACTIVATING)
+            log.info("%s: activated %s in slot %s", self.book.who, d.version, slot)
+            self.book.report(d, ModelState.ACTIVATING)
         path = slots.active_link / marker.model_path
         result = await self.ctx.health_check.check(
             HealthTarget(
@@ -396,16 +282,14 @@ class ModelInstaller:
         )
         metrics.observe("activate", started, ok=result.ok)
         if result.ok:
-            self._set_healthy(slot, d.digest)
-            rec = self.ctx.state.get(self.model)
-            if rec.failed is not None:
-                self.ctx.state.put(self.model, replace(rec, failed=None))
-            self._set(d, ModelState.ACTIVE)
-            log.info("%s: %s is active and healthy in slot %s", self._p(), d.version, slot)
+            self.book.set_healthy(slot, d.digest)
+            self.book.forget_failure()
+            self.book.report(d, ModelState.ACTIVE)
+            log.info("%s: %s is active and healthy in slot %s", self.book.who, d.version, slot)
             return
         # The policy may have changed during the check: roll back only to what it trusts now.
-        fallback = previous if previous is not None and self._healthy(previous) else None
-        untrusted = fallback is not None and not self._trusted(fallback)
+        fallback = previous if previous is not None and self.book.healthy(previous) else None
+        untrusted = fallback is not None and not self.book.trusted(fallback)
         if fallback is not None and not untrusted:
             fmarker = slots.marker(fallback)
             assert fmarker is not None
@@ -424,29 +308,5 @@ class ModelInstaller:
         else:
             slots.deactivate()
             reason = f"{result.reason}; no previous healthy model, none active"
-        log.warning("%s: %s failed its health check: %s", self._p(), d.version, reason)
-        self._fail(d, ModelState.ROLLED_BACK, reason)
-
-    def _fail(self, d: DesiredModel | Marker, state: ModelState, reason: str) -> None:
-        rec = self.ctx.state.get(self.model)
-        self.ctx.state.put(
-            self.model,
-            replace(
-                rec,
-                failed=FailedTarget(
-                    digest=d.digest,
-                    version=d.version,
-                    state=state,
-                    reason=reason,
-                    policy_digest=self.ctx.verifier.policy_digest,
-                ),
-            ),
-        )
-        if state is ModelState.FAILED:
-            log.warning("%s: %s failed: %s", self._p(), d.version, reason)
-        self._set(d, state, reason)
-
-
-def _file_name(uri: str, model: str) -> str:
-    name = PurePosixPath(unquote(urlsplit(uri).path)).name
-    return name if name and name not in (".", "..") else model
+        log.warning("%s: %s failed its health check: %s", self.book.who, d.version, reason)
+        self.book.fail(d, ModelState.ROLLED_BACK, reason)

@@ -195,7 +195,7 @@ class ModelSlots:
         for child in d.iterdir():
             if keep_part is not None and child.name == keep_part:
                 continue
-            _remove(child)
+            remove_path(child)
         return d
 
     def write_marker(self, slot: str, marker: Marker) -> None:
@@ -251,7 +251,7 @@ class ModelSlots:
         done: list[str] = []
         for child in self.root.iterdir():
             if child.name.startswith(f".{ACTIVE}.") and child.name.endswith(".tmp"):
-                _remove(child)
+                remove_path(child)
                 done.append(f"removed {child.name}")
         link_exists = self.active_link.is_symlink() or self.active_link.exists()
         active = self.active_slot()
@@ -272,17 +272,18 @@ class ModelSlots:
             d = self.slot_dir(slot)
             for child in d.iterdir():
                 if child.name.endswith(".tmp"):
-                    _remove(child)
+                    remove_path(child)
             if self.marker(slot) is None:
                 leftovers = [c for c in d.iterdir() if not c.name.endswith(PART_SUFFIX)]
                 if leftovers:
                     for child in leftovers:
-                        _remove(child)
+                        remove_path(child)
                     done.append(f"emptied unverified slot {slot}")
         return done
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
+    """Remove a file, link or directory tree; a missing one is fine."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     else:

@@ -27,7 +27,6 @@ depend on nothing but those four inputs, are skipped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -38,6 +37,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelfleet.agent.slots import remove_path
 from modelfleet.agent.verifier import MODEL_DIR, VerifiedInstall, VerifyRequest, file_sha256
 from modelfleet.trust.archive import extract_archive, is_archive
 from modelfleet.trust.digest import digest_file
@@ -205,7 +205,7 @@ class TrustVerifier:
                 signature_digest=file_sha256(req.signature),
             )
         model_dir = req.model_dir
-        _clear(model_dir)
+        remove_path(model_dir)
         sig_digest = file_sha256(req.signature) if req.signature is not None else ""
         att_digest = ",".join(file_sha256(a) for a in req.attestations)
         key: CacheKey = (req.expected_digest, sig_digest, att_digest, policy_digest)
@@ -246,7 +246,7 @@ class TrustVerifier:
     def _lay_out(self, req: VerifyRequest, policy: Policy) -> None:
         """``<slot>/model``: the unpacked archive, or the single file under its own name."""
         model_dir = req.model_dir
-        _clear(model_dir)
+        remove_path(model_dir)
         if is_archive(req.artifact):
             try:
                 extract_archive(
@@ -278,11 +278,3 @@ def _verify(req: VerifyRequest, policy: Policy, *, unpack_to: Path | None) -> Ve
         attestations=req.attestations,
         unpack_to=unpack_to,
     )
-
-
-def _clear(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
