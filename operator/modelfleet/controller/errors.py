@@ -32,7 +32,8 @@ class VerificationPending(ModelfleetError):
     """Verification could not finish now (fetch failed transiently, timed out): retry later."""
 
 
-def classify(exc: ModelfleetError) -> kopf.TemporaryError | kopf.PermanentError:
+# Complexity waiver: one return per class of API error, in the order they are tried.
+def classify(exc: ModelfleetError) -> kopf.TemporaryError | kopf.PermanentError:  # noqa: PLR0911
     """The kopf error that ``exc`` stands for (see the module docstring)."""
     message = exc.diagnostics()
     if isinstance(exc, ApiError):
