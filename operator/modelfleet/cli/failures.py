@@ -113,7 +113,12 @@ def _kube_config_error(exc: BaseException) -> str | None:
 
 
 def describe(exc: BaseException) -> str | None:
-    """One actionable line for ``exc`` (or the error it came from), ``None`` if unrecognised."""
+    """One actionable line for ``exc`` (or the error it came from), ``None`` if unrecognised.
+
+    An unreachable API server anywhere in the chain is the cause to name, whatever wrapped it."""
+    for link in _chain(exc):
+        if (line := _connection_error(link)) is not None:
+            return line
     for link in _chain(exc):
         if isinstance(link, ModelfleetError):
             return link.diagnostics()

@@ -60,7 +60,7 @@ def merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
 
 @dataclass
 class FakeKube:
-    """One ModelRelease in memory: ``get`` and ``patch_status`` as the API server answers them,
+    """One ModelRelease in memory: ``get`` and ``merge_patch_status`` as the API server answers them,
     with the ``resourceVersion`` precondition (409 when stale)."""
 
     obj: dict[str, Any]
@@ -78,8 +78,15 @@ class FakeKube:
         assert path.endswith("/namespaces/retail/modelreleases/detector"), path
         return copy.deepcopy(self.obj)
 
-    async def patch_status(
-        self, plural: str, namespace: str, name: str, patch: Mapping[str, Any], *, kind: str
+    async def merge_patch_status(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
+        kind: str = "status",
     ) -> dict[str, Any]:
         assert (plural, namespace, name) == ("modelreleases", "retail", "detector")
         self.patches.append(copy.deepcopy(dict(patch)))
@@ -88,7 +95,7 @@ class FakeKube:
         if self.interfere:
             self.interfere -= 1
             self.bump()
-        wanted = (patch.get("metadata") or {}).get("resourceVersion")
+        wanted = (patch.get("metadata") or {}).get("resourceVersion") or resource_version
         if wanted is not None and wanted != self.obj["metadata"]["resourceVersion"]:
             raise ApiError(409, "the object has been modified")
         merge(self.obj.setdefault("status", {}), patch["status"])
