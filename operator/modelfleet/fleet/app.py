@@ -118,21 +118,12 @@ class Replica:
             self.metrics.watch_events.labels(kind).inc()
 
         idx = self.index
+        sinks = (
+            Sink("edgegateways", idx.replace_gateways, idx.upsert_gateway, idx.delete_gateway),
+            Sink("modelreleases", idx.replace_releases, idx.upsert_release, idx.delete_release),
+        )
         self.reflectors = [
-            Reflector(
-                kube,
-                Sink("edgegateways", idx.replace_gateways, idx.upsert_gateway, idx.delete_gateway),
-                ns,
-                max_staleness=stale,
-                on_event=count,
-            ),
-            Reflector(
-                kube,
-                Sink("modelreleases", idx.replace_releases, idx.upsert_release, idx.delete_release),
-                ns,
-                max_staleness=stale,
-                on_event=count,
-            ),
+            Reflector(kube, sink, ns, max_staleness=stale, on_event=count) for sink in sinks
         ]
         self.listening = False
         self.site: GuardedSite | None = None

@@ -76,20 +76,23 @@ def conflict_events(
 ) -> Iterator[GatewayEvent]:
     """The Events one change of a fingerprint's claimants calls for."""
     short = fingerprint[:19] + "…"
+
+    def event(key: Key, type_: str, reason: str, message: str) -> GatewayEvent:
+        entry = index.gateways.get(key)
+        return GatewayEvent(key[0], key[1], entry.uid if entry else "", type_, reason, message)
+
     if len(after) > 1:
         for key in sorted(after):
-            entry = index.gateways.get(key)
-            yield GatewayEvent(
-                key[0], key[1], entry.uid if entry else "", "Warning", REASON_CONFLICT,
+            yield event(
+                key, "Warning", REASON_CONFLICT,
                 f"spec.certificateFingerprint {short} is also claimed by EdgeGateway "
                 f"{_names(after - {key})}; the fleet API refuses this certificate until only "
                 "one EdgeGateway claims it (re-enroll the gateway that should not share it)",
             )  # fmt: skip
     elif len(before) > 1:
         for key in sorted(after):
-            entry = index.gateways.get(key)
-            yield GatewayEvent(
-                key[0], key[1], entry.uid if entry else "", "Normal", REASON_RESOLVED,
+            yield event(
+                key, "Normal", REASON_RESOLVED,
                 f"spec.certificateFingerprint {short} is no longer claimed by "
                 f"{_names(before - after)}; this gateway's certificate is accepted again",
             )  # fmt: skip

@@ -101,6 +101,27 @@ def _entry(obj: Mapping[str, Any]) -> GatewayEntry:
     )
 
 
+def object_key(obj: Mapping[str, Any]) -> Key:
+    """``(namespace, name)`` of an API object."""
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace", "")), str(meta.get("name", ""))
+
+
+def _replace_all(
+    objs: Iterable[Mapping[str, Any]],
+    upsert: Callable[[Mapping[str, Any]], None],
+    held: Iterable[Key],
+    delete: Callable[[Mapping[str, Any]], None],
+) -> None:
+    """The full set after a (re)list: upsert all, delete what is held and was not listed."""
+    seen: set[Key] = set()
+    for obj in objs:
+        upsert(obj)
+        seen.add(object_key(obj))
+    for key in [k for k in held if k not in seen]:
+        delete({"metadata": {"namespace": key[0], "name": key[1]}})
+
+
 def _older(a: str, b: str) -> bool:
     """Whether resourceVersion ``a`` is older than ``b`` (etcd revisions; unknown: not older)."""
     return a.isdigit() and b.isdigit() and int(a) < int(b)
@@ -226,7 +247,7 @@ class FleetIndex:
     def update_status(self, obj: Mapping[str, Any]) -> None:
         """Refresh a gateway's status from an object the API server just returned."""
         meta = obj.get("metadata") or {}
-        entry = self.gateways.get((str(meta.get("namespace", "")), str(meta.get("name", ""))))
+        entry = self.gateways.get(object_key(obj))
         status = obj.get("status")
         version = str(meta.get("resourceVersion") or "")
         if entry is None or not isinstance(status, dict):
@@ -235,8 +256,7 @@ class FleetIndex:
             entry.status, entry.resource_version = status, version
 
     def delete_gateway(self, obj: Mapping[str, Any]) -> None:
-        meta = obj.get("metadata") or {}
-        key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        key = object_key(obj)
         old = self.gateways.pop(key, None)
         if old is not None:
             self._claim(old.fingerprint, key, add=False)
@@ -244,19 +264,12 @@ class FleetIndex:
 
     def replace_gateways(self, objs: Iterable[Mapping[str, Any]]) -> None:
         """The full set after a (re)list: upsert all, delete the rest."""
-        seen: set[Key] = set()
-        for obj in objs:
-            self.upsert_gateway(obj)
-            meta = obj.get("metadata") or {}
-            seen.add((str(meta.get("namespace", "")), str(meta.get("name", ""))))
-        for key in [k for k in self.gateways if k not in seen]:
-            self.delete_gateway({"metadata": {"namespace": key[0], "name": key[1]}})
+        _replace_all(objs, self.upsert_gateway, self.gateways, self.delete_gateway)
 
     # ------------------------------------------------------------------ releases
 
     def upsert_release(self, obj: Mapping[str, Any]) -> None:
-        meta = obj.get("metadata") or {}
-        key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        key = object_key(obj)
         try:
             release = self._parse_release(obj)
         except Exception as exc:  # an unreadable release covers no gateway; say which and why
@@ -270,19 +283,12 @@ class FleetIndex:
             self._releases_changed(key[0])
 
     def delete_release(self, obj: Mapping[str, Any]) -> None:
-        meta = obj.get("metadata") or {}
-        key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        key = object_key(obj)
         if self.releases.pop(key, None) is not None:
             self._releases_changed(key[0])
 
     def replace_releases(self, objs: Iterable[Mapping[str, Any]]) -> None:
-        seen: set[Key] = set()
-        for obj in objs:
-            self.upsert_release(obj)
-            meta = obj.get("metadata") or {}
-            seen.add((str(meta.get("namespace", "")), str(meta.get("name", ""))))
-        for key in [k for k in self.releases if k not in seen]:
-            self.delete_release({"metadata": {"namespace": key[0], "name": key[1]}})
+        _replace_all(objs, self.upsert_release, self.releases, self.delete_release)
 
     def _releases_changed(self, namespace: str) -> None:
         self._epoch[namespace] = self._epoch.get(namespace, 0) + 1
