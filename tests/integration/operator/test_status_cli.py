@@ -25,15 +25,10 @@ from modelfleet.devcluster import ControlPlane, free_port
 
 from .artifacts import Artifacts, release_body
 from .cluster import ROOT, Api, wait_for
+from .fleet import SimulatedFleet
 from .operatorproc import OperatorProcess, artifact_sources
-from .reports import StatusWriter
 
 pytestmark = pytest.mark.cluster
-
-STATUS_WRITTEN_BECAUSE = (
-    "not yet moved onto the simulated agents of conftest.fleet (issue 11, item 7): their "
-    "timings with real agents are still to be measured"
-)
 
 
 COMMIT = "3f2a9c1e5b7d4a6f8e0c2b4d6f8a0c2e4b6d8f0a"
@@ -124,7 +119,7 @@ def test_status_shows_a_real_rollout_in_text_json_and_through_kubectl(
     api: Api,
     json_operator: OperatorProcess,
     artifacts: Artifacts,
-    fleet: StatusWriter,
+    fleet: SimulatedFleet,
     tmp_path: Path,
 ) -> None:
     fleet.create(10)
@@ -217,7 +212,7 @@ def test_watch_redraws_when_the_phase_changes(
     api: Api,
     json_operator: OperatorProcess,
     artifacts: Artifacts,
-    fleet: StatusWriter,
+    fleet: SimulatedFleet,
 ) -> None:
     fleet.create(5)
     fleet.start()
