@@ -21,14 +21,9 @@ from tests.unit.argocd.gomodule import ROOT, run_go
 
 from .artifacts import Artifacts, release_body
 from .cluster import Api, establish, wait_for
-from .reports import StatusWriter
+from .fleet import SimulatedFleet
 
 pytestmark = pytest.mark.cluster
-
-STATUS_WRITTEN_BECAUSE = (
-    "not yet moved onto the simulated agents of conftest.fleet (issue 11, item 7): their "
-    "timings with real agents are still to be measured"
-)
 
 
 ARGOCD_CM = ROOT / "integrations" / "argocd" / "argocd-cm.yaml"
@@ -91,7 +86,7 @@ def argo(argocd_lua: Path, api: Api, control_plane: ControlPlane) -> ArgoCD:
 
 @pytest.mark.usefixtures("operator")
 def test_argo_cd_follows_a_real_rollout_and_its_actions_drive_the_operator(
-    api: Api, artifacts: Artifacts, fleet: StatusWriter, argo: ArgoCD
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, argo: ArgoCD
 ) -> None:
     fleet.create(40)
     fleet.start()
