@@ -24,16 +24,11 @@ from tests.integration.test_rbac import OPERATOR, SYSTEM, Installed, installed
 
 from .artifacts import Artifacts, call_failed, release_body
 from .cluster import Api, StatusRecorder, desired_versions, establish, wait_for
+from .fleet import SimulatedFleet
 from .operatorproc import OperatorProcess, artifact_sources
-from .reports import StatusWriter
 from .test_resilience import STEPS, check_revisions
 
 pytestmark = pytest.mark.cluster
-
-STATUS_WRITTEN_BECAUSE = (
-    "not yet moved onto the simulated agents of conftest.fleet (issue 11, item 7): their "
-    "timings with real agents are still to be measured"
-)
 
 
 LEASE = "modelfleet-operator"
@@ -123,7 +118,7 @@ def _acting(writes: dict[str, int]) -> dict[str, int]:
 
 
 def test_sigkill_of_the_leader_mid_rollout_hands_over_after_the_lease_expires(
-    api: Api, artifacts: Artifacts, fleet: StatusWriter, replicas: Replicas
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, replicas: Replicas
 ) -> None:
     leader, standby = _start_pair(replicas)
     fleet.create(30)
@@ -191,7 +186,7 @@ def test_sigkill_of_the_leader_mid_rollout_hands_over_after_the_lease_expires(
 
 
 def test_sigterm_releases_the_lease_and_the_standby_takes_over_at_once(
-    api: Api, artifacts: Artifacts, fleet: StatusWriter, replicas: Replicas
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, replicas: Replicas
 ) -> None:
     for proc in replicas.procs.values():
         proc.extra = (*proc.extra[:-1], "30")  # a long lease: only a release hands over early
@@ -228,7 +223,7 @@ def test_sigterm_releases_the_lease_and_the_standby_takes_over_at_once(
 
 
 def test_a_leader_that_finds_another_holder_exits_without_writing_again(
-    api: Api, artifacts: Artifacts, fleet: StatusWriter, replicas: Replicas
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, replicas: Replicas
 ) -> None:
     """Split brain: the Lease is taken from under the leader (as a standby would after a
     partition). At its next renewal the leader sees another holder and exits at once."""
