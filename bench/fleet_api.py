@@ -109,18 +109,9 @@ async def _gateway_loop(
         else:
             writer.write(report_req)
             next_report += args["report_interval"]
-        head = await reader.readuntil(b"\r\n\r\n")
-        status = int(head[9:12])
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            lname = name.strip().lower()
-            if lname == b"content-length":
-                length = int(value)
-            elif lname == b"etag" and is_poll:
-                etag = value.strip()
-        if length:
-            await reader.readexactly(length)
+        status, seen = await _read_response(reader, etag)
+        if is_poll:
+            etag = seen
         done = time.monotonic()
         if t_measure <= done < t_end:
             out["completed"] += 1
@@ -399,6 +390,22 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+async def _read_response(reader: asyncio.StreamReader, etag: bytes) -> tuple[int, bytes]:
+    """Read one HTTP/1.1 response (head and body); its status and ETag (``etag`` if none)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        lname = name.strip().lower()
+        if lname == b"content-length":
+            length = int(value)
+        elif lname == b"etag":
+            etag = value.strip()
+    if length:
+        await reader.readexactly(length)
+    return int(head[9:12]), etag
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -428,18 +435,7 @@ async def _churn_client(gw: dict[str, Any], args: dict[str, Any], state: dict[st
             if etag:
                 req += b"If-None-Match: " + etag + b"\r\n"
             writer.write(req + b"\r\n")
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                lname = name.strip().lower()
-                if lname == b"content-length":
-                    length = int(value)
-                elif lname == b"etag":
-                    etag = value.strip()
-            if length:
-                await reader.readexactly(length)
+            status, etag = await _read_response(reader, etag)
             state["codes"][status] = state["codes"].get(status, 0) + 1
             if poll == 1:
                 state["open"] += 1
