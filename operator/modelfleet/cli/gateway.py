@@ -22,8 +22,8 @@ from modelfleet.enrollment import (
 )
 from modelfleet.enrollment.pki import parse_validity
 from modelfleet.errors import ClusterError, ConfigError
-from modelfleet.fleet.kube import api_client, load_access
 from modelfleet.fleet.secrets import load_fleet_ca
+from modelfleet.kube import api_client, load_access
 
 
 def _trust_policy(api: Any, value: str | None) -> bytes | None:

@@ -133,9 +133,9 @@ class Stack:
     def api(self) -> Any:
         """A ``kubernetes.client.ApiClient`` for this cluster."""
         if self._api is None:
-            from modelfleet.gitops.apply import api_client
+            from modelfleet.kube import api_client, load_access
 
-            self._api = api_client(self.kubeconfig)
+            self._api = api_client(load_access(self.kubeconfig))
         return self._api
 
     def ensure_namespace(self) -> bool:

@@ -15,12 +15,10 @@ the uid as a precondition. Discovery gives each kind's scope.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any, Protocol
 
 from modelfleet.errors import ClusterError
-from modelfleet.kube import ApiError, KubeClient, load_access
-from modelfleet.kube import api_client as kube_api_client
+from modelfleet.kube import ApiError, KubeClient
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +62,6 @@ class Applier(Protocol):
     ) -> None:
         """Delete; with ``uid``, only that very object (a precondition)."""
         ...
-
-
-def api_client(kubeconfig: Path | None = None, context: str | None = None) -> Any:
-    """A synchronous ``kubernetes.client.ApiClient`` from :func:`modelfleet.kube.load_access`:
-    kept for demo/stack.py until it moves onto :class:`~modelfleet.kube.KubeClient`."""
-    return kube_api_client(load_access(kubeconfig, context))
 
 
 class KubeApplier:
