@@ -1,9 +1,13 @@
-"""Test helpers that reach the API server through :mod:`modelfleet.kube`."""
+"""Test helpers that reach the API server: the fleet PKI through :mod:`modelfleet.kube`
+(:func:`fleet_pki`), and the Events about an object, read once (:func:`object_events`) or
+waited for (:func:`wait_for_events`)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
+from typing import Any
 
 from modelfleet.enrollment.pki import FleetCA
 from modelfleet.fleet.secrets import FleetSecrets
@@ -22,3 +26,51 @@ def fleet_pki(kubeconfig: Path, namespace: str) -> FleetCA:
             return ca
 
     return asyncio.run(run())
+
+
+def object_events(core: Any, namespace: str, name: str) -> list[dict[str, str]]:
+    """``{"type", "reason", "message"}`` of the Events about object ``name`` in ``namespace``
+    (``core``: a ``kubernetes.client.CoreV1Api``), oldest first."""
+    items = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
+    ordered = sorted(
+        items.items,
+        key=lambda e: str(e.last_timestamp or e.event_time or e.metadata.creation_timestamp),
+    )
+    return [{"type": e.type, "reason": e.reason, "message": e.message or ""} for e in ordered]
+
+
+def wait_for_events(
+    core: Any,
+    namespace: str,
+    name: str,
+    reason: str,
+    *,
+    type: str | None = None,
+    containing: str = "",
+    timeout: float = 30.0,
+) -> list[dict[str, str]]:
+    """The Events about ``name`` with ``reason`` (of ``type``, whose message contains
+    ``containing``), once there is at least one.
+
+    An Event is posted after the status change it reports (the operator writes status first),
+    so reading Events once right after a status change can miss it: this waits, and after
+    ``timeout`` seconds fails naming the Event it waited for and listing the Events there are."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = object_events(core, namespace, name)
+        found = [
+            e for e in seen
+            if e["reason"] == reason and type in (None, e["type"]) and containing in e["message"]
+        ]  # fmt: skip
+        if found:
+            return found
+        if time.monotonic() >= deadline:
+            wanted = " ".join(filter(None, [type, f"Event {reason!r}"]))
+            if containing:
+                wanted += f" whose message contains {containing!r}"
+            listed = "; ".join(f"{e['type']} {e['reason']}: {e['message']}" for e in seen)
+            raise AssertionError(
+                f"no {wanted} about {namespace}/{name} within {timeout:.0f}s; "
+                f"its Events: {listed or 'none'}"
+            )
+        time.sleep(0.2)

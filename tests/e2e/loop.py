@@ -105,7 +105,3 @@ def gateway_models(stack: Stack) -> dict[str, dict[str, Any]]:
         ]
         out[item["metadata"]["name"]] = models[0] if models else {}
     return out
-
-
-def event_reasons(observer: Observer) -> list[str]:
-    return [reason for _, reason, _ in observer.events()]

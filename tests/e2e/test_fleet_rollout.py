@@ -13,8 +13,9 @@ import pytest
 from modelfleet.demo.models import ModelShelf
 from modelfleet.demo.stack import FleetApiSettings, OperatorSettings, SimulatorSettings, Stack
 from modelfleet.demo.watch import FleetView, Observer
+from tests.kubekit import wait_for_events
 
-from .loop import apply_release, event_reasons, gateway_models, release_body, wait_for
+from .loop import apply_release, gateway_models, release_body, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -100,7 +101,7 @@ def test_200_gateways_roll_out_in_three_steps_and_a_regression_aborts_at_the_can
     assert 0 < second.peak_by_step[0] <= cohorts[0].assigned
     assert view.release.stable == "1.0.0"
     assert view.release.gate_reason == "ErrorRateExceeded"
-    assert "ErrorRateExceeded" in event_reasons(observer)
+    wait_for_events(observer.core, observer.namespace, observer.name, "ErrorRateExceeded")
     assert [(h.get("version"), h.get("outcome")) for h in view.release.history][-2:] == [
         ("1.0.0", "Succeeded"),
         ("2.0.0", "Aborted"),

@@ -20,8 +20,9 @@ from modelfleet.demo.stack import (
     SyncSettings,
 )
 from modelfleet.demo.watch import FleetView, Observer
+from tests.kubekit import wait_for_events
 
-from .loop import SHORT_ROLLOUT, event_reasons, gateway_models, wait_for
+from .loop import SHORT_ROLLOUT, gateway_models, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -92,6 +93,6 @@ def test_revert_commit_returns_every_gateway_to_the_previous_version(
     assert view.release.source_revision == rollback.commit
     assert view.release.revision == rollback.commit
     # A return to a version that was stable before goes to every gateway in one step.
-    assert "ImmediateRollback" in event_reasons(observer)
+    wait_for_events(observer.core, observer.namespace, observer.name, "ImmediateRollback")
     outcomes = [(h.get("version"), h.get("outcome")) for h in view.release.history]
     assert outcomes[-3:] == [("1.0.0", "Succeeded"), ("2.0.0", "Succeeded"), ("1.0.0", "Succeeded")]

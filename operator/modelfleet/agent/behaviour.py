@@ -10,10 +10,12 @@ versions not listed (and fields not given fall back to it)::
               latencyMs: {p50: 35, p95: 260}, driftScore: 0.45, offlineFraction: 0.02}
 
 Fields: ``activationFailureRate`` (share of gateways whose health check fails for that version),
-``activationSeconds`` (how long the check takes), ``errorRate``, ``latencyMs`` {p50, p95},
-``requestsPerSecond`` (per gateway), ``driftScore``, ``offlineFraction`` (share of gateways that
-lose the fleet API while they run that version). Which gateways fail or go offline is decided by
-a hash of (seed, gateway, version), so a run is reproducible and a failing gateway stays failing.
+``activationSeconds`` (how long the check takes), ``warmupSeconds`` (how long a gateway runs
+the version before its first health window: a model warming up, a first window not yet full),
+``errorRate``, ``latencyMs`` {p50, p95}, ``requestsPerSecond`` (per gateway), ``driftScore``,
+``offlineFraction`` (share of gateways that lose the fleet API while they run that version).
+Which gateways fail or go offline is decided by a hash of (seed, gateway, version), so a run is
+reproducible and a failing gateway stays failing.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Behaviour:
 
     activation_failure_rate: float = 0.0
     activation_seconds: float = 0.0
+    warmup_seconds: float = 0.0
     error_rate: float = 0.001
     latency_p50_ms: float = 20.0
     latency_p95_ms: float = 50.0
@@ -55,6 +58,7 @@ class Behaviour:
 _KEYS = {
     "activationFailureRate": "activation_failure_rate",
     "activationSeconds": "activation_seconds",
+    "warmupSeconds": "warmup_seconds",
     "errorRate": "error_rate",
     "requestsPerSecond": "requests_per_second",
     "driftScore": "drift_score",
@@ -162,10 +166,15 @@ class SyntheticHealthSource:
         self.clock = clock
         self.rng = random.Random(f"{seed}/{gateway}")
         self._last: float | None = None
+        self._running_since: dict[str, tuple[str, float]] = {}
+        """model -> (version, when this source first saw it running)."""
 
     async def sample(self, running: Sequence[RunningModel]) -> list[HealthWindow]:
         now = self.clock.monotonic()
         last, self._last = self._last, now
+        for r in running:
+            if self._running_since.get(r.model, ("",))[0] != r.version:
+                self._running_since[r.model] = (r.version, now)
         if last is None or now <= last:
             return []
         seconds = now - last
@@ -173,6 +182,8 @@ class SyntheticHealthSource:
         out = []
         for r in running:
             b = self.table.for_version(r.version)
+            if now - self._running_since[r.model][1] < b.warmup_seconds:
+                continue  # still warming up: no window yet
             requests = _poisson(self.rng, b.requests_per_second * seconds)
             errors = sum(1 for _ in range(requests) if self.rng.random() < b.error_rate)
             jitter = self.rng.uniform(0.9, 1.1)

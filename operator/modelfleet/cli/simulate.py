@@ -37,7 +37,8 @@ DESCRIPTION = textwrap.dedent(
       "*":     {errorRate: 0.002, latencyMs: {p50: 20, p95: 45}, driftScore: 0.05}
       "2.1.0": {activationFailureRate: 0.05, errorRate: 0.08, latencyMs: {p50: 35, p95: 260},
                 driftScore: 0.45, offlineFraction: 0.02, requestsPerSecond: 5,
-                activationSeconds: 1}
+                activationSeconds: 1, warmupSeconds: 20}
+    (warmupSeconds: how long a version runs before its first health window.)
 
     Progress (gateways per model, version and state) is printed every --progress seconds.
     """

@@ -19,6 +19,7 @@ from kubernetes import config as k8s_config
 from modelfleet.api import parse_release
 from modelfleet.core import Gateway, desired_state
 from modelfleet.devcluster import ControlPlane
+from tests.kubekit import object_events, wait_for_events
 
 from .artifacts import GROUP, MODEL, VERSION, Artifacts, release_body
 
@@ -108,11 +109,14 @@ class Api:
             },
         )
 
-    def events(self, name: str) -> list[dict[str, Any]]:
-        items = self.core.list_namespaced_event(
-            self.namespace, field_selector=f"involvedObject.name={name}"
-        ).items
-        return [{"reason": e.reason, "type": e.type, "message": e.message} for e in items]
+    def events(self, name: str) -> list[dict[str, str]]:
+        """The Events about ``name`` now (:func:`tests.kubekit.object_events`)."""
+        return object_events(self.core, self.namespace, name)
+
+    def wait_for_events(self, name: str, reason: str, **kw: Any) -> list[dict[str, str]]:
+        """The Events about ``name`` with ``reason``, waited for
+        (:func:`tests.kubekit.wait_for_events`: ``type``, ``containing``, ``timeout``)."""
+        return wait_for_events(self.core, self.namespace, name, reason, **kw)
 
 
 def desired_versions(api: Api, names: list[str] | None = None) -> dict[str, str | None]:

@@ -11,7 +11,10 @@ simulated agents (:mod:`modelfleet.agent.simulator`, the real agent code) per te
   background event loop: each polls the fleet API, downloads the ``file://`` artifact, verifies
   it against its own policy, switches slots, health-checks and reports; the fleet API writes
   EdgeGateway status. ``profile(version, ...)`` sets how gateways behave while running a
-  version (healthy, regressing, failing activation, silent, offline), read live by the agents.
+  version (healthy, regressing, failing activation, silent, offline, first health window late),
+  read live by the agents. ``enroll(name, **labels)`` enrolls one named gateway (played once
+  ``start()`` runs, or never if enrolled after it: a gateway that is not running yet), and
+  ``told(name)`` asks the fleet API, with that gateway's certificate, what it is told.
 """
 
 from __future__ import annotations
@@ -22,14 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from modelfleet.agent.behaviour import Behaviour, BehaviourTable
-from modelfleet.agent.config import load_agent_config
+from modelfleet.agent.config import AgentConfig, load_agent_config
 from modelfleet.agent.simulator import BackgroundSimulation, SimulationOptions
 from modelfleet.devcluster import ControlPlane
 from modelfleet.enrollment import enroll_gateways
 from modelfleet.enrollment.pki import FleetCA
 from modelfleet.fleet.process import FleetAPIProcess, start_fleet_api
 from tests.kubekit import fleet_pki
+
+from .artifacts import MODEL
 
 REQUESTS_PER_SECOND = 40.0
 """Synthetic traffic per gateway: enough for ``minRequests`` in every one-second window."""
@@ -80,7 +87,9 @@ class Profile:
     ``errors`` out of ``requests``: the error rate of their traffic; ``p95``: its latency;
     ``fail``: every activation's health check fails (the agent switches back and reports
     RolledBack); ``silent``: active but serving no traffic (health windows without requests);
-    ``offline``: the gateways lose the fleet API while they run the version."""
+    ``offline``: the gateways lose the fleet API while they run the version;
+    ``first_report_after``: seconds a gateway runs the version before its first health window
+    (state at once, health once warmed up, as a real agent whose first window is not full)."""
 
     requests: int = 1000
     errors: int = 0
@@ -88,6 +97,7 @@ class Profile:
     fail: bool = False
     silent: bool = False
     offline: bool = False
+    first_report_after: float = 0.0
 
     def behaviour(self) -> Behaviour:
         return Behaviour(
@@ -98,6 +108,7 @@ class Profile:
             requests_per_second=0.0 if self.silent else REQUESTS_PER_SECOND,
             drift_score=0.02,
             offline_fraction=1.0 if self.offline else 0.0,
+            warmup_seconds=self.first_report_after,
         )
 
 
@@ -115,7 +126,7 @@ class SimulatedFleet:
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     behaviours: dict[str, Behaviour] = field(default_factory=dict)
     """Read live by the agents (a mapping the simulation holds, not a copy)."""
-    _configs: list[Any] = field(default_factory=list)
+    _configs: dict[str, AgentConfig] = field(default_factory=dict)
     _sim: BackgroundSimulation | None = None
 
     def create(self, count: int, labels: Callable[[int], dict[str, str]] | None = None) -> None:
@@ -127,8 +138,29 @@ class SimulatedFleet:
             fleet_url=self.fleet_api.url, trust_policy=self.trust_policy.read_bytes(),
         )  # fmt: skip
         for (name, lab), bundle in zip(wanted, bundles, strict=True):
-            self._configs.append(load_agent_config(bundle.write(self.folder / name)))
+            self._configs[name] = load_agent_config(bundle.write(self.folder / name))
             self.labels[name] = lab
+
+    def enroll(self, name: str, **labels: str) -> None:
+        """Enroll one gateway called ``name`` for real (see the module docstring)."""
+        (bundle,) = enroll_gateways(
+            self.kube, [(name, labels)], namespace=self.namespace, ca=self.fleet_api.ca,
+            fleet_url=self.fleet_api.url, trust_policy=self.trust_policy.read_bytes(),
+        )  # fmt: skip
+        self._configs[name] = load_agent_config(bundle.write(self.folder / name))
+        self.labels[name] = labels
+
+    def told(self, name: str, model: str = MODEL) -> tuple[str, str] | None:
+        """What the fleet API tells gateway ``name`` for ``model``: (version, digest) or None
+        (asked over mutual TLS with the gateway's own certificate)."""
+        tls = self._configs[name].tls
+        with requests.Session() as s:
+            s.trust_env = False
+            s.cert, s.verify = (str(tls.cert), str(tls.key)), str(tls.ca)
+            r = s.get(self.fleet_api.url + "/v1/desired", timeout=30)
+        r.raise_for_status()
+        models = [m for m in r.json()["models"] if m["model"] == model]
+        return (models[0]["version"], models[0]["digest"]) if models else None
 
     def profile(self, version: str, **kw: Any) -> None:
         self.behaviours[version] = Profile(**kw).behaviour()
@@ -142,7 +174,7 @@ class SimulatedFleet:
             long_poll=10.0,
             ramp_seconds=min(3.0, 0.05 * len(self._configs)),  # no thundering herd of handshakes
         )
-        self._sim = BackgroundSimulation(self._configs, options).start()
+        self._sim = BackgroundSimulation(list(self._configs.values()), options).start()
 
     def stop(self) -> None:
         if self._sim is not None:

@@ -90,8 +90,7 @@ def test_blocked_release_names_each_unmet_item_then_goes_live_once_met(
     assert "Blocked" in shown, shown  # the phase column; the items with -o wide
     wide = control_plane.kubectl("get", "mr", "detector", "-n", api.namespace, "-o", "wide")
     assert "UNMET" in wide.stdout and "Owner" in wide.stdout, wide.stdout
-    events = api.events("detector")
-    assert any(e["reason"] == "ChecklistUnmet" and e["type"] == "Warning" for e in events)
+    api.wait_for_events("detector", "ChecklistUnmet", type="Warning")
 
     # Recording the owner (a spec change, as a Git commit would) lets it go live by itself.
     api.patch_release("detector", {"spec": {"owner": OWNER}})
@@ -125,8 +124,7 @@ def test_blocked_release_names_each_unmet_item_then_goes_live_once_met(
 
     api.patch_release("detector", {"spec": {"owner": OWNER}})
     wait_for(lambda: phase_is(api, "Succeeded", "2.0.0"), 90, what="2.0.0 to go live")
-    reasons = [e["reason"] for e in api.events("detector")]
-    assert "ChecklistMet" in reasons
+    api.wait_for_events("detector", "ChecklistMet")
     st = api.status("detector")
     assert st["checklist"]["unmet"] == []
 

@@ -46,7 +46,7 @@ def test_regression_in_the_canary_aborts_and_every_gateway_returns_to_stable(  #
     assert set(desired_versions(api).values()) == {"1.0.0"}
     conds = {c["type"]: c["status"] for c in st["conditions"]}
     assert conds["Degraded"] == "True" and conds["Ready"] == "False"
-    assert any(e["reason"] == reason and e["type"] == "Warning" for e in api.events("detector"))
+    api.wait_for_events("detector", reason, type="Warning")
 
 
 def test_silence_is_not_health_too_few_reports_pause_and_never_promote(

@@ -92,15 +92,12 @@ def test_kubectl_annotate_without_an_id_runs_once_and_ignored_actions_say_why(
     def annotate(*pairs: str) -> None:
         control_plane.kubectl("annotate", "--overwrite", "-n", api.namespace, "mr/detector", *pairs)
 
-    def ignored() -> list[dict[str, str]]:
-        return [e for e in api.events("detector") if e["reason"] == "ActionIgnored"]
-
     fleet.create(40)
     fleet.start()
     establish(api, fleet, artifacts, "1.0.0")
     # A phase where the action means nothing: an event says when it applies.
     annotate("modelfleet.dev/action=retry")
-    event = wait_for(ignored, 20, what="ActionIgnored for retry")[0]
+    event = api.wait_for_events("detector", "ActionIgnored", timeout=20)[0]
     assert "retry applies after Rejected or Aborted" in event["message"]
     annotate("modelfleet.dev/action-")
     wait_for(lambda: "lastActionId" not in api.status("detector")["rollout"], 20, what="cleared")
@@ -118,9 +115,7 @@ def test_kubectl_annotate_without_an_id_runs_once_and_ignored_actions_say_why(
     _status_where(api, "promoted again", lambda s: s["rollout"]["step"] == 2)
 
     annotate("modelfleet.dev/action=nuke", "modelfleet.dev/action-id=n-1")
-    events = wait_for(
-        lambda: [e for e in ignored() if "nuke" in e["message"]], 20, what="ignored nuke"
-    )
+    events = api.wait_for_events("detector", "ActionIgnored", containing="nuke", timeout=20)
     assert events[0]["type"] == "Warning"
     assert "use promote, abort or retry" in events[0]["message"]
     st = api.status("detector")

@@ -52,8 +52,8 @@ def test_three_step_rollout_to_200_gateways_promotes_step_by_step(
     meta = api.release("detector")["metadata"]
     assert not meta.get("finalizers")
     assert not [k for k in meta.get("annotations") or {} if "kopf" in k or "operator." in k]
-    reasons = [e["reason"] for e in api.events("detector")]
-    assert "Verified" in reasons and "BakeCompleted" in reasons
+    api.wait_for_events("detector", "Verified")
+    api.wait_for_events("detector", "BakeCompleted")
 
 
 def test_release_fetched_over_http_is_verified_and_rolled_out(
@@ -90,7 +90,7 @@ def test_rejected_artifact_changes_no_gateway_desired_state(
     conds = {c["type"]: c["status"] for c in st["conditions"]}
     assert conds["Verified"] == "False" and conds["Degraded"] == "True"
     assert set(desired_versions(api).values()) == {"1.0.0"}
-    assert any(e["reason"] == "VerificationFailed" for e in api.events("detector"))
+    api.wait_for_events("detector", "VerificationFailed")
 
 
 def test_missing_artifact_is_rejected_with_the_reason(

@@ -69,7 +69,7 @@ def test_two_releases_for_one_model_on_one_gateway_set_conflict_and_change_nothi
         # Gateways both releases cover get no new instruction (they keep what they run).
         assert version == before[name] or version is None
     assert api.status("detector")["stable"]["version"] == "1.0.0"
-    assert any(e["reason"] == "Conflict" for e in api.events("detector-retail"))
+    api.wait_for_events("detector-retail", "Conflict")
     # Resolving the overlap lets the second release go on.
     api.custom.delete_namespaced_custom_object(
         "modelfleet.dev", "v1alpha1", api.namespace, "modelreleases", "detector-retail"

@@ -42,10 +42,7 @@ def test_a_release_outside_the_policy_namespaces_is_rejected_naming_policy_and_s
         f"policy: TrustPolicy {artifacts.policy!r} does not apply to namespace {namespace!r}: "
         "its scope is namespaces [team-dev]"
     )
-    assert any(
-        e["reason"] == "VerificationFailed" and "team-dev" in e["message"]
-        for e in api.events("detector")
-    )
+    api.wait_for_events("detector", "VerificationFailed", containing="team-dev")
 
 
 def test_a_release_outside_the_policy_namespace_selector_is_rejected(

@@ -218,3 +218,25 @@ async def test_synthetic_health_windows_follow_the_behaviour() -> None:
     assert 0.08 < errors / requests < 0.12
     assert all(w.latency_p50_ms <= w.latency_p95_ms for w in windows)  # type: ignore[operator]
     assert all(0.3 < (w.drift_score or 0) < 0.5 for w in windows)
+
+
+async def test_a_warming_up_version_sends_no_health_window_until_its_warmup_has_passed() -> None:
+    from modelfleet.agent.behaviour import SyntheticHealthSource
+    from modelfleet.agent.telemetry import RunningModel
+
+    from .helpers import FastClock
+
+    table = parse_behaviour({"2.0": {"warmupSeconds": 10, "requestsPerSecond": 20}})
+    clock = FastClock()
+    source = SyntheticHealthSource("gw-0", table, clock, 0)
+    old, new = [RunningModel("detector", "1.0")], [RunningModel("detector", "2.0")]
+    assert await source.sample(old) == []
+    clock.t += 4
+    assert [w.version for w in await source.sample(old)] == ["1.0"]  # no warmup for 1.0
+    for _ in range(2):  # 2.0 activated: 0 and 4 seconds into its warmup
+        assert await source.sample(new) == []
+        clock.t += 4
+    clock.t += 4  # 12 seconds after 2.0 started running
+    assert [w.version for w in await source.sample(new)] == ["2.0"]
+    clock.t += 4  # back to 1.0, which has no warmup: a window at once
+    assert [w.version for w in await source.sample(old)] == ["1.0"]
