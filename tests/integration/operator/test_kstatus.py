@@ -1,6 +1,7 @@
 """Readiness as Flux, kpt and ``kubectl wait`` see it, judged by their own code.
 
-The real operator drives one ModelRelease through a first release, a healthy three-step rollout
+The real operator drives one ModelRelease, with gateways played by simulated agents (the real
+agent code) through the real fleet API, through a first release, a healthy three-step rollout
 (gateways that send their first health window a while after activating, as real agents do), an
 abort, a rejection, a revert to ``stable``, a rollback and a pause. Every revision of the object
 the API server stored on the way is written out with the verdict a user expects, and
@@ -35,16 +36,10 @@ from modelfleet.devcluster import ControlPlane
 
 from .artifacts import Artifacts, release_body, serve_folder
 from .cluster import GROUP, ROOT, VERSION, Api, StatusRecorder, establish, wait_for
+from .fleet import SimulatedFleet
 from .operatorproc import OperatorProcess
-from .reports import StatusWriter
 
 pytestmark = pytest.mark.cluster
-
-STATUS_WRITTEN_BECAUSE = (
-    "one test needs the first health window of a version to arrive a set time after activation "
-    "(first_report_after), which the simulator's behaviour table cannot express yet; the other "
-    "tests here are not yet measured with real agents (issue 11, item 7)"
-)
 
 
 GO_MODULE = ROOT / "tests" / "go" / "kstatus"
@@ -159,7 +154,7 @@ def _events(api: Api) -> Counter[tuple[str, str, str]]:
 def test_kstatus_judges_every_phase_of_real_rollouts_as_a_user_expects(
     api: Api,
     artifacts: Artifacts,
-    fleet: StatusWriter,
+    fleet: SimulatedFleet,
     operator: OperatorProcess,
     tmp_path: Path,
 ) -> None:
@@ -309,7 +304,7 @@ def test_kubectl_wait_for_ready_returns_when_the_rollout_succeeds(
     control_plane: ControlPlane,
     api: Api,
     artifacts: Artifacts,
-    fleet: StatusWriter,
+    fleet: SimulatedFleet,
     operator: OperatorProcess,
 ) -> None:
     fleet.create(20)
@@ -329,7 +324,7 @@ def test_ci_recipe_fails_fast_when_the_rollout_aborts(
     control_plane: ControlPlane,
     api: Api,
     artifacts: Artifacts,
-    fleet: StatusWriter,
+    fleet: SimulatedFleet,
     operator: OperatorProcess,
 ) -> None:
     fleet.create(20)
