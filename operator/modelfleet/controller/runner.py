@@ -37,6 +37,7 @@ from modelfleet.controller.source import SourceLookup
 from modelfleet.controller.verifier import ArtifactVerifier, VerifierSettings, warm_up
 from modelfleet.core.checklist import ChecklistItem
 from modelfleet.core.gates import DEFAULT_TUNING, Tuning
+from modelfleet.errors import ConfigError
 from modelfleet.kube import KubeClient, load_access
 from modelfleet.logs import configure as configure_logging
 
@@ -111,7 +112,10 @@ def _install(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         if options.liveness:
-            memo["probes"] = await serve_probes(options.liveness, runtime.ready)
+            try:
+                memo["probes"] = await serve_probes(options.liveness, runtime.ready)
+            except ConfigError as exc:  # stop at once: retrying would not free the address
+                raise kopf.PermanentError(exc.diagnostics()) from exc
         settings.peering.standalone = True
         settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(

@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 import modelfleet
+from modelfleet.controller.probes import logged_probes
 from modelfleet.demo.process import (
     Service,
     StackError,
@@ -242,22 +243,29 @@ class Stack:
     def start_operator(self, settings: OperatorSettings | None = None) -> Service:
         """The operator for this namespace, ready (kopf's liveness endpoint answers)."""
         settings = settings or OperatorSettings()
-        liveness = free_port()
+        log = self.workdir / "logs" / "operator.log"  # appended to: read what this run adds
+        offset = log.stat().st_size if log.exists() else 0
         svc = self._start(
             "operator",
             self.modelfleet(
                 "operator", "--namespace", self.namespace,
                 "--interval", str(settings.interval),
                 "--kubeconfig", str(self.kubeconfig),
-                "--liveness", f"http://127.0.0.1:{liveness}/healthz",
+                "--liveness", "http://127.0.0.1:0/healthz",  # a free port, logged
                 "--material-namespace", self.namespace,
                 *(arg for root in settings.file_roots for arg in ("--allow-file-root", str(root))),
                 *settings.extra,
             ),
         )  # fmt: skip
+
+        def live() -> bool:
+            with svc.log.open("rb") as out:
+                out.seek(offset)
+                url = logged_probes(out.read().decode(errors="replace"))
+            return url is not None and http_ok(f"{url}/healthz")
+
         wait_until(
-            lambda: http_ok(f"http://127.0.0.1:{liveness}/healthz"),
-            timeout=60, what="the operator to start", services=[svc],
+            live, timeout=60, what="the operator to start", services=[svc],
         )  # fmt: skip
         return svc
 

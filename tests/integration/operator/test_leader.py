@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from modelfleet.devcluster import ControlPlane, free_port
+from modelfleet.devcluster import ControlPlane
 from tests.integration.test_rbac import OPERATOR, SYSTEM, Installed, installed
 
 from .artifacts import Artifacts, call_failed, release_body
@@ -263,7 +263,6 @@ def test_the_manifests_rbac_lets_the_operator_hold_its_lease_and_no_other(
 
     cp = installed.cp
     kubeconfig = installed.kubeconfig_for(OPERATOR)
-    liveness = free_port()
     log_path = installed.folder / "operator-leader.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -271,7 +270,7 @@ def test_the_manifests_rbac_lets_the_operator_hold_its_lease_and_no_other(
              # as deployed: --all-namespaces (--namespace patterns also need namespaces list/watch)
              "--all-namespaces", "--kubeconfig", str(kubeconfig),
              "--leader-elect", "--lease-namespace", SYSTEM, "--lease-duration", "6",
-             "--liveness", f"http://127.0.0.1:{liveness}/healthz"],
+             "--liveness", "http://127.0.0.1:0/healthz"],  # a free port, logged
             stdout=log, stderr=subprocess.STDOUT, env=cp.env,
         )  # fmt: skip
     coord = k8s.CoordinationV1Api(Api(cp, SYSTEM).client)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+import socket
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -145,3 +147,21 @@ def test_operator_reconnects_after_an_api_server_restart_and_carries_on(
     assert operator.proc is not None and operator.proc.poll() is None, "the same process"
     check_revisions(revisions, digests)
     assert set(desired_versions(api).values()) == {"2.0.0"}
+
+
+def test_an_operator_whose_probe_address_is_taken_exits_naming_it(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = OperatorProcess(
+            control_plane, namespace, tmp_path, liveness=f"http://127.0.0.1:{port}/healthz"
+        )
+        try:
+            with pytest.raises(AssertionError, match="operator exited") as failed:
+                proc.start()
+        finally:
+            proc.stop()
+    assert f"--liveness: cannot listen on 127.0.0.1:{port}" in str(failed.value)
