@@ -235,7 +235,8 @@ def _observability_flags(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="URL",
         help="serve /healthz (and the path "
-        "given) and /readyz here, e.g. http://0.0.0.0:8080/healthz",
+        "given) and /readyz here, e.g. http://0.0.0.0:8080/healthz (port 0: a free port, "
+        "logged as 'probes on http://HOST:PORT'; an address in use stops the operator)",
     )
     flags.metrics(g, "0.0.0.0", "API writes, reconciles, verifications")
     g.add_argument(
