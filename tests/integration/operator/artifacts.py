@@ -72,6 +72,16 @@ class Artifacts:
         }
 
 
+def rollout_steps(*bakes: str) -> list[dict[str, Any]]:
+    """Steps baking for ``bakes``: three (canary 10%, half 50%, fleet 100%) or two (canary 10%,
+    fleet 100%)."""
+    names = {3: (("canary", 10), ("half", 50), ("fleet", 100)), 2: (("canary", 10), ("fleet", 100))}
+    return [
+        {"name": name, "percent": percent, "bake": bake}
+        for (name, percent), bake in zip(names[len(bakes)], bakes, strict=True)
+    ]
+
+
 def release_body(
     name: str,
     version: str,
@@ -91,12 +101,7 @@ def release_body(
         "artifact": artifacts.artifact(version, base_url),
         "trustPolicy": artifacts.policy,
         "rollout": {
-            "steps": steps
-            or [
-                {"name": "canary", "percent": 10, "bake": "2s"},
-                {"name": "half", "percent": 50, "bake": "2s"},
-                {"name": "fleet", "percent": 100, "bake": "2s"},
-            ],
+            "steps": steps or rollout_steps("2s", "2s", "2s"),
             "gates": gates
             or {
                 "maxFailedGateways": 0,

@@ -1,7 +1,8 @@
 """Sync access to the API server for the operator's integration tests: ModelReleases and
-EdgeGateways of one namespace (:class:`Api`), polling (:func:`wait_for`), what each gateway is
-told (:func:`desired_versions`), a release established as stable (:func:`establish`) and a
-recorder of every status revision (:class:`StatusRecorder`)."""
+EdgeGateways of one namespace (:class:`Api`), polling (:func:`wait_for`), a release's status once
+a check holds (:func:`status_where`), what each gateway is told (:func:`desired_versions`), a
+release established as stable (:func:`establish`) and a recorder of every status revision
+(:class:`StatusRecorder`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -132,21 +133,60 @@ def desired_versions(api: Api, names: list[str] | None = None) -> dict[str, str 
     return out
 
 
-def establish(api: Api, fleet: object, artifacts: Artifacts, version: str = "1.0.0",
+def status_where(
+    api: Api,
+    what: str,
+    check: Callable[[dict[str, Any]], Any],
+    timeout: float = 60.0,
+    name: str = "detector",
+) -> dict[str, Any]:
+    """The status of release ``name`` once it is set and ``check(status)`` holds (polled; fails
+    after ``timeout`` seconds saying ``what`` it waited for)."""
+
+    def probe() -> dict[str, Any] | None:
+        st = api.status(name)
+        return st if st and check(st) else None
+
+    result: dict[str, Any] = wait_for(probe, timeout, what=what)
+    return result
+
+
+class Fleet(Protocol):
+    """Gateways a test plays (:class:`~.fleet.SimulatedFleet`, :class:`~.reports.StatusWriter`)."""
+
+    def create(self, count: int, labels: Callable[[int], dict[str, str]] | None = None) -> None:
+        """Enroll gateways ``gw-0000``.. (``count`` in all), labelled per index."""
+
+    def start(self) -> None:
+        """Start playing the gateways."""
+
+
+def establish(api: Api, fleet: Fleet, artifacts: Artifacts, version: str = "1.0.0", *,
+              gateways: int = 0, labels: Callable[[int], dict[str, str]] | None = None,
               **kw: Any) -> dict[str, Any]:  # fmt: skip
-    """Roll ``version`` out (gateways healthy) until it is ``stable``; the status.
+    """Roll ``version`` out (gateways healthy) until it is ``stable``; the status. With
+    ``gateways``: first create that many in ``fleet`` (``labels`` per index) and start them.
 
     One step for everyone unless ``steps`` are given: the tests are about what comes next."""
+    if gateways:
+        fleet.create(gateways, labels=labels)
+        fleet.start()
     kw.setdefault("steps", [{"name": "all", "percent": 100, "bake": "1s"}])
     api.apply_release(release_body("detector", version, artifacts, **kw))
+    return status_where(api, f"{version} to become stable", stable_is(version))
 
-    def stable() -> dict[str, Any] | None:
-        st = api.status("detector")
-        ok = st.get("phase") == "Succeeded" and (st.get("stable") or {}).get("version") == version
-        return st if ok else None
 
-    result: dict[str, Any] = wait_for(stable, 60, what=f"{version} to become stable")
-    return result
+def canary(api: Api, artifacts: Artifacts, version: str, steps: list[dict[str, Any]]) -> None:
+    """Release ``version`` with ``steps`` and wait until its rollout is Progressing."""
+    api.apply_release(release_body("detector", version, artifacts, steps=steps))
+    status_where(api, f"{version} canary", lambda s: s.get("phase") == "Progressing", 30)
+
+
+def stable_is(version: str) -> Callable[[dict[str, Any]], bool]:
+    """A check for :func:`status_where`: the rollout Succeeded and ``version`` is stable."""
+    return lambda st: (
+        st.get("phase") == "Succeeded" and (st.get("stable") or {}).get("version") == version
+    )
 
 
 class StatusRecorder:

@@ -104,7 +104,7 @@ def fleet(
 @pytest.fixture
 def written_fleet(api: Api) -> Iterator[StatusWriter]:
     """Gateways whose status is written straight into the API server (:mod:`.reports`), for the
-    tests that need a status no real agent produces, or are not moved onto ``fleet`` yet."""
+    tests that need a status no real agent produces (:mod:`.reports` says which)."""
     writer = StatusWriter(api)
     yield writer
     writer.stop()

@@ -1,9 +1,9 @@
 """Gateways played by writing EdgeGateway status straight into the API server.
 
 Only for the tests that need a status the real agent and fleet API cannot produce (a health
-window the operator's duration grammar cannot read, a first health window that comes late on
-purpose): every other test drives gateways through the real fleet API and simulated agents
-(:mod:`.fleet`). Each ``tick()`` reads the releases from the API server, computes what every
+window the operator's duration grammar cannot read: the real fleet API refuses it) or a fleet
+larger than simulated agents in the test process can play on a loaded machine: every other test
+drives gateways through the real fleet API and simulated agents (:mod:`.fleet`). Each ``tick()`` reads the releases from the API server, computes what every
 gateway is told with ``modelfleet.core.desired_state`` (as the fleet API does), and reports that
 version Active, with the health profile set for it.
 """
@@ -11,7 +11,6 @@ version Active, with the health profile set for it.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,9 +31,6 @@ class WrittenProfile:
     fail: bool = False
     silent: bool = False
     window: str = "5m"  # "0.5s": a health window the operator's duration grammar cannot read
-    first_report_after: float = 0.0
-    """Seconds between activating the version and the first health window (as a real agent:
-    state at once, health once a window is full)."""
 
 
 class StatusWriter:
@@ -44,8 +40,7 @@ class StatusWriter:
         self.api = api
         self.labels: dict[str, dict[str, str]] = {}
         self.profiles: dict[str, WrittenProfile] = {}
-        self.reported: dict[str, tuple[str | None, WrittenProfile | None, bool]] = {}
-        self.activated: dict[str, tuple[str, float]] = {}
+        self.reported: dict[str, tuple[str | None, WrittenProfile | None]] = {}
         self.told: dict[str, dict[str, str | None]] = {}
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -87,26 +82,13 @@ class StatusWriter:
                 continue  # no instruction: an agent keeps what it runs
             with self._lock:
                 profile = None if told is None else self.profiles.get(told[0], WrittenProfile())
-            digest = None if told is None else told[1]
-            if digest is not None and self.activated.get(name, ("",))[0] != digest:
-                self.activated[name] = (digest, time.monotonic())
-            due = profile is not None and (
-                time.monotonic() - self.activated[name][1] >= profile.first_report_after
-            )
-            key = (digest, profile, due)
+            key = (None if told is None else told[1], profile)
             if self.reported.get(name) == key:
                 continue
-            self._report(name, told, profile, health=due)
+            self._report(name, told, profile)
             self.reported[name] = key
 
-    def _report(
-        self,
-        name: str,
-        told: tuple[str, str] | None,
-        p: WrittenProfile | None,
-        *,
-        health: bool = True,
-    ) -> None:
+    def _report(self, name: str, told: tuple[str, str] | None, p: WrittenProfile | None) -> None:
         now = now_iso()
         status: dict[str, Any] = {"lastSeen": now, "agentVersion": "test"}
         if told is None or p is None:
@@ -118,7 +100,7 @@ class StatusWriter:
                                  "state": state, "slot": "A", "since": now}]  # fmt: skip
             status["health"] = (
                 []
-                if not health or ((p.fail or p.silent) and p.window == "5m")
+                if (p.fail or p.silent) and p.window == "5m"
                 else [{"model": MODEL, "version": version, "window": p.window, "windowEnd": now,
                        "requests": p.requests, "errors": p.errors, "latencyP95Ms": p.p95}]
             )  # fmt: skip

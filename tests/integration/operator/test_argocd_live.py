@@ -19,19 +19,15 @@ import pytest
 from modelfleet.devcluster import ControlPlane
 from tests.unit.argocd.gomodule import ROOT, run_go
 
-from .artifacts import Artifacts, release_body
-from .cluster import Api, establish, wait_for
+from .artifacts import Artifacts, rollout_steps
+from .cluster import Api, canary, establish, status_where
 from .fleet import SimulatedFleet
 
 pytestmark = pytest.mark.cluster
 
 
 ARGOCD_CM = ROOT / "integrations" / "argocd" / "argocd-cm.yaml"
-LONG_BAKE = [
-    {"name": "canary", "percent": 10, "bake": "1h"},
-    {"name": "half", "percent": 50, "bake": "1h"},
-    {"name": "fleet", "percent": 100, "bake": "1h"},
-]
+LONG_BAKE = rollout_steps("1h", "1h", "1h")
 
 
 @pytest.fixture(scope="session")
@@ -75,10 +71,6 @@ class ArgoCD:
         return f"{action}-{live['metadata']['resourceVersion']}"
 
 
-def _until(api: Api, what: str, check: Any) -> dict[str, Any]:
-    return wait_for(lambda: (s := api.status("detector")) and check(s) and s, 60, what=what)  # type: ignore[no-any-return]
-
-
 @pytest.fixture
 def argo(argocd_lua: Path, api: Api, control_plane: ControlPlane) -> ArgoCD:
     return ArgoCD(argocd_lua, api, control_plane)
@@ -88,14 +80,11 @@ def argo(argocd_lua: Path, api: Api, control_plane: ControlPlane) -> ArgoCD:
 def test_argo_cd_follows_a_real_rollout_and_its_actions_drive_the_operator(
     api: Api, artifacts: Artifacts, fleet: SimulatedFleet, argo: ArgoCD
 ) -> None:
-    fleet.create(40)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
+    establish(api, fleet, artifacts, "1.0.0", gateways=40)
     assert argo.health() == ("Healthy", "Version 1.0.0 runs on every selected gateway")
     assert argo.enabled() == set()
 
-    api.apply_release(release_body("detector", "2.0.0", artifacts, steps=LONG_BAKE))
-    _until(api, "canary", lambda s: s.get("phase") == "Progressing")
+    canary(api, artifacts, "2.0.0", LONG_BAKE)
     status, message = argo.health()
     assert (status, message.startswith("Rolling out 2.0.0 at step canary (1/3)")) == (
         "Progressing",
@@ -104,32 +93,34 @@ def test_argo_cd_follows_a_real_rollout_and_its_actions_drive_the_operator(
     assert argo.enabled() == {"promote", "abort", "pause"}
 
     action_id = argo.run("promote")
-    st = _until(api, "promoted", lambda s: s["rollout"].get("lastActionId") == action_id)
+    st = status_where(api, "promoted", lambda s: s["rollout"].get("lastActionId") == action_id)
     assert st["rollout"]["step"] == 1
     assert argo.health()[1].startswith("Rolling out 2.0.0 at step half (2/3)")
 
     argo.run("pause")
-    _until(api, "paused", lambda s: s.get("phase") == "Paused")
+    status_where(api, "paused", lambda s: s.get("phase") == "Paused")
     assert argo.health() == (
         "Suspended",
         "Rollout of 2.0.0 paused by spec.paused at step half (2/3)",
     )
     assert argo.enabled() == {"promote", "abort", "resume"}
     argo.run("resume")
-    _until(api, "resumed", lambda s: s.get("phase") == "Progressing")
+    status_where(api, "resumed", lambda s: s.get("phase") == "Progressing")
 
     action_id = argo.run("abort")
-    _until(api, "aborted", lambda s: s.get("phase") == "Aborted")
+    status_where(api, "aborted", lambda s: s.get("phase") == "Aborted")
     status, message = argo.health()
     assert status == "Degraded", message
     assert message.startswith("Aborted: ") and message.endswith("; gateways stay on 1.0.0")
     assert argo.enabled() == {"retry"}
 
     action_id = argo.run("retry")
-    _until(api, "retried", lambda s: s["rollout"].get("lastActionId") == action_id)
-    _until(api, "rolling again", lambda s: s.get("phase") == "Progressing")
+    status_where(api, "retried", lambda s: s["rollout"].get("lastActionId") == action_id)
+    status_where(api, "rolling again", lambda s: s.get("phase") == "Progressing")
     for step in range(3):
         action_id = argo.run("promote")
-        _until(api, f"promote {step}", lambda s, i=action_id: s["rollout"].get("lastActionId") == i)
-    _until(api, "2.0.0 stable", lambda s: s.get("phase") == "Succeeded")
+        status_where(
+            api, f"promote {step}", lambda s, i=action_id: s["rollout"].get("lastActionId") == i
+        )
+    status_where(api, "2.0.0 stable", lambda s: s.get("phase") == "Succeeded")
     assert argo.health() == ("Healthy", "Version 2.0.0 runs on every selected gateway")

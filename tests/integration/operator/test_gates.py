@@ -7,7 +7,7 @@ import time
 import pytest
 
 from .artifacts import Artifacts, release_body
-from .cluster import Api, desired_versions, establish, wait_for
+from .cluster import Api, desired_versions, establish, stable_is, status_where, wait_for
 from .fleet import SimulatedFleet
 from .operatorproc import OperatorProcess
 
@@ -31,9 +31,7 @@ def test_regression_in_the_canary_aborts_and_every_gateway_returns_to_stable(  #
     profile: dict[str, object],
     reason: str,
 ) -> None:
-    fleet.create(60)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
+    establish(api, fleet, artifacts, "1.0.0", gateways=60)
     fleet.profile("2.0.0", **profile)
     api.apply_release(release_body("detector", "2.0.0", artifacts))
     st = wait_for(
@@ -52,9 +50,7 @@ def test_regression_in_the_canary_aborts_and_every_gateway_returns_to_stable(  #
 def test_silence_is_not_health_too_few_reports_pause_and_never_promote(
     api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
-    fleet.create(60)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
+    establish(api, fleet, artifacts, "1.0.0", gateways=60)
     fleet.profile("2.0.0", silent=True)
     api.apply_release(release_body("detector", "2.0.0", artifacts))
     st = wait_for(
@@ -70,12 +66,5 @@ def test_silence_is_not_health_too_few_reports_pause_and_never_promote(
         time.sleep(0.3)
     # Evidence arrives: the rollout resumes and completes.
     fleet.profile("2.0.0")
-    wait_for(
-        lambda: (
-            (s := api.status("detector")).get("phase") == "Succeeded"
-            and s["stable"]["version"] == "2.0.0"
-        ),
-        60,
-        what="2.0.0 to succeed once reports arrive",
-    )
+    status_where(api, "2.0.0 to succeed once reports arrive", stable_is("2.0.0"), 60)
     assert set(desired_versions(api).values()) == {"2.0.0"}

@@ -32,10 +32,8 @@ from typing import Any
 
 import pytest
 
-from modelfleet.devcluster import ControlPlane
-
 from .artifacts import Artifacts, release_body, serve_folder
-from .cluster import GROUP, ROOT, VERSION, Api, StatusRecorder, establish, wait_for
+from .cluster import GROUP, ROOT, VERSION, Api, StatusRecorder, establish, status_where, wait_for
 from .fleet import SimulatedFleet
 from .operatorproc import OperatorProcess
 
@@ -131,15 +129,6 @@ def go_test(cases: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _until(api: Api, what: str, check: Any, timeout: float = 60) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        st = api.status("detector")
-        return st if check(st) else None
-
-    result: dict[str, Any] = wait_for(probe, timeout, interval=0.2, what=what)
-    return result
-
-
 def _condition(status: dict[str, Any], type_: str) -> tuple[str | None, str | None]:
     for c in status.get("conditions") or []:
         if c["type"] == type_:
@@ -173,7 +162,7 @@ def test_kstatus_judges_every_phase_of_real_rollouts_as_a_user_expects(
             release_body("detector", "1.0.0", artifacts, steps=[{"name": "all", "percent": 100}])
         )
         cases.add("created", created, IN_PROGRESS)
-        _until(api, "1.0.0 stable", lambda s: s.get("phase") == "Succeeded")
+        status_where(api, "1.0.0 stable", lambda s: s.get("phase") == "Succeeded")
         cases.gateways("first-release", api)
 
         # 2. A healthy three-step rollout whose cohorts report late: Progressing only.
@@ -181,7 +170,7 @@ def test_kstatus_judges_every_phase_of_real_rollouts_as_a_user_expects(
         events_before = _events(api)
         start = len(recorder.objects)
         api.apply_release(release_body("detector", "2.0.0", artifacts))
-        _until(
+        status_where(
             api,
             "2.0.0 stable",
             lambda s: s.get("phase") == "Succeeded" and s["stable"]["version"] == "2.0.0",
@@ -216,7 +205,7 @@ def test_kstatus_judges_every_phase_of_real_rollouts_as_a_user_expects(
         # 3. A regression in the canary: Aborted.
         fleet.profile("3.0.0", errors=400)
         api.apply_release(release_body("detector", "3.0.0", artifacts))
-        aborted = _until(api, "Aborted", lambda s: s.get("phase") == "Aborted")
+        aborted = status_where(api, "Aborted", lambda s: s.get("phase") == "Aborted")
         assert aborted["reason"] == "ErrorRateExceeded"
         conds = {c["type"]: (c["status"], c.get("reason")) for c in aborted["conditions"]}
         assert conds["Stalled"] == ("True", "ErrorRateExceeded")
@@ -226,11 +215,11 @@ def test_kstatus_judges_every_phase_of_real_rollouts_as_a_user_expects(
         bad = release_body("detector", "4.0.0", artifacts)
         bad["spec"]["artifact"]["signature"]["uri"] = artifacts.sign("1.0.0").signature.as_uri()
         api.apply_release(bad)
-        _until(api, "Rejected", lambda s: s.get("phase") == "Rejected")
+        status_where(api, "Rejected", lambda s: s.get("phase") == "Rejected")
 
         # 5. Revert to stable: Succeeded, and the verification shown is stable's.
         api.apply_release(release_body("detector", "2.0.0", artifacts))
-        reverted = _until(api, "Reverted", lambda s: s.get("reason") == "Reverted")
+        reverted = status_where(api, "Reverted", lambda s: s.get("reason") == "Reverted")
         assert reverted["phase"] == "Succeeded"
         assert reverted["verification"] == reverted["stable"]["verification"]
         assert reverted["verification"]["verified"] is True
@@ -238,7 +227,7 @@ def test_kstatus_judges_every_phase_of_real_rollouts_as_a_user_expects(
 
         # 6. Roll back to a formerly stable version: re-verified, every gateway at once.
         api.apply_release(release_body("detector", "1.0.0", artifacts))
-        _until(
+        status_where(
             api,
             "rollback to 1.0.0",
             lambda s: s.get("phase") == "Succeeded" and s["stable"]["version"] == "1.0.0",
@@ -246,18 +235,18 @@ def test_kstatus_judges_every_phase_of_real_rollouts_as_a_user_expects(
 
         # 7. Paused by spec: in progress, not failed, not current.
         api.apply_release(release_body("detector", "2.0.0", artifacts, paused=True))
-        _until(api, "PausedBySpec", lambda s: s.get("reason") == "PausedBySpec")
+        status_where(api, "PausedBySpec", lambda s: s.get("reason") == "PausedBySpec")
         cases.gateways("paused", api)
 
         # 8. A verification that takes a while is stored as Verifying meanwhile.
         with serve_folder(artifacts.root, delay=2.0) as base:
             api.apply_release(release_body("detector", "5.0.0", artifacts, base_url=base))
-            _until(api, "Verifying", lambda s: s.get("phase") == "Verifying")
-            _until(api, "5.0.0 verified", lambda s: s.get("phase") == "Progressing")
+            status_where(api, "Verifying", lambda s: s.get("phase") == "Verifying")
+            status_where(api, "5.0.0 verified", lambda s: s.get("phase") == "Progressing")
 
         # 9. Another release of the same model over the same gateways: both in conflict.
         api.apply_release(release_body("detector-other", "1.0.0", artifacts))
-        _until(api, "Conflict", lambda s: _condition(s, "Stalled") == ("True", "Conflict"))
+        status_where(api, "Conflict", lambda s: _condition(s, "Stalled") == ("True", "Conflict"))
 
         def other_in_conflict() -> dict[str, Any] | None:
             obj = api.release("detector-other")
@@ -268,7 +257,7 @@ def test_kstatus_judges_every_phase_of_real_rollouts_as_a_user_expects(
         api.custom.delete_namespaced_custom_object(
             GROUP, VERSION, api.namespace, "modelreleases", "detector-other"
         )
-        _until(api, "Conflict cleared", lambda s: _condition(s, "Stalled")[0] == "False")
+        status_where(api, "Conflict cleared", lambda s: _condition(s, "Stalled")[0] == "False")
         final = api.release("detector")
     finally:
         recorder.stop()
@@ -291,29 +280,26 @@ def test_kstatus_judges_every_phase_of_real_rollouts_as_a_user_expects(
             shutil.copy(cases.folder / file, target / file)
 
 
-def _kubectl_wait(
-    cp: ControlPlane, namespace: str, condition: str, timeout: str
-) -> subprocess.CompletedProcess[str]:
-    return cp.kubectl(
-        "wait", "-n", namespace, "mr/detector", f"--for=condition={condition}",
+def _kubectl_apply(api: Api, artifacts: Artifacts, version: str) -> None:
+    """``kubectl apply`` of the release at ``version``, as a CI job would."""
+    manifest = json.dumps(release_body("detector", version, artifacts))
+    api.cp.kubectl("apply", "-n", api.namespace, "-f", "-", input=manifest)
+
+
+def _kubectl_wait(api: Api, condition: str, timeout: str) -> subprocess.CompletedProcess[str]:
+    return api.cp.kubectl(
+        "wait", "-n", api.namespace, "mr/detector", f"--for=condition={condition}",
         f"--timeout={timeout}", check=False, timeout=300,
     )  # fmt: skip
 
 
 def test_kubectl_wait_for_ready_returns_when_the_rollout_succeeds(
-    control_plane: ControlPlane,
-    api: Api,
-    artifacts: Artifacts,
-    fleet: SimulatedFleet,
-    operator: OperatorProcess,
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
-    fleet.create(20)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
+    establish(api, fleet, artifacts, "1.0.0", gateways=20)
     # Release, then wait: Ready is already True for 1.0.0, but for an older generation.
-    manifest = json.dumps(release_body("detector", "2.0.0", artifacts))
-    control_plane.kubectl("apply", "-n", api.namespace, "-f", "-", input=manifest)
-    proc = _kubectl_wait(control_plane, api.namespace, "Ready", "120s")
+    _kubectl_apply(api, artifacts, "2.0.0")
+    proc = _kubectl_wait(api, "Ready", "120s")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "condition met" in proc.stdout
     st = api.status("detector")
@@ -321,24 +307,17 @@ def test_kubectl_wait_for_ready_returns_when_the_rollout_succeeds(
 
 
 def test_ci_recipe_fails_fast_when_the_rollout_aborts(
-    control_plane: ControlPlane,
-    api: Api,
-    artifacts: Artifacts,
-    fleet: SimulatedFleet,
-    operator: OperatorProcess,
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
-    fleet.create(20)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
+    establish(api, fleet, artifacts, "1.0.0", gateways=20)
     fleet.profile("2.0.0", p95=900.0)
-    manifest = json.dumps(release_body("detector", "2.0.0", artifacts))
-    control_plane.kubectl("apply", "-n", api.namespace, "-f", "-", input=manifest)
+    _kubectl_apply(api, artifacts, "2.0.0")
     # docs/flux.md: wait until the operator has nothing left to do, then require Ready.
-    proc = _kubectl_wait(control_plane, api.namespace, "Reconciling=False", "120s")
+    proc = _kubectl_wait(api, "Reconciling=False", "120s")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     st = api.status("detector")
     assert (st["phase"], st["reason"]) == ("Aborted", "LatencyP95Exceeded")
-    ready = _kubectl_wait(control_plane, api.namespace, "Ready", "2s")
+    ready = _kubectl_wait(api, "Ready", "2s")
     assert ready.returncode != 0
-    stalled = _kubectl_wait(control_plane, api.namespace, "Stalled", "5s")
+    stalled = _kubectl_wait(api, "Stalled", "5s")
     assert stalled.returncode == 0, stalled.stdout + stalled.stderr

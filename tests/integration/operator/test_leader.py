@@ -121,9 +121,7 @@ def test_sigkill_of_the_leader_mid_rollout_hands_over_after_the_lease_expires(
     api: Api, artifacts: Artifacts, fleet: SimulatedFleet, replicas: Replicas
 ) -> None:
     leader, standby = _start_pair(replicas)
-    fleet.create(30)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
+    establish(api, fleet, artifacts, "1.0.0", gateways=30)
     digests = {v: artifacts.sign(v).digest for v in ("1.0.0", "2.0.0")}
     assert _acting(standby.writes()) == {}, "the standby wrote while the leader led"
     assert _acting(leader.writes()).get("status"), "the leader rolled 1.0.0 out"
@@ -207,9 +205,7 @@ def test_sigterm_releases_the_lease_and_the_standby_takes_over_at_once(
     assert after["transitions"] == held["transitions"] + 1
 
     # The new leader acts: a release is verified and rolled out by it.
-    fleet.create(5)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
+    establish(api, fleet, artifacts, "1.0.0", gateways=5)
     assert _acting(standby.writes()).get("status")
 
     # A standby stopped with SIGTERM exits cleanly having written nothing.
@@ -230,9 +226,7 @@ def test_a_leader_that_finds_another_holder_exits_without_writing_again(
     leader = replicas.procs["a"]
     leader.start()
     wait_for(lambda: replicas.holder() == "a", 30, what="replica a to hold the Lease")
-    fleet.create(3)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
+    establish(api, fleet, artifacts, "1.0.0", gateways=3)
     lease = replicas.coord.read_namespaced_lease(LEASE, replicas.namespace)
     lease.spec.holder_identity = "intruder_0000"
     replicas.coord.replace_namespaced_lease(LEASE, replicas.namespace, lease)

@@ -6,41 +6,29 @@ import time
 
 import pytest
 
-from modelfleet.devcluster import ControlPlane
-
-from .artifacts import Artifacts, release_body
-from .cluster import Api, desired_versions, establish, wait_for
+from .artifacts import Artifacts, release_body, rollout_steps
+from .cluster import Api, canary, desired_versions, establish, status_where, wait_for
 from .fleet import SimulatedFleet
 from .operatorproc import OperatorProcess
 
 pytestmark = pytest.mark.cluster
 
 
-LONG_BAKE = [
-    {"name": "canary", "percent": 10, "bake": "1h"},
-    {"name": "half", "percent": 50, "bake": "1h"},
-    {"name": "fleet", "percent": 100, "bake": "1h"},
-]
-
-
-def _status_where(api: Api, what: str, check: object) -> dict[str, object]:
-    return wait_for(lambda: (s := api.status("detector")) and check(s) and s, 30, what=what)  # type: ignore[operator]
+LONG_BAKE = rollout_steps("1h", "1h", "1h")
 
 
 def test_spec_paused_holds_the_step_and_clearing_it_resumes(
     api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
-    fleet.create(40)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
+    establish(api, fleet, artifacts, "1.0.0", gateways=40)
     api.apply_release(release_body("detector", "2.0.0", artifacts, paused=True))
-    st = _status_where(api, "PausedBySpec", lambda s: s.get("reason") == "PausedBySpec")
+    st = status_where(api, "PausedBySpec", lambda s: s.get("reason") == "PausedBySpec")
     assert st["phase"] == "Paused"
     time.sleep(5)  # several bakes of 2s: nothing moves
     st = api.status("detector")
     assert (st["phase"], st["rollout"]["step"]) == ("Paused", 0)
     api.apply_release(release_body("detector", "2.0.0", artifacts, paused=False))
-    _status_where(
+    status_where(
         api,
         "2.0.0 to succeed",
         lambda s: s.get("phase") == "Succeeded" and s["stable"]["version"] == "2.0.0",
@@ -50,14 +38,11 @@ def test_spec_paused_holds_the_step_and_clearing_it_resumes(
 def test_promote_abort_and_retry_actions_run_once_per_id(
     api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
-    fleet.create(40)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
-    api.apply_release(release_body("detector", "2.0.0", artifacts, steps=LONG_BAKE))
-    _status_where(api, "canary", lambda s: s.get("phase") == "Progressing")
+    establish(api, fleet, artifacts, "1.0.0", gateways=40)
+    canary(api, artifacts, "2.0.0", LONG_BAKE)
 
     api.action("detector", "promote", "p-1")
-    st = _status_where(api, "promoted", lambda s: s["rollout"].get("lastActionId") == "p-1")
+    st = status_where(api, "promoted", lambda s: s["rollout"].get("lastActionId") == "p-1")
     assert st["rollout"]["step"] == 1
     # The same id again (e.g. re-applied by Git) does nothing more.
     api.patch_release("detector", {"metadata": {"annotations": {"touch": "1"}}})
@@ -66,14 +51,14 @@ def test_promote_abort_and_retry_actions_run_once_per_id(
     assert api.status("detector")["rollout"]["step"] == 1
 
     api.action("detector", "abort", "a-1")
-    st = _status_where(api, "Aborted", lambda s: s.get("phase") == "Aborted")
+    st = status_where(api, "Aborted", lambda s: s.get("phase") == "Aborted")
     assert st["reason"] == "ManualAbort"
     assert set(desired_versions(api).values()) == {"1.0.0"}
     time.sleep(2)
     assert api.status("detector")["phase"] == "Aborted", "an abort is not undone by itself"
 
     api.action("detector", "retry", "r-1")
-    st = _status_where(
+    st = status_where(
         api, "retried", lambda s: s.get("phase") == "Progressing" and s["rollout"]["step"] == 0
     )
     assert st["target"]["version"] == "2.0.0"
@@ -83,18 +68,12 @@ def test_promote_abort_and_retry_actions_run_once_per_id(
 
 
 def test_kubectl_annotate_without_an_id_runs_once_and_ignored_actions_say_why(
-    control_plane: ControlPlane,
-    api: Api,
-    artifacts: Artifacts,
-    fleet: SimulatedFleet,
-    operator: OperatorProcess,
+    api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
     def annotate(*pairs: str) -> None:
-        control_plane.kubectl("annotate", "--overwrite", "-n", api.namespace, "mr/detector", *pairs)
+        api.cp.kubectl("annotate", "--overwrite", "-n", api.namespace, "mr/detector", *pairs)
 
-    fleet.create(40)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
+    establish(api, fleet, artifacts, "1.0.0", gateways=40)
     # A phase where the action means nothing: an event says when it applies.
     annotate("modelfleet.dev/action=retry")
     event = api.wait_for_events("detector", "ActionIgnored", timeout=20)[0]
@@ -102,17 +81,16 @@ def test_kubectl_annotate_without_an_id_runs_once_and_ignored_actions_say_why(
     annotate("modelfleet.dev/action-")
     wait_for(lambda: "lastActionId" not in api.status("detector")["rollout"], 20, what="cleared")
 
-    api.apply_release(release_body("detector", "2.0.0", artifacts, steps=LONG_BAKE))
-    _status_where(api, "canary", lambda s: s.get("phase") == "Progressing")
+    canary(api, artifacts, "2.0.0", LONG_BAKE)
     annotate("modelfleet.dev/action=promote")  # no action-id: what a kubectl user types
-    st = _status_where(api, "promoted", lambda s: s["rollout"]["step"] == 1)
+    st = status_where(api, "promoted", lambda s: s["rollout"]["step"] == 1)
     assert st["rollout"]["lastActionId"] == "auto:promote"
     time.sleep(3)
     assert api.status("detector")["rollout"]["step"] == 1, "ran once while annotated"
     annotate("modelfleet.dev/action-")
     wait_for(lambda: "lastActionId" not in api.status("detector")["rollout"], 20, what="cleared")
     annotate("modelfleet.dev/action=promote")
-    _status_where(api, "promoted again", lambda s: s["rollout"]["step"] == 2)
+    status_where(api, "promoted again", lambda s: s["rollout"]["step"] == 2)
 
     annotate("modelfleet.dev/action=nuke", "modelfleet.dev/action-id=n-1")
     events = api.wait_for_events("detector", "ActionIgnored", containing="nuke", timeout=20)

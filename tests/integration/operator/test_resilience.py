@@ -14,7 +14,7 @@ import pytest
 from modelfleet.core import parse_duration
 from modelfleet.devcluster import ControlPlane
 
-from .artifacts import Artifacts, release_body
+from .artifacts import Artifacts, release_body, rollout_steps
 from .cluster import Api, StatusRecorder, desired_versions, establish
 from .fleet import SimulatedFleet
 from .operatorproc import OperatorProcess
@@ -22,11 +22,7 @@ from .operatorproc import OperatorProcess
 pytestmark = pytest.mark.cluster
 
 
-STEPS = [
-    {"name": "canary", "percent": 10, "bake": "2s"},
-    {"name": "half", "percent": 50, "bake": "2s"},
-    {"name": "fleet", "percent": 100, "bake": "2s"},
-]
+STEPS = rollout_steps("2s", "2s", "2s")
 
 
 def _time(value: str) -> datetime:
@@ -91,9 +87,7 @@ def _run_rollout(
 def test_sigkill_at_random_points_ends_like_an_uninterrupted_rollout(
     api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
-    fleet.create(50)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
+    establish(api, fleet, artifacts, "1.0.0", gateways=50)
     digests = {v: artifacts.sign(v).digest for v in ("1.0.0", "2.0.0")}
     rng = random.Random(20240611)
     kills: list[float] = []
@@ -126,9 +120,7 @@ def test_operator_reconnects_after_an_api_server_restart_and_carries_on(
     operator: OperatorProcess,
     control_plane: ControlPlane,
 ) -> None:
-    fleet.create(40)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
+    establish(api, fleet, artifacts, "1.0.0", gateways=40)
     digests = {v: artifacts.sign(v).digest for v in ("1.0.0", "2.0.0")}
 
     def outage() -> None:

@@ -18,18 +18,15 @@ import pytest
 from modelfleet.trust import digest_file
 from tests.trustkit import SignedModel, make_signed_model
 
-from .artifacts import Artifacts, release_body
-from .cluster import Api, desired_versions, establish, wait_for
+from .artifacts import Artifacts, release_body, rollout_steps
+from .cluster import Api, canary, desired_versions, establish, wait_for
 from .fleet import SimulatedFleet
 from .operatorproc import OperatorProcess
 
 pytestmark = pytest.mark.cluster
 
 
-LONG_BAKE = [
-    {"name": "canary", "percent": 10, "bake": "1h"},
-    {"name": "fleet", "percent": 100, "bake": "2s"},
-]
+LONG_BAKE = rollout_steps("1h", "2s")
 
 
 def revoked_status(api: Api) -> dict[str, Any] | None:
@@ -90,11 +87,8 @@ def test_revoking_the_running_stable_rejects_it_and_no_gateway_is_told_to_instal
 def test_a_revert_to_a_revoked_stable_during_a_canary_is_rejected(
     api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
-    fleet.create(20)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
-    api.apply_release(release_body("detector", "2.0.0", artifacts, steps=LONG_BAKE))
-    wait_for(lambda: api.status("detector").get("phase") == "Progressing", 30, what="canary")
+    establish(api, fleet, artifacts, "1.0.0", gateways=20)
+    canary(api, artifacts, "2.0.0", LONG_BAKE)
 
     artifacts.deny("1.0.0")
     st = wait_for(

@@ -4,28 +4,30 @@ from __future__ import annotations
 
 import pytest
 
-from .artifacts import Artifacts, release_body
-from .cluster import Api, StatusRecorder, desired_versions, establish, wait_for
+from .artifacts import Artifacts, release_body, rollout_steps
+from .cluster import (
+    Api,
+    StatusRecorder,
+    canary,
+    desired_versions,
+    establish,
+    stable_is,
+    status_where,
+    wait_for,
+)
 from .fleet import SimulatedFleet
 from .operatorproc import OperatorProcess
 
 pytestmark = pytest.mark.cluster
 
-LONG_BAKE = [
-    {"name": "canary", "percent": 10, "bake": "1h"},
-    {"name": "half", "percent": 50, "bake": "1h"},
-    {"name": "fleet", "percent": 100, "bake": "2s"},
-]
+LONG_BAKE = rollout_steps("1h", "1h", "2s")
 
 
 def test_spec_equal_to_stable_during_a_canary_ends_it_at_once(
     api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
-    fleet.create(40)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
-    api.apply_release(release_body("detector", "2.0.0", artifacts, steps=LONG_BAKE))
-    wait_for(lambda: api.status("detector").get("phase") == "Progressing", 30, what="canary")
+    establish(api, fleet, artifacts, "1.0.0", gateways=40)
+    canary(api, artifacts, "2.0.0", LONG_BAKE)
     api.apply_release(release_body("detector", "1.0.0", artifacts, steps=LONG_BAKE))
     st = wait_for(
         lambda: (s := api.status("detector")).get("reason") == "Reverted" and s, 20, what="revert"
@@ -39,22 +41,12 @@ def test_spec_equal_to_stable_during_a_canary_ends_it_at_once(
 def test_previously_stable_version_is_reverified_and_reaches_every_gateway_in_one_step(
     api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
-    fleet.create(40)
-    fleet.start()
-    first = establish(api, fleet, artifacts, "1.0.0")
+    first = establish(api, fleet, artifacts, "1.0.0", gateways=40)
     establish(api, fleet, artifacts, "2.0.0")
     recorder = StatusRecorder(api, "detector").start()
     try:
         api.apply_release(release_body("detector", "1.0.0", artifacts))
-        st = wait_for(
-            lambda: (
-                (s := api.status("detector")).get("phase") == "Succeeded"
-                and s["stable"]["version"] == "1.0.0"
-                and s
-            ),
-            40,
-            what="rollback to succeed",
-        )
+        st = status_where(api, "rollback to succeed", stable_is("1.0.0"), 40)
     finally:
         recorder.stop()
     rolling = [s for s in recorder.revisions if s.get("phase") in ("Progressing", "Paused")]
@@ -69,9 +61,7 @@ def test_previously_stable_version_is_reverified_and_reaches_every_gateway_in_on
 def test_denied_digest_is_refused_even_as_a_rollback(
     api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
-    fleet.create(20)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
+    establish(api, fleet, artifacts, "1.0.0", gateways=20)
     establish(api, fleet, artifacts, "2.0.0")
     artifacts.deny("1.0.0")
     api.apply_release(release_body("detector", "1.0.0", artifacts))

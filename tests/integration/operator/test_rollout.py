@@ -20,9 +20,7 @@ def test_three_step_rollout_to_200_gateways_promotes_step_by_step(
     # a loaded two-core machine: this one counts status writes at fleet scale, so its 200
     # gateways are written directly (the other tests here run real agents).
     fleet = written_fleet
-    fleet.create(200)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0", steps=None)
+    establish(api, fleet, artifacts, "1.0.0", gateways=200, steps=None)
     before = operator.writes().get("status", 0)
     steps_seen: list[int] = []
 
@@ -63,9 +61,7 @@ def test_release_fetched_over_http_is_verified_and_rolled_out(
     operator: OperatorProcess,
     http_base: str,
 ) -> None:
-    fleet.create(20)
-    fleet.start()
-    st = establish(api, fleet, artifacts, "1.0.0", base_url=http_base)
+    st = establish(api, fleet, artifacts, "1.0.0", gateways=20, base_url=http_base)
     assert st["stable"]["uri"].startswith(http_base)
     assert st["stable"]["verification"]["verified"] is True
     assert st["stable"]["verification"]["digest"] == artifacts.sign("1.0.0").digest
@@ -74,9 +70,7 @@ def test_release_fetched_over_http_is_verified_and_rolled_out(
 def test_rejected_artifact_changes_no_gateway_desired_state(
     api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
-    fleet.create(30)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
+    establish(api, fleet, artifacts, "1.0.0", gateways=30)
     body = release_body("detector", "2.0.0", artifacts)
     # 2.0.0's bytes with 1.0.0's signature: the digest matches, the signature does not.
     body["spec"]["artifact"]["signature"]["uri"] = artifacts.sign("1.0.0").signature.as_uri()
@@ -96,9 +90,7 @@ def test_rejected_artifact_changes_no_gateway_desired_state(
 def test_missing_artifact_is_rejected_with_the_reason(
     api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
-    fleet.create(10)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
+    establish(api, fleet, artifacts, "1.0.0", gateways=10)
     body = release_body("detector", "2.0.0", artifacts)
     body["spec"]["artifact"]["uri"] = (artifacts.root / "nonexistent" / "model.bin").as_uri()
     api.apply_release(body)

@@ -24,7 +24,7 @@ import yaml
 from modelfleet.devcluster import ControlPlane, free_port
 
 from .artifacts import Artifacts, release_body
-from .cluster import ROOT, Api, wait_for
+from .cluster import ROOT, Api, stable_is, status_where
 from .fleet import SimulatedFleet
 from .operatorproc import OperatorProcess, artifact_sources
 
@@ -105,11 +105,7 @@ def json_operator(control_plane: ControlPlane, namespace: str, tmp_path: Path) -
 
 def _rolled_out(api: Api, artifacts: Artifacts, version: str, commit: str = COMMIT) -> None:
     api.apply_release(sourced(release_body("detector", version, artifacts, steps=STEPS), commit))
-    wait_for(
-        lambda: (st := api.status("detector")).get("phase") == "Succeeded"
-        and (st.get("stable") or {}).get("version") == version,
-        90, what=f"{version} to become stable",
-    )  # fmt: skip
+    status_where(api, f"{version} to become stable", stable_is(version), 90)
 
 
 def test_status_shows_a_real_rollout_in_text_json_and_through_kubectl(

@@ -6,38 +6,25 @@ import time
 
 import pytest
 
-from .artifacts import Artifacts, release_body
-from .cluster import Api, desired_versions, establish, wait_for
+from .artifacts import Artifacts, release_body, rollout_steps
+from .cluster import Api, desired_versions, establish, stable_is, status_where, wait_for
 from .fleet import SimulatedFleet
 from .operatorproc import OperatorProcess
 
 pytestmark = pytest.mark.cluster
 
 
-LONG_CANARY = [
-    {"name": "canary", "percent": 10, "bake": "1h"},
-    {"name": "fleet", "percent": 100, "bake": "2s"},
-]
+LONG_CANARY = rollout_steps("1h", "2s")
 
 
 def test_spec_change_mid_rollout_supersedes_the_running_one(
     api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
-    fleet.create(40)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
+    establish(api, fleet, artifacts, "1.0.0", gateways=40)
     api.apply_release(release_body("detector", "2.0.0", artifacts, steps=LONG_CANARY))
     wait_for(lambda: "2.0.0" in desired_versions(api).values(), 30, what="2.0.0 canary to be told")
     api.apply_release(release_body("detector", "3.0.0", artifacts))
-    st = wait_for(
-        lambda: (
-            (s := api.status("detector")).get("phase") == "Succeeded"
-            and s["stable"]["version"] == "3.0.0"
-            and s
-        ),
-        60,
-        what="3.0.0 to succeed",
-    )
+    st = status_where(api, "3.0.0 to succeed", stable_is("3.0.0"), 60)
     outcomes = [(h["version"], h["outcome"]) for h in st["history"]]
     assert ("2.0.0", "Superseded") in outcomes
     assert outcomes[-1] == ("3.0.0", "Succeeded")
@@ -47,9 +34,8 @@ def test_spec_change_mid_rollout_supersedes_the_running_one(
 def test_two_releases_for_one_model_on_one_gateway_set_conflict_and_change_nothing(
     api: Api, artifacts: Artifacts, fleet: SimulatedFleet, operator: OperatorProcess
 ) -> None:
-    fleet.create(20, labels=lambda i: {"tier": "retail"} if i % 2 else {"tier": "depot"})
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
+    tiers = lambda i: {"tier": "retail"} if i % 2 else {"tier": "depot"}  # noqa: E731
+    establish(api, fleet, artifacts, "1.0.0", gateways=20, labels=tiers)
     before = desired_versions(api)
     other = release_body("detector-retail", "2.0.0", artifacts, selector={"tier": "retail"})
     api.apply_release(other)

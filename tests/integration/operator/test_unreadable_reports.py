@@ -5,6 +5,10 @@ still hold one (written before that, or by anyone allowed to write status). The 
 here report a health window of ``"0.5s"``, which the operator's duration grammar cannot read.
 The operator used to ignore such a gateway entirely: the canary cohort was empty and its gates
 passed. Now the gateway stays in its cohort, counted without what cannot be read.
+
+EdgeGateway status is written directly here, not produced by simulated agents through the fleet
+API: putting an unreadable status in place is the attack itself, and the real fleet API refuses
+to write one (``STATUS_WRITTEN_BECAUSE``).
 """
 
 from __future__ import annotations
@@ -42,9 +46,7 @@ def judged(api: Api, expected: str) -> dict[str, Any] | None:
 def test_a_failing_canary_with_an_unreadable_health_window_still_aborts(
     api: Api, artifacts: Artifacts, fleet: StatusWriter, operator: OperatorProcess
 ) -> None:
-    fleet.create(60)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
+    establish(api, fleet, artifacts, "1.0.0", gateways=60)
     fleet.profile("2.0.0", fail=True, window="0.5s")
     api.apply_release(release_body("detector", "2.0.0", artifacts))
     st = wait_for(lambda: judged(api, "Aborted"), 60, what="the rollout of 2.0.0 to end")
@@ -58,9 +60,7 @@ def test_a_failing_canary_with_an_unreadable_health_window_still_aborts(
 def test_a_canary_whose_health_cannot_be_read_holds_the_rollout_and_never_promotes(
     api: Api, artifacts: Artifacts, fleet: StatusWriter, operator: OperatorProcess
 ) -> None:
-    fleet.create(60)
-    fleet.start()
-    establish(api, fleet, artifacts, "1.0.0")
+    establish(api, fleet, artifacts, "1.0.0", gateways=60)
     fleet.profile("2.0.0", errors=900, window="0.5s")  # failing, in a window nobody can read
     api.apply_release(release_body("detector", "2.0.0", artifacts))
     st = wait_for(lambda: judged(api, "Paused"), 60, what="the canary step to be judged")
