@@ -9,8 +9,10 @@ test_drill_deployed.py)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import socket
+import socketserver
 import ssl
 import tempfile
 import threading
@@ -124,47 +126,45 @@ def test_operator_crash_by_restart_command_runs_it_and_reports_its_failure(
     put_lease(api, namespace, "op_1", dt.datetime.now(dt.UTC), 15)
     marker = tmp_path / "restarted"
     s = DeployedSettings(fleet_url="https://127.0.0.1:1", operator_namespace=namespace,
-                         restart_command=f"touch {marker}")  # fmt: skip
+                         operator_restart_command=f"touch {marker}")  # fmt: skip
     what, before = kill_operator(api, s)
     assert marker.exists() and before == "op_1" and "--operator-restart-command" in what
     failing = DeployedSettings(fleet_url="https://127.0.0.1:1", operator_namespace=namespace,
-                               restart_command="echo no such unit >&2; exit 3")  # fmt: skip
+                               operator_restart_command="echo no such unit >&2; exit 3")  # fmt: skip
     with pytest.raises(DeployedError, match="exited 3: no such unit"):
         kill_operator(api, failing)
 
 
-class TLSServer:
+class TLSServer(socketserver.ThreadingTCPServer):
     """Completes TLS handshakes on loopback with a server certificate of ``ca`` (client
     certificates required, as the fleet API does), then closes."""
+
+    daemon_threads = True
 
     def __init__(self, ca: FleetCA, sans: tuple[str, ...]) -> None:
         issued = ca.issue_server(sans)
         folder = Path(tempfile.mkdtemp())
         (folder / "tls.crt").write_bytes(issued.cert_pem)
         (folder / "tls.key").write_bytes(issued.key_pem)
-        (folder / "ca.crt").write_bytes(ca.cert_pem)
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(folder / "tls.crt", folder / "tls.key")
-        self.ctx.load_verify_locations(folder / "ca.crt")
+        self.ctx.load_verify_locations(cadata=ca.cert_pem.decode())
         self.ctx.verify_mode = ssl.CERT_REQUIRED
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                with self.ctx.wrap_socket(conn, server_side=True):
-                    pass
-            except (ssl.SSLError, OSError):
-                conn.close()
+        super().__init__(("127.0.0.1", 0), _Handshake)
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
 
     def close(self) -> None:
-        self.sock.close()
+        self.shutdown()
+        self.server_close()
+
+
+class _Handshake(socketserver.BaseRequestHandler):
+    server: TLSServer
+
+    def handle(self) -> None:
+        with contextlib.suppress(ssl.SSLError, OSError):
+            self.server.ctx.wrap_socket(self.request, server_side=True).close()
 
 
 def put_fleet_ca(api: Any, namespace: str, ca: FleetCA) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from modelfleet.cli import flags
 from modelfleet.core.times import parse_duration
 from modelfleet.drill.scenarios import CATALOGUE
 from modelfleet.errors import ConfigError
@@ -215,8 +216,8 @@ def run(args: argparse.Namespace) -> int:
     stack = Stack(workdir / "stack", args.namespace, kubeconfig=args.kubeconfig)
     fleet = DrillFleet(stack, workdir, settings, printer.say, deployed)
     printer.say(
-        f"modelfleet drill {' '.join(args.scenario)}: {len(names)} scenario(s), {args.gateways} gateways "
-        f"each, reports in {args.out}"
+        f"modelfleet drill {' '.join(args.scenario)}: {len(names)} scenario(s), "
+        f"{args.gateways} gateways each, reports in {args.out}"
     )
     ok = False
     try:
@@ -254,17 +255,15 @@ def _deployed(args: argparse.Namespace) -> DeployedSettings | None:
         raise ConfigError("--deployed needs --kubeconfig (the cluster the operator runs for)")
     if not args.fleet_api:
         raise ConfigError("--deployed needs --fleet-api URL (how gateways reach the fleet API)")
-    return DeployedSettings(
-        fleet_url=args.fleet_api.rstrip("/"),
-        artifact_listen=args.serve_artifacts,
-        artifact_url_base=args.artifact_url_base,
-        operator_namespace=args.operator_namespace,
-        lease_name=args.lease_name,
-        operator_selector=args.operator_selector,
-        restart_command=args.operator_restart_command,
+    if not re.match(r"^https://[^/\s]+/?$", args.fleet_api):
+        raise ConfigError(f"--fleet-api {args.fleet_api!r}: expected https://HOST[:PORT]")
+    if not re.match(r"^\S+:\d+$", args.serve_artifacts):
+        raise ConfigError(f"--serve-artifacts {args.serve_artifacts!r}: expected HOST:PORT")
+    return flags.options(
+        DeployedSettings, args, fleet_url=args.fleet_api.rstrip("/"),
         probe_timeout=_seconds(args.preflight_timeout, "--preflight-timeout"),
         restart_timeout=_seconds(args.timeout, "--timeout"),
-    )
+    )  # fmt: skip
 
 
 def _given(args: argparse.Namespace, flag: str) -> bool:

@@ -40,23 +40,24 @@ FLEET_CA_SECRET = "modelfleet-fleet-ca"
 PROBE = "drill-preflight"
 
 
-class DeployedError(ModelfleetError):
-    """The deployed operator did not come back, or its restart could not be made."""
-
-
 @dataclass(frozen=True)
 class DeployedSettings:
-    """Where the deployed parts are and how to reach them (``modelfleet drill --deployed``)."""
+    """Where the deployed parts are and how to reach them (``modelfleet drill --deployed``;
+    the fields are its flags)."""
 
     fleet_url: str
-    artifact_listen: str = "127.0.0.1:0"  # HOST:PORT the drill serves artifacts on
+    serve_artifacts: str = "127.0.0.1:0"  # HOST:PORT the drill serves artifacts on
     artifact_url_base: str | None = None  # how the cluster reaches it (default http://HOST:PORT)
     operator_namespace: str = "modelfleet-system"  # its Pods, its Lease, the fleet CA
     lease_name: str = "modelfleet-operator"
     operator_selector: str = "app.kubernetes.io/name=modelfleet-operator"
-    restart_command: str | None = None
+    operator_restart_command: str | None = None
     probe_timeout: float = 30.0  # how long the operator may take to act on the probe release
     restart_timeout: float = 120.0  # how long the Lease may take to be held again
+
+
+class DeployedError(ModelfleetError):
+    """The deployed operator did not come back, or its restart could not be made."""
 
 
 # ----------------------------------------------------------------- artifacts
@@ -64,7 +65,9 @@ class ArtifactServer:
     """``root`` over plain HTTP on ``listen`` (HOST:PORT; port 0: a free one), with URLs under
     ``url_base`` (default ``http://HOST:PORT``): what the operator and the gateways fetch."""
 
-    def __init__(self, root: Path, listen: str, url_base: str | None = None) -> None:
+    def __init__(
+        self, root: Path, listen: str = "127.0.0.1:0", url_base: str | None = None
+    ) -> None:
         host, _, port = listen.rpartition(":")
         if not host or not port.isdigit():
             raise ConfigError(f"--serve-artifacts {listen!r}: expected HOST:PORT")
@@ -181,18 +184,18 @@ def operator_pods(api: Any, s: DeployedSettings) -> list[str]:
 
 
 def kill_operator(api: Any, s: DeployedSettings) -> tuple[str, str]:
-    """Crash the deployed operator: run ``restart_command`` (``sh -c``), else delete every Pod
-    matching ``operator_selector`` at once (grace period 0: a crash, not a drain), for their
-    Deployment to recreate. What was done, and the Lease's holder before it (for
+    """Crash the deployed operator: run ``operator_restart_command`` (``sh -c``), else delete
+    every Pod matching ``operator_selector`` at once (grace period 0: a crash, not a drain), for
+    their Deployment to recreate. What was done, and the Lease's holder before it (for
     :func:`wait_lease_taken`)."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
     lease = read_lease(api, s.operator_namespace, s.lease_name)
     before = lease.holder if lease is not None else ""
-    if s.restart_command:
+    if s.operator_restart_command:
         done = subprocess.run(
-            s.restart_command, shell=True, capture_output=True, text=True, check=False,
+            s.operator_restart_command, shell=True, capture_output=True, text=True, check=False,
             timeout=s.restart_timeout,
         )  # fmt: skip
         if done.returncode != 0:

@@ -45,6 +45,7 @@ from modelfleet.drill.deployed import (
 from modelfleet.errors import ConfigError
 
 SCENARIO_LABEL, RING_LABEL, CANARY = "drill", "ring", "canary"
+DRILL_NAMESPACE_LABEL = "modelfleet.dev/drill-namespace"  # on the drill's TrustPolicies
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ class DrillFleet:
             problems = preflight(stack.api, stack.namespace, d)
             if problems:
                 raise PreflightError(problems)
-            self.artifacts = ArtifactServer(self.models, d.artifact_listen, d.artifact_url_base)
+            self.artifacts = ArtifactServer(self.models, d.serve_artifacts, d.artifact_url_base)
             stack.fleet_url = d.fleet_url
             return
         stack.fleet_ca_init()
@@ -236,6 +237,7 @@ class DrillFleet:
         self.lanes[scenario] = lane
         policy = shelf.policy_manifest(sync_wave=None)
         policy["spec"]["namespaces"] = [self.namespace]  # the drill's key, trusted only here
+        policy["metadata"]["labels"] = {DRILL_NAMESPACE_LABEL: self.namespace}  # for cleanup
         self.custom.create_cluster_custom_object(GROUP, VERSION, "trustpolicies", policy)
         sizes = list(groups) or [self.settings.gateways]
         for i, count in enumerate(sizes):

@@ -351,7 +351,7 @@ class OperatorCrash(_NoBadVersion):
 
     def refusal(self, fleet: DrillFleet) -> str | None:
         d = fleet.deployed
-        if d is None or d.restart_command or operator_pods(fleet.stack.api, d):
+        if d is None or d.operator_restart_command or operator_pods(fleet.stack.api, d):
             return None
         return (
             f"{self.name} cannot run: no Pods match {d.operator_selector} in "
