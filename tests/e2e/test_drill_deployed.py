@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import json
 import secrets
+import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from modelfleet.devcluster import ControlPlane, free_port
 from modelfleet.devcluster.assets import find_assets, use_existing_cluster
+from modelfleet.kube import api_client, load_access
 
 from . import test_deploy_local as local
 
@@ -49,16 +53,87 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
         cp.stop()
 
 
-def drill(
-    cp: ControlPlane, namespace: str, tmp: Path, *args: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+def start_drill(cp: ControlPlane, namespace: str, tmp: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [sys.executable, "-m", "modelfleet", "drill", *args, "--plain", "--deployed",
          "--kubeconfig", str(cp.kubeconfig), "--namespace", namespace,
          "--workdir", str(tmp / "work"), "--out", str(tmp / "reports"),
          "--gateways", "4", "--detect-target", "10m", "--rollback-target", "10m"],
-        cwd=ROOT, env=cp.env, capture_output=True, text=True, timeout=900, check=False,
+        cwd=ROOT, env=cp.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+
+
+def drill(
+    cp: ControlPlane, namespace: str, tmp: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    proc = start_drill(cp, namespace, tmp, *args)
+    stdout, stderr = proc.communicate(timeout=900)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def borrow_the_drill_policy(cp: ControlPlane, namespace: str, victim: str) -> dict[str, Any]:
+    """The attack on a drill in progress: its served artifact (signed with the drill's key)
+    released in another namespace naming the drill's TrustPolicy. The release's status once
+    the operator decided."""
+    custom: Any = client.CustomObjectsApi(api_client(load_access(cp.kubeconfig)))
+    group, version = "modelfleet.dev", "v1alpha1"
+
+    def get(ns: str, name: str) -> dict[str, Any] | None:
+        try:
+            got: dict[str, Any] = custom.get_namespaced_custom_object(
+                group, version, ns, "modelreleases", name
+            )
+        except client.exceptions.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return got
+
+    deadline = time.monotonic() + 300
+    drilled = None
+    while drilled is None and time.monotonic() < deadline:
+        drilled = get(namespace, "canary-regression")
+        time.sleep(0.5)
+    assert drilled is not None, "the drill never released canary-regression"
+    spec = drilled["spec"]
+    custom.create_namespaced_custom_object(group, version, victim, "modelreleases", {
+        "apiVersion": f"{group}/{version}", "kind": "ModelRelease",
+        "metadata": {"name": "detector"},
+        "spec": {"model": "detector", "version": spec["version"], "artifact": spec["artifact"],
+                 "trustPolicy": spec["trustPolicy"],
+                 "rollout": {"steps": [{"name": "all", "percent": 100}]}},
+    })  # fmt: skip
+    while time.monotonic() < deadline:
+        status = (get(victim, "detector") or {}).get("status") or {}
+        if status.get("phase") not in (None, "", "Pending", "Verifying"):
+            return dict(status)
+        time.sleep(0.5)
+    raise AssertionError("the operator never decided the borrowed release")
+
+
+def crash_and_recreate(name: str) -> str:
+    """The restart command: SIGKILL the container (the Lease is not released), remove it and run
+    it anew from the command that created it, as a Deployment replaces a crashed Pod (a fresh
+    emptyDir: podman 4.3 restarting a container loses its tmpfs mode)."""
+    podman = ["bash", str(ROOT / "hack" / "podman.sh")]
+    inspected = subprocess.run([*podman, "inspect", "--format", "{{json .Config.CreateCommand}}",
+                                name], capture_output=True, text=True, check=True)  # fmt: skip
+    created = json.loads(inspected.stdout)
+    run = created[created.index("run") :]
+    return " && ".join(
+        shlex.join(argv)
+        for argv in ([*podman, "kill", name], [*podman, "rm", "--force", name], [*podman, *run])
+    )
+
+
+def container_logs(state: dict[str, Any]) -> str:
+    """The end of each deployed container's log (for a failure message)."""
+    out = []
+    for name in state["containers"]:
+        done = subprocess.run(["bash", str(ROOT / "hack" / "podman.sh"), "logs", "--tail", "40",
+                               name], capture_output=True, text=True, check=False)  # fmt: skip
+        out.append(f"--- {name}\n{done.stdout[-4000:]}{done.stderr[-4000:]}")
+    return "\n".join(out)
 
 
 def checks(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -70,13 +145,14 @@ def test_drill_runs_against_the_deployed_operator_and_fleet_api(
 ) -> None:
     cp = cluster
     namespace = f"drill-{secrets.token_hex(3)}"
+    victim = f"prod-{secrets.token_hex(3)}"
     artifacts = free_port()
     workdir = tmp_path / "deploy"
     try:
         out = local.deploy(
             "up", cp, workdir, image,
             "--operator-arg=--interval=1", "--operator-arg=--report-interval=1",
-            "--operator-arg=--lease-duration=3",
+            "--operator-arg=--lease-duration=6",
             f"--operator-arg=--allow-host=127.0.0.1:{artifacts}",
             "--operator-arg=--allow-scheme=http",
             *(f"--fleet-api-arg={a}" for a in local.FLEET_API_ARGS),
@@ -84,8 +160,7 @@ def test_drill_runs_against_the_deployed_operator_and_fleet_api(
         state = json.loads(out)
         fleet_url = state["fleet_url"]
         operator = next(c for c in state["containers"] if c.startswith("modelfleet-operator-"))
-        podman = f"bash {ROOT / 'hack' / 'podman.sh'}"
-        restart = f"{podman} kill {operator} && {podman} start {operator}"
+        restart = crash_and_recreate(operator)
 
         # Preflight: a fleet API URL nobody answers on, in one line; nothing is left behind.
         closed = f"https://127.0.0.1:{free_port()}"
@@ -108,13 +183,23 @@ def test_drill_runs_against_the_deployed_operator_and_fleet_api(
         ), refused.stderr
         assert "--operator-restart-command" in refused.stderr
 
-        run = drill(
+        proc = start_drill(
             cp, namespace, tmp_path, *SCENARIOS, "--fleet-api", fleet_url,
             "--serve-artifacts", f"127.0.0.1:{artifacts}", "--operator-restart-command", restart,
             "--report-interval", "1",
         )  # fmt: skip
+        # The attack, while the drill runs: the drill's TrustPolicy trusts its key in the drill
+        # namespace only, so its artifacts cannot be released elsewhere under it.
+        cp.create_namespace(victim)
+        try:
+            borrowed = borrow_the_drill_policy(cp, namespace, victim)
+        finally:
+            stdout, stderr = proc.communicate(timeout=900)
+        run = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+        assert borrowed["phase"] == "Rejected", borrowed
+        assert f"does not apply to namespace '{victim}'" in borrowed["message"], borrowed
         log = f"{run.stdout[-6000:]}\n{run.stderr[-3000:]}"
-        assert run.returncode == 0, f"drill failed:\n{log}"
+        assert run.returncode == 0, f"drill failed:\n{log}\n{container_logs(state)}"
         assert "drill: 3/3 passed" in run.stdout, log
         assert f"fleet API {fleet_url}, the deployed operator" in run.stdout
 
@@ -148,4 +233,5 @@ def test_drill_runs_against_the_deployed_operator_and_fleet_api(
     finally:
         local.deploy("down", cp, workdir, image)
         if cp.existing:
-            cp.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+            for ns in (namespace, victim):
+                cp.kubectl("delete", "namespace", ns, "--wait=false", check=False)
