@@ -16,6 +16,7 @@ gateways enrolled against the deployed fleet API (its CA read from the cluster).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import functools
@@ -235,8 +236,6 @@ def fleet_api_answers(api: Any, s: DeployedSettings) -> str | None:
             f"{exc.status} {exc.reason}); run `modelfleet fleet-ca init --namespace "
             f"{s.operator_namespace}` or name the right --operator-namespace"
         )
-    import base64
-
     ca = base64.b64decode((secret.data or {}).get("ca.crt", "")).decode()
     ctx = ssl.create_default_context(cadata=ca) if ca else ssl.create_default_context()
     port = url.port or 443
