@@ -152,7 +152,6 @@ def test_drill_runs_against_the_deployed_operator_and_fleet_api(
         out = local.deploy(
             "up", cp, workdir, image,
             "--operator-arg=--interval=1", "--operator-arg=--report-interval=1",
-            "--operator-arg=--lease-duration=6",
             f"--operator-arg=--allow-host=127.0.0.1:{artifacts}",
             "--operator-arg=--allow-scheme=http",
             *(f"--fleet-api-arg={a}" for a in local.FLEET_API_ARGS),

@@ -29,6 +29,7 @@ from modelfleet.drill.deployed import (
     FLEET_CA_SECRET,
     DeployedError,
     DeployedSettings,
+    LeaseWatch,
     fleet_api_answers,
     kill_operator,
     leader_live,
@@ -229,3 +230,24 @@ def test_preflight_names_each_problem_in_one_actionable_line(api: Any, namespace
     finally:
         other.close()
         right.close()
+
+
+def test_a_drill_notices_when_the_deployed_operator_stops_renewing_its_lease(
+    api: Any, namespace: str
+) -> None:
+    s = DeployedSettings(fleet_url="https://127.0.0.1:1", operator_namespace=namespace)
+    put_lease(api, namespace, "op_1", dt.datetime.now(dt.UTC), 1)
+    watch = LeaseWatch(api, s, every=0)
+    watch.check()
+    put_lease(api, namespace, "op_1", dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1), 1)
+    watch.check()  # renewed: fine
+    deadline = time.monotonic() + 60
+    with pytest.raises(DeployedError) as stopped:
+        while time.monotonic() < deadline:  # nobody renews any more
+            watch.check()
+            time.sleep(0.5)
+    assert str(stopped.value).startswith(
+        f"the deployed operator stopped renewing its Lease {namespace}/modelfleet-operator "
+        "(holder op_1, last renewed "
+    )
+    assert str(stopped.value).endswith("it is down and was not restarted; check its Pods and logs")

@@ -175,6 +175,36 @@ def wait_lease_taken(api: Any, s: DeployedSettings, before: str, timeout: float)
         time.sleep(0.3)
 
 
+class LeaseWatch:
+    """Notices, during a drill, that the deployed operator stopped renewing its Lease (it died
+    and nothing restarted it): a clear error instead of a rollout that waits for nobody. Only
+    this machine's clock is used: the record must change within its duration (plus 5 s)."""
+
+    def __init__(self, api: Any, s: DeployedSettings, every: float = 5.0) -> None:
+        self.api, self.s, self.every = api, s, every
+        self._seen: tuple[str, str] | None = None
+        self._since = self._next = time.monotonic()
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + self.every
+        lease = read_lease(self.api, self.s.operator_namespace, self.s.lease_name)
+        record = (lease.holder, lease.renew) if lease is not None else ("", "")
+        if record != self._seen:
+            self._seen, self._since = record, now
+            return
+        duration = lease.duration if lease is not None else 15.0
+        if now - self._since > duration + 5:
+            raise DeployedError(
+                f"the deployed operator stopped renewing its Lease {self.s.operator_namespace}/"
+                f"{self.s.lease_name} (holder {record[0] or 'nobody'}, last renewed "
+                f"{record[1] or 'never'}): it is down and was not restarted; check its Pods "
+                "and logs"
+            )
+
+
 # ----------------------------------------------------------------- the crash
 def operator_pods(api: Any, s: DeployedSettings) -> list[str]:
     from kubernetes import client

@@ -38,6 +38,7 @@ from modelfleet.demo.watch import GROUP, VERSION, Observer
 from modelfleet.drill.deployed import (
     ArtifactServer,
     DeployedSettings,
+    LeaseWatch,
     kill_operator,
     preflight,
     wait_lease_taken,
@@ -132,6 +133,7 @@ class DrillFleet:
         self.deployed = deployed
         self.artifacts: ArtifactServer | None = None
         self._lease_before = ""
+        self._lease_watch: LeaseWatch | None = None
 
     @property
     def namespace(self) -> str:
@@ -161,6 +163,7 @@ class DrillFleet:
             if problems:
                 raise PreflightError(problems)
             self.artifacts = ArtifactServer(self.models, d.serve_artifacts, d.artifact_url_base)
+            self._lease_watch = LeaseWatch(stack.api, d)
             stack.fleet_url = d.fleet_url
             return
         stack.fleet_ca_init()
@@ -182,6 +185,12 @@ class DrillFleet:
                 extra=("--report-interval", str(s.report_interval)),
             )
         )
+
+    def check(self) -> None:
+        """Raise if a process of the drill exited, or the deployed operator is down."""
+        self.stack.check()
+        if self._lease_watch is not None:
+            self._lease_watch.check()
 
     def kill_operator(self) -> str:
         """The operator-crash fault: SIGKILL our operator, or crash the deployed one (its Pods
@@ -326,6 +335,7 @@ class DrillFleet:
         pending = {lane.scenario: (lane, self.observer(lane)) for lane in lanes}
 
         def settled() -> bool:
+            self.check()
             for key, (lane, obs) in list(pending.items()):
                 view = obs.snapshot()
                 r = view.release

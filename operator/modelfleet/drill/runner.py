@@ -71,7 +71,7 @@ def run_scenario(
         scenario.inject(run)
         tail_until: float | None = None
         while tail_until is None or run.now() < tail_until:
-            fleet.stack.check()
+            fleet.check()
             view = observer.snapshot()
             run.observe(view)
             scenario.tick(run, view)
