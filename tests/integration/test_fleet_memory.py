@@ -21,11 +21,12 @@ from typing import Any
 
 import pytest
 
+from modelfleet.certs import TLSFiles
 from modelfleet.devcluster import ControlPlane
 from modelfleet.enrollment import Bundle, enroll_gateways
 from modelfleet.enrollment.pki import FleetCA
 from modelfleet.fleet import memory
-from modelfleet.fleet.app import ServerOptions, TLSFiles, run
+from modelfleet.fleet.app import ServerOptions, run
 from modelfleet.fleet.guard import FleetRequestHandler, GuardedSite
 from modelfleet.fleet.ratelimit import RateLimit
 from modelfleet.fleet.server import ProtocolSettings
@@ -94,7 +95,7 @@ def served(
     tls = TLSFiles(tmp_path / "tls.crt", tmp_path / "tls.key", tmp_path / "ca.crt")
     tls.cert.write_bytes(issued.cert_pem)
     tls.key.write_bytes(issued.key_pem)
-    tls.client_ca.write_bytes(ca.cert_pem)
+    tls.ca.write_bytes(ca.cert_pem)
     wanted = [(f"gw-{i}", {"tier": "retail"}) for i in range(GATEWAYS)]
     bundles: list[Bundle] = with_kube(
         control_plane.kubeconfig,
@@ -105,7 +106,7 @@ def served(
         (tmp_path / f"{b.gateway}.crt").write_bytes(b.cert_pem)
         (tmp_path / f"{b.gateway}.key").write_bytes(b.key_pem)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.load_verify_locations(cafile=str(tls.client_ca))
+        ctx.load_verify_locations(cafile=str(tls.ca))
         ctx.load_cert_chain(str(tmp_path / f"{b.gateway}.crt"), str(tmp_path / f"{b.gateway}.key"))
         clients[b.gateway] = ctx
 
