@@ -1,9 +1,13 @@
 """The operator's view of the fleet: every EdgeGateway of the watched namespaces, parsed, in memory.
 
 One list + watch per watched namespace (or one cluster-wide, filtered by the namespace patterns)
-keeps ``{namespace: {name: Gateway}}`` current. No handler, timer or daemon runs per gateway: a
-report is one JSON decode and one :func:`~modelfleet.api.gateway.readable_gateway`: a gateway
-whose status cannot be read in full is kept with what can be read (assigned, not reporting).
+keeps one :class:`~modelfleet.core.tally.FleetTally` per namespace current. No handler, timer or
+daemon runs per gateway: a report is one JSON decode, one
+:func:`~modelfleet.api.gateway.readable_gateway` (a gateway whose status cannot be read in full is
+kept with what can be read: assigned, not reporting) and one :meth:`FleetTally.put`, which moves
+the counts that gateway is in. Decisions read those counts (:attr:`FleetView.tally`) instead of
+walking the namespace's gateways, so a tick costs what changed since the last one. Only the
+parsed gateways are kept, not the watched objects.
 
 Why not ``kopf.index``: kopf holds every indexed object's worker until *all* objects are
 indexed, through one shared condition that wakes every waiting worker on each object indexed.
@@ -27,8 +31,9 @@ from typing import Any
 
 from modelfleet.api import EDGEGATEWAY_PLURAL
 from modelfleet.api.gateway import readable_gateway
-from modelfleet.controller.metrics import FLEET, INDEXED_GATEWAYS
+from modelfleet.controller.metrics import FLEET, INDEXED_GATEWAYS, SILENT_AFTER_SECONDS
 from modelfleet.core import Gateway
+from modelfleet.core.tally import FleetTally
 from modelfleet.errors import ConfigError
 from modelfleet.kube import KubeClient, Reflector, Sink
 
@@ -50,19 +55,20 @@ class GatewayCache:
         self._scopes: tuple[str | None, ...] = (
             (None,) if cluster_wide else tuple(self._patterns or ())
         )
-        self._by_ns: dict[str, dict[str, Gateway]] = {}
-        self._views: dict[str, tuple[Gateway, ...]] = {}
+        self._by_ns: dict[str, FleetTally] = {}
         self._listed: set[str | None] = set()
         self.synced = asyncio.Event()
         FLEET.track(self)
 
     def get(self, namespace: str) -> tuple[Gateway, ...]:
-        """The gateways of ``namespace`` (a cached tuple, rebuilt after a change)."""
-        view = self._views.get(namespace)
-        if view is None:
-            view = tuple(self._by_ns.get(namespace, {}).values())
-            self._views[namespace] = view
-        return view
+        """The gateways of ``namespace`` (a copy: O(gateways); deciding reads :meth:`tally`)."""
+        tally = self._by_ns.get(namespace)
+        return () if tally is None else tuple(tally.gateways())
+
+    def tally(self, namespace: str) -> FleetTally:
+        """The gateways of ``namespace`` and their counts (empty for an unknown namespace)."""
+        tally = self._by_ns.get(namespace)
+        return FleetTally(namespace, silent_after=SILENT_AFTER_SECONDS) if tally is None else tally
 
     def namespaces(self) -> list[str]:
         """The namespaces holding gateways now."""
@@ -94,20 +100,23 @@ class GatewayCache:
                 "EdgeGateway %s/%s: status partly unreadable, counted without it: %s",
                 namespace, name, unreadable.diagnostics(),
             )  # fmt: skip
-        self._by_ns.setdefault(namespace, {})[name] = gateway
-        self._views.pop(namespace, None)
+        tally = self._by_ns.get(namespace)
+        if tally is None:
+            tally = self._by_ns[namespace] = FleetTally(
+                namespace, silent_after=SILENT_AFTER_SECONDS
+            )
+        tally.put(gateway)
 
     def _drop(self, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}
-        namespace = str(meta.get("namespace") or "")
-        if self._by_ns.get(namespace, {}).pop(str(meta.get("name") or ""), None) is not None:
-            self._views.pop(namespace, None)
+        tally = self._by_ns.get(str(meta.get("namespace") or ""))
+        if tally is not None:
+            tally.drop(str(meta.get("name") or ""))
 
     def _replace(self, scope: str | None, items: list[dict[str, Any]]) -> None:
         """A fresh list of ``scope``: forget what it no longer has."""
         for namespace in [ns for ns in self._by_ns if scope is None or ns == scope]:
             del self._by_ns[namespace]
-            self._views.pop(namespace, None)
         for obj in items:
             self._put(obj)
 

@@ -31,147 +31,18 @@ Pure: no I/O, no clock reads; ``now`` is an argument.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from datetime import datetime
 
 from modelfleet.core.checklist import Coverage
 from modelfleet.core.cohorts import CohortPlan
+from modelfleet.core.counts import ReleaseTally, Share, TargetCounts
 from modelfleet.core.gates import DEFAULT_TUNING, Measurement, Tuning
-from modelfleet.core.gateway import FAILED_STATES, Gateway, ModelStateKind
+from modelfleet.core.gateway import Gateway
 from modelfleet.core.phases import TARGET_PHASES
 from modelfleet.core.types import CohortStatus, Release
 from modelfleet.core.versions import VersionSnapshot
-from modelfleet.core.windows import Count, SortedWeights, Window
-
-HealthFigures = tuple[int, int, float | None, float | None]
-"""A fresh health report's (requests, errors, latencyP95Ms, driftScore)."""
-
-
-class Health:
-    """The aggregate of fresh health reports of the gateways told ``target``."""
-
-    __slots__ = ("drift", "errors", "n", "p95", "requests")
-
-    def __init__(self) -> None:
-        self.n = self.requests = self.errors = 0
-        self.p95 = SortedWeights()
-        self.drift = SortedWeights()
-
-    def add(self, payload: Hashable) -> None:
-        requests, errors, p95, drift = _figures(payload)
-        self.n += 1
-        self.requests += requests
-        self.errors += errors
-        if p95 is not None:
-            self.p95.add(p95, requests)
-        if drift is not None:
-            self.drift.add(drift, 0)
-
-    def remove(self, payload: Hashable) -> None:
-        requests, errors, p95, drift = _figures(payload)
-        self.n -= 1
-        self.requests -= requests
-        self.errors -= errors
-        if p95 is not None:
-            self.p95.remove(p95, requests)
-        if drift is not None:
-            self.drift.remove(drift, 0)
-
-
-def _figures(payload: Hashable) -> HealthFigures:
-    assert isinstance(payload, tuple)
-    return payload
-
-
-def _ts(at: datetime | None) -> float | None:
-    return None if at is None else at.timestamp()
-
-
-def seen_at(gateway: Gateway, model: str) -> float | None:
-    """When ``gateway`` was last heard of for ``model``: its heartbeat or the latest end of a
-    health window for the model (``checklist.recently_seen`` is ``seen_at > since``)."""
-    times = [gateway.last_seen] if gateway.last_seen is not None else []
-    times += [h.window_end for h in gateway.health if h.model == model and h.window_end]
-    return max(times).timestamp() if times else None
-
-
-class _Share:
-    """What one gateway contributes to the counts of one release's ``target``."""
-
-    __slots__ = ("active", "failed", "fresh_at", "health", "waiting_at")
-
-    def __init__(self, gateway: Gateway, model: str, target: VersionSnapshot) -> None:
-        state = gateway.models.get(model)
-        on_target = state is not None and state.is_version(target)
-        self.active = on_target and state is not None and state.state is ModelStateKind.ACTIVE
-        self.failed = on_target and state is not None and state.state in FAILED_STATES
-        self.fresh_at: float | None = None
-        self.health: HealthFigures | None = None
-        report = gateway.health_for(model, target.version) if self.active else None
-        if report is not None:
-            self.fresh_at = _ts(report.window_end or gateway.last_seen)
-            self.health = (
-                report.requests, report.errors, report.latency_p95_ms, report.drift_score
-            )  # fmt: skip
-        quiet = not (self.active or self.failed)
-        self.waiting_at = _ts(gateway.last_seen) if quiet else None
-
-
-class TargetCounts:
-    """The counts of one release about one ``target`` (see the module docstring)."""
-
-    __slots__ = ("active", "failed", "health", "key", "reporting", "snap", "through", "waiting")
-
-    def __init__(self, target: VersionSnapshot, steps: int, tuning: Tuning, through: int) -> None:
-        self.snap = target
-        self.key = (target.digest, target.version)
-        self.active = [0] * steps
-        self.failed = [0] * steps
-        age = tuning.report_max_age.total_seconds()
-        self.reporting = [Window(age, Count()) for _ in range(steps)]
-        self.through = through
-        self.health = Window(age, Health())
-        self.waiting = Window(tuning.offline_after.total_seconds(), Count())
-
-    def apply(self, share: _Share, first: int, sign: int) -> None:
-        self.active[first] += sign * share.active
-        self.failed[first] += sign * share.failed
-        told = first <= self.through
-        move = Window.add if sign > 0 else Window.remove
-        if share.fresh_at is not None:
-            move(self.reporting[first], share.fresh_at)
-            if told:
-                move(self.health, share.fresh_at, share.health)
-        if told and share.waiting_at is not None:
-            move(self.waiting, share.waiting_at)
-
-    def windows(self) -> Iterator[Window[Count] | Window[Health]]:
-        yield from self.reporting
-        yield self.health
-        yield self.waiting
-
-
-class ReleaseTally:
-    """The counts of one release of a :class:`ModelGroup`."""
-
-    __slots__ = ("assigned", "model", "name", "plan", "seen", "target")
-
-    def __init__(self, plan: CohortPlan, tuning: Tuning) -> None:
-        self.plan = plan
-        self.name = plan.release.name
-        self.model = plan.release.spec.model
-        self.assigned = [0] * len(plan.steps)
-        self.seen = Window(tuning.report_max_age.total_seconds(), Count())
-        self.target: TargetCounts | None = None
-
-    def apply(self, gateway: Gateway, first: int, sign: int) -> None:
-        self.assigned[first] += sign
-        if first == 0:
-            at = seen_at(gateway, self.model)
-            if at is not None:
-                (self.seen.add if sign > 0 else self.seen.remove)(at)
-        if self.target is not None:
-            self.target.apply(_Share(gateway, self.model, self.target.snap), first, sign)
+from modelfleet.core.windows import Count, Window
 
 
 def _key(plans: Iterable[CohortPlan]) -> tuple[Hashable, ...]:
@@ -240,7 +111,7 @@ class ModelGroup:
             if where is not None and where[0] is tally:
                 first = where[1]
                 assert isinstance(first, int)
-                counts.apply(_Share(gateway, tally.model, target), first, 1)
+                counts.apply(Share(gateway, tally.model, target), first, 1)
         tally.target = counts
 
 
@@ -324,12 +195,12 @@ class FleetTally:
     ) -> Measurement:
         """What :func:`~modelfleet.core.gates.measure` returns for the same arguments (the
         gateways being this tally's), from the counts."""
-        group = self._group(release, others, tuning)
-        at = now.timestamp()
-        tally = group.releases[release.name]
         status = release.status
         target = status.target
         through = status.rollout.step if status.phase in TARGET_PHASES and target else -1
+        group = self._group(release, others, tuning, through)
+        at = now.timestamp()
+        tally = group.releases[release.name]
         if target is not None:
             counts = tally.target
             stale = counts is None or counts.key != (target.digest, target.version)
@@ -338,11 +209,13 @@ class FleetTally:
         windows = [tally.seen, *(tally.target.windows() if tally.target else ())]
         advanced = [w.advance(at) for w in windows]  # every one of them
         if not all(advanced):  # now went back: count again
-            group = self._rebuild(release, others, tuning)
+            self._rebuild(release, others, tuning, through)
             return self.measure(release, others, now, tuning)
         return _measurement(release, tally, group, through, target is not None)
 
-    def _group(self, release: Release, others: Iterable[Release], tuning: Tuning) -> ModelGroup:
+    def _group(
+        self, release: Release, others: Iterable[Release], tuning: Tuning, through: int
+    ) -> ModelGroup:
         model = release.spec.model
         scope = [r for r in others if r.namespace == self.namespace and r.name != release.name]
         for gone in set(self._groups) - {r.spec.model for r in scope} - {model}:
@@ -353,7 +226,7 @@ class FleetTally:
         )
         group = self._groups.get(model)
         if group is None or group.key != _key(plans) or group.tuning != tuning:
-            group = self._rebuild(release, others, tuning, plans)
+            group = self._rebuild(release, others, tuning, through, plans)
         else:
             for plan in plans:
                 group.releases[plan.release.name].plan = plan
@@ -364,8 +237,10 @@ class FleetTally:
         release: Release,
         others: Iterable[Release],
         tuning: Tuning,
+        through: int,
         plans: Sequence[CohortPlan] | None = None,
     ) -> ModelGroup:
+        """A new group for ``release``'s model, counted in one walk (with its target, if any)."""
         if plans is None:
             model = release.spec.model
             plans = sorted(
@@ -378,6 +253,9 @@ class FleetTally:
                 key=lambda p: p.release.name,
             )  # fmt: skip
         group = ModelGroup(plans, tuning)
+        tally = group.releases[release.name]
+        if release.status.target is not None:
+            tally.target = TargetCounts(release.status.target, len(tally.assigned), tuning, through)
         for gateway in self._gateways.values():
             group.update(None, gateway)
         self._groups[release.spec.model] = group
