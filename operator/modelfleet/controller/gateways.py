@@ -82,17 +82,18 @@ class GatewayCache:
             return True
         return any(fnmatch.fnmatchcase(namespace, p) for p in self._patterns)
 
-    def _put(self, obj: Mapping[str, Any]) -> None:
+    def _parse(self, obj: Mapping[str, Any]) -> Gateway | None:
+        """The watched gateway ``obj`` is, as far as it can be read (None: not watched, or no
+        name or labels)."""
         meta = obj.get("metadata") or {}
         namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
         if not self._watched(namespace):
-            return
+            return None
         try:
             gateway, unreadable = readable_gateway(obj)
         except ConfigError as exc:  # no name or labels: no cohort can be known
             log.warning("EdgeGateway %s/%s ignored: %s", namespace, name, exc.diagnostics())
-            self._drop(obj)
-            return
+            return None
         if unreadable is not None:
             # Still counted, with what could be read: assigned but not reporting, never absent
             # (absent gateways leave their cohort, and gates pass on an empty cohort).
@@ -100,10 +101,20 @@ class GatewayCache:
                 "EdgeGateway %s/%s: status partly unreadable, counted without it: %s",
                 namespace, name, unreadable.diagnostics(),
             )  # fmt: skip
-        tally = self._by_ns.get(namespace)
+        return gateway
+
+    def _put(self, obj: Mapping[str, Any]) -> None:
+        gateway = self._parse(obj)
+        if gateway is None:
+            self._drop(obj)
+        else:
+            self._store(gateway)
+
+    def _store(self, gateway: Gateway) -> None:
+        tally = self._by_ns.get(gateway.namespace)
         if tally is None:
-            tally = self._by_ns[namespace] = FleetTally(
-                namespace, silent_after=SILENT_AFTER_SECONDS
+            tally = self._by_ns[gateway.namespace] = FleetTally(
+                gateway.namespace, silent_after=SILENT_AFTER_SECONDS
             )
         tally.put(gateway)
 
@@ -114,26 +125,36 @@ class GatewayCache:
             tally.drop(str(meta.get("name") or ""))
 
     def _replace(self, scope: str | None, items: list[dict[str, Any]]) -> None:
-        """A fresh list of ``scope``: forget what it no longer has."""
+        """A fresh list of ``scope`` (raw objects): forget what it no longer has."""
+        self._install(scope, [self._parse(obj) for obj in items])
+
+    def _install(self, scope: str | None, gateways: list[Gateway | None]) -> None:
         for namespace in [ns for ns in self._by_ns if scope is None or ns == scope]:
             del self._by_ns[namespace]
-        for obj in items:
-            self._put(obj)
+        for gateway in gateways:
+            if gateway is not None:
+                self._store(gateway)
 
     def reflectors(self) -> list[Reflector]:
         """One list + watch per scope (:class:`~modelfleet.kube.Reflector`)."""
         return [
             Reflector(
                 self._client,
-                Sink(EDGEGATEWAY_PLURAL, partial(self._listed_scope, scope), self._put, self._drop),
+                Sink(
+                    EDGEGATEWAY_PLURAL,
+                    partial(self._listed_scope, scope),
+                    self._put,
+                    self._drop,
+                    each=self._parse,  # parsed page by page: the raw list is never held
+                ),
                 scope,
                 on_event=self._count,
             )
             for scope in self._scopes
         ]
 
-    def _listed_scope(self, scope: str | None, items: list[dict[str, Any]]) -> None:
-        self._replace(scope, items)
+    def _listed_scope(self, scope: str | None, gateways: list[Gateway | None]) -> None:
+        self._install(scope, gateways)
         self._listed.add(scope)
         INDEXED_GATEWAYS.set(len(self))
         if self._listed.issuperset(self._scopes) and not self.synced.is_set():

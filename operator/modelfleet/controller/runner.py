@@ -135,6 +135,10 @@ def _install(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
         verifier = ArtifactVerifier(client, options.verifier, executor)
         gateways = GatewayCache(client, None if options.all_namespaces else options.namespaces)
         memo["gateway_task"] = asyncio.create_task(gateways.run(), name="edgegateway watch")
+        memo["client"] = client
+        memo["executor"] = executor
+        # Warm up before ready: /readyz answers 200 only once releases can be decided at once.
+        await asyncio.get_running_loop().run_in_executor(executor, warm_up)
         runtime.gateways = gateways
         runtime.default_checklist = options.release_checklist
         runtime.reconciler = Reconciler(
@@ -146,9 +150,6 @@ def _install(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
             refresh=options.status_refresh,
             queries=PrometheusQueries(options.prometheus_url) if options.prometheus_url else None,
         )
-        memo["client"] = client
-        memo["executor"] = executor
-        await asyncio.get_running_loop().run_in_executor(executor, warm_up)
         log.info(
             "modelfleet operator started: interval %gs, %s", options.interval,
             "all namespaces" if options.all_namespaces else ", ".join(options.namespaces),
