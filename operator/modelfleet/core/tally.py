@@ -38,7 +38,7 @@ from modelfleet.core.checklist import Coverage
 from modelfleet.core.cohorts import CohortPlan
 from modelfleet.core.counts import ReleaseTally, Share, TargetCounts
 from modelfleet.core.gates import DEFAULT_TUNING, Measurement, Tuning
-from modelfleet.core.gateway import Gateway
+from modelfleet.core.gateway import Gateway, compact
 from modelfleet.core.phases import TARGET_PHASES
 from modelfleet.core.types import CohortStatus, Release
 from modelfleet.core.versions import VersionSnapshot
@@ -137,7 +137,9 @@ class FleetTally:
         return self._gateways.get(name)
 
     def put(self, gateway: Gateway) -> None:
-        """An EdgeGateway added or modified."""
+        """An EdgeGateway added or modified (kept compacted: :func:`~modelfleet.core.gateway.
+        compact`)."""
+        gateway = compact(gateway)
         old = self._gateways.get(gateway.name)
         self._gateways[gateway.name] = gateway
         self._account(old, -1)

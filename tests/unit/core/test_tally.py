@@ -23,6 +23,7 @@ from modelfleet.core import (
 )
 from modelfleet.core.decide import FleetView, decide
 from modelfleet.core.gates import Measurement, Tuning, measure, weighted_p95
+from modelfleet.core.gateway import compact
 from modelfleet.core.tally import FleetTally
 from modelfleet.core.windows import Count, SortedWeights, Window
 from tests.unit.core.factories import MODEL, NS, T0, digest, release, rolling, settled
@@ -227,3 +228,10 @@ def test_window_counts_what_is_fresh_and_says_when_time_went_back() -> None:
         assert window.advance(now)
         assert window.agg.n == sum(at > now - 10.0 for at in items)
     assert not window.advance(now - 1)
+
+
+def test_a_compacted_gateway_equals_the_parsed_one() -> None:
+    rng = random.Random(11)
+    for i in range(200):
+        gw = _gateway(rng, f"gw-{i}", 0.0)
+        assert compact(gw) == gw
