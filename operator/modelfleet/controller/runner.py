@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -129,6 +130,9 @@ def _install(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
         settings.networking.connect_timeout = 5
         settings.queueing.idle_timeout = 30.0
 
+        # Parsing 100,000 EdgeGateways allocates millions of objects: collect the young generation
+        # every 50,000 allocations rather than 700 (as the fleet API does).
+        gc.set_threshold(50_000, 20, 10)
         client = KubeClient(load_access(options.kubeconfig), on_write=count_write)
         await client.__aenter__()
         executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")

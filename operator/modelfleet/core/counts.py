@@ -129,7 +129,7 @@ class TargetCounts:
 class ReleaseTally:
     """The counts of one release of a :class:`ModelGroup`."""
 
-    __slots__ = ("assigned", "model", "name", "plan", "seen", "target")
+    __slots__ = ("assigned", "members", "model", "name", "plan", "seen", "target")
 
     def __init__(self, plan: CohortPlan, tuning: Tuning) -> None:
         self.plan = plan
@@ -138,9 +138,15 @@ class ReleaseTally:
         self.assigned = [0] * len(plan.steps)
         self.seen = Window(tuning.report_max_age.total_seconds(), Count())
         self.target: TargetCounts | None = None
+        self.members: dict[str, int] = {}
+        """Gateway name → its first step, for the gateways this release alone covers."""
 
     def apply(self, gateway: Gateway, first: int, sign: int) -> None:
         self.assigned[first] += sign
+        if sign > 0:
+            self.members[gateway.name] = first
+        else:
+            self.members.pop(gateway.name, None)
         if first == 0:
             at = seen_at(gateway, self.model)
             if at is not None:

@@ -31,7 +31,7 @@ Pure: no I/O, no clock reads; ``now`` is an argument.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from modelfleet.core.checklist import Coverage
@@ -102,16 +102,12 @@ class ModelGroup:
         tally: ReleaseTally,
         target: VersionSnapshot,
         through: int,
-        gateways: Iterable[Gateway],
+        gateways: Mapping[str, Gateway],
     ) -> None:
-        """(Re)count ``tally`` for ``target`` over ``gateways``."""
+        """(Re)count ``tally`` for ``target`` over its members (``gateways``: by name)."""
         counts = TargetCounts(target, len(tally.assigned), self.tuning, through)
-        for gateway in gateways:
-            where = self.member(gateway)
-            if where is not None and where[0] is tally:
-                first = where[1]
-                assert isinstance(first, int)
-                counts.apply(Share(gateway, tally.model, target), first, 1)
+        for name, first in tally.members.items():
+            counts.apply(Share(gateways[name], tally.model, target), first, 1)
         tally.target = counts
 
 
@@ -207,7 +203,7 @@ class FleetTally:
             counts = tally.target
             stale = counts is None or counts.key != (target.digest, target.version)
             if stale or counts is None or counts.through != through:
-                group.count_target(tally, target, through, self._gateways.values())
+                group.count_target(tally, target, through, self._gateways)
         windows = [tally.seen, *(tally.target.windows() if tally.target else ())]
         advanced = [w.advance(at) for w in windows]  # every one of them
         if not all(advanced):  # now went back: count again

@@ -150,6 +150,7 @@ class Count:
 
 
 _seq = itertools.count()
+_NEVER = float("-inf")
 
 
 A = TypeVar("A", bound=Aggregate)
@@ -158,21 +159,26 @@ A = TypeVar("A", bound=Aggregate)
 class Window(Generic[A]):
     """Timed items; ``agg`` aggregates those with ``time > now - age`` (module docstring)."""
 
-    __slots__ = ("_cut", "_dead", "_gone", "_heap", "age", "agg")
+    __slots__ = ("_cut", "_dead", "_gone", "_heap", "_heaped", "age", "agg")
 
     def __init__(self, age: float, agg: A) -> None:
         self.age = age
         self.agg = agg
-        self._cut = float("-inf")
+        self._cut = _NEVER
         self._heap: list[tuple[float, int, Hashable]] = []
         self._gone: dict[tuple[float, Hashable], int] = {}
         self._dead = 0
+        self._heaped = True
 
     def add(self, at: float, payload: Hashable = None) -> None:
         """Add an item of time ``at`` (counted unless already stale)."""
         if at > self._cut:
             self.agg.add(payload)
-            heapq.heappush(self._heap, (at, next(_seq), payload))
+            if self._cut == _NEVER:  # filling a new window: one heapify when first advanced
+                self._heap.append((at, next(_seq), payload))
+                self._heaped = False
+            else:
+                heapq.heappush(self._heap, (at, next(_seq), payload))
 
     def remove(self, at: float, payload: Hashable = None) -> None:
         """Remove an item that was added with the same time and payload."""
@@ -192,6 +198,9 @@ class Window(Generic[A]):
         if cut < self._cut:
             return False
         self._cut = cut
+        if not self._heaped:
+            heapq.heapify(self._heap)
+            self._heaped = True
         heap, gone = self._heap, self._gone
         while heap and heap[0][0] <= cut:
             at, _, payload = heapq.heappop(heap)
@@ -222,4 +231,5 @@ class Window(Generic[A]):
             kept.append(entry)
         heapq.heapify(kept)
         self._heap = kept
+        self._heaped = True
         self._dead = 0
