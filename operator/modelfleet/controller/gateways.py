@@ -23,8 +23,8 @@ handlers wait for it.
 from __future__ import annotations
 
 import asyncio
-import gc
 import fnmatch
+import gc
 import logging
 from collections.abc import Mapping, Sequence
 from functools import partial
