@@ -3,32 +3,24 @@
     .venv/bin/python bench/operator_scale.py --gateways 100000
     .venv/bin/python bench/operator_scale.py --curve 1000,10000,100000
 
-Starts etcd + kube-apiserver (modelfleet.devcluster.ControlPlane) and creates the gateways
-concurrently (each one POST, then its status through the status subresource: a heartbeat and
-an Active model with a health window, as the fleet API writes it). For each fleet size (the
-fleet grows from one size to the next) it starts a fresh ``python -m modelfleet operator``
-subprocess and measures:
-
-* spec change → first cohort decided in status (a new ModelRelease until ``status.rollout``
-  carries cohort counts with phase Progressing): p50 / p99 over ``--releases`` releases;
-* a failed gate's evidence (one canary gateway's report of a failed activation, with
-  ``maxFailedGateways: 0``, written to its EdgeGateway status) → ``Aborted`` in status, in
-  seconds and in timer intervals;
-* one 3-step rollout over every gateway (each gateway told the target reports it Active and
-  healthy): API writes by the operator (status decisions, measured-value refreshes, events,
-  from its metrics port), operator CPU seconds, the API server's and etcd's CPU seconds, the
-  mean time of one reconciliation (the per-tick cost) and how long it took;
-* the operator's RSS (peak VmHWM, and now) and how long it took to list the fleet at start.
-
-The load average is printed beside every figure (the machine may be shared). With ``--curve``
-the last table gives each goal beside the figure for every size. Nothing here asserts.
+Starts etcd + kube-apiserver (modelfleet.devcluster.ControlPlane), creates the gateways
+concurrently (a POST, then a status through the status subresource, as the fleet API writes it)
+and, per fleet size (the fleet grows from one size to the next), starts a fresh operator
+subprocess and measures: spec change → first cohort decided in status (p50 / p99 over
+``--releases`` new releases); one canary gateway's failed activation (``maxFailedGateways: 0``)
+→ ``Aborted``, in seconds and timer intervals; a 3-step rollout over every gateway, each told
+gateway reporting Active and healthy: the operator's API writes (decisions, measured-value
+refreshes, events, from its metrics port), its CPU seconds, the API server's and etcd's CPU
+seconds, the mean reconciliation time; the operator's RSS (peak and now) and the time to list
+the fleet. The load average is printed beside every figure; the last table gives each goal
+beside the figure for every size. ``--in-process N`` (bench/operator_inprocess.py) measures the
+operator's data path at N gateways without an API server. Nothing here asserts.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import signal
 import statistics
@@ -37,7 +29,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,36 +45,12 @@ from modelfleet.core.desired import Assigner  # noqa: E402
 from modelfleet.devcluster import ControlPlane, free_port  # noqa: E402
 from modelfleet.kube import ApiError, KubeClient, custom_path, load_access  # noqa: E402
 from modelfleet.trust import digest_file, sign_model  # noqa: E402
+from operator_figures import load, now_iso, pct, proc_cpu, proc_mem, table  # noqa: E402
 
 G, V = "modelfleet.dev", "v1alpha1"
 NS = "bench"
 GW, MR = "edgegateways", "modelreleases"
 BASE_DIGEST = "sha256:" + "b" * 64
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-def load() -> str:
-    return "load " + "/".join(f"{x:.1f}" for x in os.getloadavg())
-
-
-def proc_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_mem(pid: int, key: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class Bench:
@@ -98,8 +65,6 @@ class Bench:
         self.count = 0  # gateways created so far
         self.kube: KubeClient | None = None
         self.seq = 0
-
-    # ------------------------------------------------------------------ cluster
 
     async def start(self) -> None:
         self.cp.start()
@@ -169,8 +134,6 @@ class Bench:
                            "latencyP95Ms": 40})  # fmt: skip
         return {"lastSeen": at, "agentVersion": "bench", "models": models, "health": health}
 
-    # ------------------------------------------------------------------ operator
-
     def start_operator(self) -> float:
         self.metrics_port = free_port()
         liveness = free_port()
@@ -227,8 +190,6 @@ class Bench:
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
-
-    # ------------------------------------------------------------------ releases
 
     def artifact(self, version: str) -> dict[str, Any]:
         if version not in self.artifacts:
@@ -292,8 +253,6 @@ class Bench:
                 await self.k.merge_patch_status(GW, NS, name, {"status": status})
 
         await asyncio.gather(*(one(n) for n in names))
-
-    # ------------------------------------------------------------------ measurements
 
     async def first_cohort(self, rounds: int) -> list[float]:
         steps = [{"name": "canary", "percent": 5, "bake": "1h"}, {"name": "all", "percent": 100}]
@@ -393,48 +352,6 @@ async def one_size(bench: Bench, n: int) -> dict[str, Any]:
     return r
 
 
-def table(results: list[dict[str, Any]], interval: float) -> None:
-    rows: list[tuple[str, str, list[str]]] = []
-
-    def row(measure: str, goal: str, cells: list[str]) -> None:
-        rows.append((measure, goal, cells))
-
-    row("EdgeGateways created (s, concurrent, with status)", "",
-        [f"{r['setup']:.0f} s" for r in results])  # fmt: skip
-    row("operator ready after listing the fleet", "", [f"{r['ready']:.1f} s" for r in results])
-    row("spec change -> first cohort decided, p50", "", [f"{r['p50']:.2f} s" for r in results])
-    row("spec change -> first cohort decided, p99", "< 5 s", [f"{r['p99']:.2f} s" for r in results])
-    row("  load during it", "", [r["load_first"] for r in results])
-    row("failing evidence -> Aborted, max", "< 2 intervals",
-        [f"{r['abort']:.2f} s = {r['abort'] / interval:.2f} int" for r in results])  # fmt: skip
-    row("  load during it", "", [r["load_abort"] for r in results])
-    row("API writes per rollout: decisions + events", "independent of fleet",
-        [f"{r['roll']['status']:.0f} + {r['roll']['event']:.0f}" for r in results])  # fmt: skip
-    row("  + measured-value refreshes (<= 1 per 10 s)", "",
-        [f"{r['roll']['refresh']:.0f} in {r['roll']['seconds']:.0f} s" for r in results])  # fmt: skip
-    row("operator CPU per rollout", "<= linear",
-        [f"{r['roll']['cpu']:.1f} s" for r in results])  # fmt: skip
-    row("  per 1,000 gateways", "", [f"{1000 * r['roll']['cpu'] / r['n']:.2f} s" for r in results])
-    row("  mean reconcile (one decision)", "", [f"{r['roll']['tick_ms']:.1f} ms" for r in results])
-    row("API server CPU during the rollout", "",
-        [f"{r['roll']['apiserver']:.0f} s" for r in results])  # fmt: skip
-    row("etcd CPU during the rollout", "", [f"{r['roll']['etcd']:.0f} s" for r in results])
-    row("  gateway reports written in it", "", [f"{r['roll']['reports']:,}" for r in results])
-    row("  load during it", "", [r["load_roll"] for r in results])
-    row("operator peak RSS (VmHWM)", "< 1 GB", [f"{r['hwm']:.0f} MB" for r in results])
-    row("operator RSS after the rollout", "", [f"{r['rss']:.0f} MB" for r in results])
-    heads = [f"{r['n']:,} gateways" for r in results]
-    w0 = max(len(m) for m, _, _ in rows)
-    w1 = max(len("goal"), *(len(g) for _, g, _ in rows))
-    widths = [max(len(h), *(len(c[i]) for _, _, c in rows)) for i, h in enumerate(heads)]
-    print()
-    print(f"{'measure':<{w0}}  {'goal':<{w1}}  " + "  ".join(
-        f"{h:>{w}}" for h, w in zip(heads, widths, strict=True)))  # fmt: skip
-    for measure, goal, cells in rows:
-        print(f"{measure:<{w0}}  {goal:<{w1}}  " + "  ".join(
-            f"{c:>{w}}" for c, w in zip(cells, widths, strict=True)))  # fmt: skip
-
-
 async def run(args: argparse.Namespace, sizes: list[int]) -> int:
     bench = Bench(args)
     results = []
@@ -447,115 +364,6 @@ async def run(args: argparse.Namespace, sizes: list[int]) -> int:
             await bench.kube.__aexit__(None, None, None)
         bench.stop()
     table(results, args.interval)
-    return 0
-
-
-def in_process(n: int, events: int) -> int:
-    """The operator's own data path at ``n`` gateways, without an API server: EdgeGateway
-    objects as a list returns them, parsed page by page into the real GatewayCache, then the
-    decisions of a new release and of timer ticks, and gateway reports as watch events."""
-    import dataclasses
-    import gc
-    import json
-    import random
-    from datetime import timedelta
-
-    from modelfleet.controller.gateways import GatewayCache
-    from modelfleet.core import Verification
-    from modelfleet.core.decide import FleetView, decide
-
-    print(f"== in process: {n:,} EdgeGateways ({load()})", flush=True)
-    digest = "sha256:" + "c" * 64
-    now = datetime.now(UTC)
-
-    def obj(i: int, model: str | None = None) -> dict[str, Any]:
-        at = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        status: dict[str, Any] = {
-            "lastSeen": at, "agentVersion": "bench",
-            "models": [{"model": "base", "version": "1.0.0", "digest": BASE_DIGEST,
-                        "state": "Active", "slot": "A", "since": at}],
-            "health": [{"model": "base", "version": "1.0.0", "window": "5m", "windowEnd": at,
-                        "requests": 1000, "errors": 0, "latencyP95Ms": 30 + i % 40}],
-        }  # fmt: skip
-        if model:
-            status["models"].append({"model": model, "version": "2.0.0", "digest": digest,
-                                     "state": "Active", "slot": "B", "since": at})  # fmt: skip
-            status["health"].append({"model": model, "version": "2.0.0", "window": "5m",
-                                     "windowEnd": at, "requests": 1000, "errors": 1,
-                                     "latencyP95Ms": 40 + i % 50})  # fmt: skip
-        managed = [{"manager": m, "operation": "Update", "apiVersion": f"{G}/{V}",
-                    "time": at, "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}}
-                   for m in ("bench", "fleet-api")]  # fmt: skip
-        return {"apiVersion": f"{G}/{V}", "kind": "EdgeGateway",
-                "metadata": {"name": f"gw-{i:06d}", "namespace": NS, "uid": f"u-{i}",
-                             "resourceVersion": str(i), "generation": 1,
-                             "labels": {"small": "true"} if i < 1000 else {},
-                             "creationTimestamp": at, "managedFields": managed},
-                "spec": {"site": "bench"}, "status": status}  # fmt: skip
-
-    rss0 = proc_mem(os.getpid(), "VmRSS")
-    cache = GatewayCache(None, [NS])  # type: ignore[arg-type]
-    cpu, wall = time.process_time(), time.perf_counter()
-    parsed = []
-    for first in range(0, n, 500):  # one list page at a time, as the Reflector hands them over
-        page = json.loads(json.dumps([obj(i) for i in range(first, min(n, first + 500))]))
-        parsed.extend(cache._parse(o) for o in page)
-    cache._listed_scope(NS, parsed)
-    del parsed
-    listed = time.process_time() - cpu
-    print(f"listed and parsed: {listed:.1f} s CPU ({time.perf_counter() - wall:.1f} s wall); "
-          f"RSS {proc_mem(os.getpid(), 'VmRSS'):.0f} MB (start {rss0:.0f} MB), peak "
-          f"{proc_mem(os.getpid(), 'VmHWM'):.0f} MB, goal < 1 GB ({load()})", flush=True)  # fmt: skip
-    steps = [
-        {"name": "canary", "percent": 5, "bake": "2s"},
-        {"name": "half", "percent": 50},
-        {"name": "all", "percent": 100},
-    ]
-    body = {
-        "apiVersion": f"{G}/{V}",
-        "kind": "ModelRelease",
-        "metadata": {"name": "scale", "namespace": NS, "generation": 1},
-        "spec": {
-            "model": "fleet",
-            "version": "2.0.0",
-            "artifact": {"uri": "https://models.example.com/x.tar", "digest": digest},
-            "trustPolicy": "bench-signers",
-            "rollout": {"steps": steps, "gates": {"maxErrorRate": 0.05}},
-        },
-    }
-    release = parse_release(body)
-    tally = cache.tally(NS)
-
-    def decided(r: Any, at: datetime, **kw: Any) -> tuple[Any, float, float]:
-        c, w = time.process_time(), time.perf_counter()
-        d = decide(r, FleetView(releases=(r,), tally=tally), at, **kw)
-        return d, time.process_time() - c, time.perf_counter() - w
-
-    d, c1, w1 = decided(release, now)  # Pending -> Verifying: membership counted (one walk)
-    release = dataclasses.replace(release, status=d.status)
-    ok = Verification(verified=True, digest=digest, authority="bench", at=now, generation=1)
-    d, c2, w2 = decided(release, now, verification=ok)  # -> Progressing: the target counted
-    release = dataclasses.replace(release, status=d.status)
-    print(f"new release: Pending -> Verifying {c1:.2f} s CPU ({w1:.2f} s wall), Verifying -> "
-          f"{d.status.phase.value} {c2:.2f} s CPU ({w2:.2f} s wall); goal first cohort < 5 s "
-          f"({load()})", flush=True)  # fmt: skip
-    ticks = [decided(release, now + timedelta(seconds=1 + k))[1] for k in range(20)]
-    print(f"timer tick, nothing changed: {1000 * statistics.median(ticks):.2f} ms CPU (median of "
-          f"20) ({load()})", flush=True)  # fmt: skip
-    names = list(range(n))
-    random.Random(1).shuffle(names)
-    reports = [json.loads(json.dumps(obj(i, "fleet"))) for i in names[:events]]
-    cpu = time.process_time()
-    for o in reports:
-        cache._put(o)  # a watch event: parse + count
-    per = (time.process_time() - cpu) / events
-    d, c3, _ = decided(release, now + timedelta(seconds=30))
-    cohorts = [(c.assigned, c.active, c.reporting) for c in d.status.rollout.cohorts]
-    print(f"{events:,} reports as watch events: {1e6 * per:.0f} us CPU each (parse + count); "
-          f"next tick {1000 * c3:.1f} ms CPU; cohorts {cohorts} ({load()})", flush=True)  # fmt: skip
-    gc.collect()
-    print(f"RSS now {proc_mem(os.getpid(), 'VmRSS'):.0f} MB, peak "
-          f"{proc_mem(os.getpid(), 'VmHWM'):.0f} MB; goal < 1 GB", flush=True)  # fmt: skip
     return 0
 
 
@@ -576,6 +384,8 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=10_000, help="reports, with --in-process")
     args = parser.parse_args()
     if args.in_process:
+        from operator_inprocess import in_process  # bench/: the script's own folder
+
         return in_process(args.in_process, args.events)
     sizes = sorted(int(s) for s in args.curve.split(",")) if args.curve else [args.gateways]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the cluster on kill too
