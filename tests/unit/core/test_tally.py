@@ -11,20 +11,13 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from modelfleet.core import (
-    Gateway,
-    HealthReport,
-    LabelSelector,
-    ModelState,
-    ModelStateKind,
-    Phase,
-    Release,
-    Step,
-)
 from modelfleet.core.decide import FleetView, decide
 from modelfleet.core.gates import Measurement, Tuning, measure, weighted_p95
-from modelfleet.core.gateway import compact
+from modelfleet.core.gateway import Gateway, HealthReport, ModelState, ModelStateKind, compact
+from modelfleet.core.phases import Phase
+from modelfleet.core.selectors import LabelSelector
 from modelfleet.core.tally import FleetTally
+from modelfleet.core.types import Release, Step
 from modelfleet.core.windows import Count, SortedWeights, Window
 from tests.unit.core.factories import MODEL, NS, T0, digest, release, rolling, settled
 
@@ -82,14 +75,7 @@ def _gateway(rng: random.Random, name: str, now_s: float) -> Gateway:
                     drift_score=rng.choice((None, 0.1, 0.5, rng.random())),
                 )
             )
-    return Gateway(
-        name=name,
-        namespace=NS,
-        labels=labels,
-        models=models,
-        health=tuple(reports),
-        last_seen=when(),  # type: ignore[arg-type]
-    )
+    return Gateway(name, NS, labels, models, tuple(reports), when())  # type: ignore[arg-type]
 
 
 def _release(rng: random.Random, name: str, model: str = MODEL) -> Release:
