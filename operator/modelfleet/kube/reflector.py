@@ -100,9 +100,12 @@ class Reflector:
         while True:
             try:
                 if not resource_version:
-                    items, resource_version = await self.client.list_all(
-                        self.path, each=self.sink.each
-                    )
+                    if self.sink.each is None:
+                        items, resource_version = await self.client.list_all(self.path)
+                    else:
+                        items, resource_version = await self.client.list_all(
+                            self.path, each=self.sink.each
+                        )
                     self.sink.replace(items)
                     self._up()
                     if not self.synced.is_set():
