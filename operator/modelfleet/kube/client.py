@@ -296,15 +296,22 @@ class KubeClient:
         )
 
     async def list_all(
-        self, path: str, *, page: int = 500, label_selector: str | None = None
-    ) -> tuple[list[dict[str, Any]], str]:
-        """Every object under ``path`` (paginated) and the list's resourceVersion."""
-        items: list[dict[str, Any]] = []
+        self,
+        path: str,
+        *,
+        page: int = 500,
+        label_selector: str | None = None,
+        each: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> tuple[list[Any], str]:
+        """Every object under ``path`` (paginated) and the list's resourceVersion; with
+        ``each``, what it returns for each object, applied page by page."""
+        items: list[Any] = []
         base = {"labelSelector": label_selector} if label_selector else {}
         params: dict[str, str] = {**base, "limit": str(page)}
         while True:
             doc = await self.request("GET", path, params=params, timeout=120.0)
-            items.extend(doc.get("items") or [])
+            got = doc.get("items") or []
+            items.extend(got if each is None else map(each, got))
             meta = doc.get("metadata") or {}
             token = meta.get("continue")
             if not token:
