@@ -34,7 +34,7 @@ from modelfleet.devcluster import ControlPlane
 from modelfleet.enrollment import enroll_gateways
 from modelfleet.enrollment.pki import FleetCA
 from modelfleet.fleet.process import FleetAPIProcess, start_fleet_api
-from tests.kubekit import fleet_pki
+from tests.kubekit import fleet_pki, with_kube
 
 from .artifacts import MODEL
 
@@ -117,8 +117,8 @@ class SimulatedFleet:
     """EdgeGateways enrolled in ``namespace`` and played by simulated agents (module docstring)."""
 
     fleet_api: FleetAPI
-    kube: Any
-    """A ``kubernetes.client.ApiClient`` (enrollment creates the EdgeGateways with it)."""
+    kubeconfig: Path
+    """The API server's kubeconfig (enrollment creates the EdgeGateways through it)."""
     namespace: str
     trust_policy: Path
     """The agents' own TrustPolicy file."""
@@ -132,23 +132,20 @@ class SimulatedFleet:
     def create(self, count: int, labels: Callable[[int], dict[str, str]] | None = None) -> None:
         """Enroll ``count`` gateways ``gw-0000``.. (labels per index) for real."""
         start = len(self.labels)
-        wanted = [(f"gw-{i:04d}", labels(i) if labels else {}) for i in range(start, count)]
-        bundles = enroll_gateways(
-            self.kube, wanted, namespace=self.namespace, ca=self.fleet_api.ca,
-            fleet_url=self.fleet_api.url, trust_policy=self.trust_policy.read_bytes(),
-        )  # fmt: skip
-        for (name, lab), bundle in zip(wanted, bundles, strict=True):
-            self._configs[name] = load_agent_config(bundle.write(self.folder / name))
-            self.labels[name] = lab
+        self._enroll([(f"gw-{i:04d}", labels(i) if labels else {}) for i in range(start, count)])
 
     def enroll(self, name: str, **labels: str) -> None:
         """Enroll one gateway called ``name`` for real (see the module docstring)."""
-        (bundle,) = enroll_gateways(
-            self.kube, [(name, labels)], namespace=self.namespace, ca=self.fleet_api.ca,
+        self._enroll([(name, labels)])
+
+    def _enroll(self, wanted: list[tuple[str, dict[str, str]]]) -> None:
+        bundles = with_kube(self.kubeconfig, lambda kube: enroll_gateways(
+            kube, wanted, namespace=self.namespace, ca=self.fleet_api.ca,
             fleet_url=self.fleet_api.url, trust_policy=self.trust_policy.read_bytes(),
-        )  # fmt: skip
-        self._configs[name] = load_agent_config(bundle.write(self.folder / name))
-        self.labels[name] = labels
+        ))  # fmt: skip
+        for (name, lab), bundle in zip(wanted, bundles, strict=True):
+            self._configs[name] = load_agent_config(bundle.write(self.folder / name))
+            self.labels[name] = lab
 
     def told(self, name: str, model: str = MODEL) -> tuple[str, str] | None:
         """What the fleet API tells gateway ``name`` for ``model``: (version, digest) or None
