@@ -105,6 +105,21 @@ def kopf_login(kubeconfig: Path | None) -> kopf.ConnectionInfo:
     )
 
 
+async def _close_started(memo: kopf.Memo) -> None:
+    """Stop the gateway watch, close the API client and the verifier threads (when started)."""
+    task = memo.pop("gateway_task", None)
+    if isinstance(task, asyncio.Task):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    client = memo.pop("client", None)
+    if isinstance(client, KubeClient):
+        await client.__aexit__(None, None, None)
+    executor = memo.pop("executor", None)
+    if isinstance(executor, ThreadPoolExecutor):
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
 def _install(registry: kopf.OperatorRegistry, runtime: Runtime, options: OperatorOptions) -> None:
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
@@ -112,7 +127,9 @@ def _install(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-        if options.liveness:
+        # kopf retries a startup handler that raised: the probes served by an earlier attempt
+        # stay up (the port is ours), and what a failed attempt opened is closed (below).
+        if options.liveness and memo.get("probes") is None:
             try:
                 memo["probes"] = await serve_probes(options.liveness, runtime.ready)
             except ConfigError as exc:  # stop at once: retrying would not free the address
@@ -137,14 +154,15 @@ def _install(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
         # Parsing 100,000 EdgeGateways allocates millions of objects: collect the young generation
         # every 50,000 allocations rather than 700 (as the fleet API does).
         gc.set_threshold(50_000, 20, 10)
+        await _close_started(memo)  # a retry after a failed attempt starts afresh
         client = KubeClient(load_access(options.kubeconfig), on_write=count_write)
         await client.__aenter__()
+        memo["client"] = client
         executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
+        memo["executor"] = executor
         verifier = ArtifactVerifier(client, options.verifier, executor)
         gateways = GatewayCache(client, None if options.all_namespaces else options.namespaces)
         memo["gateway_task"] = asyncio.create_task(gateways.run(), name="edgegateway watch")
-        memo["client"] = client
-        memo["executor"] = executor
         # Warm up before ready: /readyz answers 200 only once releases can be decided at once.
         await asyncio.get_running_loop().run_in_executor(executor, warm_up)
         runtime.gateways = gateways
@@ -166,17 +184,7 @@ def _install(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         runtime.reconciler = None
-        task = memo.get("gateway_task")
-        if isinstance(task, asyncio.Task):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        client = memo.get("client")
-        if isinstance(client, KubeClient):
-            await client.__aexit__(None, None, None)
-        executor = memo.get("executor")
-        if isinstance(executor, ThreadPoolExecutor):
-            executor.shutdown(wait=False, cancel_futures=True)
+        await _close_started(memo)
         probes = memo.get("probes")
         if probes is not None:
             await probes.cleanup()
