@@ -43,8 +43,25 @@ class FleetMetrics:
         self.status_rereads = Counter(
             p + "status_rereads_total",
             "EdgeGateway reads before a status decision: conflict (409 on a write planned on an "
-            "older copy) or confirm (the copy confirmed before coalescing)",
+            "older copy), confirm (the copy confirmed before coalescing a report without a "
+            "sequence) or order (a report still waiting for the write promised before it)",
             ["reason"], registry=self.registry,
+        )  # fmt: skip
+        self.reports = Counter(
+            p + "reports_total",
+            "Reports with a sequence, by outcome: queued (answered written: true, written "
+            "behind the answer), coalesced (nothing due), applied (status already holds it or a "
+            "later one), refused (queue full: 503)",
+            ["outcome"], registry=self.registry,
+        )  # fmt: skip
+        self.report_queue = Gauge(
+            p + "report_queue", "Reports answered and waiting for their status write",
+            registry=self.registry,
+        )  # fmt: skip
+        self.report_write_failures = Counter(
+            p + "report_write_failures_total",
+            "Queued reports whose status write was given up (the agent's next report carries "
+            "the state again), by error code", ["code"], registry=self.registry,
         )  # fmt: skip
         self.upstream_errors = Counter(
             p + "upstream_errors_total", "Failed API-server calls", registry=self.registry
