@@ -424,6 +424,9 @@ def _start_fleet_api(
         "--host", "127.0.0.1", "--metrics-port", str(mport), "--workers", str(workers),
         "--tls-cert", str(tls["cert"]), "--tls-key", str(tls["key"]),
         "--client-ca", str(tls["ca"]), "--rate-limit", "50", "--rate-burst", "100",
+        # connections are all opened before the schedule starts, which can take minutes on a
+        # loaded machine: keep them (agents poll every 30 s, far inside the default 75 s)
+        "--keepalive-timeout", "900",
     ]  # fmt: skip
     proc = subprocess.Popen(
         cmd,
