@@ -35,6 +35,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from modelfleet.fleet.coalesce import CoalescePolicy, Order, StatusPatch, order_of
 from modelfleet.fleet.coalesce import plan_status_patch as plan
@@ -71,6 +72,40 @@ class Queued:
     sequence: ReportSequence
     received: dt.datetime
     active: bool
+    planned: dict[str, Any]  # the status fields its write was planned to set, when accepted
+
+
+class _Slots:
+    """At most ``size`` writes in flight; state changes go ahead of health and heartbeats (a
+    backlog of routine writes must not hold back a rollback)."""
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self.waiting: tuple[collections.deque[asyncio.Future[None]], ...] = (
+            collections.deque(), collections.deque(),
+        )  # fmt: skip
+
+    async def acquire(self, urgent: bool) -> None:
+        if self.free > 0 and not any(self.waiting):
+            self.free -= 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting[0 if urgent else 1].append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # granted, then cancelled: hand the slot on
+            raise
+
+    def release(self) -> None:
+        for line in self.waiting:
+            while line:
+                fut = line.popleft()
+                if not fut.done():
+                    fut.set_result(None)
+                    return
+        self.free += 1
 
 
 @dataclass(frozen=True)
@@ -98,7 +133,7 @@ class ReportQueue:
         self.settings = settings
         self._pending: dict[Key, collections.deque[Queued]] = {}
         self._tasks: dict[Key, asyncio.Task[None]] = {}
-        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._slots = _Slots(settings.concurrency)
         self._queued = 0
         self._on_written = on_written
 
@@ -116,23 +151,28 @@ class ReportQueue:
         assert seq is not None
         key = entry.key
         waiting = self._pending.get(key)
+        status: dict[str, Any] = entry.status
         if waiting:  # this replica holds earlier reports of the gateway: decide behind them
             if any(q.sequence.session == seq.session and q.sequence.number >= seq.number
                    for q in waiting):  # fmt: skip
                 self.metrics.reports.labels("applied").inc()
                 return Decision(False)
-            return self._queue(key, Queued(report, seq, received, active), ("sequence",))
-        order = order_of(entry.status, seq)
+            for q in waiting:  # the status those writes will leave
+                status = {**status, **q.planned}
+            order = Order.NEXT
+        else:
+            order = order_of(status, seq)
         if order is Order.APPLIED:
             self.metrics.reports.labels("applied").inc()
             return Decision(False)
-        patch = plan(entry.status, report, now=received, in_active_cohort=active,
+        patch = plan(status, report, now=received, in_active_cohort=active,
                      policy=self.policy, force=order is not Order.NEXT)  # fmt: skip
         if patch is None:
             self.metrics.reports.labels("coalesced").inc()
             self.metrics.coalesced.inc()
             return Decision(False)
-        return self._queue(key, Queued(report, seq, received, active), patch.reasons)
+        item = Queued(report, seq, received, active, patch.status)
+        return self._queue(key, item, patch.reasons)
 
     def _queue(self, key: Key, item: Queued, reasons: tuple[str, ...]) -> Decision:
         if self._queued >= self.settings.max_queued:
@@ -199,10 +239,8 @@ class ReportQueue:
                          in_active_cohort=item.active, policy=self.policy,
                          force=True)  # fmt: skip
             assert patch is not None
-            version = entry.resource_version  # the copy the plan was made on
             try:
-                async with self._slots:
-                    written = await self.writer.patch(entry, patch, version)
+                written = await self._patch(entry, patch)
             except ApiError as exc:
                 if exc.conflict:
                     attempts += 1
@@ -222,6 +260,14 @@ class ReportQueue:
                 self._on_written(entry, item.report, patch)
             return
         raise ProtocolError(503, "upstream_unavailable", "status kept changing while written")
+
+    async def _patch(self, entry: GatewayEntry, patch: StatusPatch) -> dict[str, Any]:
+        version = entry.resource_version  # the copy the plan was made on
+        await self._slots.acquire(urgent=bool({"models", "agentVersion"} & set(patch.reasons)))
+        try:
+            return await self.writer.patch(entry, patch, version)
+        finally:
+            self._slots.release()
 
     async def flush(self, timeout: float) -> int:
         """Wait up to ``timeout`` seconds for every queued report to be written (SIGTERM);

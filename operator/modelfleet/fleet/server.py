@@ -13,7 +13,6 @@ answered 500 (a bug: the fuzz test looks for it).
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import datetime as dt
 import hashlib
 import json
@@ -51,11 +50,6 @@ log = logging.getLogger(__name__)
 #: One line per request (DEBUG; INFO for 4xx/5xx): method, route, status, gateway, duration.
 #: Never the body, the query, headers or certificate material.
 access_log = logging.getLogger("modelfleet.fleet.access")
-#: The gateway of the request being answered (access log): set by the handler, read by the
-#: middleware in the same task, reset for each request of a keep-alive connection.
-_GATEWAY: contextvars.ContextVar[GatewayEntry | None] = contextvars.ContextVar(
-    "modelfleet_gateway", default=None
-)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 JSON = "application/json"
@@ -160,7 +154,6 @@ class FleetAPI:
     async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         route = request.path if request.path in ("/v1/desired", "/v1/report") else "other"
         started = time.perf_counter()
-        _GATEWAY.set(None)
         try:
             response = await handler(request)
         except ProtocolError as err:
@@ -228,7 +221,9 @@ class FleetAPI:
         self._check_ready()
         self._rate_limit(fp)
         entry = self._lookup(fp)
-        _GATEWAY.set(entry)
+        protocol = request.protocol  # the access log names the gateway (no request storage)
+        if isinstance(protocol, FleetRequestHandler):
+            protocol.gateway = entry
         return entry
 
     def _lookup(self, fp: str) -> GatewayEntry:
@@ -375,7 +370,7 @@ def _log_request(request: web.Request, route: str, status: int, seconds: float) 
     level = logging.INFO if status >= 400 else logging.DEBUG
     if not access_log.isEnabledFor(level):
         return
-    entry = _GATEWAY.get()
+    entry = getattr(request.protocol, "gateway", None)
     gateway = entry.name if isinstance(entry, GatewayEntry) else None
     access_log.log(
         level, "%s %s %d gateway %s (%.1f ms)", request.method, route, status,

@@ -156,3 +156,38 @@ async def test_a_conflict_is_read_and_planned_again() -> None:
     server.rv += 1  # someone else wrote status meanwhile (e.g. an older agent's report)
     assert await queue.flush(5) == 0
     assert server.gets == 1 and server.status["reportSequence"]["number"] == 4
+
+
+async def test_a_report_adding_nothing_to_a_queued_one_is_coalesced() -> None:
+    """While a gateway's write waits, a report that says what the queued one will write is not
+    queued as well (a backlog must not turn every report into a write)."""
+    server = Server("Active")
+    server.status.update(held(3))
+    queue, index = queue_for(server, order_wait=10.0)
+    assert queue.accept(entry_of(index), numbered("Downloading", 5), T0, True).written is True
+    assert queue.accept(entry_of(index), numbered("Downloading", 6), T0, True).written is False
+    assert queue.accept(entry_of(index), numbered("Verifying", 6), T0, True).written is True
+    assert queue.queued == 2
+    await queue.close()
+
+
+async def test_state_changes_are_written_ahead_of_routine_writes() -> None:
+    from modelfleet.fleet.reportqueue import _Slots
+
+    slots = _Slots(1)
+    await slots.acquire(urgent=False)
+    order: list[str] = []
+
+    async def take(name: str, urgent: bool) -> None:
+        await slots.acquire(urgent)
+        order.append(name)
+        slots.release()
+
+    tasks = [
+        asyncio.create_task(take("heartbeat", False)),
+        asyncio.create_task(take("state", True)),
+    ]
+    await asyncio.sleep(0)
+    slots.release()
+    await asyncio.gather(*tasks)
+    assert order == ["state", "heartbeat"]
