@@ -157,11 +157,9 @@ class ReportQueue:
                    for q in waiting):  # fmt: skip
                 self.metrics.reports.labels("applied").inc()
                 return Decision(False)
-            for q in waiting:  # the status those writes will leave
+            for q in waiting:  # the status those writes will leave (reportSequence included)
                 status = {**status, **q.planned}
-            order = Order.NEXT
-        else:
-            order = order_of(status, seq)
+        order = order_of(status, seq)  # a report answered elsewhere in between: not NEXT
         if order is Order.APPLIED:
             self.metrics.reports.labels("applied").inc()
             return Decision(False)
