@@ -226,10 +226,11 @@ async def test_reports_are_numbered_one_higher_only_after_a_promised_write(tmp_p
 
 
 class PatientClock(FastClock):
-    """Polls and retries go on at once; the report interval (60 s) never passes by itself."""
+    """Polls and retries (whatever their backoff) go on at once; the report interval (60 s,
+    exactly) never passes by itself."""
 
     async def sleep(self, seconds: float) -> None:
-        if seconds >= 60:
+        if seconds == 60:
             await asyncio.Event().wait()
         await super().sleep(seconds)
 
