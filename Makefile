@@ -52,8 +52,13 @@ packages:
 prepare: install ## everything the tests need, built side by side (each cached outside the clone)
 	@$(MAKE) --no-print-directory -j3 --output-sync=target envtest harnesses packages
 
+# The suite runs in PYTEST_WORKERS processes (pytest-xdist), a test file per worker at a time:
+# most tests wait on real processes and timers, so two workers keep two cores busy. Each worker
+# starts its own control plane. PYTEST_WORKERS=0 runs everything in this process.
+PYTEST_WORKERS ?= 2
+
 test: prepare ## run the whole test suite (unit, integration on a real API server, e2e)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 unit: install ## run only the fast unit tests
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

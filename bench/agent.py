@@ -244,7 +244,8 @@ def rss_mb(pid: int) -> float:
 
 
 def bench_idle(work: Path, idle_seconds: float, entry: list[str]) -> dict[str, float]:
-    from modelfleet.agent.config import AgentConfig, TLSConfig, write_agent_config
+    from modelfleet.agent.config import AgentConfig, write_agent_config
+    from modelfleet.certs import TLSFiles
     from modelfleet.enrollment.pki import FleetCA
 
     artifact, signature, policy, digest = make_signed(work / "small", 1)
@@ -279,7 +280,7 @@ def bench_idle(work: Path, idle_seconds: float, entry: list[str]) -> dict[str, f
         config = AgentConfig(
             gateway="bench-gw",
             fleet_url=servers.fleet_url,
-            tls=TLSConfig(bundle / "client.crt", bundle / "client.key", bundle / "ca.crt"),
+            tls=TLSFiles(bundle / "client.crt", bundle / "client.key", bundle / "ca.crt"),
             data_dir=bundle / "data",
             trust_policy=bundle / "trust-policy.yaml",
             poll_interval=2,

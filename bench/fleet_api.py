@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from modelfleet.devcluster import ControlPlane, free_port
-from modelfleet.enrollment import enroll_gateways
+from modelfleet.enrollment import Bundle, enroll_gateways
 from modelfleet.enrollment.pki import FleetCA
 from modelfleet.kube import KubeClient, api_client, custom_path, load_access
 
@@ -611,7 +611,13 @@ def _enrolled_fleet(
     tls["ca"].write_bytes(ca.cert_pem)
     names = [f"gw-{i:05d}" for i in range(count)]
     t0 = time.monotonic()
-    bundles = enroll_gateways(api, [(n, {"tier": "retail"}) for n in names], namespace=ns, ca=ca)
+    wanted: list[tuple[str, dict[str, str]]] = [(n, {"tier": "retail"}) for n in names]
+
+    async def enroll() -> list[Bundle]:
+        async with KubeClient(load_access(cp.kubeconfig)) as kube:
+            return await enroll_gateways(kube, wanted, namespace=ns, ca=ca)
+
+    bundles = asyncio.run(enroll())
     enroll_s = time.monotonic() - t0
     print(f"enrolled {len(bundles)} gateways in {enroll_s:.1f}s "
           f"({len(bundles) / max(enroll_s, 1e-9):.0f}/s)", flush=True)  # fmt: skip

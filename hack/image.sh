@@ -22,6 +22,13 @@ IMAGE=${IMAGE:-localhost/modelfleet:dev}
 AGENT_IMAGE=${AGENT_IMAGE:-localhost/modelfleet-agent:dev}
 IMAGE_BASE=${IMAGE_BASE:-local}
 
+# One build at a time on this machine (tests running side by side both ask for the images):
+# the second waits, then finds every layer cached.
+lock_dir=${XDG_CACHE_HOME:-$HOME/.cache}/modelfleet
+mkdir -p "$lock_dir"
+exec 9>"$lock_dir/image.lock"
+flock 9
+
 bash "$here/ensure-podman.sh"
 start=$(date +%s)
 base=$IMAGE_BASE

@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from modelfleet.enrollment.pki import FleetCA
 from modelfleet.fleet.secrets import FleetSecrets
 from modelfleet.kube import KubeClient, load_access
+
+T = TypeVar("T")
+
+
+def with_kube(kubeconfig: Path, work: Callable[[KubeClient], Awaitable[T]]) -> T:
+    """``work(kube)`` on a :class:`KubeClient` of ``kubeconfig``, from synchronous test code."""
+
+    async def run() -> T:
+        async with KubeClient(load_access(kubeconfig)) as kube:
+            return await work(kube)
+
+    return asyncio.run(run())
 
 
 def fleet_pki(kubeconfig: Path, namespace: str) -> FleetCA:

@@ -1,5 +1,6 @@
 """X.509 building blocks, written once: EC P-256 keys, PKCS#8 PEM, names, subject alternative
-names, and one certificate builder for CA and leaf certificates.
+names, one certificate builder for CA and leaf certificates, and :class:`TLSFiles`, the PEM files
+of one mTLS end (the agent's client identity, the fleet API's server identity).
 
 Used by the fleet CA (:mod:`modelfleet.enrollment.pki`: gateway and fleet API certificates) and the
 dev cluster's throw-away PKI (:mod:`modelfleet.devcluster.pki`). Pure crypto on values: no files,
@@ -11,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -18,6 +21,16 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """One end of an mTLS connection, as PEM files: its certificate and key, and the CA the other
+    end's certificate must chain to (the fleet CA, on both ends)."""
+
+    cert: Path
+    key: Path
+    ca: Path
 
 
 def new_key() -> ec.EllipticCurvePrivateKey:

@@ -3,7 +3,8 @@
 and the fleet API from the image as containers with their ServiceAccount tokens mounted where a
 pod has them (no kubeconfig inside), under the Deployments' securityContext. Real simulated
 gateways (``modelfleet simulate``, from the checkout) then go through a rollout, a regression
-aborted at the canary, and the revert, with artifacts served over HTTP on loopback.
+aborted at the canary, and the revert, with artifacts served over HTTP on loopback (the drill's
+artifact server).
 
 Afterwards the audit log says what each ServiceAccount really did: every request was allowed
 (nothing the processes need is missing from the RBAC as shipped), and every rule granted was
@@ -13,13 +14,10 @@ run cannot exercise, each with the reason).
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import os
 import secrets
 import subprocess
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -33,6 +31,7 @@ from modelfleet.demo.stack import SimulatorSettings, Stack
 from modelfleet.demo.watch import FleetView, Observer
 from modelfleet.devcluster import ControlPlane
 from modelfleet.devcluster.assets import find_assets, use_existing_cluster
+from modelfleet.drill.deployed import ArtifactServer
 from tests.integration.test_rbac_used import (
     ACCOUNTS,
     SYSTEM,
@@ -82,29 +81,6 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
         cp.stop()
 
 
-class Artifacts:
-    """The shelf's folder over plain HTTP on loopback (what --allow-scheme http allows)."""
-
-    def __init__(self, root: Path) -> None:
-        handler = functools.partial(_QuietHandler, directory=str(root))
-        self.root = root
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.authority = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def url(self, path: Path) -> str:
-        return f"http://{self.authority}/{path.resolve().relative_to(self.root.resolve())}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 def deploy(action: str, cp: ControlPlane, workdir: Path, image: str, *extra: str) -> str:
     done = subprocess.run(
         ["bash", str(ROOT / "hack" / "deploy-local.sh"), action, "--workdir", str(workdir),
@@ -124,7 +100,7 @@ def status(url: str) -> int:
         return exc.code
 
 
-def release(shelf: ModelShelf, served: Artifacts, version: str) -> dict[str, Any]:
+def release(shelf: ModelShelf, served: ArtifactServer, version: str) -> dict[str, Any]:
     built = shelf.build(version)
     artifact = {
         "uri": served.url(built.artifact),
@@ -158,7 +134,7 @@ def test_deployed_containers_roll_out_abort_and_revert_with_the_shipped_rbac(
     shelf = ModelShelf(tmp_path / "models", model=MODEL, policy_name=f"signers-{namespace}")
     for version in ("1.0.0", "2.0.0"):
         shelf.build(version)
-    served = Artifacts(shelf.root)
+    served = ArtifactServer(shelf.root)
     workdir = tmp_path / "deploy"
     stack = Stack(tmp_path / "stack", namespace, kubeconfig=cp.kubeconfig)
     try:

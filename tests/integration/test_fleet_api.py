@@ -33,10 +33,9 @@ from modelfleet.devcluster import ControlPlane
 from modelfleet.enrollment import Bundle, enroll_gateway, revoke_gateway
 from modelfleet.enrollment.pki import FleetCA
 from modelfleet.fleet.process import FleetAPIProcess, start_fleet_api
-from modelfleet.kube import api_client, load_access
 from modelfleet.protocol.openapi import document
 from modelfleet.protocol.rules import MAX_WAIT_SECONDS
-from tests.kubekit import fleet_pki
+from tests.kubekit import fleet_pki, with_kube
 
 pytestmark = pytest.mark.cluster
 
@@ -50,17 +49,16 @@ class Fleet:
 
     cp: ControlPlane
     ns: str
-    api: Any
     ca: FleetCA
     server: FleetAPIProcess
     folder: Path
     bundles: dict[str, Bundle]
 
     def enroll(self, name: str, renew: bool = False, **labels: str) -> Bundle:
-        bundle = enroll_gateway(
-            self.api, name, labels, namespace=self.ns, ca=self.ca, fleet_url=self.server.url,
+        bundle = with_kube(self.cp.kubeconfig, lambda kube: enroll_gateway(
+            kube, name, labels, namespace=self.ns, ca=self.ca, fleet_url=self.server.url,
             renew=renew,
-        )  # fmt: skip
+        ))  # fmt: skip
         bundle.write(self.folder / name)
         self.bundles[name] = bundle
         return bundle
@@ -125,13 +123,12 @@ def running_fleet(control_plane: ControlPlane, folder: Path) -> Iterator[Fleet]:
     and a release rolling out to the early ring."""
     ns = f"fleet-api-{secrets.token_hex(3)}"
     with control_plane.namespace(ns):
-        api = api_client(load_access(control_plane.kubeconfig))
         ca = fleet_pki(control_plane.kubeconfig, ns)
         server = start_fleet_api(
             kubeconfig=control_plane.kubeconfig, namespace=ns, log_path=folder / "fleet-api.log",
             extra_args=["--rate-limit", "1000", "--rate-burst", "1000"],
         )  # fmt: skip
-        f = Fleet(control_plane, ns, api, ca, server, folder, {})
+        f = Fleet(control_plane, ns, ca, server, folder, {})
         try:
             f.enroll("gw-a", ring="early", tier="retail")
             f.enroll("gw-b", tier="retail")
@@ -228,7 +225,10 @@ def test_revoking_refuses_the_certificate_even_on_an_open_connection(fleet: Flee
     fleet.enroll("gw-revoked", tier="retail")
     with fleet.session("gw-revoked") as s:
         assert s.get(fleet.server.url + "/v1/desired", timeout=10).status_code == 200
-        assert revoke_gateway(fleet.api, "gw-revoked", namespace=fleet.ns)
+        assert with_kube(
+            fleet.cp.kubeconfig,
+            lambda kube: revoke_gateway(kube, "gw-revoked", namespace=fleet.ns),
+        )
         _wait_for(lambda: s.get(fleet.server.url + "/v1/desired", timeout=10).status_code == 403)
         resp = s.post(fleet.server.url + "/v1/report", json=_report(), timeout=10)
         assert resp.status_code == 403 and resp.json()["error"]["code"] == "unknown_certificate"

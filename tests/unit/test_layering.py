@@ -80,10 +80,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 }  # fmt: skip
 #: Imports that break the contract today, each to be removed. An entry that no longer occurs
 #: fails :func:`test_contract_known_breaks_still_exist`: delete it then.
-KNOWN_BREAKS: dict[tuple[str, str], str] = {
-    ("drill/docimages.py", "cli"): "renders status with cli/statusview.py, which belongs below "
-    "both cli and drill (a status view module under api/ or its own package)",
-}
+KNOWN_BREAKS: dict[tuple[str, str], str] = {}
 
 
 def _our_imports(path: Path) -> set[str]:

@@ -57,6 +57,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from modelfleet.certs import TLSFiles
 from modelfleet.errors import ConfigError
 
 API_VERSION = "modelfleet.dev/v1alpha1"
@@ -71,15 +72,6 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 class AgentConfigError(ConfigError):
     """``agent.yaml`` is missing, unreadable or invalid; the message names the file and field."""
-
-
-@dataclass(frozen=True)
-class TLSConfig:
-    """Client identity and server trust for mTLS to the fleet API (absolute paths)."""
-
-    cert: Path
-    key: Path
-    ca: Path
 
 
 @dataclass(frozen=True)
@@ -112,7 +104,7 @@ class AgentConfig:
 
     gateway: str
     fleet_url: str
-    tls: TLSConfig
+    tls: TLSFiles  # client identity and server trust for mTLS to the fleet API (absolute)
     data_dir: Path
     trust_policy: Path
     namespace: str = ""
@@ -235,7 +227,7 @@ def parse_agent_config(
         )
     tls_r = r.sub("tls")
     tls_r.allow("cert", "key", "ca")
-    tls = TLSConfig(
+    tls = TLSFiles(
         cert=_path(base_dir, tls_r.req_str("cert")),
         key=_path(base_dir, tls_r.req_str("key")),
         ca=_path(base_dir, tls_r.req_str("ca")),

@@ -15,7 +15,6 @@ from typing import Protocol
 import aiohttp
 
 from modelfleet import __version__
-from modelfleet.agent.config import TLSConfig
 from modelfleet.agent.protocol import (
     DesiredState,
     NotModified,
@@ -23,6 +22,7 @@ from modelfleet.agent.protocol import (
     Report,
     parse_desired,
 )
+from modelfleet.certs import TLSFiles
 from modelfleet.errors import ModelfleetError
 from modelfleet.protocol.rules import MAX_WAIT_SECONDS as MAX_WAIT
 from modelfleet.protocol.rules import POLL_AFTER_HEADER
@@ -57,7 +57,7 @@ class FleetTransport(Protocol):
         ...
 
 
-def client_ssl_context(tls: TLSConfig) -> ssl.SSLContext:
+def client_ssl_context(tls: TLSFiles) -> ssl.SSLContext:
     """An mTLS client context: our certificate and key, only the fleet CA as trust anchor."""
     try:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca))

@@ -4,8 +4,10 @@
 :mod:`modelfleet.core` (raising :class:`~modelfleet.errors.ConfigError` naming the field; a
 TrustPolicy is parsed, with its key material, by :func:`modelfleet.trust.parse_policy`);
 ``status_from_dict`` / ``status_to_dict`` (:mod:`modelfleet.api.status`) and ``status_patch``
-(:mod:`modelfleet.api.patch`) are the one status parse, serialize and merge-patch path. Imports
-only :mod:`modelfleet.core`.
+(:mod:`modelfleet.api.patch`) are the one status parse, serialize and merge-patch path;
+:mod:`modelfleet.api.statusview` is the documented ``modelfleet status`` view of a release and
+its text rendering (used by the CLI and the drills' doc images). Imports only
+:mod:`modelfleet.core`.
 """
 
 from __future__ import annotations

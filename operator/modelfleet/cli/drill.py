@@ -18,12 +18,14 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from modelfleet.cli import flags
 from modelfleet.core.times import parse_duration
 from modelfleet.drill.scenarios import CATALOGUE
 from modelfleet.errors import ConfigError
 
 if TYPE_CHECKING:
     from modelfleet.demo.stack import Stack
+    from modelfleet.drill.deployed import DeployedSettings
     from modelfleet.drill.fleet import DrillFleet
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?$")
@@ -50,7 +52,20 @@ DESCRIPTION = (
     small model signed for real. With --kubeconfig the drill uses that cluster's API server
     (the CRDs installed) and still starts its own operator, fleet API and gateways, in a
     namespace of their own (--namespace, default "drill"). Every scenario has its own
-    ModelRelease and gateways; `all` shares one stack and runs them in sequence.
+    ModelRelease and gateways; several scenarios (or `all`) share one stack and run in
+    sequence.
+
+    With --deployed the drill exercises what you deployed: the operator and the fleet API
+    already running for the cluster of --kubeconfig. It checks them first (the CRDs, the
+    operator's leader Lease renewed, the fleet API at --fleet-api answering with a certificate
+    of the fleet CA, the namespace watched by the operator), then enrolls its simulated
+    gateways (the real agent code, on this machine) against that fleet API, serves its signed
+    artifacts over HTTP on --serve-artifacts (the operator must allow that host:
+    --allow-host, and --allow-scheme=http), and creates per scenario a TrustPolicy trusting
+    only the drill's own key, in the drill namespace only. operator-crash deletes the
+    operator's Pods (--operator-selector) and waits until its Lease is held again; give
+    --operator-restart-command for an operator not run as Pods. Match the drill's timings to
+    the deployment: --report-interval to the operator's --report-interval.
 
     Each lane starts from the stable 1.0.0 on all of its gateways. Scenarios:
     """
@@ -71,9 +86,13 @@ EPILOG = textwrap.dedent(
     """\
     examples:
       modelfleet drill canary-regression                # one scenario, reports in ./drill-reports
+      modelfleet drill invalid-signature operator-crash # these two, on one stack
       modelfleet drill all --out /tmp/drills            # all eight, plus summary.md/.json
       modelfleet drill all --detect-target 2m --rollback-target 10m
       modelfleet drill operator-crash --kubeconfig ~/.kube/config --namespace drill-1
+      modelfleet drill all --kubeconfig ~/.kube/config --namespace drill --deployed \\
+          --fleet-api https://fleet.example.com:8443 \\
+          --serve-artifacts 0.0.0.0:8088 --artifact-url-base http://10.0.0.5:8088
     """
 )
 
@@ -105,16 +124,50 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "--plain": {"action": "store_true", "help": "plain progress lines even on a terminal"},
 }  # fmt: skip
 
+#: The options of --deployed (see the description): flag -> ``add_argument`` keywords.
+DEPLOYED: dict[str, dict[str, Any]] = {
+    "--deployed": {"action": "store_true",
+                   "help": "use the operator and fleet API already deployed for the cluster of "
+                   "--kubeconfig instead of starting them (needs --fleet-api)"},
+    "--fleet-api": {"metavar": "URL",
+                    "help": "the deployed fleet API as the gateways reach it, e.g. "
+                    "https://fleet.example.com:8443 (its certificate must name the host)"},
+    "--serve-artifacts": {"default": "127.0.0.1:0", "metavar": "HOST:PORT",
+                          "help": "serve the drill's signed artifacts over HTTP here (default "
+                          "127.0.0.1 on a free port); the operator fetches them"},
+    "--artifact-url-base": {"metavar": "URL",
+                            "help": "the URL the operator and gateways reach --serve-artifacts "
+                            "by (default http://HOST:PORT of --serve-artifacts)"},
+    "--operator-namespace": {"default": "modelfleet-system", "metavar": "NS",
+                             "help": "the deployed operator's namespace: its Pods, its Lease, "
+                             "the fleet CA (default modelfleet-system)"},
+    "--lease-name": {"default": "modelfleet-operator", "metavar": "NAME",
+                     "help": "the operator's leader Lease (default modelfleet-operator)"},
+    "--operator-selector": {"default": "app.kubernetes.io/name=modelfleet-operator",
+                            "metavar": "SELECTOR",
+                            "help": "label selector of the operator's Pods, deleted by "
+                            "operator-crash (default app.kubernetes.io/name=modelfleet-operator)"},
+    "--operator-restart-command": {"metavar": "COMMAND",
+                                   "help": "operator-crash runs this (sh -c) to crash and "
+                                   "restart the operator instead of deleting its Pods"},
+    "--preflight-timeout": {"default": "30s", "metavar": "DURATION",
+                            "help": "how long the operator may take to act on the preflight's "
+                            "probe release in --namespace (default 30s)"},
+}  # fmt: skip
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("drill", help="run failure drills end to end and write readiness reports",
                        description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     names = [s.name for s in CATALOGUE]
-    p.add_argument("scenario", metavar="SCENARIO", choices=[*names, "all"],
-                   help="one of: " + ", ".join(names) + "; or all")  # fmt: skip
+    p.add_argument("scenario", metavar="SCENARIO", nargs="+", choices=[*names, "all"],
+                   help="one or more of: " + ", ".join(names) + "; or all")  # fmt: skip
     for flag, options in OPTIONS.items():
         p.add_argument(flag, **options)
+    g = p.add_argument_group("against a deployed operator and fleet API")
+    for flag, options in DEPLOYED.items():
+        g.add_argument(flag, **options)
     p.set_defaults(func=run)
 
 
@@ -129,7 +182,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def run(args: argparse.Namespace) -> int:
     from modelfleet.demo.progress import ProgressPrinter
     from modelfleet.demo.stack import Stack
-    from modelfleet.drill.fleet import DrillFleet, DrillSettings
+    from modelfleet.drill.fleet import DrillFleet, DrillSettings, PreflightError
     from modelfleet.drill.report import Targets
     from modelfleet.drill.runner import run_drills
     from modelfleet.drill.scenarios import SCENARIOS
@@ -142,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--namespace {args.namespace!r} is not a valid namespace name")
     if args.kubeconfig is not None and not args.kubeconfig.is_file():
         raise ConfigError(f"--kubeconfig {args.kubeconfig}: no such file")
+    deployed = _deployed(args)
     detect = (
         _seconds(args.detect_target, "--detect-target")
         if args.detect_target
@@ -153,32 +207,68 @@ def run(args: argparse.Namespace) -> int:
         report_interval=args.report_interval,
         timeout=_seconds(args.timeout, "--timeout"),
     )
-    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    names = list(SCENARIOS) if "all" in args.scenario else list(dict.fromkeys(args.scenario))
     signal.signal(signal.SIGTERM, _interrupt)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="modelfleet-drill-"))
     workdir = workdir.resolve()
     tty = sys.stdout.isatty() and not args.plain and os.environ.get("TERM") != "dumb"
     printer = ProgressPrinter(sys.stdout, tty=tty)
     stack = Stack(workdir / "stack", args.namespace, kubeconfig=args.kubeconfig)
-    fleet = DrillFleet(stack, workdir, settings, printer.say)
+    fleet = DrillFleet(stack, workdir, settings, printer.say, deployed)
     printer.say(
-        f"modelfleet drill {args.scenario}: {len(names)} scenario(s), {args.gateways} gateways "
-        f"each, reports in {args.out}"
+        f"modelfleet drill {' '.join(args.scenario)}: {len(names)} scenario(s), "
+        f"{args.gateways} gateways each, reports in {args.out}"
     )
     ok = False
     try:
         reports = run_drills(fleet, [SCENARIOS[n]() for n in names], targets, args.out, printer)
         ok = True
+    except PreflightError as exc:
+        ok = True  # nothing ran: no logs worth keeping
+        for line in exc.problems:
+            print(f"modelfleet drill: preflight: {line}", file=sys.stderr)
+        reports = []
     finally:
         _stop(stack, fleet, args.namespace, keep_logs=not ok)
     if ok and args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
+    if not reports:
+        return 1
     passed = [r for r in reports if r.passed]
     failed = ", ".join(r.scenario for r in reports if not r.passed)
     print(
         f"\ndrill: {len(passed)}/{len(reports)} passed" + (f"; failed: {failed}" if failed else "")
     )
     return 0 if len(passed) == len(reports) else 1
+
+
+def _deployed(args: argparse.Namespace) -> DeployedSettings | None:
+    """The --deployed settings, or None; a deployed-only flag without --deployed is refused."""
+    from modelfleet.drill.deployed import DeployedSettings
+
+    given = [f for f in DEPLOYED if f != "--deployed" and _given(args, f)]
+    if not args.deployed:
+        if given:
+            raise ConfigError(f"{given[0]} needs --deployed")
+        return None
+    if args.kubeconfig is None:
+        raise ConfigError("--deployed needs --kubeconfig (the cluster the operator runs for)")
+    if not args.fleet_api:
+        raise ConfigError("--deployed needs --fleet-api URL (how gateways reach the fleet API)")
+    if not re.match(r"^https://[^/\s]+/?$", args.fleet_api):
+        raise ConfigError(f"--fleet-api {args.fleet_api!r}: expected https://HOST[:PORT]")
+    if not re.match(r"^\S+:\d+$", args.serve_artifacts):
+        raise ConfigError(f"--serve-artifacts {args.serve_artifacts!r}: expected HOST:PORT")
+    return flags.options(
+        DeployedSettings, args, fleet_url=args.fleet_api.rstrip("/"),
+        probe_timeout=_seconds(args.preflight_timeout, "--preflight-timeout"),
+        restart_timeout=_seconds(args.timeout, "--timeout"),
+    )  # fmt: skip
+
+
+def _given(args: argparse.Namespace, flag: str) -> bool:
+    value = getattr(args, flag.lstrip("-").replace("-", "_"))
+    return value is not None and value != DEPLOYED[flag].get("default")
 
 
 def _stop(stack: Stack, fleet: DrillFleet, namespace: str, *, keep_logs: bool) -> None:

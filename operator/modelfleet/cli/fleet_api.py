@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from modelfleet.certs import TLSFiles
 from modelfleet.cli import flags
 from modelfleet.errors import ConfigError
-from modelfleet.fleet.app import ServerOptions, TLSFiles, serve
+from modelfleet.fleet.app import ServerOptions, serve
 from modelfleet.fleet.coalesce import CoalescePolicy
 from modelfleet.fleet.guard import ConnectionLimits
 from modelfleet.fleet.ratelimit import RateLimit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import sys
 import time
@@ -14,6 +15,7 @@ import yaml
 from modelfleet.cli import flags
 from modelfleet.enrollment import (
     DEFAULT_FLEET_URL,
+    Bundle,
     enroll_gateways,
     gateway_names,
     list_gateways,
@@ -22,26 +24,21 @@ from modelfleet.enrollment import (
 )
 from modelfleet.enrollment.pki import parse_validity
 from modelfleet.errors import ClusterError, ConfigError
-from modelfleet.fleet.secrets import load_fleet_ca
-from modelfleet.kube import api_client, load_access
+from modelfleet.fleet.secrets import FleetSecrets
+from modelfleet.kube import ApiError, KubeAccess, KubeClient, custom_path, load_access
 
 
-def _trust_policy(api: Any, value: str | None) -> bytes | None:
+async def _trust_policy(kube: KubeClient, value: str | None) -> bytes | None:
     """A file's bytes, or the cluster TrustPolicy of that name exported as a manifest."""
     if value is None:
         return None
     path = Path(value)
     if path.is_file():
         return path.read_bytes()
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
     try:
-        obj: Any = client.CustomObjectsApi(api).get_cluster_custom_object(
-            "modelfleet.dev", "v1alpha1", "trustpolicies", value
-        )
-    except ApiException as exc:
-        if exc.status == 404:
+        obj: Any = await kube.get(custom_path("trustpolicies", None, value))
+    except ApiError as exc:
+        if exc.not_found:
             raise ConfigError(
                 f"--trust-policy {value!r}: neither a file nor a TrustPolicy in the cluster"
             ) from exc
@@ -86,23 +83,39 @@ def _enroll(args: argparse.Namespace) -> int:
     labels = parse_labels(args.labels or "")
     access = load_access(args.kubeconfig)
     namespace = args.namespace or access.namespace
-    api = api_client(access)
-    ca = load_fleet_ca(api, args.ca_namespace or namespace)
-    trust_policy = _trust_policy(api, args.trust_policy)
-    bundles = enroll_gateways(
-        api,
-        [(name, labels) for name in names],
-        namespace=namespace,
-        ca=ca,
-        fleet_url=args.fleet_url,
-        trust_policy=trust_policy,
-        validity=parse_validity(args.validity),
-        renew=args.renew,
-        site=args.site,
-        data_dir=args.data_dir,
-        concurrency=args.concurrency,
-        progress=_Progress(),
-    )
+    return asyncio.run(_enroll_async(args, access, namespace, [(n, labels) for n in names]))
+
+
+async def _enroll_async(
+    args: argparse.Namespace,
+    access: KubeAccess,
+    namespace: str,
+    gateways: list[tuple[str, dict[str, str]]],
+) -> int:
+    async with KubeClient(access, connections=max(1, args.concurrency)) as kube:
+        ca = await FleetSecrets(kube, args.ca_namespace or namespace).fleet_ca()
+        trust_policy = await _trust_policy(kube, args.trust_policy)
+        bundles = await enroll_gateways(
+            kube,
+            gateways,
+            namespace=namespace,
+            ca=ca,
+            fleet_url=args.fleet_url,
+            trust_policy=trust_policy,
+            validity=parse_validity(args.validity),
+            renew=args.renew,
+            site=args.site,
+            data_dir=args.data_dir,
+            concurrency=args.concurrency,
+            progress=_Progress(),
+        )
+    _write_bundles(args, namespace, bundles, trust_policy)
+    return 0
+
+
+def _write_bundles(
+    args: argparse.Namespace, namespace: str, bundles: list[Bundle], trust_policy: bytes | None
+) -> None:
     if len(bundles) == 1 and args.count is None:
         (bundle,) = bundles
         out = Path(args.out or bundle.gateway)
@@ -124,19 +137,28 @@ def _enroll(args: argparse.Namespace) -> int:
             f"{out}/{'NAME/' if len(bundles) > 1 else ''}trust-policy.yaml before starting "
             "the agent"
         )
-    return 0
 
 
 def _revoke(args: argparse.Namespace) -> int:
     access = load_access(args.kubeconfig)
     namespace = args.namespace or access.namespace
-    if revoke_gateway(api_client(access), args.name, namespace=namespace):
+    if asyncio.run(_revoke_async(access, args.name, namespace)):
         print(
             f"revoked EdgeGateway {namespace}/{args.name}: its certificate is refused from now on"
         )
     else:
         print(f"EdgeGateway {namespace}/{args.name} had no certificate; nothing to revoke")
     return 0
+
+
+async def _revoke_async(access: KubeAccess, name: str, namespace: str) -> bool:
+    async with KubeClient(access) as kube:
+        return await revoke_gateway(kube, name, namespace=namespace)
+
+
+async def _list_async(access: KubeAccess, namespace: str) -> list[dict[str, Any]]:
+    async with KubeClient(access) as kube:
+        return await list_gateways(kube, namespace=namespace)
 
 
 def _age(value: object) -> str:
@@ -157,7 +179,7 @@ def _list(args: argparse.Namespace) -> int:
     access = load_access(args.kubeconfig)
     namespace = args.namespace or access.namespace
     rows = [("NAME", "ENROLLED", "LAST-SEEN", "AGENT", "MODELS", "LABELS")]
-    for obj in list_gateways(api_client(access), namespace=namespace):
+    for obj in asyncio.run(_list_async(access, namespace)):
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
         fp = spec.get("certificateFingerprint")
         models = ",".join(

@@ -11,7 +11,7 @@ import sys
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from modelfleet.agent.command import add_metrics_options
 from modelfleet.cli import flags
@@ -20,6 +20,7 @@ from modelfleet.errors import ConfigError
 if TYPE_CHECKING:
     from modelfleet.agent.config import AgentConfig
     from modelfleet.agent.simulator import SimulationOptions
+    from modelfleet.kube import KubeClient
 
 DESCRIPTION = textwrap.dedent(
     """\
@@ -169,8 +170,8 @@ def _splits(values: list[str]) -> list[tuple[str, str, float]]:
     return out
 
 
-def enroll_simulated(
-    api: Any,
+async def enroll_simulated(
+    kube: KubeClient,
     count: int,
     *,
     namespace: str,
@@ -190,9 +191,9 @@ def enroll_simulated(
     from modelfleet.agent.behaviour import draw
     from modelfleet.agent.config import load_agent_config
     from modelfleet.enrollment import enroll_gateways, gateway_names
-    from modelfleet.fleet.secrets import load_fleet_ca
+    from modelfleet.fleet.secrets import FleetSecrets
 
-    ca = load_fleet_ca(api, ca_namespace or namespace)
+    ca = await FleetSecrets(kube, ca_namespace or namespace).fleet_ca()
     wanted = []
     for name in gateway_names(prefix, count):
         gw_labels = dict(labels or {})
@@ -200,8 +201,8 @@ def enroll_simulated(
             if draw(seed, "label", key, name) < fraction:
                 gw_labels[key] = value
         wanted.append((name, gw_labels))
-    bundles = enroll_gateways(
-        api,
+    bundles = await enroll_gateways(
+        kube,
         wanted,
         namespace=namespace,
         ca=ca,
@@ -224,23 +225,28 @@ def handle(args: argparse.Namespace) -> int:
         if args.trust_policy is None:
             raise ConfigError("--gateways needs --trust-policy FILE (the policy agents enforce)")
         from modelfleet.enrollment import parse_labels
-        from modelfleet.kube import api_client, load_access
+        from modelfleet.kube import KubeClient, load_access
 
         access = load_access(args.kubeconfig)
         namespace = args.namespace or access.namespace
-        configs = enroll_simulated(
-            api_client(access),
-            args.gateways,
-            namespace=namespace,
-            out_dir=args.workdir,
-            fleet_url=args.fleet_url,
-            trust_policy=args.trust_policy.read_bytes(),
-            prefix=args.prefix,
-            labels=parse_labels(args.labels),
-            label_splits=_splits(args.label_split),
-            ca_namespace=args.ca_namespace,
-            seed=args.seed,
-        )
+
+        async def enroll() -> list[AgentConfig]:
+            async with KubeClient(access) as kube:
+                return await enroll_simulated(
+                    kube,
+                    args.gateways,
+                    namespace=namespace,
+                    out_dir=args.workdir,
+                    fleet_url=args.fleet_url,
+                    trust_policy=args.trust_policy.read_bytes(),
+                    prefix=args.prefix,
+                    labels=parse_labels(args.labels),
+                    label_splits=_splits(args.label_split),
+                    ca_namespace=args.ca_namespace,
+                    seed=args.seed,
+                )
+
+        configs = asyncio.run(enroll())
         print(f"enrolled {len(configs)} gateways in {namespace}; bundles under {args.workdir}/")
     else:
         configs = load_bundles(args.bundles)

@@ -3,7 +3,7 @@
 Reads the ModelRelease (and its Events) with the user's kubeconfig, nothing else: per-cohort
 progress, gate figures against their thresholds, phase and reason, the stable and target versions
 with who signed them, the Git commit the spec came from, the last Events. ``-o json`` prints the
-documented shape of :mod:`modelfleet.cli.statusview`; ``--watch`` redraws on every change of the
+documented shape of :mod:`modelfleet.api.statusview`; ``--watch`` redraws on every change of the
 object until interrupted (or ``--timeout``). Errors (no cluster, not found, forbidden) are one
 line.
 """
@@ -19,8 +19,8 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from modelfleet.api.constants import GROUP, MODELRELEASE_PLURAL
+from modelfleet.api.statusview import release_view, render, render_table
 from modelfleet.cli import flags
-from modelfleet.cli.statusview import release_view, render, render_table
 from modelfleet.errors import ClusterError, ConfigError
 from modelfleet.kube import (
     ApiError,

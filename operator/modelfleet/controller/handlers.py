@@ -95,7 +95,7 @@ def _fleet(
 
     def view(namespace: str) -> FleetView:
         return FleetView(
-            gateways=gateways.get(namespace),
+            tally=gateways.tally(namespace),
             releases=tuple(r.release for r in releases.get(namespace, ())),
             revocations={name: p.denied for name, p in known.items()},
             checklists={n: p.checklist for n, p in known.items() if p.checklist is not None},

@@ -17,7 +17,6 @@ operator's gateway index at scrape time, so the fleet costs nothing between scra
 from __future__ import annotations
 
 import time
-from collections import Counter as Tally
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,8 +26,10 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from modelfleet.core import Gateway, Release, ReleaseStatus
+from modelfleet.core import Release, ReleaseStatus
+from modelfleet.core.decision import FleetView
 from modelfleet.core.phases import Phase
+from modelfleet.core.tally import FleetTally
 from modelfleet.core.types import QuerySample
 
 API_WRITES = Counter(
@@ -172,7 +173,7 @@ _GATE_FIGURES: tuple[tuple[str, str, str, str, float], ...] = (
 
 
 def observe_release(
-    release: Release, status: ReleaseStatus, gateways: Sequence[Gateway], now: datetime
+    release: Release, status: ReleaseStatus, fleet: FleetView, now: datetime
 ) -> None:
     """Set the per-release series from a decision's ``status``; finish a rollback timer when
     no gateway of the fleet runs the aborted version any more."""
@@ -200,7 +201,7 @@ def observe_release(
     if pending is not None:
         if status.phase != Phase.ABORTED:
             del _aborted[(ns, name)]  # retried or superseded before the fleet went back
-        elif not any(_runs(g, release.spec.model, pending.version) for g in gateways):
+        elif not fleet.runs(release.spec.model, pending.version):
             TIME_TO_ROLLBACK.observe(max(0.0, now.timestamp() - pending.at))
             del _aborted[(ns, name)]
 
@@ -218,11 +219,6 @@ def observe_queries(release: Release, samples: Mapping[str, QuerySample | None])
         if sample is not None:
             GATE_VALUE.labels(ns, name, label + ":high").set(sample.high)
             GATE_VALUE.labels(ns, name, label + ":low").set(sample.low)
-
-
-def _runs(gateway: Gateway, model: str, version: str) -> bool:
-    state = gateway.models.get(model)
-    return state is not None and state.version == version
 
 
 def phase_changed(release: Release, new: ReleaseStatus, now: datetime) -> None:
@@ -267,12 +263,13 @@ class GatewaySource(Protocol):
 
     def namespaces(self) -> Sequence[str]: ...
 
-    def get(self, namespace: str) -> tuple[Gateway, ...]: ...
+    def tally(self, namespace: str) -> FleetTally: ...
 
 
 class FleetCollector(Collector):
     """Gateways per model, version and reported state, and silent gateways, per namespace,
-    counted from the gateway index when Prometheus scrapes (no gateway name as a label)."""
+    read from the gateway index's counts when Prometheus scrapes (no gateway name as a label;
+    no walk over the gateways)."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._source: GatewaySource | None = None
@@ -299,19 +296,11 @@ class FleetCollector(Collector):
         if source is not None:
             now = self._clock()
             for ns in source.namespaces():
-                gateways = source.get(ns)
-                tally: Tally[tuple[str, str, str]] = Tally()
-                quiet = 0
-                for gateway in gateways:
-                    for model, state in gateway.models.items():
-                        tally[(model, state.version or "", state.state.value)] += 1
-                    seen = gateway.last_seen
-                    if seen is None or now - seen.timestamp() > SILENT_AFTER_SECONDS:
-                        quiet += 1
-                for (model, version, kind), n in sorted(tally.items()):
+                tally = source.tally(ns)
+                for (model, version, kind), n in sorted(tally.states().items()):
                     models.add_metric([ns, model, version, kind], n)
-                silent.add_metric([ns], quiet)
-                total.add_metric([ns], len(gateways))
+                silent.add_metric([ns], tally.silent(now))
+                total.add_metric([ns], len(tally))
         yield models
         yield silent
         yield total

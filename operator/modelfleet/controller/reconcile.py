@@ -220,7 +220,7 @@ class Reconciler:
         view = await self._view(release, fleet)
         now = self._clock()
         decision = decide(release, view, now, tuning=self._tuning)
-        metrics.observe_release(release, decision.status, view.gateways, now)
+        metrics.observe_release(release, decision.status, view, now)
         self._wake_after(state, release, decision, fleet)
         changes = status_changes(decision)
         if not changes:
@@ -292,7 +292,7 @@ class Reconciler:
         view = await self._view(release, fleet, verifying=True)
         now = self._clock()
         decision = decide(release, view, now, verification=verification, tuning=self._tuning)
-        metrics.observe_release(release, decision.status, view.gateways, now)
+        metrics.observe_release(release, decision.status, view, now)
         self._wake_after(state, release, decision, fleet)
         if not status_changes(decision):
             return "unchanged"

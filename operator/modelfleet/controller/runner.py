@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -129,12 +130,19 @@ def _install(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
         settings.networking.connect_timeout = 5
         settings.queueing.idle_timeout = 30.0
 
+        # Parsing 100,000 EdgeGateways allocates millions of objects: collect the young generation
+        # every 50,000 allocations rather than 700 (as the fleet API does).
+        gc.set_threshold(50_000, 20, 10)
         client = KubeClient(load_access(options.kubeconfig), on_write=count_write)
         await client.__aenter__()
         executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
         verifier = ArtifactVerifier(client, options.verifier, executor)
         gateways = GatewayCache(client, None if options.all_namespaces else options.namespaces)
         memo["gateway_task"] = asyncio.create_task(gateways.run(), name="edgegateway watch")
+        memo["client"] = client
+        memo["executor"] = executor
+        # Warm up before ready: /readyz answers 200 only once releases can be decided at once.
+        await asyncio.get_running_loop().run_in_executor(executor, warm_up)
         runtime.gateways = gateways
         runtime.default_checklist = options.release_checklist
         runtime.reconciler = Reconciler(
@@ -146,9 +154,6 @@ def _install(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
             refresh=options.status_refresh,
             queries=PrometheusQueries(options.prometheus_url) if options.prometheus_url else None,
         )
-        memo["client"] = client
-        memo["executor"] = executor
-        await asyncio.get_running_loop().run_in_executor(executor, warm_up)
         log.info(
             "modelfleet operator started: interval %gs, %s", options.interval,
             "all namespaces" if options.all_namespaces else ", ".join(options.namespaces),

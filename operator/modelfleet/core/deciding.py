@@ -16,7 +16,7 @@ from typing import Any
 
 from modelfleet.core.actions import ignored, take
 from modelfleet.core.decision import NORMAL, WARNING, Event, FleetView
-from modelfleet.core.gates import Measurement, Tuning, measure
+from modelfleet.core.gates import Measurement, Tuning
 from modelfleet.core.phases import Phase, can_transition
 from modelfleet.core.types import ActionKind, HistoryEntry, Release, RolloutStatus
 from modelfleet.core.versions import Verification, VersionSnapshot
@@ -92,9 +92,7 @@ class Deciding:
         return "nothing" if snap is None else snap.version
 
     def _measure(self) -> None:
-        self.m = measure(
-            self._current(), self.fleet.gateways, self.fleet.releases, self.now, self.tuning
-        )
+        self.m = self.fleet.measure(self._current(), self.now, self.tuning)
         self.measured = True
 
     def _current(self) -> Release:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from modelfleet.core.checklist import ChecklistItem
-from modelfleet.core.gates import Measurement
+from modelfleet.core.gates import DEFAULT_TUNING, Measurement, Tuning, measure
 from modelfleet.core.gateway import Gateway
+from modelfleet.core.tally import FleetTally
 from modelfleet.core.types import QuerySample, Release, ReleaseStatus
 
 NORMAL = "Normal"
@@ -35,6 +36,7 @@ class FleetView:
     """What ``decide`` sees of the cluster: the gateways, and the releases (for conflicts)."""
 
     gateways: Sequence[Gateway] = ()
+    """The namespace's gateways, walked once per decision (when there is no ``tally``)."""
     releases: Sequence[Release] = ()
     revocations: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """TrustPolicy name → its ``deniedDigests`` now (the controller watches TrustPolicies). A
@@ -48,6 +50,27 @@ class FleetView:
     queries: Mapping[str, QuerySample | None] = field(default_factory=dict)
     """Query gate name → what the controller measured for the release being decided (from
     Prometheus); absent or None: no data, which is Inconclusive."""
+    tally: FleetTally | None = None
+    """The namespace's gateways with counts kept current by their events (the operator's
+    gateway watch): measured from the counts instead of ``gateways`` (same figures, a cost
+    proportional to what changed; :mod:`modelfleet.core.tally`)."""
+
+    def measure(
+        self, release: Release, now: datetime, tuning: Tuning = DEFAULT_TUNING
+    ) -> Measurement:
+        """The cohort counts and gate inputs of ``release`` (with the status it has now)."""
+        if self.tally is not None:
+            return self.tally.measure(release, self.releases, now, tuning)
+        return measure(release, self.gateways, self.releases, now, tuning)
+
+    def runs(self, model: str, version: str) -> bool:
+        """Whether some gateway reports ``version`` of ``model``."""
+        if self.tally is not None:
+            return self.tally.runs(model, version)
+        return any(
+            (state := g.models.get(model)) is not None and state.version == version
+            for g in self.gateways
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,6 +100,8 @@ class Measurement:
     requests: int = 0
     errors: int = 0
     p95_samples: tuple[tuple[float, int], ...] = ()
+    latency_p95: float | None = None
+    """The request-weighted p95 of the samples, when they are not carried (``FleetTally``)."""
     drift_max: float | None = None
     conflicted: int = 0
     """Gateways this release covers that another release of the same model covers too."""
@@ -244,7 +246,7 @@ def judge(  # noqa: PLR0911, PLR0912
     sample; absent: no data), in the order of the module docstring."""
     queries = queries or {}
     error_rate = m.errors / m.requests if m.requests else None
-    latency = weighted_p95(m.p95_samples)
+    latency = weighted_p95(m.p95_samples) if m.p95_samples else m.latency_p95
     expected = m.assigned - m.failed
     ratio = m.reporting / expected if expected > 0 else None
 

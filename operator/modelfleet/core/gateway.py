@@ -6,6 +6,7 @@ gates and ``desired_state`` read it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -94,3 +95,53 @@ class Gateway:
 
 
 _MIN = datetime(1, 1, 1, tzinfo=UTC)
+
+
+_NO_LABELS: Mapping[str, str] = {}
+_WINDOWS: dict[timedelta, timedelta] = {}
+
+
+def _s(text: str | None) -> str | None:
+    return None if text is None else sys.intern(text)
+
+
+def compact(gateway: Gateway) -> Gateway:
+    """An equal gateway that shares its repeated parts: interned strings (a fleet repeats the
+    same names of models, versions, digests, slots and agent versions), one empty label map and
+    one object per health window length. About halves what a parsed gateway keeps in memory,
+    for gateways held by the thousand (``FleetTally``). Nothing is shared that is mutable."""
+    windows = _WINDOWS if len(_WINDOWS) < 64 else {}
+    return Gateway(
+        name=sys.intern(gateway.name),
+        namespace=sys.intern(gateway.namespace),
+        labels=gateway.labels or _NO_LABELS,
+        models={
+            sys.intern(model): ModelState(
+                sys.intern(s.model),
+                _s(s.version),
+                _s(s.digest),
+                s.state,
+                _s(s.slot),
+                s.message,
+                s.since,
+            )
+            for model, s in gateway.models.items()
+        },
+        health=tuple(
+            HealthReport(
+                sys.intern(h.model),
+                _s(h.version),
+                None if h.window is None else windows.setdefault(h.window, h.window),
+                h.window_end,
+                h.requests,
+                h.errors,
+                h.latency_p50_ms,
+                h.latency_p95_ms,
+                h.drift_score,
+            )
+            for h in gateway.health
+        ),
+        last_seen=gateway.last_seen,
+        certificate_fingerprint=gateway.certificate_fingerprint,
+        agent_version=_s(gateway.agent_version),
+    )

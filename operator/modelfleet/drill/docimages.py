@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from modelfleet.cli.statusview import release_view, render
+from modelfleet.api.statusview import release_view, render
 from modelfleet.drill import chart
 from modelfleet.drill.report import Report
 from modelfleet.drill.textimage import text_to_png

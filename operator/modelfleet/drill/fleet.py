@@ -7,6 +7,11 @@ and its own simulated gateways (labelled ``drill=<scenario>``, the first few als
 Everything is real: the operator verifies real signatures, the fleet API serves mTLS, the agents
 download, verify and activate real artifacts; only the inference server is simulated (each
 scenario's ``behaviour``). What the drill judges is read back from the API server.
+
+With :class:`~modelfleet.drill.deployed.DeployedSettings` (``--deployed``) the operator and the
+fleet API are the ones already running for the cluster: the drill checks them first
+(:func:`~modelfleet.drill.deployed.preflight`), serves its artifacts over HTTP, and its gateways
+enroll against the deployed fleet API.
 """
 
 from __future__ import annotations
@@ -30,9 +35,18 @@ from modelfleet.demo.stack import (
     wait_until,
 )
 from modelfleet.demo.watch import GROUP, VERSION, Observer
+from modelfleet.drill.deployed import (
+    ArtifactServer,
+    DeployedSettings,
+    LeaseWatch,
+    kill_operator,
+    preflight,
+    wait_lease_taken,
+)
 from modelfleet.errors import ConfigError
 
 SCENARIO_LABEL, RING_LABEL, CANARY = "drill", "ring", "canary"
+DRILL_NAMESPACE_LABEL = "modelfleet.dev/drill-namespace"  # on the drill's TrustPolicies
 
 
 @dataclass(frozen=True)
@@ -88,11 +102,24 @@ class Lane:
         return f"{SCENARIO_LABEL}={self.scenario}"
 
 
+class PreflightError(ConfigError):
+    """The deployed parts are not ready for a drill: one actionable line per problem."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
+
 class DrillFleet:
     """The shared stack (see the module docstring); ``say`` prints progress."""
 
     def __init__(
-        self, stack: Stack, workdir: Path, settings: DrillSettings, say: Callable[[str], None]
+        self,
+        stack: Stack,
+        workdir: Path,
+        settings: DrillSettings,
+        say: Callable[[str], None],
+        deployed: DeployedSettings | None = None,
     ) -> None:
         self.stack = stack
         self.workdir = workdir
@@ -103,6 +130,10 @@ class DrillFleet:
         self.lanes: dict[str, Lane] = {}
         self.created_namespace = False
         self._policy_file: Path | None = None
+        self.deployed = deployed
+        self.artifacts: ArtifactServer | None = None
+        self._lease_before = ""
+        self._lease_watch: LeaseWatch | None = None
 
     @property
     def namespace(self) -> str:
@@ -118,7 +149,7 @@ class DrillFleet:
     def setup(self) -> None:
         """Control plane, namespace (refused if it already holds releases or gateways), fleet
         CA and fleet API; the operator comes with :meth:`start_operator`."""
-        stack, s = self.stack, self.settings
+        stack, s, d = self.stack, self.settings, self.deployed
         stack.start_control_plane()
         self.created_namespace = stack.ensure_namespace()
         in_use = namespace_in_use(stack.api, stack.namespace)
@@ -127,15 +158,26 @@ class DrillFleet:
                 f"namespace {stack.namespace} already holds {', '.join(in_use[:3])}; "
                 "drills need a namespace of their own (--namespace)"
             )
+        if d is not None:
+            problems = preflight(stack.api, stack.namespace, d)
+            if problems:
+                raise PreflightError(problems)
+            self.artifacts = ArtifactServer(self.models, d.serve_artifacts, d.artifact_url_base)
+            self._lease_watch = LeaseWatch(stack.api, d)
+            stack.fleet_url = d.fleet_url
+            return
         stack.fleet_ca_init()
         stack.start_fleet_api(
             FleetApiSettings(poll_interval=s.poll_interval, active_poll_interval=s.poll_interval,
                              health_interval=s.report_interval)
         )  # fmt: skip
 
-    def start_operator(self) -> Service:
+    def start_operator(self) -> None:
+        """The drill's own operator (none when deployed: that one runs already)."""
+        if self.deployed is not None:
+            return
         s = self.settings
-        return self.stack.start_operator(
+        self.stack.start_operator(
             OperatorSettings(
                 interval=s.operator_interval,
                 file_roots=(self.models,),
@@ -143,6 +185,39 @@ class DrillFleet:
                 extra=("--report-interval", str(s.report_interval)),
             )
         )
+
+    def check(self) -> None:
+        """Raise if a process of the drill exited, or the deployed operator is down."""
+        self.stack.check()
+        if self._lease_watch is not None:
+            self._lease_watch.check()
+
+    def kill_operator(self) -> str:
+        """The operator-crash fault: SIGKILL our operator, or crash the deployed one (its Pods
+        deleted, or the restart command run). What was done."""
+        if self.deployed is None:
+            self.stack.stop_service("operator", crash=True)
+            return "operator SIGKILLed mid-rollout"
+        what, self._lease_before = kill_operator(self.stack.api, self.deployed)
+        return what
+
+    def revive_operator(self) -> str:
+        """Start our operator again, or wait until the deployed one holds its Lease again."""
+        if self.deployed is None:
+            self.start_operator()
+            return "operator restarted and live"
+        d = self.deployed
+        holder = wait_lease_taken(self.stack.api, d, self._lease_before, d.restart_timeout)
+        return f"Lease held again, by {holder}"
+
+    def spec_artifact(self, artifact: ModelArtifact) -> dict[str, Any]:
+        """The ``spec.artifact`` of a signed version: ``file://`` URIs, or the URLs the drill
+        serves them under when deployed."""
+        return {"uri": self.uri(artifact.artifact), "digest": artifact.digest,
+                "signature": {"uri": self.uri(artifact.signature)}}  # fmt: skip
+
+    def uri(self, path: Path) -> str:
+        return path.resolve().as_uri() if self.artifacts is None else self.artifacts.url(path)
 
     def policy_file(self) -> Path:
         """The trust policy file every simulated gateway enforces (the drill's signing key)."""
@@ -169,9 +244,10 @@ class DrillFleet:
         )  # fmt: skip
         lane = Lane(scenario, shelf, progress_deadline=progress_deadline)
         self.lanes[scenario] = lane
-        self.custom.create_cluster_custom_object(
-            GROUP, VERSION, "trustpolicies", shelf.policy_manifest(sync_wave=None)
-        )
+        policy = shelf.policy_manifest(sync_wave=None)
+        policy["spec"]["namespaces"] = [self.namespace]  # the drill's key, trusted only here
+        policy["metadata"]["labels"] = {DRILL_NAMESPACE_LABEL: self.namespace}  # for cleanup
+        self.custom.create_cluster_custom_object(GROUP, VERSION, "trustpolicies", policy)
         sizes = list(groups) or [self.settings.gateways]
         for i, count in enumerate(sizes):
             name = prefix if len(sizes) == 1 else f"{prefix}{chr(ord('a') + i)}"
@@ -183,7 +259,7 @@ class DrillFleet:
                         labels={SCENARIO_LABEL: scenario}, behaviour=behaviour,
                         poll_interval=self.settings.poll_interval,
                         report_interval=self.settings.report_interval,
-                        window=self.settings.window, progress=30.0,
+                        window=self.settings.window, progress=30.0, extra=self._enroll_args(),
                     ),
                     trust_policy=self.policy_file(), wait=False,
                 )[0]
@@ -192,6 +268,11 @@ class DrillFleet:
         starts = [sum(sizes[:i]) for i in range(len(sizes))]
         lane.canaries = [lane.gateways[s + k] for s in starts for k in range(per_group)]
         return lane
+
+    def _enroll_args(self) -> tuple[str, ...]:
+        """Deployed: the fleet CA is the deployed fleet API's, in the operator's namespace."""
+        d = self.deployed
+        return () if d is None else ("--ca-namespace", d.operator_namespace)
 
     def ready(self, lanes: Sequence[Lane]) -> None:
         """Wait for the lanes' gateways to enroll, then mark their canaries."""
@@ -220,7 +301,7 @@ class DrillFleet:
         from kubernetes.client.exceptions import ApiException
 
         spec_artifact = (
-            artifact.spec_artifact() if isinstance(artifact, ModelArtifact) else dict(artifact)
+            self.spec_artifact(artifact) if isinstance(artifact, ModelArtifact) else dict(artifact)
         )
         spec = {
             "model": lane.name,
@@ -254,12 +335,14 @@ class DrillFleet:
         pending = {lane.scenario: (lane, self.observer(lane)) for lane in lanes}
 
         def settled() -> bool:
+            self.check()
             for key, (lane, obs) in list(pending.items()):
                 view = obs.snapshot()
                 r = view.release
                 if r.phase in ("Rejected", "Aborted") and r.spec_version == version:
                     raise StackError(
                         f"baseline {version} of {lane.scenario} ended {r.phase}: {r.message}"
+                        + self._allow_hint()
                     )
                 if r.phase == "Succeeded" and r.stable == version and view.all_on(version):
                     del pending[key]
@@ -267,6 +350,20 @@ class DrillFleet:
 
         wait_until(settled, timeout=timeout, interval=0.5,
                    what=f"{version} on every drill lane", services=self.stack.services)  # fmt: skip
+
+    def _allow_hint(self) -> str:
+        if self.artifacts is None:
+            return ""
+        return (
+            f" (the deployed operator must allow the drill's artifacts: --allow-host="
+            f"{self.artifacts.authority}, and --allow-scheme=http for an http:// URL)"
+        )
+
+    def close(self) -> None:
+        """Stop serving artifacts (deployed)."""
+        if self.artifacts is not None:
+            self.artifacts.close()
+            self.artifacts = None
 
     def close_lane(self, lane: Lane) -> None:
         """Stop the lane's gateways at once (SIGKILL: nothing of theirs needs saving; their

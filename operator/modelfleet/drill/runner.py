@@ -15,7 +15,7 @@ from typing import Any
 from modelfleet.demo.models import ModelArtifact
 from modelfleet.demo.progress import ProgressPrinter
 from modelfleet.demo.watch import FleetView
-from modelfleet.drill.fleet import DrillFleet, Lane
+from modelfleet.drill.fleet import DrillFleet, Lane, PreflightError
 from modelfleet.drill.output import write_report, write_summary
 from modelfleet.drill.report import Report, Targets
 from modelfleet.drill.scenario import V1, Scenario
@@ -71,7 +71,7 @@ def run_scenario(
         scenario.inject(run)
         tail_until: float | None = None
         while tail_until is None or run.now() < tail_until:
-            fleet.stack.check()
+            fleet.check()
             view = observer.snapshot()
             run.observe(view)
             scenario.tick(run, view)
@@ -128,6 +128,9 @@ def run_drills(
     try:
         t = time.monotonic()
         fleet.setup()
+        refused = [line for s in scenarios if (line := s.refusal(fleet))]
+        if refused:
+            raise PreflightError(refused)
         lanes = [
             fleet.open_lane(s.name, s.prefix, s.behaviour, s.groups, s.progress_deadline)
             for s in scenarios
@@ -137,7 +140,8 @@ def run_drills(
         total = sum(len(lane.gateways) for lane in lanes)
         say(
             f"stack ready in {time.monotonic() - t:.1f}s: fleet API {fleet.stack.fleet_url}, "
-            f"operator, {total} simulated gateways, namespace {fleet.namespace} "
+            f"{'the deployed ' if fleet.deployed else ''}operator, {total} simulated gateways, "
+            f"namespace {fleet.namespace} "
             f"(logs in {fleet.stack.workdir / 'logs'})"
         )
         t = time.monotonic()
@@ -154,6 +158,7 @@ def run_drills(
     finally:
         with contextlib.suppress(Exception):
             fleet.delete_trust_policies()
+        fleet.close()
     if len(reports) > 1:
         path = write_summary(reports, out)
         say(f"\nsummary: {path}")

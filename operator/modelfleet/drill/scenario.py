@@ -12,6 +12,7 @@ from modelfleet.demo.watch import FleetView
 from modelfleet.drill.report import Check
 
 if TYPE_CHECKING:
+    from modelfleet.drill.fleet import DrillFleet
     from modelfleet.drill.runner import Run
 
 V1, V2, V3 = "1.0.0", "2.0.0", "3.0.0"
@@ -53,6 +54,10 @@ class Scenario:
     behaviour: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     groups: ClassVar[tuple[int, ...]] = ()  # gateways per simulator process (default: one)
     progress_deadline: ClassVar[str | None] = None  # the lane's, if not the drill's default
+
+    def refusal(self, fleet: DrillFleet) -> str | None:
+        """Why this scenario cannot run on ``fleet`` (one line), or None; asked after setup."""
+        return None
 
     def inject(self, run: Run) -> None:
         """Start the fault (and mark it, here or in :meth:`tick`)."""

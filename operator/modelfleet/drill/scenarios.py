@@ -13,6 +13,7 @@ import shutil
 from typing import TYPE_CHECKING
 
 from modelfleet.demo.watch import GROUP, VERSION, FleetView
+from modelfleet.drill.deployed import operator_pods
 from modelfleet.drill.report import Check
 from modelfleet.drill.scenario import (
     REGRESSION,
@@ -29,6 +30,7 @@ from modelfleet.drill.scenario import (
 from modelfleet.drill.timeline import DETECTED, FAULT, NOTE
 
 if TYPE_CHECKING:
+    from modelfleet.drill.fleet import DrillFleet
     from modelfleet.drill.runner import Run
 
 
@@ -86,8 +88,8 @@ class TamperedArtifact(_Refused):
         (src / "model.json").write_text(json.dumps(doc, indent=2) + "\n")
         tar = src.parent / f"{run.lane.name}-{V2}-tampered.tar"
         digest = pack_model(src, tar)
-        artifact = {"uri": tar.resolve().as_uri(), "digest": digest,
-                    "signature": {"uri": signed.signature_uri}}  # fmt: skip
+        artifact = {"uri": run.fleet.uri(tar), "digest": digest,
+                    "signature": {"uri": run.fleet.uri(signed.signature)}}  # fmt: skip
         run.release(artifact, V2)
         run.mark(FAULT, f"release {V2} with files changed after signing")
 
@@ -334,9 +336,10 @@ class TelemetryBlindSpot(Scenario):
 
 class OperatorCrash(_NoBadVersion):
     """Release a healthy 2.0.0; once the canaries run it, SIGKILL the operator and start it
-    again. Expect: the restarted operator picks the rollout up from status and finishes it,
-    no cohort skipped. Measures time to detect (kill -> operator live again) and to recover
-    (kill -> 2.0.0 succeeded everywhere)."""
+    again (--deployed: delete its Pods, or run --operator-restart-command, and wait for its
+    Lease to be held again). Expect: the restarted operator picks the rollout up from status
+    and finishes it, no cohort skipped. Measures time to detect (kill -> operator live again)
+    and to recover (kill -> 2.0.0 succeeded everywhere)."""
 
     name, prefix = "operator-crash", "oc"
     summary = "the operator is killed mid-rollout: it restarts and finishes, no cohort skipped"
@@ -344,6 +347,17 @@ class OperatorCrash(_NoBadVersion):
     def __init__(self) -> None:
         super().__init__()
         self.restarted = False
+        self.how = self.revived = ""
+
+    def refusal(self, fleet: DrillFleet) -> str | None:
+        d = fleet.deployed
+        if d is None or d.operator_restart_command or operator_pods(fleet.stack.api, d):
+            return None
+        return (
+            f"{self.name} cannot run: no Pods match {d.operator_selector} in "
+            f"{d.operator_namespace} to delete (an operator not run as Pods?); give "
+            "--operator-restart-command or the right --operator-selector"
+        )
 
     def inject(self, run: Run) -> None:
         run.release(run.lane.shelf.build(V2), V2)
@@ -354,17 +368,21 @@ class OperatorCrash(_NoBadVersion):
         if run.timeline.first(FAULT) is None and all(
             view.states.get(gw) == (V2, "Active") for gw in run.lane.canaries
         ):
-            run.fleet.stack.stop_service("operator", crash=True)
-            run.mark(FAULT, "operator SIGKILLed mid-rollout")
-            run.fleet.start_operator()
+            self.how = run.fleet.kill_operator()
+            run.mark(FAULT, self.how)
+            self.revived = run.fleet.revive_operator()
             self.restarted = True
 
     def detected(self, run: Run, view: FleetView) -> str | None:
-        return "operator restarted and live" if self.restarted else None
+        return self.revived if self.restarted else None
 
     def checks(self, run: Run, view: FleetView) -> list[Check]:
         return [
-            Check("the operator was killed and restarted", self.restarted, "SIGKILL, then start"),
+            Check(
+                "the operator was killed and restarted",
+                self.restarted,
+                f"{self.how}; {self.revived}" if self.restarted else "not restarted",
+            ),
             *self.common(view),
         ]
 

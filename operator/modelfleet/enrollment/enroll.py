@@ -3,27 +3,27 @@
 :func:`enroll_gateways` creates (or, with ``renew``, re-keys) EdgeGateways with
 ``spec.certificateFingerprint`` and returns one :class:`~modelfleet.enrollment.bundle.Bundle`
 each: the client certificate and key, the fleet CA, the agent's trust policy and ``agent.yaml``.
-Many gateways share one CA in memory and one API client, a few requests in flight at once (the
-simulator enrolls thousands); :func:`enroll_gateway` is the one-gateway case.
-:func:`revoke_gateway` removes the fingerprint: the fleet API refuses that certificate from the
-moment its watch sees the change.
+Many gateways share one CA in memory and one :class:`~modelfleet.kube.KubeClient`, a few
+requests in flight at once (the simulator enrolls thousands); :func:`enroll_gateway` is the
+one-gateway case. :func:`revoke_gateway` removes the fingerprint: the fleet API refuses that
+certificate from the moment its watch sees the change.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import logging
 import re
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from modelfleet.enrollment.bundle import DEFAULT_FLEET_URL, Bundle
 from modelfleet.enrollment.cluster import Exists, GatewayObjects, Missing
 from modelfleet.enrollment.pki import DEFAULT_CLIENT_VALIDITY, FleetCA
 from modelfleet.errors import ConfigError
+from modelfleet.kube import KubeClient
 from modelfleet.protocol.rules import GATEWAY_RE, matches
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,8 @@ def _validate(name: str, labels: Mapping[str, str], fleet_url: str) -> None:
         raise EnrollmentError(f"--fleet-url must be an https:// URL, got {fleet_url!r}")
 
 
-def enroll_gateways(
-    api: Any,
+async def enroll_gateways(
+    kube: KubeClient,
     gateways: Sequence[tuple[str, Mapping[str, str]]],
     *,
     namespace: str,
@@ -98,7 +98,7 @@ def enroll_gateways(
 ) -> list[Bundle]:
     """Enroll many gateways (``(name, labels)`` pairs) with one CA; bundles in input order.
 
-    ``api`` is a ``kubernetes.client.ApiClient``. Every name and label is checked before
+    ``kube`` is an open :class:`~modelfleet.kube.KubeClient`. Every name and label is checked before
     anything is created. Each EdgeGateway is created with its labels and
     ``spec.certificateFingerprint``; if it exists, with ``renew`` its fingerprint is replaced by
     the new certificate's (the old one is revoked at once; labels are merged), otherwise
@@ -107,47 +107,62 @@ def enroll_gateways(
         _validate(name, labels, fleet_url)
     if len({name for name, _ in gateways}) != len(gateways):
         raise EnrollmentError("a gateway name is given twice")
-    objects = GatewayObjects(api, namespace)
+    objects = GatewayObjects(kube, namespace)
     settings = functools.partial(  # what every bundle of this run shares
         Bundle, namespace=namespace, fleet_url=fleet_url.rstrip("/"), ca_pem=ca.cert_pem,
         trust_policy=trust_policy, data_dir=data_dir, poll_interval=poll_interval,
         report_interval=report_interval,
     )  # fmt: skip
-    lock = threading.Lock()
+    slots = asyncio.Semaphore(max(1, concurrency))
     done = 0
 
-    def one(item: tuple[str, Mapping[str, str]]) -> Bundle:
+    async def one(item: tuple[str, Mapping[str, str]]) -> Bundle:
         nonlocal done
         name, labels = item
-        issued = ca.issue_client(name, validity=validity)
-        spec: dict[str, Any] = {"certificateFingerprint": issued.fingerprint}
-        if site:
-            spec["site"] = site
-        try:
-            objects.put(name, dict(labels), spec, renew=renew)
-        except Exists as exc:
-            raise EnrollmentError(
-                f"EdgeGateway {namespace}/{name} already exists; use --renew to issue a new "
-                "certificate (revokes the current one)"
-            ) from exc
+        async with slots:
+            issued = ca.issue_client(name, validity=validity)
+            spec: dict[str, Any] = {"certificateFingerprint": issued.fingerprint}
+            if site:
+                spec["site"] = site
+            await _put(objects, name, labels, spec, renew=renew)
         log.info("enrolled gateway %s/%s (%s)", namespace, name, issued.fingerprint)
-        with lock:
-            done += 1
-            if progress is not None:
-                progress(done, len(gateways))
+        done += 1
+        if progress is not None:
+            progress(done, len(gateways))
         return settings(
             gateway=name, fingerprint=issued.fingerprint, not_after=issued.not_after,
             cert_pem=issued.cert_pem, key_pem=issued.key_pem, labels=dict(labels),
         )  # fmt: skip
 
     if len(gateways) <= 1:
-        return [one(g) for g in gateways]
-    with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="enroll") as pool:
-        return list(pool.map(one, gateways))
+        return [await one(g) for g in gateways]
+    results = await asyncio.gather(*(one(g) for g in gateways), return_exceptions=True)
+    for result in results:  # every gateway was tried; the first failure in input order is raised
+        if isinstance(result, BaseException):
+            raise result
+    return [r for r in results if isinstance(r, Bundle)]
 
 
-def enroll_gateway(
-    api: Any,
+async def _put(
+    objects: GatewayObjects,
+    name: str,
+    labels: Mapping[str, str],
+    spec: dict[str, Any],
+    *,
+    renew: bool,
+) -> None:
+    namespace = objects.namespace
+    try:
+        await objects.put(name, dict(labels), spec, renew=renew)
+    except Exists as exc:
+        raise EnrollmentError(
+            f"EdgeGateway {namespace}/{name} already exists; use --renew to issue a new "
+            "certificate (revokes the current one)"
+        ) from exc
+
+
+async def enroll_gateway(
+    kube: KubeClient,
     name: str,
     labels: Mapping[str, str] | None = None,
     *,
@@ -156,28 +171,28 @@ def enroll_gateway(
     **options: Any,
 ) -> Bundle:
     """Enroll one gateway (see :func:`enroll_gateways` for the options)."""
-    (bundle,) = enroll_gateways(
-        api, [(name, dict(labels or {}))], namespace=namespace, ca=ca, **options
+    (bundle,) = await enroll_gateways(
+        kube, [(name, dict(labels or {}))], namespace=namespace, ca=ca, **options
     )
     return bundle
 
 
-def revoke_gateway(api: Any, name: str, *, namespace: str) -> bool:
+async def revoke_gateway(kube: KubeClient, name: str, *, namespace: str) -> bool:
     """Remove ``spec.certificateFingerprint``; False if it had none. The gateway object and its
     status stay (delete it to forget the gateway)."""
-    objects = GatewayObjects(api, namespace)
+    objects = GatewayObjects(kube, namespace)
     try:
-        obj = objects.get(name)
+        obj = await objects.get(name)
     except Missing as exc:
         raise EnrollmentError(f"no EdgeGateway {namespace}/{name}") from exc
     if not (obj.get("spec") or {}).get("certificateFingerprint"):
         return False
-    objects.remove_fingerprint(name)
+    await objects.remove_fingerprint(name)
     log.info("revoked gateway %s/%s", namespace, name)
     return True
 
 
-def list_gateways(api: Any, *, namespace: str) -> list[dict[str, Any]]:
+async def list_gateways(kube: KubeClient, *, namespace: str) -> list[dict[str, Any]]:
     """The EdgeGateway objects of ``namespace``, sorted by name."""
-    items = GatewayObjects(api, namespace).list()
+    items = await GatewayObjects(kube, namespace).list()
     return sorted(items, key=lambda o: str(o["metadata"]["name"]))

@@ -28,6 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from modelfleet.api import parse_release
+from modelfleet.certs import TLSFiles
 from modelfleet.errors import ConfigError
 from modelfleet.fleet.events import ConflictEvents
 from modelfleet.fleet.guard import ConnectionLimits, FleetRequestHandler, GuardedSite
@@ -39,15 +40,6 @@ from modelfleet.fleet.server import FleetAPI, ProtocolSettings
 from modelfleet.kube import KubeClient, Reflector, Sink, load_access
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TLSFiles:
-    """PEM files: the server certificate and key, and the fleet CA for client certificates."""
-
-    cert: Path
-    key: Path
-    client_ca: Path
 
 
 @dataclass(frozen=True)
@@ -78,7 +70,7 @@ def server_ssl_context(tls: TLSFiles) -> ssl.SSLContext:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         ctx.load_cert_chain(str(tls.cert), str(tls.key))
-        ctx.load_verify_locations(cafile=str(tls.client_ca))
+        ctx.load_verify_locations(cafile=str(tls.ca))
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"cannot load TLS material: {exc}") from exc
     ctx.verify_mode = ssl.CERT_REQUIRED
@@ -94,7 +86,7 @@ async def tls_from_secret(kube: KubeClient, namespace: str, folder: Path) -> TLS
     for path, data in (
         (paths.cert, material.cert_pem),
         (paths.key, material.key_pem),
-        (paths.client_ca, material.ca_pem),
+        (paths.ca, material.ca_pem),
     ):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as fh:
@@ -181,7 +173,7 @@ async def run(
                 )
             ctx = server_ssl_context(tls)
             replica = Replica(options, kube)
-            replica.metrics.observe_certificates(tls.cert, tls.client_ca)
+            replica.metrics.observe_certificates(tls.cert, tls.ca)
             tasks = [asyncio.create_task(r.run()) for r in replica.reflectors]
             tasks.append(asyncio.create_task(replica.housekeeping()))
             tasks.append(asyncio.create_task(replica.conflicts.run()))

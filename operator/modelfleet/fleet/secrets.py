@@ -7,8 +7,7 @@
   against. Mount it into the fleet API's pods, or let ``modelfleet fleet-api`` read it.
 
 :class:`FleetSecrets` reads and writes them through :class:`~modelfleet.kube.KubeClient` (the
-fleet API, ``modelfleet fleet-ca``); :func:`load_fleet_ca` is the synchronous read enrollment
-still uses.
+fleet API, ``modelfleet fleet-ca``, ``modelfleet gateway enroll``).
 """
 
 from __future__ import annotations
@@ -152,21 +151,3 @@ class FleetSecrets:
             "kubernetes.io/tls",
         )
         return issued
-
-
-def load_fleet_ca(api: Any, namespace: str) -> FleetCA:
-    """The fleet CA, read with a synchronous ``kubernetes.client.ApiClient``: kept for
-    enrollment (cli/gateway.py, cli/simulate.py) until it moves onto
-    :class:`FleetSecrets`."""
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        secret = client.CoreV1Api(api).read_namespaced_secret(CA_SECRET, namespace)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise ClusterError(
-                f"cannot read Secret {namespace}/{CA_SECRET}: {exc.status} {exc.reason}"
-            ) from exc
-        return _fleet_ca(None, namespace)
-    return _fleet_ca(_decode({"data": secret.data}), namespace)

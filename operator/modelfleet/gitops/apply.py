@@ -18,6 +18,7 @@ import logging
 from typing import Any, Protocol
 
 from modelfleet.errors import ClusterError
+from modelfleet.gitops.ownership import ObjectRef
 from modelfleet.kube import ApiError, KubeClient
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,7 @@ class Applier(Protocol):
         """The kind's scope, or ``None`` when the cluster does not serve it."""
         ...
 
-    async def get(
-        self, api_version: str, kind: str, name: str, namespace: str | None
-    ) -> dict[str, Any] | None:
+    async def get(self, ref: ObjectRef) -> dict[str, Any] | None:
         """The live object, or ``None`` when there is none."""
         ...
 
@@ -52,14 +51,7 @@ class Applier(Protocol):
         self, api_version: str, kind: str, label_selector: str, namespace: str | None = None
     ) -> list[dict[str, Any]]: ...
 
-    async def delete(
-        self,
-        api_version: str,
-        kind: str,
-        name: str,
-        namespace: str | None,
-        uid: str | None = None,
-    ) -> None:
+    async def delete(self, ref: ObjectRef, uid: str | None = None) -> None:
         """Delete; with ``uid``, only that very object (a precondition)."""
         ...
 
@@ -96,10 +88,9 @@ class KubeApplier:
         found = await self.kube.resource(api_version, kind)
         return None if found is None else found[1]
 
-    async def get(
-        self, api_version: str, kind: str, name: str, namespace: str | None
-    ) -> dict[str, Any] | None:
-        path = await self._path(api_version, kind, namespace, name)
+    async def get(self, ref: ObjectRef) -> dict[str, Any] | None:
+        kind, name, namespace = ref.kind, ref.name, ref.namespace or None
+        path = await self._path(ref.api_version, kind, namespace, name)
         if path is None:
             return None
         try:
@@ -180,15 +171,9 @@ class KubeApplier:
             raise ClusterError(f"cannot list {kind}{where}: {exc.status} {exc.reason}") from None
         return items
 
-    async def delete(
-        self,
-        api_version: str,
-        kind: str,
-        name: str,
-        namespace: str | None,
-        uid: str | None = None,
-    ) -> None:
-        path = await self._path(api_version, kind, namespace, name)
+    async def delete(self, ref: ObjectRef, uid: str | None = None) -> None:
+        kind, name = ref.kind, ref.name
+        path = await self._path(ref.api_version, kind, ref.namespace or None, name)
         if path is None:
             return
         try:

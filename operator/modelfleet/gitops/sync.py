@@ -218,7 +218,7 @@ async def _plan(
         if ref in seen:
             raise SyncFailed(f"{ref} is defined twice under {config.source.path!r}")
         seen.add(ref)
-        live = await applier.get(ref.api_version, ref.kind, ref.name, ref.namespace or None)
+        live = await applier.get(ref)
         if live is None:
             planned.append(_Planned(obj, m, revisions[m.path], namespaced, None))
             continue
@@ -341,9 +341,7 @@ async def _prune(config: SyncConfig, applier: Applier, keep: set[ObjectRef]) -> 
                     continue
                 uid = str(live["metadata"]["uid"])
                 if not config.dry_run:
-                    await applier.delete(
-                        GROUP_VERSION, kind, ref.name, ref.namespace or None, uid=uid
-                    )
+                    await applier.delete(ref, uid=uid)
                 pruned.append(ref)
                 log.info("sync %s: pruned %s (no longer in Git)", config.name, ref)
     return pruned

@@ -8,11 +8,14 @@ dicts: listing and watching 10,000 EdgeGateways costs a few JSON decodes, not 10
 model objects (docs/kube.md has the comparison with kubernetes_asyncio that chose this).
 
 Every write can be counted through ``on_write(kind)`` (the operator's API-writes metric). A 401
-makes the client read its token again and retry once (a rotated ServiceAccount token).
+makes the client read its token again and retry once (a rotated ServiceAccount token); a 429 (the
+API server busy, or a resource's storage still initializing) is sent again after its
+``Retry-After``, up to :data:`THROTTLE_RETRIES` times.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -30,6 +33,19 @@ JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+THROTTLE_RETRIES = 10
+"""How often a request answered 429 Too Many Requests is sent again (client-go's default)."""
+MAX_RETRY_AFTER = 10.0
+
+
+def retry_delay(header: str | None) -> float:
+    """Seconds to wait before sending again a request answered 429: its ``Retry-After`` (whole
+    seconds, at most :data:`MAX_RETRY_AFTER`), else one second."""
+    try:
+        seconds = float(header) if header is not None else 1.0
+    except ValueError:
+        seconds = 1.0
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def custom_path(
@@ -146,7 +162,9 @@ class KubeClient:
             )
         if method in _WRITES and self._on_write is not None:
             self._on_write(kind)
-        for attempt in (1, 2):
+        reauthenticated = False
+        throttled = 0
+        while True:
             try:
                 async with self.session.request(
                     method,
@@ -157,20 +175,27 @@ class KubeClient:
                     timeout=aiohttp.ClientTimeout(total=timeout or self._timeout),
                 ) as resp:
                     raw = await resp.read()
-                    if resp.status == 401 and attempt == 1 and self.access.token is not None:
-                        self.access.token.invalidate()  # a rotated token: read it again once
-                        continue
-                    if resp.status >= 400:
-                        raise ApiError(resp.status, _message(raw) or resp.reason or "error")
-                    doc = json.loads(raw)
+                    status, reason = resp.status, resp.reason
+                    retry_after = resp.headers.get("Retry-After")
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 raise ApiError(0, f"{method} {path}: {str(exc) or type(exc).__name__}") from exc
+            if status == 401 and not reauthenticated and self.access.token is not None:
+                reauthenticated = True
+                self.access.token.invalidate()  # a rotated token: read it again once
+                continue
+            if status == 429 and throttled < THROTTLE_RETRIES:
+                throttled += 1  # busy, or a resource's storage (re)initializing: as client-go
+                await asyncio.sleep(retry_delay(retry_after))
+                continue
+            if status >= 400:
+                raise ApiError(status, _message(raw) or reason or "error")
+            try:
+                doc = json.loads(raw)
             except ValueError as exc:
                 raise ApiError(0, f"{method} {path}: invalid JSON: {exc}") from exc
             if not isinstance(doc, dict):
                 raise ApiError(0, f"{method} {path}: expected a JSON object")
             return doc
-        raise ApiError(401, f"{method} {path}: unauthorized")  # pragma: no cover (loop returns)
 
     async def get(self, path: str) -> dict[str, Any]:
         return await self.request("GET", path)
@@ -271,15 +296,22 @@ class KubeClient:
         )
 
     async def list_all(
-        self, path: str, *, page: int = 500, label_selector: str | None = None
-    ) -> tuple[list[dict[str, Any]], str]:
-        """Every object under ``path`` (paginated) and the list's resourceVersion."""
-        items: list[dict[str, Any]] = []
+        self,
+        path: str,
+        *,
+        page: int = 500,
+        label_selector: str | None = None,
+        each: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> tuple[list[Any], str]:
+        """Every object under ``path`` (paginated) and the list's resourceVersion; with
+        ``each``, what it returns for each object, applied page by page."""
+        items: list[Any] = []
         base = {"labelSelector": label_selector} if label_selector else {}
         params: dict[str, str] = {**base, "limit": str(page)}
         while True:
             doc = await self.request("GET", path, params=params, timeout=120.0)
-            items.extend(doc.get("items") or [])
+            got = doc.get("items") or []
+            items.extend(got if each is None else map(each, got))
             meta = doc.get("metadata") or {}
             token = meta.get("continue")
             if not token:

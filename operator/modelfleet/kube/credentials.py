@@ -184,8 +184,8 @@ def load_access(kubeconfig: Path | str | None = None, context: str | None = None
 
 
 def api_client(access: KubeAccess) -> Any:
-    """A synchronous ``kubernetes.client.ApiClient`` with the same credentials (for the code that
-    still uses the generated client: enrollment; see docs/kube.md)."""
+    """A synchronous ``kubernetes.client.ApiClient`` with the same credentials, for the code that
+    still uses the generated client: the demo's and the drills' observers (docs/kube.md)."""
     cfg: Any = access.config
     if cfg is None:
         cfg = kubernetes_client.Configuration()

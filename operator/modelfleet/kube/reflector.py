@@ -40,9 +40,12 @@ class Sink:
     """Where one resource's objects go: the full set after a list, then single changes."""
 
     plural: str
-    replace: Callable[[list[dict[str, Any]]], None]
+    replace: Callable[[list[Any]], None]
     upsert: Handler
     delete: Handler
+    each: Callable[[dict[str, Any]], Any] | None = None
+    """Applied to each listed object as its page arrives; ``replace`` then gets the results
+    (e.g. parsed views), so a large list is never held as raw objects all at once."""
 
 
 class Reflector:
@@ -97,7 +100,12 @@ class Reflector:
         while True:
             try:
                 if not resource_version:
-                    items, resource_version = await self.client.list_all(self.path)
+                    if self.sink.each is None:
+                        items, resource_version = await self.client.list_all(self.path)
+                    else:
+                        items, resource_version = await self.client.list_all(
+                            self.path, each=self.sink.each
+                        )
                     self.sink.replace(items)
                     self._up()
                     if not self.synced.is_set():

@@ -90,7 +90,7 @@ def fleet(
         return
     fleet_api: FleetAPI = request.getfixturevalue("fleet_api")  # started only when needed
     sim = SimulatedFleet(
-        fleet_api, api.client, api.namespace, artifacts.sign("1.0.0").policy_path,
+        fleet_api, api.cp.kubeconfig, api.namespace, artifacts.sign("1.0.0").policy_path,
         tmp_path / "gateways",
     )  # fmt: skip
     try:

@@ -29,7 +29,7 @@ from modelfleet.devcluster import ControlPlane
 from modelfleet.enrollment import enroll_gateways
 from modelfleet.enrollment.pki import FleetCA
 from modelfleet.fleet.process import FleetAPIProcess, start_fleet_api
-from tests.kubekit import fleet_pki
+from tests.kubekit import fleet_pki, with_kube
 
 REQUESTS_PER_SECOND = 40.0
 """Synthetic traffic per gateway: enough for ``minRequests`` in every one-second window."""
@@ -106,8 +106,8 @@ class SimulatedFleet:
     """EdgeGateways enrolled in ``namespace`` and played by simulated agents (module docstring)."""
 
     fleet_api: FleetAPI
-    kube: Any
-    """A ``kubernetes.client.ApiClient`` (enrollment creates the EdgeGateways with it)."""
+    kubeconfig: Path
+    """The API server's kubeconfig (enrollment creates the EdgeGateways through it)."""
     namespace: str
     trust_policy: Path
     """The agents' own TrustPolicy file."""
@@ -122,10 +122,10 @@ class SimulatedFleet:
         """Enroll ``count`` gateways ``gw-0000``.. (labels per index) for real."""
         start = len(self.labels)
         wanted = [(f"gw-{i:04d}", labels(i) if labels else {}) for i in range(start, count)]
-        bundles = enroll_gateways(
-            self.kube, wanted, namespace=self.namespace, ca=self.fleet_api.ca,
+        bundles = with_kube(self.kubeconfig, lambda kube: enroll_gateways(
+            kube, wanted, namespace=self.namespace, ca=self.fleet_api.ca,
             fleet_url=self.fleet_api.url, trust_policy=self.trust_policy.read_bytes(),
-        )  # fmt: skip
+        ))  # fmt: skip
         for (name, lab), bundle in zip(wanted, bundles, strict=True):
             self._configs.append(load_agent_config(bundle.write(self.folder / name)))
             self.labels[name] = lab

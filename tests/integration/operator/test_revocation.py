@@ -19,9 +19,8 @@ import requests
 from modelfleet.devcluster import ControlPlane
 from modelfleet.enrollment import enroll_gateway
 from modelfleet.fleet.process import FleetAPIProcess, start_fleet_api
-from modelfleet.kube import api_client, load_access
 from modelfleet.trust import digest_file
-from tests.kubekit import fleet_pki
+from tests.kubekit import fleet_pki, with_kube
 from tests.trustkit import SignedModel, make_signed_model
 
 from .artifacts import Artifacts, release_body
@@ -65,15 +64,14 @@ class Gateways:
 
     cp: ControlPlane
     ns: str
-    api: Any
     ca: Any
     server: FleetAPIProcess
     folder: Path
 
     def enroll(self, name: str, **labels: str) -> None:
-        bundle = enroll_gateway(
-            self.api, name, labels, namespace=self.ns, ca=self.ca, fleet_url=self.server.url
-        )
+        bundle = with_kube(self.cp.kubeconfig, lambda kube: enroll_gateway(
+            kube, name, labels, namespace=self.ns, ca=self.ca, fleet_url=self.server.url
+        ))  # fmt: skip
         bundle.write(self.folder / name)
 
     def _session(self, name: str) -> requests.Session:
@@ -106,7 +104,6 @@ class Gateways:
 
 @pytest.fixture
 def gateways(control_plane: ControlPlane, namespace: str, tmp_path: Path) -> Iterator[Gateways]:
-    api = api_client(load_access(control_plane.kubeconfig))
     ca = fleet_pki(control_plane.kubeconfig, namespace)
     server = start_fleet_api(
         kubeconfig=control_plane.kubeconfig, namespace=namespace,
@@ -114,7 +111,7 @@ def gateways(control_plane: ControlPlane, namespace: str, tmp_path: Path) -> Ite
         extra_args=["--rate-limit", "1000", "--rate-burst", "1000"],
     )  # fmt: skip
     try:
-        yield Gateways(control_plane, namespace, api, ca, server, tmp_path / "gateways")
+        yield Gateways(control_plane, namespace, ca, server, tmp_path / "gateways")
     finally:
         server.stop()
 

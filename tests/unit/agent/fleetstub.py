@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from modelfleet.agent.config import AgentConfig, TLSConfig, write_agent_config
+from modelfleet.agent.config import AgentConfig, write_agent_config
+from modelfleet.certs import TLSFiles
 from modelfleet.enrollment.pki import FleetCA
 from tests.webserve import serve
 
@@ -65,7 +66,7 @@ class FleetStub:
         config = AgentConfig(
             gateway=name,
             fleet_url=self.url,
-            tls=TLSConfig(d / "client.crt", d / "client.key", d / "ca.crt"),
+            tls=TLSFiles(d / "client.crt", d / "client.key", d / "ca.crt"),
             data_dir=d / "data",
             trust_policy=d / "trust-policy.yaml",
             poll_interval=0.2,

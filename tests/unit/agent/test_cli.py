@@ -60,7 +60,8 @@ async def test_agent_process_installs_reports_and_stops_on_sigterm(
 def test_check_config_reports_the_policy(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from modelfleet.agent.config import AgentConfig, TLSConfig, write_agent_config
+    from modelfleet.agent.config import AgentConfig, write_agent_config
+    from modelfleet.certs import TLSFiles
     from modelfleet.enrollment.pki import FleetCA
 
     v = versions(tmp_path, "1.0")
@@ -72,7 +73,7 @@ def test_check_config_reports_the_policy(
     config = AgentConfig(
         gateway="gw-x",
         fleet_url="https://127.0.0.1:1",
-        tls=TLSConfig(tmp_path / "c.crt", tmp_path / "c.key", tmp_path / "ca.crt"),
+        tls=TLSFiles(tmp_path / "c.crt", tmp_path / "c.key", tmp_path / "ca.crt"),
         data_dir=tmp_path / "data",
         trust_policy=v["1.0"].policy_path,
     )

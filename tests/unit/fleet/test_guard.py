@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import pytest
 from aiohttp import web
 
+from modelfleet.certs import TLSFiles
 from modelfleet.enrollment.pki import FleetCA
-from modelfleet.fleet.app import TLSFiles, server_ssl_context
+from modelfleet.fleet.app import server_ssl_context
 from modelfleet.fleet.guard import ConnectionLimits, FleetRequestHandler, GuardedSite
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from modelfleet.certs import TLSFiles
 from modelfleet.enrollment.pki import FleetCA, IssuedCert
-from modelfleet.fleet.app import TLSFiles, server_ssl_context
+from modelfleet.fleet.app import server_ssl_context
 
 
 @pytest.fixture(scope="module")

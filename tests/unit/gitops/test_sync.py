@@ -16,7 +16,7 @@ from modelfleet.api.source import source_revision
 from modelfleet.errors import ClusterError
 from modelfleet.gitops import SyncFailed, SyncRefused, UntrustedCommit
 from modelfleet.gitops.apply import ObjectExists
-from modelfleet.gitops.ownership import OWNER_ANNOTATION, SYNC_LABEL, order
+from modelfleet.gitops.ownership import OWNER_ANNOTATION, SYNC_LABEL, ObjectRef, order
 from modelfleet.gitops.source import GitSource, SignaturePolicy, fetch
 from modelfleet.gitops.sync import SyncConfig, sync_once
 from tests.unit.gitops.gitkit import GitRepo, digest_of, release_manifest
@@ -45,10 +45,8 @@ class MemoryCluster:
     async def is_namespaced(self, api_version: str, kind: str) -> bool | None:
         return kind not in CLUSTER_SCOPED
 
-    async def get(
-        self, api_version: str, kind: str, name: str, namespace: str | None
-    ) -> dict[str, Any] | None:
-        return self.objects.get((kind, namespace or "", name))
+    async def get(self, ref: ObjectRef) -> dict[str, Any] | None:
+        return self.objects.get((ref.kind, ref.namespace, ref.name))
 
     def add(self, obj: dict[str, Any]) -> dict[str, Any]:
         """An object created by someone else (a uid chosen by the "server")."""
@@ -92,17 +90,10 @@ class MemoryCluster:
             and o["metadata"].get("labels", {}).get(key) == value
         ]
 
-    async def delete(
-        self,
-        api_version: str,
-        kind: str,
-        name: str,
-        namespace: str | None,
-        uid: str | None = None,
-    ) -> None:
-        live = self.objects[(kind, namespace or "", name)]
+    async def delete(self, ref: ObjectRef, uid: str | None = None) -> None:
+        live = self.objects[(ref.kind, ref.namespace, ref.name)]
         assert uid is None or live["metadata"]["uid"] == uid
-        del self.objects[(kind, namespace or "", name)]
+        del self.objects[(ref.kind, ref.namespace, ref.name)]
 
 
 @pytest.fixture

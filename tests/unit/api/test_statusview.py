@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from modelfleet.cli.statusview import gate_checks, release_view, render, render_table
+from modelfleet.api.statusview import gate_checks, release_view, render, render_table
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
