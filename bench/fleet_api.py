@@ -70,9 +70,14 @@ async def _connect(gw: dict[str, Any], args: dict[str, Any]) -> tuple[Any, Any]:
     ctx.load_verify_locations(args["ca"])
     ctx.load_cert_chain(gw["cert"], gw["key"])
     async with args["connect_sem"]:
-        return await asyncio.open_connection(
+        reader, writer = await asyncio.open_connection(
             args["host"], args["port"], ssl=ctx, server_hostname="localhost"
         )
+        # like an agent at start: one poll at once (not measured), which also ends the
+        # handshake-to-first-request timeout; the ETag it returns makes later polls conditional
+        writer.write(b"GET /v1/desired HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        _, gw["etag"], _ = await _read_response(reader, b"")
+        return reader, writer
 
 
 async def _gateway_loop(
@@ -84,12 +89,19 @@ async def _gateway_loop(
     rnd = random.Random(gw["name"])
     next_poll = start + rnd.uniform(0, period)
     next_report = start + rnd.uniform(0, args["report_interval"])
-    body = json.dumps(gw["report"]).encode()
-    report_req = (
-        b"POST /v1/report HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-    )
-    etag = b""
+    session = f"bench-{gw['name']}-{rnd.randrange(1 << 30)}"
+    number = 1
+
+    def report_req() -> bytes:  # numbered like an agent: one higher after "written": true
+        doc = gw["report"] if not args["sequence"] else {
+            **gw["report"], "sequence": {"session": session, "number": number}}  # fmt: skip
+        body = json.dumps(doc).encode()
+        return (
+            b"POST /v1/report HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+
+    etag: bytes = gw.get("etag", b"")
     t_end = args["t_end"]
     t_measure = args["t_measure"]
     while True:
@@ -107,11 +119,13 @@ async def _gateway_loop(
             writer.write(req + b"\r\n")
             next_poll += period
         else:
-            writer.write(report_req)
+            writer.write(report_req())
             next_report += args["report_interval"]
-        status, seen = await _read_response(reader, etag)
+        status, seen, answer = await _read_response(reader, etag)
         if is_poll:
             etag = seen
+        elif b'"written": true' in answer:
+            number += 1
         done = time.monotonic()
         if t_measure <= done < t_end:
             out["completed"] += 1
@@ -172,7 +186,7 @@ def _loadgen_process(args: dict[str, Any], conn: Any) -> None:
 def run_load(
     gateways_file: Path, total: int, ca: Path, port: int, *, rate: float, duration: float,
     warmup: float, report_interval: float, processes: int,
-    on_start: Any = None, start_at: float | None = None,
+    on_start: Any = None, start_at: float | None = None, sequence: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
     """Run the load generator in ``processes`` processes; merged latencies and counts.
     ``on_start(seconds_until_measuring)`` is called once every connection is up."""
@@ -184,7 +198,7 @@ def run_load(
             "gateways_file": str(gateways_file), "slice": slice(i, None, processes),
             "total_gateways": total, "ca": str(ca), "host": "127.0.0.1", "port": port,
             "rate": rate, "duration": duration, "warmup": warmup,
-            "report_interval": report_interval,
+            "report_interval": report_interval, "sequence": sequence,
         }  # fmt: skip
         p = ctx.Process(target=_loadgen_process, args=(args, child))
         p.start()
@@ -298,11 +312,15 @@ def _tree_cpu(pid: int) -> float:
 
 
 def _observe(
-    kubeconfig: Path, ns: str, pid: int, start_in: float, duration: float
-) -> dict[str, Any]:
+    kubeconfig: Path, ns: str, pid: int, start_in: float, duration: float, *,
+    others: dict[str, int] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Over [now+start_in, +duration]: EdgeGateway MODIFIED events seen by a watch on the API
-    server (status writes), the fleet API's CPU seconds and the load average."""
+    server (status writes), the fleet API's CPU seconds, those of ``others`` (name: pid, e.g.
+    kube-apiserver and etcd, from /proc) and the load average."""
+    others = others or {}
     result: dict[str, Any] = {"writes": 0, "cpu_s": float("nan"), "load": float("nan")}
+    result.update({f"{name}_cpu_s": float("nan") for name in others})
 
     async def main() -> None:
         async with KubeClient(load_access(kubeconfig)) as kube:
@@ -315,8 +333,11 @@ def _observe(
             async def sample() -> None:
                 await asyncio.sleep(max(0.0, t0 - time.monotonic()))
                 cpu0 = _tree_cpu(pid)
+                base = {name: _tree_cpu(other) for name, other in others.items()}
                 await asyncio.sleep(max(0.0, t1 - time.monotonic()))
                 result["cpu_s"] = _tree_cpu(pid) - cpu0
+                for name, other in others.items():
+                    result[f"{name}_cpu_s"] = _tree_cpu(other) - base[name]
                 result["load"] = os.getloadavg()[0]
 
             async def watch() -> None:
@@ -347,16 +368,65 @@ def _observe(
     return result
 
 
+def _print_etcd(sizes: list[float | None], count: int, object_bytes: int) -> None:
+    """etcd bytes per EdgeGateway: in-use growth over creating them and seeding their status
+    (the status seed keeps the spec-only revisions until the API server compacts, every 5 min),
+    and the JSON of one object with its status as stored."""
+    if None in sizes:
+        return
+    before, created, seeded = (float(x or 0) for x in sizes)
+    print(f"etcd bytes per EdgeGateway: {(created - before) / count:.0f} B in use per object "
+          f"created (spec, labels, fingerprint); {(seeded - before) / count:.0f} B after one "
+          f"status write each (old revisions not yet compacted); one object with status as "
+          f"JSON: {object_bytes} B", flush=True)  # fmt: skip
+
+
+def _control_pids(cp: ControlPlane) -> dict[str, int]:
+    """The local control plane's processes (none with an existing cluster)."""
+    procs = {"kube-apiserver": cp.apiserver, "etcd": cp.etcd}
+    return {name: p.pid for name, p in procs.items() if p is not None}
+
+
+def _etcd_in_use(cp: ControlPlane) -> float | None:
+    """etcd's ``db_total_size_in_use_in_bytes`` (None with an existing cluster)."""
+    if cp.etcd is None:
+        return None
+    url = f"http://127.0.0.1:{cp.etcd_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith("etcd_mvcc_db_total_size_in_use_in_bytes "):
+                return float(line.split()[1])
+    return None
+
+
+def _free_ports(count: int) -> int:
+    """A port P with P .. P + count - 1 all free (one metrics port per worker)."""
+    import socket
+
+    while True:
+        first = free_port()
+        try:
+            for i in range(1, count):
+                with socket.create_server(("127.0.0.1", first + i)):
+                    pass
+        except OSError:
+            continue
+        return first
+
+
 def _start_fleet_api(
     cp: ControlPlane, ns: str, tls: dict[str, Path], workers: int, log: Path, *,
     env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:  # fmt: skip
-    port, mport = free_port(), free_port()
+    port, mport = free_port(), _free_ports(workers)
     cmd = [
         sys.executable, "-m", "modelfleet", "fleet-api", "-n", ns, "--port", str(port),
         "--host", "127.0.0.1", "--metrics-port", str(mport), "--workers", str(workers),
         "--tls-cert", str(tls["cert"]), "--tls-key", str(tls["key"]),
         "--client-ca", str(tls["ca"]), "--rate-limit", "50", "--rate-burst", "100",
+        # connections are all opened before the schedule starts, which can take minutes on a
+        # loaded machine: keep them (agents poll every 30 s, far inside the default 75 s)
+        "--keepalive-timeout", "900",
     ]  # fmt: skip
     proc = subprocess.Popen(
         cmd,
@@ -390,8 +460,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-async def _read_response(reader: asyncio.StreamReader, etag: bytes) -> tuple[int, bytes]:
-    """Read one HTTP/1.1 response (head and body); its status and ETag (``etag`` if none)."""
+async def _read_response(reader: asyncio.StreamReader, etag: bytes) -> tuple[int, bytes, bytes]:
+    """Read one HTTP/1.1 response; its status, ETag (``etag`` if none) and body."""
     head = await reader.readuntil(b"\r\n\r\n")
     length = 0
     for line in head.split(b"\r\n")[1:]:
@@ -401,9 +471,8 @@ async def _read_response(reader: asyncio.StreamReader, etag: bytes) -> tuple[int
             length = int(value)
         elif lname == b"etag":
             etag = value.strip()
-    if length:
-        await reader.readexactly(length)
-    return int(head[9:12]), etag
+    body = await reader.readexactly(length) if length else b""
+    return int(head[9:12]), etag, body
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -435,7 +504,7 @@ async def _churn_client(gw: dict[str, Any], args: dict[str, Any], state: dict[st
             if etag:
                 req += b"If-None-Match: " + etag + b"\r\n"
             writer.write(req + b"\r\n")
-            status, etag = await _read_response(reader, etag)
+            status, etag, _ = await _read_response(reader, etag)
             state["codes"][status] = state["codes"].get(status, 0) + 1
             if poll == 1:
                 state["open"] += 1
@@ -749,7 +818,9 @@ def main() -> int:
     rows = []
     try:
         ns = "bench"
+        etcd = [_etcd_in_use(cp)]
         api, tls, names, certs = _enrolled_fleet(cp, work, ns, args.gateways)
+        etcd.append(_etcd_in_use(cp))
         from kubernetes import client as kclient
 
         objects = kclient.CustomObjectsApi(api)
@@ -778,7 +849,14 @@ def main() -> int:
             # ...shifted back by one report interval, so gateways have been falling due (and
             # been written at their next report) for a while when the window opens.
             lead = start_at + args.warmup - args.report_interval - time.time()
-            asyncio.run(_seed(cp.kubeconfig, ns, names, rollout, spread=600.0, lead=lead))
+            # lastSeen spread over the fleet API's default heartbeat interval (180 s)
+            asyncio.run(_seed(cp.kubeconfig, ns, names, rollout, spread=180.0, lead=lead))
+            if len(etcd) == 2:
+                etcd.append(_etcd_in_use(cp))
+                one = objects.get_namespaced_custom_object(
+                    "modelfleet.dev", "v1alpha1", ns, "edgegateways", names[0]
+                )
+                _print_etcd(etcd, args.gateways, len(json.dumps(one, separators=(",", ":"))))
             gw_file = work / "gateways.json"
             gw_file.write_text(json.dumps([
                 {"name": n, "cert": str(certs / f"{n}.crt"), "key": str(certs / f"{n}.key"),
@@ -793,7 +871,14 @@ def main() -> int:
                 def on_start(
                     until_measure: float, box: dict[str, Any] = observed, pid: int = proc.pid
                 ) -> None:
-                    box["r"] = _observe(cp.kubeconfig, ns, pid, until_measure, args.duration)
+                    box["r"] = _observe(
+                        cp.kubeconfig,
+                        ns,
+                        pid,
+                        until_measure,
+                        args.duration,
+                        others=_control_pids(cp),
+                    )
 
                 res = run_load(
                     gw_file, args.gateways, tls["ca"], port, rate=args.rate,
@@ -817,6 +902,10 @@ def main() -> int:
                 "non-2xx/304": bad, "conn errors": res["errors"],
                 "writes/min": writes["writes"] * 60.0 / args.duration,
                 "cpu us/req": writes["cpu_s"] / max(1, total) * 1e6,
+                "fleet API cores": writes["cpu_s"] / args.duration,
+                "kube-apiserver cores": writes.get("kube-apiserver_cpu_s", float("nan"))
+                / args.duration,
+                "etcd cores": writes.get("etcd_cpu_s", float("nan")) / args.duration,
                 "load": writes["load"], "connect s": res["connect_s"],
                 "codes": codes, "first_error": res.get("first_error", ""),
                 "observe_error": writes.get("error", ""),
@@ -831,8 +920,9 @@ def main() -> int:
     print(f"fleet API, {args.gateways} gateways, offered {args.rate:.0f} polls/s + reports every "
           f"{args.report_interval:.0f}s per gateway, {os.cpu_count()} cores, "
           f"{args.duration:.0f}s measured")  # fmt: skip
-    head = ("scenario", "workers", "req/s", "poll p50 ms", "poll p99 ms", "report p99 ms",
-            "errors", "EGW writes/min", "fleet API CPU µs/req", "load avg")  # fmt: skip
+    head = ("scenario", "workers", "req/s", "poll p50 ms", "poll p99 ms (goal < 50)",
+            "report p99 ms", "errors", "EGW writes/min", "fleet API CPU µs/req",
+            "fleet API cores", "kube-apiserver cores", "etcd cores", "load avg")  # fmt: skip
     print(" | ".join(head))
     print(" | ".join("---" for _ in head))
     for r in rows:
@@ -840,7 +930,8 @@ def main() -> int:
             r["scenario"], str(r["workers"]), f"{r['req/s']:.0f}", f"{r['poll p50']:.1f}",
             f"{r['poll p99']:.1f}", f"{r['report p99']:.1f}",
             str(r["non-2xx/304"] + r["conn errors"]), f"{r['writes/min']:.0f}",
-            f"{r['cpu us/req']:.0f}", f"{r['load']:.1f}",
+            f"{r['cpu us/req']:.0f}", f"{r['fleet API cores']:.2f}",
+            f"{r['kube-apiserver cores']:.2f}", f"{r['etcd cores']:.2f}", f"{r['load']:.1f}",
         ]))  # fmt: skip
     return 0
 

@@ -317,8 +317,9 @@ def far_pair(
         link.close()
 
 
+@pytest.mark.parametrize("sequenced", [False, True], ids=["written-first", "queued-sequenced"])
 def test_a_gateway_alternating_replicas_loses_and_reorders_no_report(
-    far_pair: tuple[Fleet, FleetAPIProcess, FleetAPIProcess],
+    far_pair: tuple[Fleet, FleetAPIProcess, FleetAPIProcess], sequenced: bool
 ) -> None:
     """The race of two writers, for real: a gateway sends each report to the other replica, back
     to back, alternating between two states, and one replica's link to the API server is slow,
@@ -344,14 +345,18 @@ def test_a_gateway_alternating_replicas_loses_and_reorders_no_report(
     try:
         for i in range(40):
             server = (one, two)[i % 2]
-            resp = sessions[i % 2].post(server.url + "/v1/report", json=(a, b)[i % 2], timeout=30)
+            body = dict((a, b)[i % 2])
+            if sequenced:  # every report is answered written: true, so each is numbered next
+                body["sequence"] = {"session": "attack-run", "number": i + 1}
+            resp = sessions[i % 2].post(server.url + "/v1/report", json=body, timeout=30)
             answers.append((i, resp.status_code, resp.json().get("written")))
     finally:
         for s in sessions:
             s.close()
     expected = [("2.0.0", "Downloading"), ("1.0.0", "Active")] * 20
     with contextlib.suppress(AssertionError):  # the watch may still be delivering
-        _wait_for(lambda: len(seen) >= len(expected))
+        # queued writes land behind the answers, each after the lagging watch shows the last one
+        _wait_for(lambda: len(seen) >= len(expected), attempts=600 if sequenced else 100)
     stop.set()
     assert [x for x in answers if x[1:] != (200, True)] == [], "reports coalesced away"
     assert seen == expected, "the status skipped or reordered a report"

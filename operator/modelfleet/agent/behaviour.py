@@ -230,10 +230,10 @@ class FlakyTransport:
             raise FleetError("simulated: fleet API unreachable", transient=True)
         return await self.inner.get_desired(etag=etag, wait=wait)
 
-    async def post_report(self, report: Report) -> None:
+    async def post_report(self, report: Report) -> bool | None:
         if self.offline():
             raise FleetError("simulated: fleet API unreachable", transient=True)
-        await self.inner.post_report(report)
+        return await self.inner.post_report(report)
 
 
 def behaviour_fields() -> list[str]:

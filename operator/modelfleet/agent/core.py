@@ -18,6 +18,7 @@ import collections
 import contextlib
 import logging
 import random
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,6 +93,11 @@ class GatewayAgent:
         self.desired: DesiredState | None = None
         self.online = False
         self.reports_sent = 0
+        # Report order (protocol ReportSequence): a session per process, and the number of the
+        # next report, raised only once the fleet API promised to write a report.
+        self._session = secrets.token_urlsafe(12)
+        self._report_number = 1
+        self._lost_fleet = False  # a poll failed after being online: resend the report at once
         self._ctx = InstallerContext(
             gateway=settings.gateway,
             data_dir=settings.data_dir,
@@ -242,14 +248,23 @@ class GatewayAgent:
                 )
             )
         return Report(
-            agent_version=self.settings.agent_version, models=tuple(models), health=health
+            agent_version=self.settings.agent_version,
+            models=tuple(models),
+            health=health,
+            sequence=(self._session, self._report_number),
         )
 
     async def report_once(self) -> None:
-        """Send the current snapshot and every unsent health window; raises FleetError."""
+        """Send the current snapshot and every unsent health window; raises FleetError.
+
+        The fleet API answers once it accepted the report; ``written: true`` promises the write
+        (done behind the answer), and the next report is numbered one higher. A report that was
+        not answered is sent again, as a fresh snapshot, with the same number."""
         self._changed.clear()
         health = tuple(self._pending_health)
-        await self.deps.transport.post_report(self.build_report(health))
+        written = await self.deps.transport.post_report(self.build_report(health))
+        if written:
+            self._report_number += 1
         for _ in health:
             self._pending_health.popleft()
         self.reports_sent += 1
@@ -313,11 +328,15 @@ class GatewayAgent:
                     "%.1fs",
                     self.gateway, exc.diagnostics(), delay,
                 )  # fmt: skip
+                self._lost_fleet = self._lost_fleet or self.online
                 self.online = False
                 await self.deps.clock.sleep(delay)
                 continue
             if not self.online:
                 log.info("gateway %s: connected to the fleet API", self.gateway)
+            if self._lost_fleet:  # the replica that took the last report may have died with
+                self._lost_fleet = False  # its write queued: send the snapshot again now
+                self._changed.set()
             self.online = True
             backoff.reset()
             if isinstance(desired, DesiredState):

@@ -126,18 +126,24 @@ def _clamp(value: float, maximum: float, digits: int) -> float:
 
 @dataclass(frozen=True)
 class Report:
-    """The body of ``POST /v1/report``: every model's state plus health windows not yet sent."""
+    """The body of ``POST /v1/report``: every model's state plus health windows not yet sent,
+    and where it stands among this agent's reports (``sequence``: session, number)."""
 
     agent_version: str
     models: tuple[ModelReport, ...]
     health: tuple[HealthWindow, ...] = field(default=())
+    sequence: tuple[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The ``POST /v1/report`` body."""
+        seq = self.sequence
         return wire.Report.model_construct(
             agent_version=self.agent_version,
             models=tuple(m.to_message() for m in self.models),
             health=tuple(h.to_message() for h in self.health),
+            sequence=None
+            if seq is None
+            else wire.ReportSequence.model_construct(session=seq[0], number=seq[1]),
         ).to_json()
 
 

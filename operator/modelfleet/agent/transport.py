@@ -51,8 +51,9 @@ class FleetTransport(Protocol):
         """The desired state, or :class:`NotModified` when it still matches ``etag``."""
         ...
 
-    async def post_report(self, report: Report) -> None:
-        """Send one report; raises :class:`FleetError` when it was not accepted."""
+    async def post_report(self, report: Report) -> bool | None:
+        """Send one report; raises :class:`FleetError` when it was not accepted. The answer's
+        ``written`` (None when the transport cannot say)."""
         ...
 
 
@@ -124,12 +125,13 @@ class HttpFleetTransport:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise FleetError(f"GET {url}: {_describe(exc)}", transient=True) from exc
 
-    async def post_report(self, report: Report) -> None:
+    async def post_report(self, report: Report) -> bool | None:
         url = f"{self.base_url}/v1/report"
         timeout = aiohttp.ClientTimeout(total=self._timeout)
         try:
             async with self._session.post(url, json=report.to_json(), timeout=timeout) as resp:
                 await _raise_for_status(resp, "POST /v1/report")
+                return _written(await resp.content.read(4096))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise FleetError(f"POST {url}: {_describe(exc)}", transient=True) from exc
 
@@ -150,6 +152,16 @@ async def _raise_for_status(resp: aiohttp.ClientResponse, what: str) -> None:
     if resp.status in (401, 403):
         message += " (is this gateway enrolled, and its certificate the registered one?)"
     raise FleetError(message, transient=transient, status=resp.status)
+
+
+def _written(body: bytes) -> bool | None:
+    """``written`` of a report's answer (None when the answer does not say)."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    written = doc.get("written") if isinstance(doc, dict) else None
+    return written if isinstance(written, bool) else None
 
 
 def _poll_after(value: str | None) -> float | None:

@@ -12,6 +12,7 @@ from modelfleet.fleet.app import ServerOptions, serve
 from modelfleet.fleet.coalesce import CoalescePolicy
 from modelfleet.fleet.guard import ConnectionLimits
 from modelfleet.fleet.ratelimit import RateLimit
+from modelfleet.fleet.reportqueue import QueueSettings
 from modelfleet.fleet.secrets import TLS_SECRET
 from modelfleet.fleet.server import ProtocolSettings
 from modelfleet.kube import load_access
@@ -30,9 +31,12 @@ def _options(args: argparse.Namespace) -> ServerOptions:
         rate = RateLimit(rate=args.rate_limit, burst=args.rate_burst)
     except ValueError as exc:
         raise ConfigError(f"--rate-limit/--rate-burst: {exc}") from exc
+    if args.concurrency < 1 or args.max_queued < 1:
+        raise ConfigError("--concurrency and --max-queued must be at least 1")
     settings = flags.options(
-        ProtocolSettings, args, coalesce=flags.options(CoalescePolicy, args), rate=rate
-    )
+        ProtocolSettings, args, coalesce=flags.options(CoalescePolicy, args), rate=rate,
+        queue=flags.options(QueueSettings, args),
+    )  # fmt: skip
     for flag, value in (
         ("--handshake-timeout", args.handshake_timeout),
         ("--header-timeout", args.header_timeout),
@@ -116,9 +120,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
          "per interval (a little below the agents' reportInterval)"),
         (b, "--idle-health-interval", 600.0,
          "outside an active cohort, at most one health write per interval"),
-        (b, "--heartbeat-interval", 600.0, "refresh status.lastSeen at least this often"),
+        (b, "--heartbeat-interval", 180.0, "outside an active cohort, at most one write of an "
+         "unchanged status (lastSeen) per interval; with the agents' 60 s reportInterval, "
+         "lastSeen stays under 4 minutes old, inside the operator's 5-minute offline window"),
         (b, "--active-heartbeat-interval", 50.0,
          "lastSeen refresh while the gateway is in an active cohort"),
+        (b, "--order-wait", 5.0, "a report waits this long, with no change to its gateway's "
+         "status, for a write another replica promised before it; then one read decides"),
+        (b, "--retry-for", 60.0, "a queued status write is retried this long while the API "
+         "server fails"),
         (b, "--max-staleness", 60.0,
          "answer 503 once the API server has been unreachable this long"),
         (c, "--handshake-timeout", 5.0, "time a connection has to finish its TLS handshake"),
@@ -129,6 +139,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )  # fmt: skip
     for group, flag, default, text in seconds:
         group.add_argument(flag, type=float, default=default, help=f"{text} (seconds)")
+    b.add_argument("--concurrency", type=int, default=32,
+                   help="status writes in flight at once, per process")  # fmt: skip
+    b.add_argument("--max-queued", type=int, default=50_000,
+                   help="reports answered and awaiting their write; beyond it: 503")  # fmt: skip
     b.add_argument("--rate-limit", type=float, default=2.0, help="requests/s per gateway")
     b.add_argument("--rate-burst", type=float, default=20.0, help="burst per gateway")
     c.add_argument(

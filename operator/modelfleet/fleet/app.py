@@ -229,9 +229,7 @@ async def run(
                     on_ready(port)
                 await stop.wait()
             finally:
-                replica.index.wake_all(closing=True)
-                if api_runner is not None and replica.site is not None:
-                    await _drain(api_runner, replica.site, options.settings.body_timeout + 5)
+                await _quiesce(replica, api_runner, options.settings.body_timeout + 5)
                 for r in reversed(runners):
                     await r.cleanup()
                 for t in tasks:
@@ -239,6 +237,17 @@ async def run(
                 for t in tasks:
                     with contextlib.suppress(asyncio.CancelledError):
                         await t
+
+
+async def _quiesce(replica: Replica, runner: web.AppRunner | None, grace: float) -> None:
+    """SIGTERM: end long polls, finish the requests in flight, write the accepted reports."""
+    replica.index.wake_all(closing=True)
+    if runner is not None and replica.site is not None:
+        await _drain(runner, replica.site, grace)
+    left = await replica.api.reports.flush(grace)
+    if left:
+        log.warning("fleet API: %d accepted reports not written at shutdown", left)
+    await replica.api.reports.close()
 
 
 async def _drain(runner: web.AppRunner, site: web.BaseSite, grace: float) -> None:

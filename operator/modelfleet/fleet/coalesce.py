@@ -15,16 +15,22 @@ report were written. :func:`plan_status_patch` decides, from the status the API 
 * anything else that differs (a message, newer health) rides along with the next write.
 
 Every write carries ``lastSeen`` and is one merge patch of the status subresource: all or nothing.
+
+A report with a ``sequence`` (:func:`order_of`) also writes ``reportSequence``: the session and
+number of the last report applied, from which any replica tells, on its own copy of status,
+whether a report is already applied, next in order, or must wait for a write another replica
+promised.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modelfleet.protocol import HealthSample, ModelReport, Report
+from modelfleet.protocol import HealthSample, ModelReport, Report, ReportSequence
 
 _KEYS = ("model", "version", "digest", "slot", "state")
 
@@ -34,9 +40,45 @@ class CoalescePolicy:
     """How often each kind of status write may happen, in seconds."""
 
     health_interval: float = 50.0
-    heartbeat_interval: float = 600.0
+    heartbeat_interval: float = 180.0
     active_heartbeat_interval: float = 50.0
     idle_health_interval: float = 600.0
+
+
+class Order(enum.Enum):
+    """Where a report with a ``sequence`` stands against a copy of its gateway's status."""
+
+    APPLIED = "applied"
+    """Status holds this report's number or a later one of its session: nothing to write."""
+    NEXT = "next"
+    """Status holds every write promised before this report (number - 1, or this number from
+    an earlier attempt): it can be planned on this copy."""
+    WAIT = "wait"
+    """A write promised before this report (number - 1 of its session) is not in this copy:
+    another replica has it queued, or this copy lags."""
+    FIRST = "first"
+    """The first report of an agent session: written, to record the session."""
+
+
+def sequence_of(status: Mapping[str, Any] | None) -> tuple[str, int] | None:
+    """``status.reportSequence`` as (session, number), or None when absent or unreadable."""
+    raw = (status or {}).get("reportSequence")
+    if not isinstance(raw, Mapping):
+        return None
+    session, number = raw.get("session"), raw.get("number")
+    if not isinstance(session, str) or not isinstance(number, int) or isinstance(number, bool):
+        return None
+    return session, number
+
+
+def order_of(status: Mapping[str, Any] | None, sequence: ReportSequence) -> Order:
+    """How a report numbered ``sequence`` relates to ``status`` (see :class:`Order`)."""
+    held = sequence_of(status)
+    if held is not None and held[0] == sequence.session:
+        if held[1] > sequence.number:
+            return Order.APPLIED
+        return Order.NEXT if held[1] >= sequence.number - 1 else Order.WAIT
+    return Order.FIRST if sequence.number == 1 else Order.WAIT
 
 
 @dataclass(frozen=True)
@@ -130,8 +172,10 @@ def plan_status_patch(
     now: dt.datetime,
     in_active_cohort: bool,
     policy: CoalescePolicy,
+    force: bool = False,
 ) -> StatusPatch | None:
-    """The status write ``report`` calls for given ``current`` status, or None (coalesced)."""
+    """The status write ``report`` calls for given ``current`` status, or None (coalesced);
+    with ``force``, a write whatever it holds (reason ``sequence`` when nothing else is due)."""
     status = current or {}
     now_s = format_time(now)
     reasons: list[str] = []
@@ -162,9 +206,16 @@ def plan_status_patch(
     if _age(now, parse_time(status.get("lastSeen"))) >= beat:
         reasons.append("heartbeat")
 
-    if not reasons:
+    if not reasons and not force:
         return None
+    if not reasons:
+        reasons.append("sequence")
     patch: dict[str, Any] = {"lastSeen": now_s, "agentVersion": report.agent_version}
+    if report.sequence is not None:
+        patch["reportSequence"] = {
+            "session": report.sequence.session,
+            "number": report.sequence.number,
+        }
     if "models" in reasons or extras:
         patch["models"] = new_models
     if new_health:

@@ -85,6 +85,7 @@ class FleetRequestHandler(web.RequestHandler):
         "_header_handle",
         "_header_timeout",
         "_on_lost",
+        "gateway",
     )
 
     def __init__(
@@ -101,6 +102,7 @@ class FleetRequestHandler(web.RequestHandler):
         self._header_handle: asyncio.TimerHandle | None = None
         self._busy = False
         self._bytes_while_busy = False
+        self.gateway: object = None  # who the request being answered comes from (access log)
 
     @property
     def busy(self) -> bool:
@@ -148,6 +150,7 @@ class FleetRequestHandler(web.RequestHandler):
             self._on_lost()
 
     def request_started(self) -> None:
+        self.gateway = None
         self._busy = True
         self._bytes_while_busy = False
         self._disarm()

@@ -183,6 +183,7 @@ class FleetIndex:
         self._assigners: dict[str, Assigner] = {}
         self._ns_waiters: dict[str, asyncio.Future[None]] = {}
         self._gw_waiters: dict[Key, asyncio.Future[None]] = {}
+        self._status_waiters: dict[Key, asyncio.Future[None]] = {}
         self.closing = False
 
     # ------------------------------------------------------------------ identity
@@ -238,6 +239,8 @@ class FleetIndex:
             # A watch event older than our own write's answer: keep the newer status.
             new.status, new.resource_version = old.status, old.resource_version
         self.gateways[key] = new
+        if old is None or old.resource_version != new.resource_version:
+            self._status_moved(key)
         if old is not None and old.fingerprint != new.fingerprint:
             self._claim(old.fingerprint, key, add=False)
         self._claim(new.fingerprint, key, add=True)
@@ -253,7 +256,10 @@ class FleetIndex:
         if entry is None or not isinstance(status, dict):
             return
         if not _older(version, entry.resource_version):
+            moved = version != entry.resource_version
             entry.status, entry.resource_version = status, version
+            if moved:
+                self._status_moved(entry.key)
 
     def delete_gateway(self, obj: Mapping[str, Any]) -> None:
         key = object_key(obj)
@@ -261,6 +267,7 @@ class FleetIndex:
         if old is not None:
             self._claim(old.fingerprint, key, add=False)
         self._wake_gateway(key)
+        self._status_moved(key)
 
     def replace_gateways(self, objs: Iterable[Mapping[str, Any]]) -> None:
         """The full set after a (re)list: upsert all, delete the rest."""
@@ -324,6 +331,20 @@ class FleetIndex:
         if gw_fut is None or gw_fut.done():
             gw_fut = self._gw_waiters[key] = loop.create_future()
         return ns_fut, gw_fut
+
+    def status_changed(self, key: Key) -> asyncio.Future[None]:
+        """A future resolved when this gateway's copy of status changes (or it is deleted):
+        what a report waiting for another replica's write waits on. Not the long-poll futures:
+        status writes must not wake polls."""
+        fut = self._status_waiters.get(key)
+        if fut is None or fut.done():
+            fut = self._status_waiters[key] = asyncio.get_running_loop().create_future()
+        return fut
+
+    def _status_moved(self, key: Key) -> None:
+        fut = self._status_waiters.pop(key, None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
 
     def _wake_gateway(self, key: Key) -> None:
         fut = self._gw_waiters.pop(key, None)

@@ -40,11 +40,27 @@ class FleetMetrics:
             p + "reports_coalesced_total", "Reports that needed no status write",
             registry=self.registry,
         )  # fmt: skip
-        self.status_rereads = Counter(
-            p + "status_rereads_total",
+        count = self._counter
+        self.status_rereads = count(
+            "status_rereads_total", ["reason"],
             "EdgeGateway reads before a status decision: conflict (409 on a write planned on an "
-            "older copy) or confirm (the copy confirmed before coalescing)",
-            ["reason"], registry=self.registry,
+            "older copy), confirm (the copy confirmed before coalescing a report without a "
+            "sequence) or order (a report still waiting for the write promised before it)",
+        )  # fmt: skip
+        self.reports = count(
+            "reports_total", ["outcome"],
+            "Reports with a sequence, by outcome: queued (answered written: true, written "
+            "behind the answer), coalesced (nothing due), applied (status already holds it or a "
+            "later one), refused (queue full: 503)",
+        )  # fmt: skip
+        self.report_write_failures = count(
+            "report_write_failures_total", ["code"],
+            "Queued reports whose status write was given up (the agent's next report carries "
+            "the state again), by error code",
+        )  # fmt: skip
+        self.report_queue = Gauge(
+            p + "report_queue", "Reports answered and waiting for their status write",
+            registry=self.registry,
         )  # fmt: skip
         self.upstream_errors = Counter(
             p + "upstream_errors_total", "Failed API-server calls", registry=self.registry
@@ -86,6 +102,9 @@ class FleetMetrics:
             "notAfter of the serving certificate and of the fleet CA (Unix time)",
             ["certificate"], registry=self.registry,
         )  # fmt: skip
+
+    def _counter(self, name: str, labels: list[str], doc: str) -> Counter:
+        return Counter("modelfleet_fleet_api_" + name, doc, labels, registry=self.registry)
 
     def observe_certificates(self, cert: Path, client_ca: Path) -> None:
         """Set the expiry gauges from the PEM files served (the first certificate of each)."""

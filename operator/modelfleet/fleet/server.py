@@ -32,6 +32,7 @@ from modelfleet.fleet.guard import FleetRequestHandler
 from modelfleet.fleet.index import Desired, FleetIndex, GatewayEntry
 from modelfleet.fleet.metrics import FleetMetrics
 from modelfleet.fleet.ratelimit import RateLimit, RateLimiter
+from modelfleet.fleet.reportqueue import QueueSettings, ReportQueue
 from modelfleet.fleet.statuswriter import StatusWriter
 from modelfleet.kube import KubeClient
 from modelfleet.protocol import (
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 #: One line per request (DEBUG; INFO for 4xx/5xx): method, route, status, gateway, duration.
 #: Never the body, the query, headers or certificate material.
 access_log = logging.getLogger("modelfleet.fleet.access")
-GATEWAY_KEY = "modelfleet.gateway"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 JSON = "application/json"
@@ -65,6 +65,7 @@ class ProtocolSettings:
     active_poll_interval: float = 5.0
     jitter: float = 0.2
     coalesce: CoalescePolicy = field(default_factory=CoalescePolicy)
+    queue: QueueSettings = field(default_factory=QueueSettings)
     rate: RateLimit = field(default_factory=RateLimit)
     max_body_bytes: int = MAX_BODY_BYTES
     upstream_retry_after: int = 5
@@ -124,6 +125,9 @@ class FleetAPI:
             index, kube, self.metrics, policy=settings.coalesce,
             retry_after=settings.upstream_retry_after,
         )  # fmt: skip
+        self.reports = ReportQueue(
+            self.writer, settings.queue, on_written=lambda e, r, p: _log_report(e, r, p.reasons)
+        )
 
     # ------------------------------------------------------------------ plumbing
 
@@ -217,7 +221,9 @@ class FleetAPI:
         self._check_ready()
         self._rate_limit(fp)
         entry = self._lookup(fp)
-        request[GATEWAY_KEY] = entry
+        protocol = request.protocol  # the access log names the gateway (no request storage)
+        if isinstance(protocol, FleetRequestHandler):
+            protocol.gateway = entry
         return entry
 
     def _lookup(self, fp: str) -> GatewayEntry:
@@ -317,6 +323,9 @@ class FleetAPI:
             raise ProtocolError(
                 403, "gateway_mismatch", f"this certificate belongs to {entry.name!r}", "gateway"
             )
+        if report.sequence is not None:  # answered once queued; written behind the answer
+            decision = self.reports.accept(entry, report, *self._received(entry))
+            return _json({"written": decision.written, "reasons": list(decision.reasons)})
         key = entry.key
         lock, users = self._locks.get(key, (asyncio.Lock(), 0))
         self._locks[key] = (lock, users + 1)
@@ -330,12 +339,15 @@ class FleetAPI:
             else:
                 self._locks[key] = (lock, users - 1)
 
-    async def _apply_report(self, fp: str, report: Report) -> web.Response:
-        entry = self._lookup(fp)
-        desired = self.index.desired(entry)
+    def _received(self, entry: GatewayEntry) -> tuple[dt.datetime, bool]:
+        """A report's receipt time, and whether its gateway is in an active cohort."""
         now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
         self.metrics.observe_lag(parse_time((entry.status or {}).get("lastSeen")), now)
-        patch = await self.writer.apply(entry, report, now, desired.in_active_cohort)
+        return now, self.index.desired(entry).in_active_cohort
+
+    async def _apply_report(self, fp: str, report: Report) -> web.Response:
+        entry = self._lookup(fp)
+        patch = await self.writer.apply(entry, report, *self._received(entry))
         if patch is None:
             self.metrics.coalesced.inc()
             return _json({"written": False, "reasons": []})
@@ -358,7 +370,7 @@ def _log_request(request: web.Request, route: str, status: int, seconds: float) 
     level = logging.INFO if status >= 400 else logging.DEBUG
     if not access_log.isEnabledFor(level):
         return
-    entry = request.get(GATEWAY_KEY)
+    entry = getattr(request.protocol, "gateway", None)
     gateway = entry.name if isinstance(entry, GatewayEntry) else None
     access_log.log(
         level, "%s %s %d gateway %s (%.1f ms)", request.method, route, status,

@@ -1,4 +1,6 @@
-"""Writing one report into EdgeGateway status, correct with several fleet API replicas.
+"""Writing one report into EdgeGateway status, correct with several fleet API replicas: the path
+of reports without a ``sequence`` (older agents), written before they are answered. Reports with
+one are queued and written behind the answer (:mod:`modelfleet.fleet.reportqueue`).
 
 Each replica plans a report (:func:`~modelfleet.fleet.coalesce.plan_status_patch`) against its
 copy of the gateway's status. That copy comes from its watch and can lag a write another replica
@@ -81,11 +83,11 @@ class StatusWriter:
             if patch is None:
                 if confirmed:
                     return None
-                fresh = await self._read(entry, "confirm")
+                fresh = await self.read(entry, "confirm")
                 confirmed = True
-                if _version(fresh) == version:
+                if version_of(fresh) == version:
                     return None
-                status, version = fresh.get("status") or {}, _version(fresh)
+                status, version = fresh.get("status") or {}, version_of(fresh)
                 continue
             try:
                 written = await self._kube().merge_patch_status(
@@ -97,12 +99,12 @@ class StatusWriter:
                 )
             except ApiError as exc:
                 if not exc.conflict:
-                    raise self._refused(entry, exc) from exc
+                    raise self.refused(entry, exc) from exc
                 log.debug("status of %s/%s changed meanwhile; planning again", *entry.key)
-                fresh = await self._read(entry, "conflict")
+                fresh = await self.read(entry, "conflict")
                 confirmed = True
-                status, version = fresh.get("status") or {}, _version(fresh)
-                if _superseded(status, now):
+                status, version = fresh.get("status") or {}, version_of(fresh)
+                if superseded(status, now):
                     log.info(
                         "gateway %s/%s: report received at %s superseded by a later one "
                         "written meanwhile; not written", entry.namespace, entry.name,
@@ -119,12 +121,19 @@ class StatusWriter:
             Retry_After=str(self.retry_after),
         )
 
+    async def patch(self, entry: GatewayEntry, patch: StatusPatch, version: str) -> dict[str, Any]:
+        """Write ``patch`` if the EdgeGateway is still at ``version`` (else ApiError 409)."""
+        return await self._kube().merge_patch_status(
+            EDGEGATEWAY_PLURAL, entry.namespace, entry.name, patch.body(),
+            resource_version=version or None,
+        )  # fmt: skip
+
     def _kube(self) -> KubeClient:
         if self.kube is None:
             raise ProtocolError(503, "upstream_unavailable", "no API server configured")
         return self.kube
 
-    async def _read(self, entry: GatewayEntry, why: str) -> dict[str, Any]:
+    async def read(self, entry: GatewayEntry, why: str) -> dict[str, Any]:
         """The EdgeGateway as the API server holds it now (and the index refreshed with it)."""
         self.metrics.status_rereads.labels(why).inc()
         try:
@@ -132,11 +141,11 @@ class StatusWriter:
                 custom_path(EDGEGATEWAY_PLURAL, entry.namespace, entry.name)
             )
         except ApiError as exc:
-            raise self._refused(entry, exc) from exc
+            raise self.refused(entry, exc) from exc
         self.index.update_status(obj)
         return obj
 
-    def _refused(self, entry: GatewayEntry, exc: ApiError) -> ProtocolError:
+    def refused(self, entry: GatewayEntry, exc: ApiError) -> ProtocolError:
         self.metrics.upstream_errors.inc()
         if exc.status == 404:
             return ProtocolError(403, "unknown_certificate", "the EdgeGateway no longer exists")
@@ -153,12 +162,12 @@ class StatusWriter:
         )
 
 
-def _superseded(status: Mapping[str, Any], received: dt.datetime) -> bool:
+def superseded(status: Mapping[str, Any], received: dt.datetime) -> bool:
     """Whether ``status`` was written for a report received in a later second than this one
     (``lastSeen`` is the receipt time, to the second): writing this one would reorder them."""
     seen = parse_time(status.get("lastSeen"))
     return seen is not None and seen > received.replace(microsecond=0)
 
 
-def _version(obj: Mapping[str, Any]) -> str:
+def version_of(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")

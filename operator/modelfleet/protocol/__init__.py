@@ -22,6 +22,7 @@ from modelfleet.protocol.messages import (
     ModelState,
     Report,
     ReportResult,
+    ReportSequence,
 )
 from modelfleet.protocol.parse import (
     DesiredQuery,
@@ -44,6 +45,7 @@ __all__ = [
     "ProtocolError",
     "Report",
     "ReportResult",
+    "ReportSequence",
     "decode_json",
     "parse_desired_query",
     "parse_report",

@@ -158,6 +158,28 @@ class HealthSample(_Message):
         return self.model_dump(by_alias=True, exclude_none=True, exclude={"window_end"})
 
 
+class ReportSequence(_Message):
+    """Where a report stands among its gateway's reports, so every fleet API replica can tell
+    from its own copy of EdgeGateway status whether this report is next, already applied or
+    must wait for one another replica accepted (docs/fleet-api.md, "Report order").
+
+    ``session`` is chosen at random by each agent process when it starts; ``number`` starts at 1
+    and goes up by one after each report answered ``written: true`` (a report answered
+    ``written: false``, or not answered at all, is sent again with the same number)."""
+
+    session: Annotated[
+        str,
+        Strict(),
+        _text(
+            rules.MAX_SESSION,
+            rules.SESSION_RE.pattern,
+            min_length=8,
+            description="Random per agent process (at least 8 characters).",
+        ),
+    ]
+    number: Annotated[int, Strict(), Field(ge=1, le=rules.MAX_COUNT), BeforeValidator(_whole)]
+
+
 class Report(_Message):
     """The body of ``POST /v1/report``: every model's state plus health windows not yet sent.
 
@@ -181,15 +203,24 @@ class Report(_Message):
     ]
     models: tuple[ModelReport, ...] = Field(max_length=rules.MAX_MODELS)
     health: tuple[HealthSample, ...] = Field(default=(), max_length=rules.MAX_HEALTH)
+    sequence: ReportSequence | None = Field(
+        default=None,
+        description="Optional (older agents send none: their reports are written before they "
+        "are answered). With it a report is answered once accepted and written behind.",
+    )
 
-    _absent_not_null = field_validator("gateway", mode="before")(_not_null)
+    _absent_not_null = field_validator("gateway", "sequence", mode="before")(_not_null)
 
 
 class ReportResult(_Message):
     """The answer to an accepted report."""
 
-    written: bool = Field(description="Whether EdgeGateway status was written.")
-    reasons: tuple[Literal["models", "agentVersion", "health", "heartbeat"], ...]
+    written: bool = Field(
+        description="Whether EdgeGateway status is written for this report. Without "
+        "``sequence``: it was written before this answer. With ``sequence``: the write is queued "
+        "and happens behind the answer (false: status already holds what it says)."
+    )
+    reasons: tuple[Literal["models", "agentVersion", "health", "heartbeat", "sequence"], ...]
 
 
 class Location(BaseModel):

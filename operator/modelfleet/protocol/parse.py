@@ -153,6 +153,7 @@ _MESSAGES: dict[str, str] = {
     "float_type": "must be a finite number, got {got}",
     "finite_number": "must be a finite number, got {got}",
     "string_too_long": "must be at most {max_length} characters",
+    "string_too_short": "must be at least {min_length} characters",
     "too_long": "must have at most {max_length} items",
     "string_pattern_mismatch": "does not match {pattern}",
     "greater_than_equal": "is out of range",

@@ -29,6 +29,7 @@ MAX_WINDOW: Final = 32
 MAX_COUNT: Final = 2**53 - 1
 MAX_MS: Final = 1e7
 MAX_DRIFT: Final = 1e6
+MAX_SESSION: Final = 64
 MAX_WAIT_SECONDS: Final = 60  # long poll: GET /v1/desired?wait=
 
 #: The response header that repeats ``pollAfterSeconds`` (also on 304 answers).
@@ -41,6 +42,7 @@ DIGEST_RE: Final = re.compile(r"^sha256:[0-9a-f]{64}$")
 # is how the operator reads status.health[].window back. "0.5s" is not a duration: send "500ms".
 WINDOW_RE: Final = re.compile(r"^([0-9]{1,9}(ms|s|m|h)){1,4}$")
 AGENT_VERSION_RE: Final = re.compile(r"^[\x21-\x7e]{1,64}$")
+SESSION_RE: Final = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 GATEWAY_RE: Final = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 TIME_RE: Final = re.compile(
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"

@@ -68,6 +68,7 @@ class FakeTransport:
     offline: bool = False
     reports: list[Report] = field(default_factory=list)
     etags_seen: list[str | None] = field(default_factory=list)
+    written: bool | None = None  # what the answer to a report says
 
     async def get_desired(
         self, *, etag: str | None, wait: float | None
@@ -79,10 +80,11 @@ class FakeTransport:
             return NotModified(self.desired.poll_after_seconds)
         return self.desired
 
-    async def post_report(self, report: Report) -> None:
+    async def post_report(self, report: Report) -> bool | None:
         if self.offline:
             raise FleetError("connection refused", transient=True)
         self.reports.append(report)
+        return self.written
 
 
 @dataclass

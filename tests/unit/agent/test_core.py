@@ -11,6 +11,7 @@ import pytest
 
 from modelfleet.agent.core import GatewayAgent
 from modelfleet.agent.protocol import DesiredState, ModelState
+from modelfleet.agent.transport import FleetError
 
 from .helpers import (
     FakeTransport,
@@ -194,3 +195,60 @@ async def test_long_poll_asks_again_at_once_only_when_the_server_held_the_reques
     async with running(agent2):
         await wait_until(lambda: len(t2.etags_seen) > 3, "polls")
     assert 30.0 in clock2.sleeps
+
+
+async def test_reports_are_numbered_one_higher_only_after_a_promised_write(tmp_path: Path) -> None:
+    """The report sequence: one random session per agent process; the number goes up once the
+    fleet API answered written: true, and a report answered written: false or not answered at
+    all is sent again with the same number (the fleet API waits for promised numbers only)."""
+    v = versions(tmp_path, "1.0")
+    t = FakeTransport(DesiredState("gw-1", (desired(v["1.0"], "1.0"),), etag="1"))
+    agent = make_agent(tmp_path / "data", v["1.0"].policy_path, t)
+    t.written = True
+    await agent.report_once()
+    await agent.report_once()
+    t.written = False
+    await agent.report_once()
+    t.offline = True
+    with pytest.raises(FleetError):
+        await agent.report_once()
+    t.offline, t.written = False, True
+    await agent.report_once()
+    await agent.report_once()
+    numbers = [r.sequence[1] for r in t.reports if r.sequence is not None]
+    assert numbers == [1, 2, 3, 3, 4]
+    assert len({r.sequence[0] for r in t.reports if r.sequence is not None}) == 1
+    other = make_agent(tmp_path / "data2", v["1.0"].policy_path, t)
+    await other.report_once()
+    first, last = t.reports[0].sequence, t.reports[-1].sequence
+    assert first is not None and last is not None
+    assert last[0] != first[0] and last[1] == 1  # another process: another session, from 1
+
+
+class PatientClock(FastClock):
+    """Polls and retries (whatever their backoff) go on at once; the report interval (60 s,
+    exactly) never passes by itself."""
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds == 60:
+            await asyncio.Event().wait()
+        await super().sleep(seconds)
+
+
+async def test_the_report_is_sent_again_at_once_after_the_fleet_api_came_back(
+    tmp_path: Path,
+) -> None:
+    """The replica that accepted the last report may have died before its write: once a poll
+    fails and a later one succeeds, the agent reports again without waiting its interval."""
+    v = versions(tmp_path, "1.0")
+    t = FakeTransport(DesiredState("gw-1", (desired(v["1.0"], "1.0"),), etag="1"))
+    agent = make_agent(tmp_path / "data", v["1.0"].policy_path, t, clock=PatientClock())
+    async with running(agent):
+        await wait_until(lambda: last_state(t) == ("1.0", "Active"), "1.0 Active")
+        await wait_until(lambda: agent.online, "online")
+        await asyncio.sleep(0.05)  # the report loop now waits its interval
+        t.offline = True
+        await wait_until(lambda: not agent.online, "the poll failed")
+        sent = len(t.reports)
+        t.offline = False
+        await wait_until(lambda: len(t.reports) > sent, "a report after reconnecting")

@@ -57,6 +57,8 @@ def test_the_fleet_apis_desired_state_parses_in_the_agent() -> None:
     "report",
     [
         Report("0.1.0", (ModelReport("detector", "2.1.0", DIGEST, "B", ModelState.ACTIVE),)),
+        Report("0.1.0", (ModelReport("detector", "2.1.0", DIGEST, "B", ModelState.ACTIVE),),
+               sequence=("Yq3_x-9aZ0kLmN2p", 17)),
         Report(
             "0.1.0",
             (
