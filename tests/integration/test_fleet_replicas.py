@@ -217,7 +217,9 @@ def _watch_states(fleet: Fleet, name: str, seen: list[tuple[str, str]], ready: t
     """Every (version, state) the EdgeGateway's status passes through, from a real watch."""
     from kubernetes import client, watch
 
-    api = client.CustomObjectsApi(fleet.api)
+    from modelfleet.kube import api_client, load_access
+
+    api = client.CustomObjectsApi(api_client(load_access(fleet.cp.kubeconfig)))
     w = watch.Watch()
     ready.set()
     with contextlib.suppress(Exception):  # the stream is cut when the test ends
