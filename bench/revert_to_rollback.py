@@ -54,7 +54,7 @@ from modelfleet.demo.stack import (  # noqa: E402
 )
 from modelfleet.demo.watch import GROUP, VERSION, parse_release  # noqa: E402
 
-GOAL_SECONDS = 10.0  # issue 15 goal 4 (with long-poll)
+GOAL_SECONDS = 10.0  # the goal: the last gateway back within 10 s (with long-poll)
 MODEL = "detector"
 OLD = "1.0.0"
 

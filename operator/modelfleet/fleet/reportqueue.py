@@ -7,7 +7,7 @@ with no request to the API server (:func:`~modelfleet.fleet.coalesce.order_of`):
   ``written: false``;
 * **next in order** (status holds the number before it) and nothing due: coalesced, answered
   ``written: false``; status holds every write promised before it, so no other replica can have
-  anything pending that this copy lacks (the read issue 13 needed before coalescing is gone);
+  anything pending that this copy lacks (the confirming read before coalescing is gone);
 * otherwise **queued** and answered ``written: true``: a promise that status will hold this report
   (or a later one of the same gateway). The agent then numbers its next report one higher.
 
