@@ -122,7 +122,10 @@ USED: dict[str, dict[tuple[str, str, str], str]] = {
         ("modelfleet.dev", "modelreleases", "watch"): "fleet/app.py: the release reflector",
         ("modelfleet.dev", "edgegateways", "list"): "fleet/app.py: the gateway reflector",
         ("modelfleet.dev", "edgegateways", "watch"): "fleet/app.py: the gateway reflector",
-        ("modelfleet.dev", "edgegateways", "get"): "fleet/statuswriter.py: after 409, to coalesce",
+        ("modelfleet.dev", "edgegateways", "get"): (
+            "fleet/statuswriter.py, fleet/reportqueue.py: after a 409, after the order wait, and "
+            "to confirm a coalesced report that carries no sequence"
+        ),
         ("modelfleet.dev", "edgegateways/status", "patch"): "fleet/statuswriter.py: the write",
         ("", "secrets", "get"): "fleet/secrets.py: its own TLS Secret (by name)",
         ("", "events", "create"): "fleet/events.py: duplicate fingerprint Warning",
@@ -147,6 +150,9 @@ def unexercised() -> set[Grant]:
         Grant("", "namespaces", "get"),
         # the fleet API's Warning Event: only when two EdgeGateways claim one fingerprint.
         Grant("", "events", "create"),
+        # the fleet API's read of one EdgeGateway: only after a 409, after a report waited out
+        # the order wait, or for an agent that sends no report sequence (these agents send one).
+        Grant("modelfleet.dev", "edgegateways", "get"),
     }
 
 
