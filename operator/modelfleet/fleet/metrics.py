@@ -58,6 +58,11 @@ class FleetMetrics:
             "Queued reports whose status write was given up (the agent's next report carries "
             "the state again), by error code",
         )  # fmt: skip
+        self.reports_folded = count(
+            "reports_folded_total", [],
+            "Queued reports written as part of a later report of the same gateway (they queued "
+            "up while its write waited for a slot; a report naming a failure is never folded)",
+        )  # fmt: skip
         self.report_queue = Gauge(
             p + "report_queue", "Reports answered and waiting for their status write",
             registry=self.registry,

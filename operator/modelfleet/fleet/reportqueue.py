@@ -12,7 +12,14 @@ with no request to the API server (:func:`~modelfleet.fleet.coalesce.order_of`):
   (or a later one of the same gateway). The agent then numbers its next report one higher.
 
 Behind the answer, one task per gateway with queued reports writes them in the order received,
-each with the resourceVersion its plan was made on (409: read, plan again). A report whose
+each planned on the copy it is written over and sent with that copy's resourceVersion (409: read,
+plan again). Reports that queued up behind one another while their gateway waited for a write slot
+are **folded** into one write: the newest snapshot, with the health windows of all of them, and
+the newest sequence number (so each is applied); only reports numbered one after another, so none
+that another replica promised is skipped. A report naming a failure (``Failed``,
+``RolledBack``) is never folded into a later one: the operator's gates count it, so it is written
+as it was. During a rollback an agent reports Activating then Active within milliseconds; with
+writes backed up, that is one write instead of two. A report whose
 predecessor another replica promised waits for that write to reach this copy (the watch), for as
 long as status keeps moving and at most ``order_wait`` seconds without a change; then it reads the
 EdgeGateway once and, if the promised write is still missing (the replica that promised it died),
@@ -31,12 +38,14 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
+import itertools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from modelfleet.core.gateway import FAILED_STATES
 from modelfleet.fleet.coalesce import CoalescePolicy, Order, StatusPatch, order_of
 from modelfleet.fleet.coalesce import plan_status_patch as plan
 from modelfleet.fleet.index import FleetIndex, GatewayEntry, Key
@@ -73,6 +82,47 @@ class Queued:
     received: dt.datetime
     active: bool
     planned: dict[str, Any]  # the status fields its write was planned to set, when accepted
+    urgent: bool = False  # a state change: written ahead of health and heartbeats
+
+    @property
+    def names_failure(self) -> bool:
+        return any(m.state in FAILED_STATES for m in self.report.models)
+
+
+def foldable(items: collections.deque[Queued]) -> int:
+    """How many queued reports, from the first, one write carries: reports numbered one after
+    another in the first one's agent session (none promised by another replica in between), up
+    to and including the first that names a failure."""
+    count = 1
+    for earlier, later in itertools.pairwise(items):
+        if (
+            earlier.names_failure
+            or later.sequence.session != earlier.sequence.session
+            or later.sequence.number != earlier.sequence.number + 1
+        ):
+            break
+        count += 1
+    return count
+
+
+def fold(items: collections.deque[Queued], count: int) -> Queued:
+    """The first ``count`` queued reports as one: the newest snapshot with every health window."""
+    group = list(itertools.islice(items, count))
+    last = group[-1]
+    if count == 1:
+        return last
+    health = tuple(h for q in group for h in q.report.health)
+    report = last.report.model_copy(update={"health": health})
+    return Queued(report, last.sequence, last.received, last.active, last.planned, last.urgent)
+
+
+@dataclass(frozen=True)
+class _Written:
+    entry: GatewayEntry
+    status: dict[str, Any]
+    report: Report
+    patch: StatusPatch
+    count: int  # queued reports this write applied
 
 
 class _Slots:
@@ -169,7 +219,8 @@ class ReportQueue:
             self.metrics.reports.labels("coalesced").inc()
             self.metrics.coalesced.inc()
             return Decision(False)
-        item = Queued(report, seq, received, active, patch.status)
+        urgent = bool({"models", "agentVersion"} & set(patch.reasons))
+        item = Queued(report, seq, received, active, patch.status, urgent)
         return self._queue(key, item, patch.reasons)
 
     def _queue(self, key: Key, item: Queued, reasons: tuple[str, ...]) -> Decision:
@@ -193,23 +244,26 @@ class ReportQueue:
     async def _drain(self, key: Key) -> None:
         try:
             while items := self._pending.get(key):
-                item = items[0]
+                done = 1  # on failure the first report is dropped; the rest are tried again
                 try:
-                    await self._write(key, item)
+                    done = await self._write(key, items)
                 except ProtocolError as err:
                     self.metrics.report_write_failures.labels(err.code).inc()
                     log.warning("gateway %s/%s: report not written: %s", *key, err.message)
                 except Exception:
                     self.metrics.report_write_failures.labels("internal").inc()
                     log.exception("gateway %s/%s: report not written", *key)
-                items.popleft()
-                self._queued -= 1
+                for _ in range(done):
+                    items.popleft()
+                self._queued -= done
                 self.metrics.report_queue.set(self._queued)
         finally:
             self._pending.pop(key, None)
             self._tasks.pop(key, None)
 
-    async def _write(self, key: Key, item: Queued) -> None:
+    async def _write(self, key: Key, items: collections.deque[Queued]) -> int:
+        """Write the first queued report (and those folded with it); how many it applied."""
+        item = items[0]
         waited_since = time.monotonic()
         read = False
         failing_since: float | None = None
@@ -217,10 +271,10 @@ class ReportQueue:
         while attempts < ATTEMPTS:
             entry = self.index.gateways.get(key)
             if entry is None:
-                return  # deleted: nothing to write to
+                return 1  # deleted: nothing to write to
             order = order_of(entry.status, item.sequence)
             if order is Order.APPLIED:
-                return
+                return 1
             if order is Order.WAIT and not read:
                 remaining = self.settings.order_wait - (time.monotonic() - waited_since)
                 if remaining > 0:
@@ -232,38 +286,58 @@ class ReportQueue:
                 read = True
                 continue
             if order is Order.WAIT and superseded(entry.status, item.received):
-                return  # a report received later (another agent session) is already written
+                return 1  # a report received later (another agent session) is already written
+            try:
+                written = await self._patch(key, items)
+            except ApiError as exc:
+                if exc.conflict:
+                    attempts += 1
+                    read = True
+                failing_since = await self._after_error(entry, exc, attempts, failing_since)
+                continue
+            if written is None:
+                continue  # the copy moved while waiting for a slot: decide again
+            self.index.update_status(written.status)
+            self.metrics.status_writes.labels(written.patch.reasons[0]).inc()
+            if written.count > 1:
+                self.metrics.reports_folded.inc(written.count - 1)
+            if self._on_written is not None:
+                self._on_written(written.entry, written.report, written.patch)
+            return written.count
+        raise ProtocolError(503, "upstream_unavailable", "status kept changing while written")
+
+    async def _after_error(
+        self, entry: GatewayEntry, exc: ApiError, attempts: int, failing_since: float | None
+    ) -> float | None:
+        """A failed write: read again after a conflict, give up on a refusal or after
+        ``retry_for`` seconds of failures, else wait before the next attempt."""
+        if exc.conflict:
+            await self.writer.read(entry, "conflict")
+            return failing_since
+        if exc.status in (404, 400, 422):
+            raise self.writer.refused(entry, exc) from exc
+        failing_since = failing_since or time.monotonic()
+        if time.monotonic() - failing_since > self.settings.retry_for:
+            raise self.writer.refused(entry, exc) from exc
+        await asyncio.sleep(min(5.0, 0.5 * 2 ** min(attempts, 4)))
+        return failing_since
+
+    async def _patch(self, key: Key, items: collections.deque[Queued]) -> _Written | None:
+        """Take a write slot, then plan on the copy as it is now, folding in what queued up
+        meanwhile. None when that copy already holds the first report (decide again)."""
+        await self._slots.acquire(urgent=any(q.urgent for q in items))
+        try:
+            entry = self.index.gateways.get(key)
+            if entry is None or order_of(entry.status, items[0].sequence) is Order.APPLIED:
+                return None
+            count = foldable(items)
+            item = fold(items, count)
             patch = plan(entry.status, item.report, now=item.received,
                          in_active_cohort=item.active, policy=self.policy,
                          force=True)  # fmt: skip
             assert patch is not None
-            try:
-                written = await self._patch(entry, patch)
-            except ApiError as exc:
-                if exc.conflict:
-                    attempts += 1
-                    await self.writer.read(entry, "conflict")
-                    read = True
-                    continue
-                if exc.status in (404, 400, 422):
-                    raise self.writer.refused(entry, exc) from exc
-                failing_since = failing_since or time.monotonic()
-                if time.monotonic() - failing_since > self.settings.retry_for:
-                    raise self.writer.refused(entry, exc) from exc
-                await asyncio.sleep(min(5.0, 0.5 * 2 ** min(attempts, 4)))
-                continue
-            self.index.update_status(written)
-            self.metrics.status_writes.labels(patch.reasons[0]).inc()
-            if self._on_written is not None:
-                self._on_written(entry, item.report, patch)
-            return
-        raise ProtocolError(503, "upstream_unavailable", "status kept changing while written")
-
-    async def _patch(self, entry: GatewayEntry, patch: StatusPatch) -> dict[str, Any]:
-        version = entry.resource_version  # the copy the plan was made on
-        await self._slots.acquire(urgent=bool({"models", "agentVersion"} & set(patch.reasons)))
-        try:
-            return await self.writer.patch(entry, patch, version)
+            status = await self.writer.patch(entry, patch, entry.resource_version)
+            return _Written(entry, status, item.report, patch, count)
         finally:
             self._slots.release()
 
