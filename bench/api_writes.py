@@ -99,7 +99,9 @@ async def run(args: argparse.Namespace) -> int:
     cp.start()
     try:
         cp.create_namespace(NS)
-        async with KubeClient(load_access(cp.kubeconfig), connections=args.concurrency + 16) as kube:
+        async with KubeClient(
+            load_access(cp.kubeconfig), connections=args.concurrency + 16
+        ) as kube:
             gate = asyncio.Semaphore(args.concurrency)
 
             async def create(i: int) -> None:
@@ -127,8 +129,10 @@ async def run(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['watchers']:>8}  {r['rate']:>8.0f}  {r['delivered']:>12.1f}s  "
               f"{r['apiserver_ms']:>17.2f}ms  {r['etcd_ms']:>12.2f}ms  {r['load']}")  # fmt: skip
-    print("(the write budget: 100,000 idle gateways write ~480/s at the 180 s heartbeat; "
-          "docs/scale.md)")
+    print(
+        "(the write budget: 100,000 idle gateways write ~480/s at the 180 s heartbeat; "
+        "docs/scale.md)"
+    )
     return 0
 
 
