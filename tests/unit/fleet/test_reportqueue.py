@@ -126,20 +126,31 @@ async def test_reports_queued_on_one_replica_are_written_in_order() -> None:
     assert [p["status"]["models"][0]["state"] for p in server.patches] == states
 
 
+async def queued_behind_a_busy_slot(
+    server: Server, reports: list[Report], **settings: Any
+) -> tuple[ReportQueue, list[str]]:
+    """Accept ``reports`` while the only write slot is taken (the API server busy with another
+    gateway's write), then free it; the queue and the states written, in order."""
+    server.status.update(held(3))
+    queue, index = queue_for(server, concurrency=1, **settings)
+    await queue._slots.acquire(urgent=False)
+    for r in reports:
+        assert queue.accept(entry_of(index), r, T0, True).written is True
+    await asyncio.sleep(0)
+    queue._slots.release()
+    assert await queue.flush(5) == 0
+    return queue, [p["status"]["models"][0]["state"] for p in server.patches]
+
+
 async def test_reports_queued_up_behind_a_write_are_folded_into_one() -> None:
     """Reports that queued up while the gateway waited for a write slot: one write, the newest
     snapshot with the newest number (each report applied), every health window offered."""
     server = Server("Idle")
-    server.status.update(held(3))
-    queue, index = queue_for(server, concurrency=1)
-    await queue._slots.acquire(urgent=False)  # the API server busy with another gateway's write
     states = ["Downloading", "Verifying", "Activating", "Active"]
-    for i, state in enumerate(states):
-        assert queue.accept(entry_of(index), numbered(state, 4 + i), T0, True).written is True
-    await asyncio.sleep(0)
-    queue._slots.release()
-    assert await queue.flush(5) == 0
-    assert [p["status"]["models"][0]["state"] for p in server.patches] == ["Active"]
+    queue, written = await queued_behind_a_busy_slot(
+        server, [numbered(state, 4 + i) for i, state in enumerate(states)]
+    )
+    assert written == ["Active"]
     assert server.status["reportSequence"]["number"] == 7
     assert queue.metrics.reports_folded._value.get() == 3
 
@@ -148,47 +159,28 @@ async def test_a_failure_is_never_folded_away() -> None:
     """The operator's gates count a Failed report: reports queued before it fold into it, and
     the ones after it are written after it."""
     server = Server("Idle")
-    server.status.update(held(3))
-    queue, index = queue_for(server, concurrency=1)
-    await queue._slots.acquire(urgent=False)
     states = ["Downloading", "Failed", "Downloading", "Verifying"]
-    for i, state in enumerate(states):
-        assert queue.accept(entry_of(index), numbered(state, 4 + i), T0, True).written is True
-    await asyncio.sleep(0)
-    queue._slots.release()
-    assert await queue.flush(5) == 0
-    written = [p["status"]["models"][0]["state"] for p in server.patches]
+    _, written = await queued_behind_a_busy_slot(
+        server, [numbered(state, 4 + i) for i, state in enumerate(states)]
+    )
     assert written == ["Failed", "Verifying"]
     assert server.status["reportSequence"]["number"] == 7
 
 
 async def test_reports_of_another_agent_session_are_not_folded() -> None:
     server = Server("Active")
-    server.status.update(held(3))
-    queue, index = queue_for(server, concurrency=1)
-    await queue._slots.acquire(urgent=False)
-    assert queue.accept(entry_of(index), numbered("Downloading", 4), T0, True).written is True
-    assert queue.accept(entry_of(index), numbered("Active", 1, "restarted"), T0, True).written
-    await asyncio.sleep(0)
-    queue._slots.release()
-    assert await queue.flush(5) == 0
-    assert [p["status"]["models"][0]["state"] for p in server.patches] == ["Downloading", "Active"]
+    reports = [numbered("Downloading", 4), numbered("Active", 1, "restarted")]
+    _, written = await queued_behind_a_busy_slot(server, reports)
+    assert written == ["Downloading", "Active"]
     assert server.status["reportSequence"] == {"session": "restarted", "number": 1}
 
 
 async def test_reports_with_a_gap_between_them_are_not_folded() -> None:
     """Report 5 went to another replica: 4 and 6 queued here are written apart, so 5 (promised
     there) is not skipped."""
-    server = Server("Idle")
-    server.status.update(held(3))
-    queue, index = queue_for(server, concurrency=1, order_wait=0.05)
-    await queue._slots.acquire(urgent=False)
-    assert queue.accept(entry_of(index), numbered("Downloading", 4), T0, True).written is True
-    assert queue.accept(entry_of(index), numbered("Active", 6), T0, True).written is True
-    await asyncio.sleep(0)
-    queue._slots.release()
-    assert await queue.flush(5) == 0
-    assert [p["status"]["models"][0]["state"] for p in server.patches] == ["Downloading", "Active"]
+    reports = [numbered("Downloading", 4), numbered("Active", 6)]
+    _, written = await queued_behind_a_busy_slot(Server("Idle"), reports, order_wait=0.05)
+    assert written == ["Downloading", "Active"]
 
 
 async def test_a_report_already_applied_or_queued_is_not_written_again() -> None:
