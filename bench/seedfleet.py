@@ -171,24 +171,42 @@ def seed_objects(
     return time.perf_counter() - started
 
 
-def gateways(namespace: str, first: int, last: int) -> Iterator[dict[str, Any]]:
-    """EdgeGateways ``gw-<first>`` .. ``gw-<last - 1>`` with a status (one Active model)."""
+def gateway(
+    namespace: str, i: int, status: dict[str, Any], created: str | None = None
+) -> dict[str, Any]:
+    """EdgeGateway ``gw-<i>`` (label ``small`` on the first 1,000) with ``status``; its uid is
+    derived from its name, so writing it again keeps its identity."""
+    name = f"gw-{i:06d}"
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"edgegateways/{namespace}/{name}")),
+        "labels": {"small": "true"} if i < 1000 else {},
+    }
+    if created is not None:
+        meta["creationTimestamp"] = created
+    return {"apiVersion": "modelfleet.dev/v1alpha1", "kind": "EdgeGateway",
+            "metadata": meta, "spec": {"site": "bench"}, "status": status}  # fmt: skip
+
+
+def base_status() -> dict[str, Any]:
+    """A gateway running model ``base`` 1.0.0, healthy, seen now."""
     at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    digest = "sha256:" + "b" * 64
-    for i in range(first, last):
-        yield {
-            "apiVersion": "modelfleet.dev/v1alpha1",
-            "kind": "EdgeGateway",
-            "metadata": {"name": f"gw-{i:06d}", "namespace": namespace,
-                         "labels": {"small": "true"} if i < 1000 else {}},
-            "spec": {"site": "bench"},
-            "status": {"lastSeen": at, "agentVersion": "bench",
-                       "models": [{"model": "base", "version": "1.0.0", "digest": digest,
-                                   "state": "Active", "slot": "A", "since": at}],
-                       "health": [{"model": "base", "version": "1.0.0", "window": "5m",
-                                   "windowEnd": at, "requests": 1000, "errors": 0,
-                                   "latencyP95Ms": 30}]},
-        }  # fmt: skip
+    return {"lastSeen": at, "agentVersion": "bench",
+            "models": [{"model": "base", "version": "1.0.0", "digest": "sha256:" + "b" * 64,
+                        "state": "Active", "slot": "A", "since": at}],
+            "health": [{"model": "base", "version": "1.0.0", "window": "5m", "windowEnd": at,
+                        "requests": 1000, "errors": 0, "latencyP95Ms": 30}]}  # fmt: skip
+
+
+def gateways(namespace: str, first: int, last: int) -> Iterator[dict[str, Any]]:
+    """EdgeGateways ``gw-<first>`` .. ``gw-<last - 1>``, each running ``base``."""
+    status = base_status()
+    return (gateway(namespace, i, status) for i in range(first, last))
+
+
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main() -> int:
@@ -200,21 +218,20 @@ def main() -> int:
     with ControlPlane.from_environment() as cp:
         cp.create_namespace("bench")
         step = max(1, args.gateways // 10)
-        marks = iter(range(step, args.gateways + step, step))
-        mark = next(marks)
+        printed = [0]
+        lock = threading.Lock()
 
         def progress(n: int) -> None:
-            nonlocal mark
-            if n >= mark:
-                print(f"  {n:,} seeded (load {'/'.join(f'{x:.1f}' for x in os.getloadavg())})")
-                mark = next(marks, args.gateways + 1)
+            with lock:
+                if n // step > printed[0]:
+                    printed[0] = n // step
+                    print(f"  {n:,} seeded (load {_load()})", flush=True)
 
         seconds = seed_objects(cp, gateways("bench", 0, args.gateways),
                                concurrency=args.concurrency, progress=progress,
                                batch=args.batch)  # fmt: skip
-        load = "/".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"seeded {args.gateways:,} EdgeGateways in {seconds:.1f} s: "
-              f"{args.gateways / seconds:,.0f} objects/s (load {load})")  # fmt: skip
+              f"{args.gateways / seconds:,.0f} objects/s (load {_load()})")  # fmt: skip
         listed = cp.kubectl("get", "edgegateways", "-n", "bench", "--chunk-size=500",
                             "--no-headers", "-o", "name", timeout=600).stdout.split()  # fmt: skip
         print(f"the API server lists {len(listed):,} EdgeGateways in namespace bench")
