@@ -366,9 +366,18 @@ class Bench:
                               flush=True)  # fmt: skip
                 await asyncio.sleep(0.5)
 
+        def done(s: dict[str, Any]) -> bool:
+            if s.get("phase") in ("Paused", "Aborted", "Failed"):
+                # Each gateway reports once here; a report older than the operator's report max
+                # age (10 min) no longer counts. Writing them all must take less than that.
+                raise SystemExit(f"{name}: {s.get('phase')} ({s.get('message', '')[:300]}) "
+                                 f"after {time.monotonic() - t0:.0f} s; with reports older than "
+                                 "10 min, try --report-via etcd")  # fmt: skip
+            return s.get("phase") == "Succeeded"
+
         task = asyncio.ensure_future(agents())
         try:
-            await self.wait(name, lambda s: s.get("phase") == "Succeeded", timeout=3600, every=0.5)
+            await self.wait(name, done, timeout=3600, every=0.5)
         finally:
             task.cancel()
         m1, srv1 = self.scrape(), self.server_cpu()
