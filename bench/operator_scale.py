@@ -16,7 +16,8 @@ who is told what is recomputed only when the release's step changes): the operat
 refreshes, events, from its metrics port), its CPU seconds, the API server's and etcd's CPU
 seconds, the mean reconciliation time; the operator's RSS (peak and now) and the time to list
 the fleet. The load average is printed beside every figure; the last table gives each goal
-beside the figure for every size. ``--in-process N`` (bench/operator_inprocess.py) measures the
+beside the figure for every size. ``--operator-log FILE`` keeps the operator's debug log (with
+timestamps: where a release's time went). ``--in-process N`` (bench/operator_inprocess.py) measures the
 operator's data path at N gateways without an API server. Nothing here asserts.
 """
 
