@@ -49,6 +49,8 @@ def table(results: list[dict[str, Any]], interval: float) -> None:
     row("failing evidence -> Aborted, max", "< 2 intervals",
         [f"{r['abort']:.2f} s = {r['abort'] / interval:.2f} int" for r in results])  # fmt: skip
     row("  load during it", "", [r["load_abort"] for r in results])
+    row("3-step rollout over every gateway ended", "",
+        [f"{r['roll']['ended']} in {r['roll']['seconds']:.0f} s" for r in results])  # fmt: skip
     row("API writes per rollout: decisions + events", "independent of fleet",
         [f"{r['roll']['status']:.0f} + {r['roll']['event']:.0f}" for r in results])  # fmt: skip
     row("  + measured-value refreshes (<= 1 per 10 s)", "",

@@ -344,6 +344,7 @@ class Bench:
         await self.k.create(custom_path(MR, NS), self.release(name, model, steps))
         reported: set[str] = set()
         digest = self.artifact("1.0.0")["digest"]
+        idle: list[float | None] = [None]  # since when every told gateway has reported
 
         async def agents() -> None:
             """The told gateways report, as agents would; ``told`` (a walk over every gateway)
@@ -353,6 +354,7 @@ class Bench:
                 now = (await self.rstatus(name)).get("rollout") or {}
                 if now.get("step") != step:
                     step = now.get("step")
+                    idle[0] = None
                     started = time.monotonic()
                     fresh = [n for n, d in (await self.told(model)).items()
                              if d == digest and n not in reported]  # fmt: skip
@@ -365,16 +367,29 @@ class Bench:
                         print(f"  step {step}: {len(reported):,} reported "
                               f"({time.monotonic() - t0:.0f} s into the rollout, {load()})",
                               flush=True)  # fmt: skip
+                    idle[0] = time.monotonic()
                 await asyncio.sleep(0.5)
 
+        ended = ""
+
         def done(s: dict[str, Any]) -> bool:
-            if s.get("phase") in ("Paused", "Aborted", "Failed"):
-                # Each gateway reports once here; a report older than the operator's report max
-                # age (10 min) no longer counts. Writing them all must take less than that.
-                raise SystemExit(f"{name}: {s.get('phase')} ({s.get('message', '')[:300]}) "
-                                 f"after {time.monotonic() - t0:.0f} s; with reports older than "
-                                 "10 min, try --report-via etcd")  # fmt: skip
-            return s.get("phase") == "Succeeded"
+            nonlocal ended
+            phase = s.get("phase")
+            stuck = phase == "Paused" and idle[0] is not None and time.monotonic() > idle[0] + 60
+            if phase in ("Aborted", "Failed") or stuck:
+                # Paused while reports are still being written is normal (a step that waited
+                # longer than the grace for its reports resumes when they arrive). Paused 60 s
+                # after every told gateway reported: each gateway reports once here, and a
+                # report older than the report max age (10 min) no longer counts.
+                ended = str(phase)
+                print(f"  {name}: {ended} after {time.monotonic() - t0:.0f} s "
+                      f"({str(s.get('message', ''))[:300]}); the rollout's figures below are up "
+                      "to here. If reports went stale (older than 10 min), use --report-via etcd",
+                      flush=True)  # fmt: skip
+                return True
+            if s.get("phase") == "Succeeded":
+                ended = "Succeeded"
+            return bool(ended)
 
         task = asyncio.ensure_future(agents())
         try:
@@ -394,6 +409,7 @@ class Bench:
             "tick_ms": 1000 * busy / ticks if ticks else float("nan"),
             "reports": len(reported),
             "via": self.args.report_via,
+            "ended": ended,
         }
 
 
@@ -449,7 +465,9 @@ def main() -> int:
                              "the API server")  # fmt: skip
     parser.add_argument("--report-via", choices=("api", "etcd"), default="api",
                         help="where the rollout's gateway reports are written: the API "
-                             "server's status subresource, or straight into etcd")  # fmt: skip
+                             "server's status subresource, or straight into etcd (at 100,000 on "
+                             "2 cores the API path takes longer than the 10 min a report "
+                             "counts)")  # fmt: skip
     parser.add_argument(
         "--in-process",
         type=int,
