@@ -88,7 +88,6 @@ def in_process(n: int, events: int) -> int:
             "rollout": {"steps": steps, "gates": {"maxErrorRate": 0.05}},
         },
     }
-    release = parse_release(body)
     tally = cache.tally(NS)
 
     def decided(r: Any, at: datetime, **kw: Any) -> tuple[Any, float, float]:
@@ -96,14 +95,19 @@ def in_process(n: int, events: int) -> int:
         d = decide(r, FleetView(releases=(r,), tally=tally), at, **kw)
         return d, time.process_time() - c, time.perf_counter() - w
 
-    d, c1, w1 = decided(release, now)  # Pending -> Verifying: membership counted (one walk)
-    release = dataclasses.replace(release, status=d.status)
     ok = Verification(verified=True, digest=digest, authority="bench", at=now, generation=1)
-    d, c2, w2 = decided(release, now, verification=ok)  # -> Progressing: the target counted
-    release = dataclasses.replace(release, status=d.status)
-    print(f"new release: Pending -> Verifying {c1:.2f} s CPU ({w1:.2f} s wall), Verifying -> "
-          f"{d.status.phase.value} {c2:.2f} s CPU ({w2:.2f} s wall); goal first cohort < 5 s "
-          f"({load()})", flush=True)  # fmt: skip
+    # Three new releases, one after the other (other models): is the first one dearer?
+    for k, model in enumerate(("fleet-b", "fleet-c", "fleet")):
+        body["spec"]["model"] = model
+        body["metadata"]["name"] = f"scale-{model}"
+        release = parse_release(body)
+        d, c1, w1 = decided(release, now)  # Pending -> Verifying: membership counted (one walk)
+        release = dataclasses.replace(release, status=d.status)
+        d, c2, w2 = decided(release, now, verification=ok)  # -> Progressing: target counted
+        release = dataclasses.replace(release, status=d.status)
+        print(f"new release {k + 1}: Pending -> Verifying {c1:.2f} s CPU ({w1:.2f} s wall), "
+              f"Verifying -> {d.status.phase.value} {c2:.2f} s CPU ({w2:.2f} s wall); goal "
+              f"first cohort < 5 s ({load()})", flush=True)  # fmt: skip
     ticks = [decided(release, now + timedelta(seconds=1 + k))[1] for k in range(20)]
     print(f"timer tick, nothing changed: {1000 * statistics.median(ticks):.2f} ms CPU (median of "
           f"20) ({load()})", flush=True)  # fmt: skip
