@@ -779,12 +779,61 @@ def _print_churn(args: argparse.Namespace, results: list[dict[str, Any]]) -> Non
         )
 
 
+def create_release(cp: ControlPlane, ns: str) -> None:
+    """A ModelRelease that has Succeeded: every gateway is told the stable version."""
+    from kubernetes import client as kclient
+
+    objects = kclient.CustomObjectsApi(api_client(load_access(cp.kubeconfig)))
+    spec, status = _release("Succeeded", 2)
+    body = {"apiVersion": "modelfleet.dev/v1alpha1", "kind": "ModelRelease",
+            "metadata": {"name": "detector", "namespace": ns}, "spec": spec}  # fmt: skip
+    objects.create_namespaced_custom_object("modelfleet.dev", "v1alpha1", ns, "modelreleases", body)
+    objects.patch_namespaced_custom_object_status(
+        "modelfleet.dev", "v1alpha1", ns, "modelreleases", "detector", {"status": status}
+    )
+
+
+# what bench/fleet_loadgen.py (--loadgen go) uses of this module
+report_body = _report
+start_fleet_api = _start_fleet_api
+control_pids = _control_pids
+observe = _observe
+stop = _stop
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gateways", type=int, default=10_000)
-    parser.add_argument("--rate", type=float, default=3000.0, help="offered polls/s")
+    parser.add_argument(
+        "--loadgen", choices=("go", "python"), default="go",
+        help="go: bench/loadgen, one process per 15,000 gateways (long-poll or poll); python: "
+        "the asyncio generator (poll only, --scenarios, --loadgen-processes)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--mode", choices=("longpoll", "poll"), default="longpoll",
+        help="go: hold GET /v1/desired?wait=N and ask again at once, or conditional polls on "
+        "an open-loop schedule (--rate)",
+    )  # fmt: skip
+    parser.add_argument("--wait", type=int, default=30, help="long-poll hold (s)")
+    parser.add_argument(
+        "--workers", type=int, default=0,
+        help="go: fleet API processes (default 2, more above 32,000 gateways: 20,000 "
+        "descriptors per process here)",
+    )  # fmt: skip
+    parser.add_argument("--connect-rate", type=float, default=400.0, help="go: connections/s")
+    parser.add_argument(
+        "--seed", choices=("api", "etcd"), default="",
+        help="go: EdgeGateways through the API server, or straight into etcd (set-up only; "
+        "default above 5,000 gateways)",
+    )  # fmt: skip
+    parser.add_argument("--rate", type=float, default=0.0, help="offered polls/s (poll mode)")
     parser.add_argument("--duration", type=float, default=30.0, help="measured seconds")
-    parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=0.0,
+        help="default: 10 s; go: one report interval + 10 s (every session has sent its first report)",
+    )
     parser.add_argument("--report-interval", type=float, default=60.0)
     parser.add_argument("--loadgen-processes", type=int, default=1)
     parser.add_argument(
@@ -811,6 +860,18 @@ def main() -> int:
     args = parser.parse_args()
     if args.churn:
         return churn(args)
+    if not args.warmup:
+        args.warmup = args.report_interval + 10.0 if args.loadgen == "go" else 10.0
+    if args.loadgen == "go":
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        if not args.seed:
+            args.seed = "etcd" if args.gateways > 5_000 else "api"
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import fleet_loadgen  # type: ignore[import-not-found]
+
+        return int(fleet_loadgen.run(args, sys.modules[__name__]))
+    if not args.rate:
+        args.rate = 3000.0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the control plane is stopped
     work = Path(tempfile.mkdtemp(prefix="modelfleet-bench-"))
     cp = ControlPlane.from_environment()
