@@ -72,25 +72,25 @@ func loadGateways(path string, shard, shards int, pool *x509.CertPool, def json.
 	if err != nil {
 		return nil, err
 	}
-	var lines []gatewayLine
+	// streamed: every shard reads the whole file but keeps only its own gateways
+	dec := json.NewDecoder(bytes.NewReader(data))
 	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] == '[' {
-		if err := json.Unmarshal(t, &lines); err != nil {
+		if _, err := dec.Token(); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-	} else {
-		dec := json.NewDecoder(bytes.NewReader(data))
-		for dec.More() {
-			var l gatewayLine
-			if err := dec.Decode(&l); err != nil {
-				return nil, fmt.Errorf("%s: %w", path, err)
-			}
-			lines = append(lines, l)
 		}
 	}
 	var out []*gateway
-	for i, l := range lines {
+	for i := 0; dec.More(); i++ {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 		if i%shards != shard {
 			continue
+		}
+		var l gatewayLine
+		if err := json.Unmarshal(raw, &l); err != nil {
+			return nil, fmt.Errorf("%s: gateway %d: %w", path, i, err)
 		}
 		certPEM, err := pemOrFile(l.Cert)
 		if err != nil {
@@ -157,10 +157,15 @@ type runner struct {
 	started chan struct{}
 }
 
+var errEnded = errors.New("the schedule has ended")
+
 func (r *runner) dial(g *gateway) error {
 	r.slots <- struct{}{}
 	defer func() { <-r.slots }()
 	r.pace.wait()
+	if !r.tEnd.IsZero() && !time.Now().Before(r.tEnd) {
+		return errEnded // a reconnect still queued when the schedule ended
+	}
 	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: -1}
 	if r.opt.sourceIPs > 0 {
 		d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+g.index%min(r.opt.sourceIPs, 250)))}
@@ -299,7 +304,9 @@ func (r *runner) gatewayLoop(g *gateway) {
 		}
 		time.Sleep(time.Until(scheduled))
 		if g.conn == nil {
-			if err := r.dial(g); err != nil {
+			if err := r.dial(g); errors.Is(err, errEnded) {
+				break
+			} else if err != nil {
 				r.st.fail("reconnect", err)
 				time.Sleep(time.Second)
 				continue
@@ -335,19 +342,26 @@ func (r *runner) gatewayLoop(g *gateway) {
 			kind = "report"
 		}
 		if err != nil {
+			where := "before"
 			if r.inWindow(done) {
-				r.st.fail(kind+":"+errKind(err), err)
+				where = "window"
+			} else if !done.Before(r.tEnd) {
+				where = "after"
 			}
+			r.st.fail(kind+":"+errKind(err)+":"+where, err)
 			g.conn.Close()
 			g.conn = nil
 			continue
 		}
-		if !isPoll && status == 200 && bytes.Contains(body, []byte(`"written": true`)) {
-			number++
-			r.st.add(&r.st.written, 1)
-		} else if !isPoll && status == 200 && bytes.Contains(body, []byte(`"written":true`)) {
-			number++
-			r.st.add(&r.st.written, 1)
+		if !isPoll && status == 200 {
+			var answer struct {
+				Written bool     `json:"written"`
+				Reasons []string `json:"reasons"`
+			}
+			if json.Unmarshal(body, &answer) == nil && answer.Written {
+				number++ // numbered like an agent: one higher after "written": true
+				r.st.wrote(answer.Reasons, r.inWindow(done))
+			}
 		}
 		if !r.inWindow(done) {
 			continue
@@ -514,6 +528,7 @@ func runMain(argv []string) error {
 		"codes": r.st.codes, "errors": r.st.errors, "first_errors": r.st.firstErrors,
 		"latency": latency, "completed": r.st.completed, "early": r.st.early,
 		"changed": r.st.changed, "reconnects": r.st.reconnects, "reports_written": r.st.written,
+		"written_in_window": r.st.writtenInWindow, "write_reasons_in_window": r.st.reasons,
 	}
 	return json.NewEncoder(os.Stdout).Encode(summary)
 }

@@ -88,11 +88,26 @@ type stats struct {
 	completed   int64
 	reconnects  int64
 	written     int64
+	// reports answered "written": true in the window, and why (the answer's reasons)
+	writtenInWindow int64
+	reasons         map[string]int64
+}
+
+func (s *stats) wrote(reasons []string, inWindow bool) {
+	s.mu.Lock()
+	s.written++
+	if inWindow {
+		s.writtenInWindow++
+		for _, r := range reasons {
+			s.reasons[r]++
+		}
+	}
+	s.mu.Unlock()
 }
 
 func newStats() *stats {
 	return &stats{hist: map[string]*histogram{}, codes: map[string]int64{},
-		errors: map[string]int64{}, firstErrors: map[string]string{}}
+		errors: map[string]int64{}, firstErrors: map[string]string{}, reasons: map[string]int64{}}
 }
 
 func (s *stats) observe(kind string, d time.Duration) {
