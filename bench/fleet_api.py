@@ -416,7 +416,7 @@ def _free_ports(count: int) -> int:
 
 def _start_fleet_api(
     cp: ControlPlane, ns: str, tls: dict[str, Path], workers: int, log: Path, *,
-    env: dict[str, str] | None = None,
+    env: dict[str, str] | None = None, ready_timeout: float = 120.0,
 ) -> tuple[subprocess.Popen[bytes], int]:  # fmt: skip
     port, mport = free_port(), _free_ports(workers)
     cmd = [
@@ -435,7 +435,7 @@ def _start_fleet_api(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         ready = 0
         for i in range(workers):
@@ -447,7 +447,8 @@ def _start_fleet_api(
         if proc.poll() is not None:
             raise RuntimeError(f"fleet-api exited: {log.read_text()[-2000:]}")
         time.sleep(0.3)
-    raise RuntimeError("fleet-api did not become ready")
+    _stop(proc)
+    raise RuntimeError(f"fleet-api did not become ready in {ready_timeout:.0f}s")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

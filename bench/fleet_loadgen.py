@@ -287,7 +287,9 @@ def run(args: argparse.Namespace, fa: Any) -> int:
         print(f"seeded {n} EdgeGateways with status in {seed_s:.1f}s ({n / seed_s:.0f}/s, "
               f"{args.seed})", flush=True)  # fmt: skip
         fa.create_release(cp, ns)
-        proc, port = _start_api(fa, cp, ns, tls, workers=workers, work=work)
+        proc, port = _start_api(
+            fa, cp, ns, tls, workers=workers, work=work, ready_timeout=max(120.0, n / 100.0)
+        )  # fmt: skip
         procs.append(proc)
         observed: dict[str, Any] = {}
         before = uptime()
@@ -323,8 +325,9 @@ def run(args: argparse.Namespace, fa: Any) -> int:
 
 
 def _start_api(
-    fa: Any, cp: ControlPlane, ns: str, tls: dict[str, Path], *, workers: int, work: Path
-) -> tuple[subprocess.Popen[bytes], int]:
+    fa: Any, cp: ControlPlane, ns: str, tls: dict[str, Path], *, workers: int, work: Path,
+    ready_timeout: float,
+) -> tuple[subprocess.Popen[bytes], int]:  # fmt: skip
     """The fleet API; tried again when a port picked as free was taken meanwhile."""
     for attempt in range(3):
         try:
