@@ -160,12 +160,16 @@ type runner struct {
 var errEnded = errors.New("the schedule has ended")
 
 func (r *runner) dial(g *gateway) error {
+	ended := func() bool { return !r.tEnd.IsZero() && !time.Now().Before(r.tEnd) }
+	if ended() {
+		return errEnded
+	}
 	r.slots <- struct{}{}
 	defer func() { <-r.slots }()
-	r.pace.wait()
-	if !r.tEnd.IsZero() && !time.Now().Before(r.tEnd) {
+	if ended() {
 		return errEnded // a reconnect still queued when the schedule ended
 	}
+	r.pace.wait()
 	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: -1}
 	if r.opt.sourceIPs > 0 {
 		d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+g.index%min(r.opt.sourceIPs, 250)))}
