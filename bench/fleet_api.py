@@ -1,6 +1,9 @@
 """Fleet API benchmark: 10,000 enrolled gateways polling with If-None-Match over mTLS.
 
-    .venv/bin/python bench/fleet_api.py                 # the full run, prints a table
+    .venv/bin/python bench/fleet_api.py --gateways 10000 --duration 60   # Go load generator,
+                                                        # long-poll; see bench/fleet_loadgen.py
+    .venv/bin/python bench/fleet_api.py --gateways 100000 --workers 7    # issue 15, goal 3
+    .venv/bin/python bench/fleet_api.py --loadgen python   # the asyncio generator, prints a table
     .venv/bin/python bench/fleet_api.py --gateways 2000 --duration 20   # quicker
     .venv/bin/python bench/fleet_api.py --churn          # memory: 5 cycles of 10,000 connections
     .venv/bin/python bench/fleet_api.py --churn --connections 2000 --compare-ref main
@@ -11,7 +14,8 @@ fleet API's RSS with them open, after they closed and after ``--idle`` seconds, 
 beside the figures (last cycle within 10 % of the first, idle under 300 MB). ``--compare-ref``
 also runs the fleet API of that git ref (its ``operator/`` tree, exported) in the same run.
 
-What it does, on a real etcd + kube-apiserver (``USE_EXISTING_CLUSTER=true`` to use yours):
+With ``--loadgen python`` (what follows; ``--loadgen go``, the default, is described in
+bench/fleet_loadgen.py), on a real etcd + kube-apiserver (``USE_EXISTING_CLUSTER=true`` to use yours):
 
 1. enrolls N EdgeGateways with ``modelfleet.enrollment.enroll_gateways`` (one CA in memory);
 2. creates a ModelRelease and seeds every gateway's status as if it had been reporting for a
@@ -597,6 +601,16 @@ def _export_ref(ref: str, folder: Path) -> Path:
     return folder / "operator"
 
 
+def fleet_tls(ca: FleetCA, work: Path) -> dict[str, Path]:
+    """The fleet API's server certificate and key and the CA, as files in ``work``."""
+    server = ca.issue_server(["localhost", "127.0.0.1"])
+    tls = {"cert": work / "tls.crt", "key": work / "tls.key", "ca": work / "ca.crt"}
+    tls["cert"].write_bytes(server.cert_pem)
+    tls["key"].write_bytes(server.key_pem)
+    tls["ca"].write_bytes(ca.cert_pem)
+    return tls
+
+
 def _enrolled_fleet(
     cp: ControlPlane, work: Path, ns: str, count: int
 ) -> tuple[Any, dict[str, Path], list[str], Path]:
@@ -605,11 +619,7 @@ def _enrolled_fleet(
     cp.create_namespace(ns)
     api = api_client(load_access(cp.kubeconfig))
     ca = FleetCA.create()
-    server = ca.issue_server(["localhost", "127.0.0.1"])
-    tls = {"cert": work / "tls.crt", "key": work / "tls.key", "ca": work / "ca.crt"}
-    tls["cert"].write_bytes(server.cert_pem)
-    tls["key"].write_bytes(server.key_pem)
-    tls["ca"].write_bytes(ca.cert_pem)
+    tls = fleet_tls(ca, work)
     names = [f"gw-{i:05d}" for i in range(count)]
     t0 = time.monotonic()
     wanted: list[tuple[str, dict[str, str]]] = [(n, {"tier": "retail"}) for n in names]

@@ -267,11 +267,7 @@ def run(args: argparse.Namespace, fa: Any) -> int:
         ns = "bench"
         cp.create_namespace(ns)
         ca = FleetCA.create()
-        server = ca.issue_server(["localhost", "127.0.0.1"])
-        tls = {"cert": work / "tls.crt", "key": work / "tls.key", "ca": work / "ca.crt"}
-        tls["cert"].write_bytes(server.cert_pem)
-        tls["key"].write_bytes(server.key_pem)
-        tls["ca"].write_bytes(ca.cert_pem)
+        tls = fa.fleet_tls(ca, work)
         gw_file, lines = issue_certs(binary, ca, work, n)
         report = fa.report_body("1.0.0", fa.STABLE)
         report_file = work / "report.json"
@@ -331,8 +327,8 @@ def _start_api(
     """The fleet API; tried again when a port picked as free was taken meanwhile."""
     for attempt in range(3):
         try:
-            proc, port = fa.start_fleet_api(cp, ns, tls, workers, work / f"api-{attempt}.log")
-            return proc, port
+            log = work / f"api-{attempt}.log"
+            return fa.start_fleet_api(cp, ns, tls, workers, log, ready_timeout=ready_timeout)  # type: ignore[no-any-return]
         except RuntimeError as exc:
             if "address already in use" not in str(exc) or attempt == 2:
                 raise
