@@ -1,6 +1,9 @@
 """Fleet API benchmark: 10,000 enrolled gateways polling with If-None-Match over mTLS.
 
-    .venv/bin/python bench/fleet_api.py                 # the full run, prints a table
+    .venv/bin/python bench/fleet_api.py --gateways 10000 --duration 60   # Go load generator,
+                                                        # long-poll; see bench/fleet_loadgen.py
+    .venv/bin/python bench/fleet_api.py --gateways 100000 --workers 7    # issue 15, goal 3
+    .venv/bin/python bench/fleet_api.py --loadgen python   # the asyncio generator, prints a table
     .venv/bin/python bench/fleet_api.py --gateways 2000 --duration 20   # quicker
     .venv/bin/python bench/fleet_api.py --churn          # memory: 5 cycles of 10,000 connections
     .venv/bin/python bench/fleet_api.py --churn --connections 2000 --compare-ref main
@@ -11,7 +14,8 @@ fleet API's RSS with them open, after they closed and after ``--idle`` seconds, 
 beside the figures (last cycle within 10 % of the first, idle under 300 MB). ``--compare-ref``
 also runs the fleet API of that git ref (its ``operator/`` tree, exported) in the same run.
 
-What it does, on a real etcd + kube-apiserver (``USE_EXISTING_CLUSTER=true`` to use yours):
+With ``--loadgen python`` (what follows; ``--loadgen go``, the default, is described in
+bench/fleet_loadgen.py), on a real etcd + kube-apiserver (``USE_EXISTING_CLUSTER=true`` to use yours):
 
 1. enrolls N EdgeGateways with ``modelfleet.enrollment.enroll_gateways`` (one CA in memory);
 2. creates a ModelRelease and seeds every gateway's status as if it had been reporting for a
@@ -416,7 +420,7 @@ def _free_ports(count: int) -> int:
 
 def _start_fleet_api(
     cp: ControlPlane, ns: str, tls: dict[str, Path], workers: int, log: Path, *,
-    env: dict[str, str] | None = None,
+    env: dict[str, str] | None = None, ready_timeout: float = 120.0,
 ) -> tuple[subprocess.Popen[bytes], int]:  # fmt: skip
     port, mport = free_port(), _free_ports(workers)
     cmd = [
@@ -435,7 +439,7 @@ def _start_fleet_api(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         ready = 0
         for i in range(workers):
@@ -447,7 +451,8 @@ def _start_fleet_api(
         if proc.poll() is not None:
             raise RuntimeError(f"fleet-api exited: {log.read_text()[-2000:]}")
         time.sleep(0.3)
-    raise RuntimeError("fleet-api did not become ready")
+    _stop(proc)
+    raise RuntimeError(f"fleet-api did not become ready in {ready_timeout:.0f}s")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -596,6 +601,16 @@ def _export_ref(ref: str, folder: Path) -> Path:
     return folder / "operator"
 
 
+def fleet_tls(ca: FleetCA, work: Path) -> dict[str, Path]:
+    """The fleet API's server certificate and key and the CA, as files in ``work``."""
+    server = ca.issue_server(["localhost", "127.0.0.1"])
+    tls = {"cert": work / "tls.crt", "key": work / "tls.key", "ca": work / "ca.crt"}
+    tls["cert"].write_bytes(server.cert_pem)
+    tls["key"].write_bytes(server.key_pem)
+    tls["ca"].write_bytes(ca.cert_pem)
+    return tls
+
+
 def _enrolled_fleet(
     cp: ControlPlane, work: Path, ns: str, count: int
 ) -> tuple[Any, dict[str, Path], list[str], Path]:
@@ -604,11 +619,7 @@ def _enrolled_fleet(
     cp.create_namespace(ns)
     api = api_client(load_access(cp.kubeconfig))
     ca = FleetCA.create()
-    server = ca.issue_server(["localhost", "127.0.0.1"])
-    tls = {"cert": work / "tls.crt", "key": work / "tls.key", "ca": work / "ca.crt"}
-    tls["cert"].write_bytes(server.cert_pem)
-    tls["key"].write_bytes(server.key_pem)
-    tls["ca"].write_bytes(ca.cert_pem)
+    tls = fleet_tls(ca, work)
     names = [f"gw-{i:05d}" for i in range(count)]
     t0 = time.monotonic()
     wanted: list[tuple[str, dict[str, str]]] = [(n, {"tier": "retail"}) for n in names]
@@ -779,12 +790,61 @@ def _print_churn(args: argparse.Namespace, results: list[dict[str, Any]]) -> Non
         )
 
 
+def create_release(cp: ControlPlane, ns: str) -> None:
+    """A ModelRelease that has Succeeded: every gateway is told the stable version."""
+    from kubernetes import client as kclient
+
+    objects = kclient.CustomObjectsApi(api_client(load_access(cp.kubeconfig)))
+    spec, status = _release("Succeeded", 2)
+    body = {"apiVersion": "modelfleet.dev/v1alpha1", "kind": "ModelRelease",
+            "metadata": {"name": "detector", "namespace": ns}, "spec": spec}  # fmt: skip
+    objects.create_namespaced_custom_object("modelfleet.dev", "v1alpha1", ns, "modelreleases", body)
+    objects.patch_namespaced_custom_object_status(
+        "modelfleet.dev", "v1alpha1", ns, "modelreleases", "detector", {"status": status}
+    )
+
+
+# what bench/fleet_loadgen.py (--loadgen go) uses of this module
+report_body = _report
+start_fleet_api = _start_fleet_api
+control_pids = _control_pids
+observe = _observe
+stop = _stop
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gateways", type=int, default=10_000)
-    parser.add_argument("--rate", type=float, default=3000.0, help="offered polls/s")
+    parser.add_argument(
+        "--loadgen", choices=("go", "python"), default="go",
+        help="go: bench/loadgen, one process per 15,000 gateways (long-poll or poll); python: "
+        "the asyncio generator (poll only, --scenarios, --loadgen-processes)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--mode", choices=("longpoll", "poll"), default="longpoll",
+        help="go: hold GET /v1/desired?wait=N and ask again at once, or conditional polls on "
+        "an open-loop schedule (--rate)",
+    )  # fmt: skip
+    parser.add_argument("--wait", type=int, default=30, help="long-poll hold (s)")
+    parser.add_argument(
+        "--workers", type=int, default=0,
+        help="go: fleet API processes (default 2, more above 32,000 gateways: 20,000 "
+        "descriptors per process here)",
+    )  # fmt: skip
+    parser.add_argument("--connect-rate", type=float, default=400.0, help="go: connections/s")
+    parser.add_argument(
+        "--seed", choices=("api", "etcd"), default="",
+        help="go: EdgeGateways through the API server, or straight into etcd (set-up only; "
+        "default above 5,000 gateways)",
+    )  # fmt: skip
+    parser.add_argument("--rate", type=float, default=0.0, help="offered polls/s (poll mode)")
     parser.add_argument("--duration", type=float, default=30.0, help="measured seconds")
-    parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=0.0,
+        help="default: 10 s; go: one report interval + 10 s (every session has sent its first report)",
+    )
     parser.add_argument("--report-interval", type=float, default=60.0)
     parser.add_argument("--loadgen-processes", type=int, default=1)
     parser.add_argument(
@@ -811,6 +871,18 @@ def main() -> int:
     args = parser.parse_args()
     if args.churn:
         return churn(args)
+    if not args.warmup:
+        args.warmup = args.report_interval + 10.0 if args.loadgen == "go" else 10.0
+    if args.loadgen == "go":
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        if not args.seed:
+            args.seed = "etcd" if args.gateways > 5_000 else "api"
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import fleet_loadgen  # type: ignore[import-not-found]
+
+        return int(fleet_loadgen.run(args, sys.modules[__name__]))
+    if not args.rate:
+        args.rate = 3000.0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the control plane is stopped
     work = Path(tempfile.mkdtemp(prefix="modelfleet-bench-"))
     cp = ControlPlane.from_environment()

@@ -1,0 +1,3 @@
+module modelfleet.dev/bench/loadgen
+
+go 1.22
