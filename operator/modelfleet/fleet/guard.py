@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,9 @@ class FleetRequestHandler(web.RequestHandler):
     The application marks each request's start and end (:meth:`request_started`,
     :meth:`request_finished`, called by the fleet API's outermost middleware); between requests
     the first byte that arrives arms the header timer, and the start of the next request disarms
-    it."""
+    it. Bytes that arrive while a request is handled arm it when that request ends only if they
+    came after its body was complete (the start of a next request); a body arriving after its
+    headers, in a later TLS record, is part of the request being handled."""
 
     __slots__ = (
         "__weakref__",
@@ -85,6 +87,7 @@ class FleetRequestHandler(web.RequestHandler):
         "_header_handle",
         "_header_timeout",
         "_on_lost",
+        "_payload",
         "gateway",
     )
 
@@ -102,6 +105,7 @@ class FleetRequestHandler(web.RequestHandler):
         self._header_handle: asyncio.TimerHandle | None = None
         self._busy = False
         self._bytes_while_busy = False
+        self._payload: StreamReader | None = None  # the body of the request being handled
         self.gateway: object = None  # who the request being answered comes from (access log)
 
     @property
@@ -137,8 +141,11 @@ class FleetRequestHandler(web.RequestHandler):
         self._arm()  # the first request's headers are due within the timeout too
 
     def data_received(self, data: bytes) -> None:
-        if self._busy:
-            self._bytes_while_busy = True
+        if not data:  # asyncio's SSL transport may deliver an empty read: nothing arrived
+            pass
+        elif self._busy:
+            if self._payload is None or self._payload.is_eof():
+                self._bytes_while_busy = True  # past the current body: a next request begins
         else:
             self._arm()
         super().data_received(data)
@@ -149,14 +156,18 @@ class FleetRequestHandler(web.RequestHandler):
         if self._on_lost is not None:
             self._on_lost()
 
-    def request_started(self) -> None:
+    def request_started(self, body: StreamReader) -> None:
+        """A request is being handled; ``body`` is its payload stream (bytes arriving before it
+        ends are its body)."""
         self.gateway = None
+        self._payload = body
         self._busy = True
         self._bytes_while_busy = False
         self._disarm()
 
     def request_finished(self) -> None:
         self._busy = False
+        self._payload = None
         if self._bytes_while_busy:  # part of a next request arrived meanwhile
             self._arm()
 

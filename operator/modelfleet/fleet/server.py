@@ -144,7 +144,7 @@ class FleetAPI:
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         protocol = request.protocol
         if isinstance(protocol, FleetRequestHandler):
-            protocol.request_started()
+            protocol.request_started(request.content)
             try:
                 return await self._answer(request, handler)
             finally:

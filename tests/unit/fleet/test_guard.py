@@ -11,6 +11,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -34,11 +35,15 @@ async def _ok(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def _read(request: web.Request) -> web.Response:
+    return web.json_response({"read": len(await request.read())})
+
+
 @web.middleware
 async def _mark(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:  # type: ignore[type-arg]
     protocol = request.protocol
     assert isinstance(protocol, FleetRequestHandler)
-    protocol.request_started()
+    protocol.request_started(request.content)
     try:
         return await handler(request)  # type: ignore[operator, no-any-return]
     finally:
@@ -81,6 +86,7 @@ def serve(
     async def main() -> None:
         app = web.Application(middlewares=[_mark])
         app.router.add_get("/", _ok)
+        app.router.add_post("/", _read)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = GuardedSite(runner, "127.0.0.1", 0, ssl_context=pki[0], limits=limits)
@@ -160,6 +166,23 @@ def test_an_idle_keep_alive_connection_is_not_cut_by_the_header_timeout_but_its_
         assert not select.select([sock], [], [], 1.5)[0]  # idle: still open after the timeout
         sock.sendall(b"GET / HTTP/1.1\r\n")  # a next request that never finishes its headers
         assert answer(sock).startswith(b"HTTP/1.1 408")
+
+
+def test_a_body_arriving_after_its_headers_does_not_arm_the_header_timeout(
+    server: Running,
+) -> None:
+    """A report whose body comes in a later TLS record than its headers (the handler already
+    reading it): after the answer the connection is idle, not a next request left unfinished,
+    so it stays open past the header timeout and its next request is served."""
+    with tls(server) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+        time.sleep(0.2)  # the handler starts and waits for the body
+        sock.sendall(b"hello")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        if select.select([sock], [], [], 1.5)[0]:  # idle: nothing may come after the timeout
+            pytest.fail(f"the idle connection was answered: {answer(sock)[:40]!r}")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
 
 
 def test_a_flood_of_silent_connections_is_bounded_and_a_gateway_gets_through(
