@@ -77,7 +77,12 @@ def test_prometheus_scrapes_the_operator_fleet_api_and_agents_through_a_rollout_
         SimulatorSettings(
             gateways=GATEWAYS,
             prefix=PREFIX,
-            behaviour={"2.0.0": {"errorRate": 0.4}},
+            # 20 requests/s: the canary step may hold a single gateway (20 % of 20, by hash),
+            # whose 2 s windows must carry the gates' 20 requests on their own
+            behaviour={
+                "1.0.0": {"requestsPerSecond": 20},
+                "2.0.0": {"errorRate": 0.4, "requestsPerSecond": 20},
+            },
             extra=("--metrics-port", str(agents_port)),
         ),
         trust_policy=shelf.write_policy(tmp_path / "trust-policy.yaml"),
