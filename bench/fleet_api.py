@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/fleet_api.py --gateways 10000 --duration 60   # Go load generator,
                                                         # long-poll; see bench/fleet_loadgen.py
-    .venv/bin/python bench/fleet_api.py --gateways 100000 --workers 7    # issue 15, goal 3
+    .venv/bin/python bench/fleet_api.py --gateways 100000 --workers 7    # 100,000 gateways, long-poll
     .venv/bin/python bench/fleet_api.py --loadgen python   # the asyncio generator, prints a table
     .venv/bin/python bench/fleet_api.py --gateways 2000 --duration 20   # quicker
     .venv/bin/python bench/fleet_api.py --churn          # memory: 5 cycles of 10,000 connections
