@@ -181,8 +181,8 @@ class FleetIndex:
         self.releases: dict[Key, Release] = {}
         self._epoch: dict[str, int] = {}
         self._assigners: dict[str, Assigner] = {}
-        self._ns_waiters: dict[str, asyncio.Future[None]] = {}
-        self._gw_waiters: dict[Key, asyncio.Future[None]] = {}
+        # long polls: namespace -> gateway name -> the future its parked polls wait on
+        self._poll_waiters: dict[str, dict[str, asyncio.Future[None]]] = {}
         self._status_waiters: dict[Key, asyncio.Future[None]] = {}
         self.closing = False
 
@@ -300,9 +300,9 @@ class FleetIndex:
     def _releases_changed(self, namespace: str) -> None:
         self._epoch[namespace] = self._epoch.get(namespace, 0) + 1
         self._assigners.pop(namespace, None)
-        fut = self._ns_waiters.pop(namespace, None)
-        if fut is not None and not fut.done():
-            fut.set_result(None)
+        for fut in self._poll_waiters.pop(namespace, {}).values():
+            if not fut.done():
+                fut.set_result(None)
 
     # ------------------------------------------------------------------ desired state
 
@@ -321,16 +321,18 @@ class FleetIndex:
 
     # ------------------------------------------------------------------ long poll
 
-    def change_futures(self, key: Key) -> tuple[asyncio.Future[None], asyncio.Future[None]]:
-        """Futures resolved when the namespace's releases or this gateway change."""
-        loop = asyncio.get_running_loop()
-        ns_fut = self._ns_waiters.get(key[0])
-        if ns_fut is None or ns_fut.done():
-            ns_fut = self._ns_waiters[key[0]] = loop.create_future()
-        gw_fut = self._gw_waiters.get(key)
-        if gw_fut is None or gw_fut.done():
-            gw_fut = self._gw_waiters[key] = loop.create_future()
-        return ns_fut, gw_fut
+    def change_future(self, key: Key) -> asyncio.Future[None]:
+        """A future resolved when the namespace's releases or this gateway change.
+
+        One per gateway, never one shared by the namespace: a change of releases resolves each
+        parked gateway's future, so ending a parked poll costs the same however many others are
+        parked (a shared future would hold one callback per parked poll, and each poll's end
+        would pass over all of them to remove its own)."""
+        waiters = self._poll_waiters.setdefault(key[0], {})
+        fut = waiters.get(key[1])
+        if fut is None or fut.done():
+            fut = waiters[key[1]] = asyncio.get_running_loop().create_future()
+        return fut
 
     def status_changed(self, key: Key) -> asyncio.Future[None]:
         """A future resolved when this gateway's copy of status changes (or it is deleted):
@@ -347,15 +349,15 @@ class FleetIndex:
             fut.set_result(None)
 
     def _wake_gateway(self, key: Key) -> None:
-        fut = self._gw_waiters.pop(key, None)
+        fut = self._poll_waiters.get(key[0], {}).pop(key[1], None)
         if fut is not None and not fut.done():
             fut.set_result(None)
 
     def wake_all(self, *, closing: bool = False) -> None:
         """Resolve every pending future; with ``closing`` long polls end (shutdown)."""
         self.closing = self.closing or closing
-        for fut in [*self._ns_waiters.values(), *self._gw_waiters.values()]:
-            if not fut.done():
-                fut.set_result(None)
-        self._ns_waiters.clear()
-        self._gw_waiters.clear()
+        for waiters in self._poll_waiters.values():
+            for fut in waiters.values():
+                if not fut.done():
+                    fut.set_result(None)
+        self._poll_waiters.clear()

@@ -267,11 +267,7 @@ class FleetAPI:
             fp = entry.fingerprint or ""
             deadline = time.monotonic() + query.wait
             while (remaining := deadline - time.monotonic()) > 0:
-                await asyncio.wait(
-                    self.index.change_futures(entry.key),
-                    timeout=remaining,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
+                await asyncio.wait({self.index.change_future(entry.key)}, timeout=remaining)
                 self._check_ready()
                 entry = self._lookup(fp)
                 desired = self.index.desired(entry)

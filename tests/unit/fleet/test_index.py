@@ -160,16 +160,17 @@ def test_an_unreadable_release_covers_no_gateway(index: FleetIndex) -> None:
 
 
 async def test_a_release_change_wakes_long_polls_of_the_namespace(index: FleetIndex) -> None:
-    ns_fut, gw_fut = index.change_futures(("ns", "b"))
+    a, b = index.change_future(("ns", "a")), index.change_future(("ns", "b"))
+    elsewhere = index.change_future(("other", "c"))
     index.upsert_release(release(step=1))
     await asyncio.sleep(0)
-    assert ns_fut.done() and not gw_fut.done()
+    assert a.done() and b.done() and not elsewhere.done()
 
 
 async def test_a_revocation_wakes_the_gateways_long_poll(index: FleetIndex) -> None:
-    _, gw_fut = index.change_futures(("ns", "a"))
+    a, b = index.change_future(("ns", "a")), index.change_future(("ns", "b"))
     index.upsert_gateway(gateway("a", None, ring="early"))
-    assert gw_fut.done()
+    assert a.done() and not b.done()
 
 
 @pytest.mark.parametrize(
@@ -189,9 +190,9 @@ def test_if_none_match_uses_weak_comparison(header: str | None, matches: bool) -
 
 
 async def test_closing_wakes_every_long_poll_for_good(index: FleetIndex) -> None:
-    ns_fut, gw_fut = index.change_futures(("ns", "b"))
+    a, b = index.change_future(("ns", "a")), index.change_future(("other", "b"))
     index.wake_all(closing=True)
-    assert ns_fut.done() and gw_fut.done() and index.closing
+    assert a.done() and b.done() and index.closing
 
 
 # ----------------------------------------------------------------------------- fingerprint squatting
