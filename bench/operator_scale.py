@@ -47,10 +47,10 @@ from modelfleet.api import parse_release  # noqa: E402
 from modelfleet.core import Gateway  # noqa: E402
 from modelfleet.core.desired import Assigner  # noqa: E402
 from modelfleet.devcluster import ControlPlane, free_port  # noqa: E402
-from modelfleet.kube import ApiError, KubeClient, custom_path, load_access  # noqa: E402
+from modelfleet.kube import KubeClient, custom_path, load_access  # noqa: E402
 from modelfleet.trust import digest_file, sign_model  # noqa: E402
 from operator_figures import load, now_iso, pct, proc_cpu, proc_mem, table  # noqa: E402
-from seedfleet import gateway, seed_objects  # noqa: E402
+from seedfleet import create_through_api, gateway, seed_objects  # noqa: E402
 
 G, V = "modelfleet.dev", "v1alpha1"
 NS = "bench"
@@ -109,28 +109,18 @@ class Bench:
         """Create gateways up to ``total`` with their status; seconds taken."""
         if self.args.seed == "etcd":
             return await self.seed(range(self.count, total), self.status("base"), "seeded")
-        started = time.perf_counter()
-        gate = asyncio.Semaphore(self.args.concurrency)
+        step = 2000
+        first = self.count
 
-        async def create(i: int) -> None:
-            name = f"gw-{i:06d}"
-            labels = {"small": "true"} if i < 1000 else {}
-            body = {"apiVersion": f"{G}/{V}", "kind": "EdgeGateway",
-                    "metadata": {"name": name, "labels": labels}, "spec": {"site": "bench"}}  # fmt: skip
-            async with gate:
-                try:
-                    await self.k.create(custom_path(GW, NS), body)
-                except ApiError as exc:
-                    if not exc.conflict:  # already exists (a grown fleet)
-                        raise
-                await self.k.merge_patch_status(GW, NS, name, {"status": self.status("base")})
+        def progress(n: int) -> None:
+            if n % step == 0 or first + n == total:
+                print(f"  {first + n} gateways ({load()})", flush=True)
 
-        batch = 2000
-        for first in range(self.count, total, batch):
-            await asyncio.gather(*(create(i) for i in range(first, min(total, first + batch))))
-            print(f"  {min(total, first + batch)} gateways ({load()})", flush=True)
+        objects = (gateway(NS, i, self.status("base")) for i in range(first, total))
+        seconds = await create_through_api(self.k, objects, concurrency=self.args.concurrency,
+                                           progress=progress)  # fmt: skip
         self.count = max(self.count, total)
-        return time.perf_counter() - started
+        return seconds
 
     async def seed(self, which: range, status: dict[str, Any], verb: str) -> float:
         """Write gateways ``which`` with ``status`` straight into etcd (bench/seedfleet.py)."""
