@@ -227,9 +227,15 @@ def test_a_leader_that_finds_another_holder_exits_without_writing_again(
     leader.start()
     wait_for(lambda: replicas.holder() == "a", 30, what="replica a to hold the Lease")
     establish(api, fleet, artifacts, "1.0.0", gateways=3)
-    lease = replicas.coord.read_namespaced_lease(LEASE, replicas.namespace)
-    lease.spec.holder_identity = "intruder_0000"
-    replicas.coord.replace_namespaced_lease(LEASE, replicas.namespace, lease)
+    for _ in range(20):  # the intruder takes it as a standby would: read, write, again on 409
+        lease = replicas.coord.read_namespaced_lease(LEASE, replicas.namespace)
+        lease.spec.holder_identity = "intruder_0000"
+        try:
+            replicas.coord.replace_namespaced_lease(LEASE, replicas.namespace, lease)
+            break
+        except k8s.ApiException as exc:
+            if exc.status != 409:  # the leader renewed it between the read and the write
+                raise
     assert leader.proc is not None
     leader.proc.wait(30)  # a renewal is due every duration / 3
     assert leader.proc.returncode == 3, leader.logs()[-3000:]
